@@ -1,0 +1,404 @@
+//! `POST /v1/chat/completions`: authenticate, read and check the body, run
+//! the tenant's chain, forward to the provider, pass the answer back (a
+//! stream chunk by chunk), then reconcile usage and log the request.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde::Deserialize;
+
+use super::{authenticate, header_value};
+use crate::app::App;
+use crate::chain::{drift_str, label_str};
+use crate::error::ApiError;
+use crate::http::{full, Body};
+use crate::pipeline::{self, Assessment, CallFacts};
+use crate::state::model::RequestRecord;
+use crate::state::{compound_key, StateWrite};
+use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
+
+const ENDPOINT: &str = "chat.completions";
+/// Completion budget assumed when the client sets no `max_tokens`.
+const DEFAULT_COMPLETION_BUDGET: u64 = 512;
+/// Longest prompt text handed to the intent stage.
+const INTENT_PROMPT_CAP: usize = 8 << 10;
+
+#[derive(Deserialize)]
+struct ChatRequest<'a> {
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    messages: Option<Vec<Message>>,
+    #[serde(default)]
+    stream: bool,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    content: serde_json::Value,
+}
+
+impl Message {
+    /// The text of a message: a plain string or the `text` parts of an array.
+    fn text(&self) -> Cow<'_, str> {
+        match &self.content {
+            serde_json::Value::String(s) => Cow::Borrowed(s),
+            serde_json::Value::Array(parts) => Cow::Owned(
+                parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            _ => Cow::Borrowed(""),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Prompt tokens (about four bytes each, plus per-message overhead) and the
+/// completion budget: the most this call can cost, reserved up front.
+fn estimate_tokens(messages: &[Message], completion_budget: u64) -> u64 {
+    let prompt: u64 = messages.iter().map(|m| m.text().len() as u64 / 4 + 4).sum();
+    prompt + completion_budget
+}
+
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(e) => Err(ApiError::bad_request(
+            "body_read_failed",
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+fn task_id_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-task-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+}
+
+pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = app.next_request_id();
+    let mut response = proxy(app, req, &request_id, started)
+        .await
+        .unwrap_or_else(ApiError::into_response);
+    response
+        .headers_mut()
+        .insert("x-warden-request-id", header_value(&request_id));
+    response
+}
+
+async fn proxy(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    request_id: &str,
+    started: Instant,
+) -> Result<Response<Body>, ApiError> {
+    let claims = authenticate(app, &req)?;
+    let task_header = task_id_header(req.headers());
+    let body = read_body(req, app.config.max_body_bytes).await?;
+    let chat: ChatRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the request body is not valid JSON for a chat completion: {e}"),
+        )
+    })?;
+    let model = chat
+        .model
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing_model", "'model' is required"))?;
+    let messages = chat
+        .messages
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_messages", "'messages' must be a non-empty array")
+        })?;
+    let body_task = chat
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("task_id"))
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty());
+    let task_id = task_header.as_deref().or(body_task).ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_task_id",
+            "every call must name its task: set the X-Task-Id header or metadata.task_id in the body",
+        )
+    })?;
+
+    let directory = app.db.directory_full();
+    let entry = directory.tenant(&claims.tid);
+    let (tenant, user) =
+        match entry.and_then(|e| Some((e.tenant.as_ref()?, e.users.get(&claims.sub)?))) {
+            Some(found) => found,
+            None => return Err(ApiError::unauthorized("the token's user no longer exists")),
+        };
+    let task = entry.and_then(|e| e.tasks.get(task_id));
+    let prompt_message = messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .unwrap_or(&messages[messages.len() - 1]);
+    let prompt = prompt_message.text();
+    let budget = chat
+        .max_completion_tokens
+        .or(chat.max_tokens)
+        .unwrap_or(DEFAULT_COMPLETION_BUDGET);
+    let estimated_tokens = estimate_tokens(messages, budget);
+
+    let mut record = RequestRecord {
+        id: request_id.to_string(),
+        at_ms: crate::clock::now_ms(),
+        tenant_id: tenant.id.clone(),
+        user_id: user.id.clone(),
+        task_id: task_id.to_string(),
+        endpoint: ENDPOINT.into(),
+        model: model.to_string(),
+        prompt: truncate(&prompt, app.config.prompt_log_cap_bytes).to_string(),
+        status: 0,
+        stream: chat.stream,
+        tokens_in: 0,
+        tokens_out: 0,
+        response_bytes: 0,
+        latency_ms: 0,
+        intent: None,
+        confidence: None,
+        drift: None,
+        deviation_delta: None,
+        deviation_score: None,
+        action: None,
+        error: None,
+    };
+
+    // The chain.
+    let assessment = match &app.chains {
+        Some(chains) => {
+            let chain = chains.for_tenant(&tenant.id).map_err(|e| {
+                ApiError::plugin_failed(format!("the tenant's policy chain is unavailable: {e:#}"))
+            })?;
+            let facts = CallFacts {
+                claims: &claims,
+                tenant,
+                user,
+                task_id,
+                task,
+                endpoint: ENDPOINT,
+                model,
+                prompt: truncate(&prompt, INTENT_PROMPT_CAP),
+                estimated_tokens,
+            };
+            pipeline::run(app, &chain, &facts).await
+        }
+        None if claims.tasks.iter().any(|t| t == task_id) => Ok(Assessment::default()),
+        None => Err(ApiError::forbidden(
+            "task_not_allowed",
+            format!("task '{task_id}' is not one of this token's tasks"),
+        )),
+    };
+    let assessment = match assessment {
+        Ok(a) => a,
+        Err(e) => {
+            // Nothing is reserved any more; persist the score and history.
+            settle(app, &record, 0, Some(Usage::default()));
+            record.status = e.status.as_u16();
+            record.error = Some(e.message.clone());
+            finish_record(app, record, started);
+            return Err(e);
+        }
+    };
+    if let Some(intent) = &assessment.intent {
+        record.intent = Some(label_str(intent.label).into());
+        record.confidence = Some(intent.confidence);
+        record.drift = Some(drift_str(intent.drift).into());
+    }
+    record.deviation_delta = assessment.deviation_delta;
+    record.deviation_score = assessment.score;
+    record.action = assessment.action.map(|a| format!("{a:?}").to_lowercase());
+
+    // Forward. The body goes out untouched unless it carried our metadata.
+    let forward = match &chat.metadata {
+        Some(_) => strip_task_metadata(&body)?,
+        None => body.clone(),
+    };
+    let stream = chat.stream;
+    let reserved = assessment.reserved_tokens;
+    let upstream = match app.upstream.chat(forward).await {
+        Ok(r) => r,
+        Err(e) => {
+            settle(app, &record, reserved, Some(Usage::default()));
+            record.status = e.status.as_u16();
+            record.error = Some(e.message.clone());
+            finish_record(app, record, started);
+            return Err(e);
+        }
+    };
+    let mut status = upstream.status();
+    let content_type = upstream.headers().get(CONTENT_TYPE).cloned();
+    record.status = status.as_u16();
+
+    let body: Body = if stream && status.is_success() {
+        let app = app.clone();
+        MeteredStream::new(
+            upstream,
+            Box::new(move |summary: StreamSummary| {
+                record.response_bytes = summary.bytes;
+                record.error = summary.error;
+                settle(&app, &record, reserved, summary.usage);
+                if let Some(u) = summary.usage {
+                    record.tokens_in = u.prompt_tokens;
+                    record.tokens_out = u.completion_tokens;
+                }
+                finish_record(&app, record, started);
+            }),
+        )
+        .boxed_unsync()
+    } else {
+        let bytes = match upstream.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                let err = ApiError::bad_gateway(format!("the provider's response failed: {e}"));
+                settle(app, &record, reserved, Some(Usage::default()));
+                record.status = err.status.as_u16();
+                record.error = Some(err.message.clone());
+                finish_record(app, record, started);
+                return Err(err);
+            }
+        };
+        let usage = if status.is_success() {
+            usage_of(&bytes)
+        } else {
+            Some(Usage::default())
+        };
+        settle(app, &record, reserved, usage);
+        if let Some(u) = usage {
+            record.tokens_in = u.prompt_tokens;
+            record.tokens_out = u.completion_tokens;
+        }
+        record.response_bytes = bytes.len() as u64;
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            // The provider refused *our* key; the caller's token was fine.
+            tracing::error!(status = %status, "the provider refused Warden's API key");
+            record.error = Some("provider refused the gateway's credentials".into());
+            finish_record(app, record, started);
+            return Err(ApiError::bad_gateway(
+                "the provider refused the gateway's credentials; tell the operator",
+            ));
+        }
+        if status.is_server_error() {
+            status = StatusCode::BAD_GATEWAY;
+            record.status = status.as_u16();
+        }
+        finish_record(app, record, started);
+        full(bytes)
+    };
+
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
+    );
+    if stream {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    if let Some(intent) = &assessment.intent {
+        headers.insert(
+            "x-warden-intent",
+            HeaderValue::from_static(label_str(intent.label)),
+        );
+    }
+    if let Some(score) = assessment.score {
+        headers.insert(
+            "x-warden-deviation-score",
+            header_value(&format!("{score:.2}")),
+        );
+    }
+    if let Some(warning) = &assessment.warning {
+        headers.insert("x-warden-warning", header_value(warning));
+    }
+    Ok(response)
+}
+
+/// Removes `metadata.task_id` (Warden's, not the provider's) from a body.
+fn strip_task_metadata(body: &Bytes) -> Result<Bytes, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    if let Some(object) = value.as_object_mut() {
+        let empty = match object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            Some(metadata) => {
+                metadata.remove("task_id");
+                metadata.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            object.remove("metadata");
+        }
+    }
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Replaces the reservation with real usage (the estimate stays when the
+/// provider reported none) and queues the user's counters for persistence.
+fn settle(app: &App, record: &RequestRecord, reserved: u64, usage: Option<Usage>) {
+    let actual = usage.map_or(reserved, |u| u.prompt_tokens + u.completion_tokens);
+    let now = crate::clock::now_ms();
+    let value = app
+        .activity
+        .with_user(&record.tenant_id, &record.user_id, now, |a| {
+            a.reconcile(reserved, actual);
+            serde_json::to_vec(a).unwrap_or_default()
+        });
+    app.writer.send(StateWrite::Activity {
+        key: compound_key(&[&record.tenant_id, &record.user_id]),
+        value,
+    });
+}
+
+fn finish_record(app: &App, mut record: RequestRecord, started: Instant) {
+    record.latency_ms = started.elapsed().as_millis() as u64;
+    app.writer.send(StateWrite::Request(Box::new(record)));
+}

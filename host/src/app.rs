@@ -1,0 +1,85 @@
+//! Everything a request handler needs, built once at start-up.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::chain::Chains;
+use crate::config::Config;
+use crate::policy::PolicySource;
+use crate::runtime::{PluginRuntime, RuntimeConfig};
+use crate::state::{Activity, Db, StateWriter};
+use crate::upstream::Upstream;
+
+pub struct App {
+    pub config: Config,
+    pub db: Arc<Db>,
+    pub activity: Activity,
+    pub writer: StateWriter,
+    /// `None` when the chain is disabled (benchmark reference only).
+    pub chains: Option<Chains>,
+    pub upstream: Upstream,
+    request_seq: AtomicU64,
+    request_prefix: String,
+}
+
+impl App {
+    /// Opens the state, compiles the plugins and checks every policy. Must run
+    /// inside a tokio runtime (it starts the state writer).
+    pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
+        let db = Arc::new(Db::open(&config.state_dir)?);
+        let activity = Activity::load(&db.usage)?;
+        let (writer, _task) = StateWriter::spawn(db.clone());
+        let chains = if config.chain_enabled {
+            let runtime = PluginRuntime::new(&RuntimeConfig {
+                max_instances: config.runtime.max_instances,
+                max_memory_bytes: config.runtime.max_memory_mib << 20,
+            })?;
+            let plugins = runtime.compile_dir(&config.plugin_dir).with_context(|| {
+                format!(
+                    "loading plugins from {} (build them with scripts/build-plugins.sh)",
+                    config.plugin_dir.display()
+                )
+            })?;
+            let chains = Chains::new(
+                runtime,
+                plugins,
+                PolicySource::new(&config.policy_dir),
+                db.plugin_kv.clone(),
+            );
+            for tenant in db.directory().tenants.keys() {
+                chains.validate_policy(tenant)?;
+            }
+            Some(chains)
+        } else {
+            None
+        };
+        let api_key = config
+            .upstream
+            .api_key_override
+            .clone()
+            .or_else(|| std::env::var(&config.upstream.api_key_env).ok());
+        if api_key.is_none() {
+            tracing::warn!(var = %config.upstream.api_key_env, "no provider API key in the environment");
+        }
+        let upstream = Upstream::new(&config.upstream, api_key)?;
+        let started = crate::clock::now_ms();
+        Ok(Arc::new(Self {
+            config,
+            db,
+            activity,
+            writer,
+            chains,
+            upstream,
+            request_seq: AtomicU64::new(0),
+            request_prefix: format!("req_{started:x}"),
+        }))
+    }
+
+    /// A unique, sortable request id.
+    pub fn next_request_id(&self) -> String {
+        let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n:08x}", self.request_prefix)
+    }
+}

@@ -1,0 +1,113 @@
+//! Server configuration (`warden serve --config FILE`, TOML). Every field has
+//! a default, so an empty file, or no file, is a working configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the sled database (git-ignored by default).
+    pub state_dir: PathBuf,
+    /// Directory of compiled plugin components (`<name>.wasm`).
+    pub plugin_dir: PathBuf,
+    /// Directory of per-tenant policy files (`<tenant>.toml`, `default.toml`).
+    pub policy_dir: PathBuf,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Run the plugin chain (turn off only to measure what it costs).
+    pub chain_enabled: bool,
+    /// Longest prompt text kept in the request log.
+    pub prompt_log_cap_bytes: usize,
+    pub tls: Option<TlsConfig>,
+    pub upstream: UpstreamConfig,
+    pub runtime: RuntimeSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Any OpenAI-compatible base URL, including the version path.
+    pub base_url: String,
+    /// Environment variable holding the provider's API key.
+    pub api_key_env: String,
+    /// Models offered to tokens that do not list their own.
+    pub models: Vec<String>,
+    pub connect_timeout_secs: u64,
+    /// Time allowed until the provider's response headers arrive.
+    pub response_timeout_secs: u64,
+    /// Longest silence allowed between two chunks of a response.
+    pub idle_timeout_secs: u64,
+    /// The key itself, set in-process by the demo and the tests instead of
+    /// the environment; never read from a file.
+    #[serde(skip)]
+    pub api_key_override: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// Plugin instances that may be live at once.
+    pub max_instances: u32,
+    /// Ceiling for one plugin memory; per-tenant caps are set in policies.
+    pub max_memory_mib: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            state_dir: ".warden/state".into(),
+            plugin_dir: "build/plugins".into(),
+            policy_dir: "policies".into(),
+            max_body_bytes: 4 << 20,
+            chain_enabled: true,
+            prompt_log_cap_bytes: 16 << 10,
+            tls: None,
+            upstream: UpstreamConfig::default(),
+            runtime: RuntimeSection::default(),
+        }
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openai.com/v1".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            models: vec!["gpt-4o-mini".into(), "gpt-4o".into()],
+            connect_timeout_secs: 10,
+            response_timeout_secs: 120,
+            idle_timeout_secs: 120,
+            api_key_override: None,
+        }
+    }
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        Self {
+            max_instances: 1000,
+            max_memory_mib: 256,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}

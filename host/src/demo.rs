@@ -1,0 +1,151 @@
+//! `warden demo`: the mock LLM and the proxy on embedded defaults, with a
+//! seeded tenant, user, task and token, and ready-to-paste client snippets.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::admin::{self, NewUser};
+use crate::config::Config;
+use crate::mock_llm::{self, MockOptions};
+use crate::state::model::{Limits, Role, Task};
+use crate::state::Db;
+use crate::token::{self, TokenRequest};
+
+pub struct DemoOptions {
+    pub listen: SocketAddr,
+    pub plugin_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// Send one request through the proxy, print the answer and exit.
+    pub once: bool,
+}
+
+pub const TENANT: &str = "acme";
+pub const USER: &str = "ali";
+pub const TASK: &str = "invoice-backend";
+
+fn seed(db: &Db) -> anyhow::Result<String> {
+    admin::create_tenant(db, TENANT, "Acme Corp")?;
+    admin::create_user(
+        db,
+        NewUser {
+            tenant_id: TENANT,
+            id: USER,
+            name: "Ali (freelancer)",
+            role: Role::User,
+            limits: Limits {
+                requests_per_minute: Some(60),
+                requests_per_day: Some(200),
+                tokens_per_day: Some(300_000),
+                tokens_per_month: Some(5_000_000),
+            },
+        },
+    )?;
+    admin::create_task(
+        db,
+        Task {
+            tenant_id: TENANT.into(),
+            id: TASK.into(),
+            title: "Invoice backend".into(),
+            description:
+                "Build the REST API and database layer that creates, stores and sends invoices."
+                    .into(),
+            keywords: [
+                "invoice", "invoices", "billing", "api", "rest", "postgres", "pdf", "tax",
+                "customer",
+            ]
+            .map(String::from)
+            .to_vec(),
+            endpoints: vec![],
+            models: vec!["gpt-4o-mini".into()],
+            active: true,
+        },
+    )?;
+    token::issue(
+        db,
+        TokenRequest {
+            tenant_id: TENANT,
+            user_id: USER,
+            tasks: vec![TASK.into()],
+            endpoints: vec!["chat.completions".into()],
+            models: vec!["gpt-4o-mini".into()],
+            ttl_secs: 30 * 86_400,
+            not_before: None,
+        },
+    )
+}
+
+pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+    if options.state_dir.exists() {
+        std::fs::remove_dir_all(&options.state_dir)?;
+    }
+    let (mock_addr, _mock) = mock_llm::spawn(
+        "127.0.0.1:0".parse()?,
+        MockOptions {
+            require_key: Some("demo-upstream-key".into()),
+            ..MockOptions::default()
+        },
+    )
+    .await?;
+    let token = {
+        let db = Db::open(&options.state_dir)?;
+        let token = seed(&db)?;
+        db.flush()?;
+        token
+    };
+
+    let mut config = Config {
+        listen: options.listen,
+        state_dir: options.state_dir.clone(),
+        plugin_dir: options.plugin_dir.clone(),
+        ..Config::default()
+    };
+    config.upstream.base_url = format!("http://{mock_addr}/v1");
+    config.upstream.api_key_override = Some("demo-upstream-key".into());
+    let server = crate::server::start(config).await?;
+    let base = format!("http://{}", server.addr);
+
+    println!("\nWarden demo is running: proxy {base}, mock LLM http://{mock_addr}");
+    println!(
+        "Tenant '{TENANT}', user '{USER}', task '{TASK}'. Token (valid 30 days):\n\n  {token}\n"
+    );
+    println!("Try it with curl:\n");
+    println!(
+        "curl -sS -i {base}/v1/chat/completions -H 'Authorization: Bearer {token}' -H 'X-Task-Id: {TASK}' \
+         -H 'Content-Type: application/json' -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Write the REST endpoint that creates an invoice\"}}]}}'\n"
+    );
+    println!("Or with the official openai Python SDK:\n");
+    println!(
+        "from openai import OpenAI\n\
+         client = OpenAI(base_url=\"{base}/v1\", api_key=\"{token}\",\n                \
+         default_headers={{\"X-Task-Id\": \"{TASK}\"}})\n\
+         reply = client.chat.completions.create(model=\"gpt-4o-mini\",\n    \
+         messages=[{{\"role\": \"user\", \"content\": \"Add tax lines to the invoice PDF\"}}])\n\
+         print(reply.choices[0].message.content)\n"
+    );
+
+    if options.once {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(&token)
+            .header("X-Task-Id", TASK)
+            .header("Content-Type", "application/json")
+            .body(
+                serde_json::json!({"model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": "Write the REST endpoint that creates an invoice"}]})
+                .to_string(),
+            )
+            .send()
+            .await?;
+        let status = response.status();
+        let intent = response.headers().get("x-warden-intent").cloned();
+        let text = response.text().await?;
+        println!("Self-check: HTTP {status}, intent {intent:?}\n{text}");
+        server.stop().await;
+        anyhow::ensure!(status.is_success(), "the demo request failed");
+        return Ok(());
+    }
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    server.stop().await;
+    Ok(())
+}

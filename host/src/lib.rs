@@ -1,0 +1,29 @@
+//! Warden: an LLM access gateway. A hyper proxy that runs every request
+//! through a chain of sandboxed WebAssembly policy components.
+//!
+//! Module map, in the order a request meets them:
+//! - [`server`]: listener, TLS, HTTP/1.1 + HTTP/2;
+//! - [`api`]: routes (`/v1/chat/completions`, `/v1/models`, `/healthz`);
+//! - [`token`]: bearer-token verification;
+//! - [`pipeline`]: the five stages in order, over [`chain`] (per-tenant
+//!   plugin chains) and [`runtime`] (wasmtime engine, sandbox, host imports);
+//! - [`upstream`]: the provider client and stream metering;
+//! - [`state`]: sled storage, in-memory directory and activity counters.
+
+pub mod admin;
+pub mod api;
+pub mod app;
+pub mod chain;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod mock_llm;
+pub mod pipeline;
+pub mod policy;
+pub mod runtime;
+pub mod server;
+pub mod state;
+pub mod token;
+pub mod upstream;

@@ -1,0 +1,354 @@
+//! The `warden` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use warden::admin::{self, NewUser};
+use warden::config::Config;
+use warden::state::model::{Limits, Role, Task};
+use warden::state::Db;
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "LLM access gateway with sandboxed wasm policy plugins"
+)]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve {
+        /// TOML configuration file (every field has a default).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override the listen address.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the mock LLM and the proxy with a seeded tenant, user, task and token.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "build/plugins")]
+        plugin_dir: PathBuf,
+        #[arg(long, default_value = ".warden/demo")]
+        state_dir: PathBuf,
+        /// Send one request through the proxy, print the answer and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run the deterministic OpenAI-compatible mock LLM.
+    MockLlm {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// Require `Authorization: Bearer KEY`.
+        #[arg(long)]
+        require_key: Option<String>,
+        /// Delay before each answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+    /// Manage tenants (with the server stopped).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage users (with the server stopped).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage tasks (with the server stopped).
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// Manage access tokens (with the server stopped).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Args)]
+struct StateArg {
+    /// The sled state directory.
+    #[arg(long, default_value = ".warden/state", global = true)]
+    state_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    Create {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        state: StateArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    Create {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "user", value_parser = ["user", "admin", "super_admin"])]
+        role: String,
+        #[arg(long)]
+        requests_per_minute: Option<u64>,
+        #[arg(long)]
+        requests_per_day: Option<u64>,
+        #[arg(long)]
+        tokens_per_day: Option<u64>,
+        #[arg(long)]
+        tokens_per_month: Option<u64>,
+        #[command(flatten)]
+        state: StateArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    Create {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Repeat for each keyword.
+        #[arg(long = "keyword")]
+        keywords: Vec<String>,
+        /// Allowed models (repeat); none = all.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        #[command(flatten)]
+        state: StateArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token and print it (it is shown only once).
+    Issue {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: String,
+        /// Task ids the token may name (repeat).
+        #[arg(long = "task", required = true)]
+        tasks: Vec<String>,
+        /// Models the token may use (repeat); none = all offered models.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Endpoints (repeat), e.g. chat.completions; none = all.
+        #[arg(long = "endpoint")]
+        endpoints: Vec<String>,
+        /// Lifetime, e.g. 3600s, 90m, 12h, 30d.
+        #[arg(long, default_value = "30d", value_parser = parse_duration)]
+        ttl: Duration,
+        #[command(flatten)]
+        state: StateArg,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration '{text}'"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in '{text}' (use s, m, h or d)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match cli.command {
+        Command::Serve { config, listen } => {
+            let mut config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::default(),
+            };
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let server = warden::server::start(config).await?;
+            tokio::signal::ctrl_c().await?;
+            tracing::info!("shutting down");
+            server.stop().await;
+        }
+        Command::Demo {
+            listen,
+            plugin_dir,
+            state_dir,
+            once,
+        } => {
+            warden::demo::run(warden::demo::DemoOptions {
+                listen,
+                plugin_dir,
+                state_dir,
+                once,
+            })
+            .await?;
+        }
+        Command::MockLlm {
+            listen,
+            require_key,
+            latency_ms,
+        } => {
+            let options = warden::mock_llm::MockOptions {
+                require_key,
+                latency: Duration::from_millis(latency_ms),
+            };
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            eprintln!("mock LLM listening on http://{}/v1", listener.local_addr()?);
+            tokio::select! {
+                _ = warden::mock_llm::serve(listener, options) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { id, name, state },
+        } => {
+            let db = Db::open(&state.state_dir)?;
+            let tenant = admin::create_tenant(&db, &id, name.as_deref().unwrap_or(&id))?;
+            println!("{}", serde_json::to_string_pretty(&tenant)?);
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    tenant,
+                    id,
+                    name,
+                    role,
+                    requests_per_minute,
+                    requests_per_day,
+                    tokens_per_day,
+                    tokens_per_month,
+                    state,
+                },
+        } => {
+            let db = Db::open(&state.state_dir)?;
+            let role = match role.as_str() {
+                "admin" => Role::Admin,
+                "super_admin" => Role::SuperAdmin,
+                _ => Role::User,
+            };
+            let user = admin::create_user(
+                &db,
+                NewUser {
+                    tenant_id: &tenant,
+                    id: &id,
+                    name: name.as_deref().unwrap_or(&id),
+                    role,
+                    limits: Limits {
+                        requests_per_minute,
+                        requests_per_day,
+                        tokens_per_day,
+                        tokens_per_month,
+                    },
+                },
+            )?;
+            println!("{}", serde_json::to_string_pretty(&user)?);
+        }
+        Command::Task {
+            command:
+                TaskCommand::Create {
+                    tenant,
+                    id,
+                    title,
+                    description,
+                    keywords,
+                    models,
+                    state,
+                },
+        } => {
+            let db = Db::open(&state.state_dir)?;
+            let task = admin::create_task(
+                &db,
+                Task {
+                    tenant_id: tenant,
+                    id,
+                    title,
+                    description,
+                    keywords,
+                    endpoints: vec![],
+                    models,
+                    active: true,
+                },
+            )?;
+            println!("{}", serde_json::to_string_pretty(&task)?);
+        }
+        Command::Token {
+            command:
+                TokenCommand::Issue {
+                    tenant,
+                    user,
+                    tasks,
+                    models,
+                    endpoints,
+                    ttl,
+                    state,
+                },
+        } => {
+            let db = Db::open(&state.state_dir)?;
+            let token = warden::token::issue(
+                &db,
+                warden::token::TokenRequest {
+                    tenant_id: &tenant,
+                    user_id: &user,
+                    tasks,
+                    endpoints,
+                    models,
+                    ttl_secs: ttl.as_secs(),
+                    not_before: None,
+                },
+            )?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! A request's path through the five stages, in order:
+//!
+//! ```text
+//!  token verified (host) ─▶ auth ─▶ task-validation ─▶ quota ─▶ intent ─▶ deviation ─▶ upstream
+//!                            │            │               │         │           │
+//!                           403          403         429+Retry   (label)   warn/flag/block(403)
+//! ```
+//!
+//! Each stage is a sandboxed plugin call; the host turns its verdict into a
+//! status or a header and keeps the state (usage reservations, scores,
+//! user status) the plugins only read.
+
+use crate::app::App;
+use crate::chain::{drift_str, label_str, StageSlot, TenantChain};
+use crate::error::ApiError;
+use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
+use crate::runtime::PluginError;
+use crate::state::model::{Role, Task, Tenant, TenantStatus, User, UserStatus};
+use crate::state::HistoryItem;
+use crate::token::Claims;
+
+/// What the host knows about a call before the chain runs.
+pub struct CallFacts<'a> {
+    pub claims: &'a Claims,
+    pub tenant: &'a Tenant,
+    pub user: &'a User,
+    pub task_id: &'a str,
+    pub task: Option<&'a Task>,
+    pub endpoint: &'static str,
+    pub model: &'a str,
+    pub prompt: &'a str,
+    pub estimated_tokens: u64,
+}
+
+/// What the chain decided for a call that may go ahead.
+#[derive(Default)]
+pub struct Assessment {
+    pub intent: Option<types::Intent>,
+    pub deviation_delta: Option<f32>,
+    pub score: Option<f32>,
+    pub action: Option<types::Action>,
+    pub warning: Option<String>,
+    /// Tokens reserved against the quota, to reconcile with real usage.
+    pub reserved_tokens: u64,
+}
+
+fn identity(facts: &CallFacts<'_>) -> types::Identity {
+    types::Identity {
+        tenant_id: facts.tenant.id.clone(),
+        user_id: facts.user.id.clone(),
+        role: match facts.user.role {
+            Role::SuperAdmin => types::Role::SuperAdmin,
+            Role::Admin => types::Role::Admin,
+            Role::User => types::Role::User,
+        },
+    }
+}
+
+fn claims(c: &Claims) -> types::TokenClaims {
+    types::TokenClaims {
+        token_id: c.jti.clone(),
+        issued_at: c.iat,
+        expires_at: c.exp,
+        tasks: c.tasks.clone(),
+        endpoints: c.endpoints.clone(),
+        models: c.models.clone(),
+    }
+}
+
+fn task(t: &Task) -> types::Task {
+    types::Task {
+        id: t.id.clone(),
+        title: t.title.clone(),
+        description: t.description.clone(),
+        keywords: t.keywords.clone(),
+        endpoints: t.endpoints.clone(),
+        models: t.models.clone(),
+        active: t.active,
+    }
+}
+
+fn failed(err: PluginError) -> ApiError {
+    tracing::warn!(stage = %err.stage, plugin = %err.plugin, kind = ?err.kind, detail = %err.detail, "plugin failed");
+    ApiError::plugin_failed(format!("{err}; the request was refused (fail closed)"))
+}
+
+/// `Ok(None)` when a fail-open stage failed and the request goes on unscored.
+fn tolerate<T>(slot: &StageSlot, result: Result<T, PluginError>) -> Result<Option<T>, ApiError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if slot.fail_open => {
+            tracing::warn!(stage = %e.stage, plugin = %e.plugin, kind = ?e.kind, "plugin failed; continuing (fail open)");
+            Ok(None)
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+pub async fn run(
+    app: &App,
+    chain: &TenantChain,
+    facts: &CallFacts<'_>,
+) -> Result<Assessment, ApiError> {
+    let who = identity(facts);
+    let token = claims(facts.claims);
+
+    // 1. auth
+    let request = auth::AuthRequest {
+        identity: who.clone(),
+        claims: token.clone(),
+        user_status: match facts.user.status {
+            UserStatus::Active => types::UserStatus::Active,
+            UserStatus::Flagged => types::UserStatus::Flagged,
+            UserStatus::Blocked => types::UserStatus::Blocked,
+        },
+        tenant_status: match facts.tenant.status {
+            TenantStatus::Active => types::TenantStatus::Active,
+            TenantStatus::Suspended => types::TenantStatus::Suspended,
+        },
+        endpoint: facts.endpoint.to_string(),
+    };
+    if let types::Verdict::Deny(reason) = chain.auth.plugin.auth(&request).await.map_err(failed)? {
+        return Err(ApiError::forbidden("access_denied", reason));
+    }
+
+    // 2. task validation
+    let request = task_validation::TaskRequest {
+        identity: who.clone(),
+        claims: token,
+        task_id: facts.task_id.to_string(),
+        endpoint: facts.endpoint.to_string(),
+        model: facts.model.to_string(),
+        task: facts.task.map(task),
+    };
+    let verdict = chain
+        .task_validation
+        .plugin
+        .validate_task(&request)
+        .await
+        .map_err(failed)?;
+    if let types::Verdict::Deny(reason) = verdict {
+        return Err(ApiError::forbidden("task_not_allowed", reason));
+    }
+    let task_record = request
+        .task
+        .expect("task validation allows only existing tasks");
+
+    // 3. quota: decide on a snapshot, then reserve the estimate.
+    let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
+    let now = crate::clock::now_ms();
+    let usage = app
+        .activity
+        .with_user(tenant_id, user_id, now, |a| a.usage(now));
+    let request = quota::QuotaRequest {
+        identity: who.clone(),
+        limits: types::Limits {
+            requests_per_minute: facts.user.limits.requests_per_minute,
+            requests_per_day: facts.user.limits.requests_per_day,
+            tokens_per_day: facts.user.limits.tokens_per_day,
+            tokens_per_month: facts.user.limits.tokens_per_month,
+        },
+        usage,
+        estimated_tokens: facts.estimated_tokens,
+    };
+    if let quota::QuotaVerdict::Deny(d) =
+        chain.quota.plugin.quota(&request).await.map_err(failed)?
+    {
+        return Err(ApiError::rate_limited(d.reason, d.retry_after_secs));
+    }
+    app.activity.with_user(tenant_id, user_id, now, |a| {
+        a.reserve(facts.estimated_tokens, now)
+    });
+    let mut assessment = Assessment {
+        reserved_tokens: facts.estimated_tokens,
+        ..Assessment::default()
+    };
+    let release = |app: &App| {
+        app.activity.with_user(tenant_id, user_id, now, |a| {
+            a.reconcile(facts.estimated_tokens, 0)
+        });
+    };
+
+    // 4. intent
+    let request = intent::IntentRequest {
+        prompt: facts.prompt.to_string(),
+        task: task_record,
+    };
+    let result = chain.intent.plugin.intent(&request).await;
+    let Some(intent) = tolerate(&chain.intent, result).inspect_err(|_| release(app))? else {
+        return Ok(assessment);
+    };
+    assessment.intent = Some(intent);
+
+    // 5. deviation
+    let (history, stats, score, updated) = app.activity.with_user(tenant_id, user_id, now, |a| {
+        (
+            a.history_for_plugin(),
+            a.stats(now),
+            a.score,
+            a.score_updated_at_ms,
+        )
+    });
+    let request = deviation::DeviationRequest {
+        identity: who,
+        task_id: facts.task_id.to_string(),
+        current: intent,
+        history,
+        stats,
+        score,
+        score_updated_at_ms: updated,
+    };
+    let result = chain.deviation.plugin.deviation(&request).await;
+    let Some(outcome) = tolerate(&chain.deviation, result).inspect_err(|_| release(app))? else {
+        return Ok(assessment);
+    };
+    let warning = (outcome.action != types::Action::None).then(|| outcome.reason.clone());
+    let new_score = app.activity.with_user(tenant_id, user_id, now, |a| {
+        a.score = (a.score + outcome.score_delta).max(0.0);
+        a.score_updated_at_ms = now;
+        a.remember(HistoryItem {
+            at_ms: now,
+            task_id: facts.task_id.to_string(),
+            label: label_str(intent.label).to_string(),
+            drift: drift_str(intent.drift).to_string(),
+        });
+        if warning.is_some() {
+            a.last_warning = warning.clone();
+        }
+        a.score
+    });
+    assessment.deviation_delta = Some(outcome.score_delta);
+    assessment.score = Some(new_score);
+    assessment.action = Some(outcome.action);
+    match outcome.action {
+        types::Action::Block => {
+            release(app);
+            if let Err(e) = app
+                .db
+                .set_user_status(tenant_id, user_id, UserStatus::Blocked)
+            {
+                tracing::error!(error = %e, "could not store a block");
+            }
+            tracing::warn!(tenant = tenant_id, user = user_id, score = new_score, reason = %outcome.reason, "user blocked");
+            return Err(ApiError::forbidden(
+                "user_blocked",
+                format!(
+                    "access disabled: {} (deviation score {new_score:.2}); an admin must re-enable the account",
+                    outcome.reason
+                ),
+            ));
+        }
+        types::Action::Flag if facts.user.status == UserStatus::Active => {
+            if let Err(e) = app
+                .db
+                .set_user_status(tenant_id, user_id, UserStatus::Flagged)
+            {
+                tracing::error!(error = %e, "could not store a flag");
+            }
+        }
+        _ => {}
+    }
+    assessment.warning = warning;
+    Ok(assessment)
+}

@@ -1,0 +1,155 @@
+//! Per-tenant policy files: which plugin runs at each stage, with which
+//! config values and sandbox limits. `policies/<tenant>.toml` wins over
+//! `policies/default.toml`, which wins over the copy embedded in the binary.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::runtime::{SandboxLimits, Stage};
+
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../policies/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    pub stages: HashMap<Stage, StagePolicy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSection {
+    pub deadline_ms: u64,
+    pub memory_mib: usize,
+    pub max_reuse: u32,
+    pub warm_instances: usize,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        let d = SandboxLimits::default();
+        Self {
+            deadline_ms: d.deadline.as_millis() as u64,
+            memory_mib: d.memory_bytes >> 20,
+            max_reuse: d.max_reuse,
+            warm_instances: d.warm_instances,
+        }
+    }
+}
+
+impl SandboxSection {
+    pub fn limits(&self) -> SandboxLimits {
+        SandboxLimits {
+            deadline: Duration::from_millis(self.deadline_ms.max(1)),
+            memory_bytes: self.memory_mib.max(1) << 20,
+            max_reuse: self.max_reuse.max(1),
+            warm_instances: self.warm_instances,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagePolicy {
+    /// Plugin name: `<plugin_dir>/<name>.wasm`.
+    pub plugin: String,
+    /// Values the plugin reads through the `config` import.
+    #[serde(default)]
+    pub config: HashMap<String, toml::Value>,
+    /// Let the request continue when this plugin fails (intent and deviation only).
+    #[serde(default)]
+    pub fail_open: bool,
+}
+
+impl StagePolicy {
+    /// Config values as the strings the WIT `config.get` returns.
+    pub fn config_strings(&self) -> HashMap<String, String> {
+        self.config
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), s)
+            })
+            .collect()
+    }
+}
+
+impl Policy {
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let policy: Policy = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        for stage in Stage::ALL {
+            if !policy.stages.contains_key(&stage) {
+                anyhow::bail!("{origin}: no plugin for the '{stage}' stage");
+            }
+        }
+        for (stage, p) in &policy.stages {
+            if p.fail_open && matches!(stage, Stage::Auth | Stage::TaskValidation | Stage::Quota) {
+                anyhow::bail!("{origin}: the '{stage}' stage cannot fail open");
+            }
+        }
+        Ok(policy)
+    }
+}
+
+/// Finds the policy of a tenant.
+pub struct PolicySource {
+    dir: PathBuf,
+}
+
+impl PolicySource {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn for_tenant(&self, tenant_id: &str) -> anyhow::Result<Policy> {
+        let safe = !tenant_id.is_empty()
+            && tenant_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let own = self.dir.join(format!("{tenant_id}.toml"));
+        let default = self.dir.join("default.toml");
+        for path in [safe.then_some(own), Some(default)].into_iter().flatten() {
+            if path.is_file() {
+                let text = std::fs::read_to_string(&path)?;
+                return Policy::parse(&text, &path.display().to_string());
+            }
+        }
+        Policy::parse(EMBEDDED_DEFAULT, "embedded default policy")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_names_every_stage() {
+        let p = Policy::parse(EMBEDDED_DEFAULT, "default").unwrap();
+        assert_eq!(
+            p.stages[&Stage::Deviation].config_strings()["block_at"],
+            "2.0"
+        );
+        assert_eq!(p.sandbox.limits().deadline, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn scoring_may_fail_open_but_auth_may_not() {
+        let text = EMBEDDED_DEFAULT.replace(
+            "[stages.auth]\nplugin = \"auth\"",
+            "[stages.auth]\nplugin = \"auth\"\nfail_open = true",
+        );
+        assert!(Policy::parse(&text, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot fail open"));
+    }
+}

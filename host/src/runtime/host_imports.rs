@@ -1,0 +1,149 @@
+//! What a plugin may call on the host: structured log, clock, its own config
+//! values and a key-value store scoped to (tenant, plugin). WASI is linked
+//! with an empty context so components from any toolchain instantiate, but
+//! they get no files, sockets, environment or stdio.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::warden::policy::{clock, config, kv, log, types};
+use super::limits::PluginLimiter;
+
+/// Maximum key and value sizes in a plugin's key-value store.
+const KV_MAX_KEY: usize = 256;
+const KV_MAX_VALUE: usize = 64 * 1024;
+
+/// Everything a plugin instance is scoped to. Shared (via `Arc`) by every
+/// instance of one plugin for one tenant, never across tenants.
+pub struct PluginScope {
+    pub tenant_id: Arc<str>,
+    pub plugin: Arc<str>,
+    pub config: HashMap<String, String>,
+    /// The sled tree holding every plugin's keys; `kv_prefix` confines this
+    /// plugin to `tenant \0 plugin \0`.
+    pub kv_tree: sled::Tree,
+    kv_prefix: Vec<u8>,
+}
+
+impl PluginScope {
+    pub fn new(
+        tenant_id: Arc<str>,
+        plugin: Arc<str>,
+        config: HashMap<String, String>,
+        kv_tree: sled::Tree,
+    ) -> Self {
+        let mut kv_prefix = Vec::with_capacity(tenant_id.len() + plugin.len() + 2);
+        kv_prefix.extend_from_slice(tenant_id.as_bytes());
+        kv_prefix.push(0);
+        kv_prefix.extend_from_slice(plugin.as_bytes());
+        kv_prefix.push(0);
+        Self {
+            tenant_id,
+            plugin,
+            config,
+            kv_tree,
+            kv_prefix,
+        }
+    }
+
+    fn kv_key(&self, key: &str) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.kv_prefix.len() + key.len());
+        full.extend_from_slice(&self.kv_prefix);
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+}
+
+/// The data of one plugin `Store`.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: PluginLimiter,
+    pub scope: Arc<PluginScope>,
+}
+
+impl PluginState {
+    pub fn new(scope: Arc<PluginScope>, max_memory_bytes: usize) -> Self {
+        Self {
+            // No preopens, no env, no args, no inherited stdio, no network.
+            wasi: WasiCtx::builder().allow_tcp(false).allow_udp(false).build(),
+            table: ResourceTable::new(),
+            limiter: PluginLimiter::new(max_memory_bytes),
+            scope,
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for PluginState {}
+
+impl log::Host for PluginState {
+    fn emit(&mut self, level: types::LogLevel, message: String, fields: Vec<(String, String)>) {
+        let scope = &*self.scope;
+        let (tenant, plugin) = (&*scope.tenant_id, &*scope.plugin);
+        macro_rules! emit {
+            ($lvl:expr) => {
+                tracing::event!(target: "warden::plugin", $lvl, tenant, plugin, ?fields, "{message}")
+            };
+        }
+        match level {
+            types::LogLevel::Trace => emit!(tracing::Level::TRACE),
+            types::LogLevel::Debug => emit!(tracing::Level::DEBUG),
+            types::LogLevel::Info => emit!(tracing::Level::INFO),
+            types::LogLevel::Warn => emit!(tracing::Level::WARN),
+            types::LogLevel::Error => emit!(tracing::Level::ERROR),
+        }
+    }
+}
+
+impl clock::Host for PluginState {
+    fn now_ms(&mut self) -> u64 {
+        crate::clock::now_ms()
+    }
+}
+
+impl config::Host for PluginState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.scope.config.get(&key).cloned()
+    }
+}
+
+impl kv::Host for PluginState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        if key.len() > KV_MAX_KEY {
+            return None;
+        }
+        let full = self.scope.kv_key(&key);
+        self.scope
+            .kv_tree
+            .get(full)
+            .ok()
+            .flatten()
+            .map(|v| v.to_vec())
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> bool {
+        if key.len() > KV_MAX_KEY || value.len() > KV_MAX_VALUE {
+            return false;
+        }
+        let full = self.scope.kv_key(&key);
+        self.scope.kv_tree.insert(full, value).is_ok()
+    }
+
+    fn delete(&mut self, key: String) {
+        if key.len() <= KV_MAX_KEY {
+            let _ = self.scope.kv_tree.remove(self.scope.kv_key(&key));
+        }
+    }
+}

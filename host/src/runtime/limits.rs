@@ -1,0 +1,43 @@
+//! Per-store resource limits: the memory cap of a plugin instance.
+
+use wasmtime::ResourceLimiter;
+
+/// Caps every linear memory and table of one store, and remembers whether a
+/// growth was refused so a resulting trap can be reported as "memory limit".
+pub struct PluginLimiter {
+    max_memory_bytes: usize,
+    max_table_elements: usize,
+    pub memory_exceeded: bool,
+}
+
+impl PluginLimiter {
+    pub fn new(max_memory_bytes: usize) -> Self {
+        Self {
+            max_memory_bytes,
+            max_table_elements: 100_000,
+            memory_exceeded: false,
+        }
+    }
+}
+
+impl ResourceLimiter for PluginLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_memory_bytes;
+        self.memory_exceeded |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.max_table_elements)
+    }
+}

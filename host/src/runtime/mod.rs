@@ -1,0 +1,152 @@
+//! The wasm plugin runtime: one wasmtime `Engine` and one `Linker` for the
+//! process, components compiled off the request path into `InstancePre`s,
+//! and sandboxed per-tenant instances (see [`plugin`]).
+
+pub mod bindings;
+mod host_imports;
+mod limits;
+mod plugin;
+mod stage;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use host_imports::{PluginScope, PluginState};
+pub use plugin::{CompiledPlugin, FailureKind, PluginError, SandboxLimits, TenantPlugin};
+pub use stage::Stage;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Process-wide sizing of the instance pool.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Component instances that may be live at once (warm + in flight).
+    pub max_instances: u32,
+    /// Ceiling for any one linear memory; tenants' caps are at most this.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 1000,
+            max_memory_bytes: 256 << 20,
+        }
+    }
+}
+
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl PluginRuntime {
+    pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_instances;
+        pool.total_component_instances(n)
+            .total_core_instances(n * 4)
+            .total_memories(n)
+            .total_tables(n * 4)
+            .total_stacks(n)
+            .max_memory_size(config.max_memory_bytes);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| wasm_error("creating the wasm engine", e))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| wasm_error("linking WASI", e))?;
+        bindings::AllStages::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(|e| wasm_error("linking host imports", e))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (stop, ticking) = (ticker_stop.clone(), engine.clone());
+        std::thread::Builder::new()
+            .name("warden-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            engine,
+            linker,
+            ticker_stop,
+        })
+    }
+
+    /// Compiles and type-checks a component. Slow (milliseconds to seconds):
+    /// never call it on the request path.
+    pub fn compile(&self, name: &str, wasm: &[u8]) -> anyhow::Result<CompiledPlugin> {
+        let component = Component::new(&self.engine, wasm).map_err(|e| {
+            wasm_error(&format!("plugin '{name}' is not a valid wasm component"), e)
+        })?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            wasm_error(
+                &format!(
+                    "plugin '{name}' imports something the warden:policy worlds do not provide"
+                ),
+                e,
+            )
+        })?;
+        CompiledPlugin::new(name.to_string(), pre).with_context(|| format!("plugin '{name}'"))
+    }
+
+    /// Compiles every `*.wasm` in `dir`, keyed by file stem.
+    pub fn compile_dir(&self, dir: &Path) -> anyhow::Result<HashMap<String, Arc<CompiledPlugin>>> {
+        let mut plugins = HashMap::new();
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading plugin directory {}", dir.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                let name = path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                let bytes = std::fs::read(&path)?;
+                let started = std::time::Instant::now();
+                let compiled = self.compile(&name, &bytes)?;
+                tracing::info!(plugin = %name, stage = %compiled.stage, ms = started.elapsed().as_millis() as u64, "plugin compiled");
+                plugins.insert(name, Arc::new(compiled));
+            }
+        }
+        Ok(plugins)
+    }
+
+    /// One tenant's handle on a compiled plugin.
+    pub fn instantiate_for_tenant(
+        &self,
+        compiled: Arc<CompiledPlugin>,
+        scope: Arc<PluginScope>,
+        limits: SandboxLimits,
+    ) -> TenantPlugin {
+        let ticks = limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1;
+        TenantPlugin::new(compiled, scope, limits, ticks)
+    }
+}
+
+/// wasmtime has its own error type; keep its message chain in ours.
+fn wasm_error(what: &str, e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {e:#}")
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}

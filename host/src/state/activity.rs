@@ -1,0 +1,227 @@
+//! Per-user activity kept in memory on the request path: usage counters for
+//! quota windows (UTC minute, day and month), the deviation score and the
+//! recent intent history. Counters include requests in flight at their
+//! estimate ("reserve, then reconcile"), so concurrent requests cannot
+//! overshoot a limit by more than what is in flight.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::bindings::types;
+
+const HISTORY_LEN: usize = 50;
+const MINUTE_MS: u64 = 60_000;
+const DAY_MS: u64 = 86_400_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub at_ms: u64,
+    pub task_id: String,
+    pub label: String,
+    pub drift: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserActivity {
+    minute: u64,
+    requests_minute: u64,
+    day: u64,
+    requests_day: u64,
+    tokens_day: u64,
+    month: u64,
+    tokens_month: u64,
+    pub score: f32,
+    pub score_updated_at_ms: u64,
+    first_request_ms: u64,
+    total_requests: u64,
+    pub history: VecDeque<HistoryItem>,
+    pub last_warning: Option<String>,
+}
+
+/// Months since 1970-01 for a day number (civil calendar, UTC).
+fn month_index(day: u64) -> u64 {
+    // Howard Hinnant's days_from_civil inverse.
+    let z = day as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year * 12 + month - 1 - 1970 * 12) as u64
+}
+
+/// First day (days since epoch) of a month index.
+fn month_start_day(month: u64) -> u64 {
+    let (year, m) = (1970 + month as i64 / 12, month as i64 % 12 + 1);
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) as u64
+}
+
+impl UserActivity {
+    fn roll(&mut self, now_ms: u64) {
+        let (minute, day) = (now_ms / MINUTE_MS, now_ms / DAY_MS);
+        let month = month_index(day);
+        if self.minute != minute {
+            self.minute = minute;
+            self.requests_minute = 0;
+        }
+        if self.day != day {
+            self.day = day;
+            self.requests_day = 0;
+            self.tokens_day = 0;
+        }
+        if self.month != month {
+            self.month = month;
+            self.tokens_month = 0;
+        }
+    }
+
+    pub fn usage(&self, now_ms: u64) -> types::Usage {
+        let secs_until = |boundary_ms: u64| boundary_ms.saturating_sub(now_ms).div_ceil(1000);
+        types::Usage {
+            requests_this_minute: self.requests_minute,
+            requests_today: self.requests_day,
+            tokens_today: self.tokens_day,
+            tokens_this_month: self.tokens_month,
+            minute_resets_in: secs_until((self.minute + 1) * MINUTE_MS),
+            day_resets_in: secs_until((self.day + 1) * DAY_MS),
+            month_resets_in: secs_until(month_start_day(self.month + 1) * DAY_MS),
+        }
+    }
+
+    pub fn stats(&self, now_ms: u64) -> types::UsageStats {
+        let hour_ago = now_ms.saturating_sub(3_600_000);
+        let ten_min_ago = now_ms.saturating_sub(600_000);
+        let recent = self.history.iter().filter(|h| h.at_ms >= hour_ago).count() as u32;
+        let unrelated = self
+            .history
+            .iter()
+            .filter(|h| h.at_ms >= ten_min_ago && h.drift != "on-task")
+            .count() as u32;
+        let hours = (now_ms.saturating_sub(self.first_request_ms) as f32 / 3_600_000.0).max(1.0);
+        types::UsageStats {
+            requests_last_hour: recent,
+            baseline_requests_per_hour: self.total_requests as f32 / hours,
+            unrelated_last_ten_minutes: unrelated,
+        }
+    }
+
+    /// Counts a request at its estimate before it is forwarded.
+    pub fn reserve(&mut self, estimated_tokens: u64, now_ms: u64) {
+        self.requests_minute += 1;
+        self.requests_day += 1;
+        self.tokens_day += estimated_tokens;
+        self.tokens_month += estimated_tokens;
+        self.total_requests += 1;
+        if self.first_request_ms == 0 {
+            self.first_request_ms = now_ms;
+        }
+    }
+
+    /// Replaces a request's estimate with the provider's real usage.
+    pub fn reconcile(&mut self, estimated_tokens: u64, actual_tokens: u64) {
+        let adjust = |v: &mut u64| *v = (*v + actual_tokens).saturating_sub(estimated_tokens);
+        adjust(&mut self.tokens_day);
+        adjust(&mut self.tokens_month);
+    }
+
+    pub fn remember(&mut self, item: HistoryItem) {
+        if self.history.len() == HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.history.push_back(item);
+    }
+
+    pub fn history_for_plugin(&self) -> Vec<types::HistoryEntry> {
+        self.history
+            .iter()
+            .map(|h| types::HistoryEntry {
+                at_ms: h.at_ms,
+                task_id: h.task_id.clone(),
+                label: crate::chain::parse_label(&h.label),
+                drift: crate::chain::parse_drift(&h.drift),
+            })
+            .collect()
+    }
+}
+
+/// All users' activity, keyed by tenant then user.
+pub struct Activity {
+    users: Mutex<HashMap<String, HashMap<String, UserActivity>>>,
+}
+
+impl Activity {
+    /// Loads persisted counters from the `usage` tree.
+    pub fn load(tree: &sled::Tree) -> anyhow::Result<Self> {
+        let mut users: HashMap<String, HashMap<String, UserActivity>> = HashMap::new();
+        for item in tree.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key);
+            let Some((tenant, user)) = key.split_once('\0') else {
+                continue;
+            };
+            let activity: UserActivity = serde_json::from_slice(&value)?;
+            users
+                .entry(tenant.into())
+                .or_default()
+                .insert(user.into(), activity);
+        }
+        Ok(Self {
+            users: Mutex::new(users),
+        })
+    }
+
+    /// Runs `f` on a user's activity with its windows rolled to `now_ms`.
+    pub fn with_user<R>(
+        &self,
+        tenant: &str,
+        user: &str,
+        now_ms: u64,
+        f: impl FnOnce(&mut UserActivity) -> R,
+    ) -> R {
+        let mut users = self.users.lock().expect("activity lock");
+        let tenant_map = match users.get_mut(tenant) {
+            Some(m) => m,
+            None => users.entry(tenant.to_string()).or_default(),
+        };
+        let activity = match tenant_map.get_mut(user) {
+            Some(a) => a,
+            None => tenant_map.entry(user.to_string()).or_default(),
+        };
+        activity.roll(now_ms);
+        f(activity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_boundaries_follow_the_calendar() {
+        // 2026-03-01 is day 20513; 2026-02-28 is 20512.
+        assert_eq!(month_index(20512) + 1, month_index(20513));
+        assert_eq!(month_start_day(month_index(20513)), 20513);
+        assert_eq!(month_start_day(0), 0);
+        assert_eq!(month_index(31), 1); // 1970-02-01
+    }
+
+    #[test]
+    fn reconcile_replaces_the_estimate() {
+        let mut a = UserActivity::default();
+        a.roll(1_000);
+        a.reserve(500, 1_000);
+        a.reconcile(500, 120);
+        assert_eq!(a.usage(1_000).tokens_today, 120);
+        assert_eq!(a.usage(1_000).requests_today, 1);
+    }
+}

@@ -1,0 +1,231 @@
+//! The sled database and the in-memory directory read on the request path.
+//!
+//! Trees and keys (`\0` separates key parts):
+//! - `tenants`:   tenant_id                  → Tenant
+//! - `users`:     tenant_id \0 user_id       → User
+//! - `tasks`:     tenant_id \0 task_id       → Task
+//! - `keys`:      kid                        → SigningKey
+//! - `tokens`:    jti                        → TokenRecord
+//! - `usage`:     tenant_id \0 user_id       → UserActivity counters (see activity.rs)
+//! - `logs`:      tenant_id \0 at_ms(be u64) \0 request id → RequestRecord
+//! - `plugin_kv`: tenant_id \0 plugin \0 key → plugin bytes
+//!
+//! Identity and policy state is read from [`Directory`], an immutable
+//! snapshot swapped after every write, so a slow disk never turns a valid
+//! token into a 401 and the hot path takes no lock.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::model::*;
+
+/// Everything one tenant has, for lookups without allocation.
+#[derive(Default)]
+pub struct TenantEntry {
+    pub tenant: Option<Tenant>,
+    pub users: HashMap<String, User>,
+    pub tasks: HashMap<String, Task>,
+}
+
+#[derive(Default)]
+pub struct Directory {
+    pub tenants: HashMap<String, TenantEntry>,
+    pub keys: HashMap<String, SigningKey>,
+    pub revoked: HashSet<String>,
+}
+
+impl Directory {
+    pub fn tenant(&self, id: &str) -> Option<&TenantEntry> {
+        self.tenants.get(id)
+    }
+}
+
+pub struct Db {
+    db: sled::Db,
+    tenants: sled::Tree,
+    users: sled::Tree,
+    tasks: sled::Tree,
+    keys: sled::Tree,
+    tokens: sled::Tree,
+    pub(crate) usage: sled::Tree,
+    pub(crate) logs: sled::Tree,
+    pub plugin_kv: sled::Tree,
+    directory: ArcSwap<Directory>,
+}
+
+pub(crate) fn compound_key(parts: &[&str]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
+}
+
+fn encode<T: Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+fn decode_all<T: DeserializeOwned>(tree: &sled::Tree) -> anyhow::Result<Vec<T>> {
+    tree.iter()
+        .values()
+        .map(|v| Ok(serde_json::from_slice(&v?)?))
+        .collect()
+}
+
+impl Db {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("creating state directory {}", path.display()))?;
+        let db = sled::open(path).with_context(|| {
+            format!(
+                "opening the database at {} (is another warden using it?)",
+                path.display()
+            )
+        })?;
+        let tree = |name: &str| db.open_tree(name);
+        let this = Self {
+            tenants: tree("tenants")?,
+            users: tree("users")?,
+            tasks: tree("tasks")?,
+            keys: tree("keys")?,
+            tokens: tree("tokens")?,
+            usage: tree("usage")?,
+            logs: tree("logs")?,
+            plugin_kv: tree("plugin_kv")?,
+            directory: ArcSwap::from_pointee(Directory::default()),
+            db,
+        };
+        this.reload()?;
+        Ok(this)
+    }
+
+    /// The current snapshot; cheap, lock-free.
+    pub fn directory(&self) -> arc_swap::Guard<Arc<Directory>> {
+        self.directory.load()
+    }
+
+    /// Rebuilds the snapshot from disk (after a write).
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let mut dir = Directory::default();
+        for t in decode_all::<Tenant>(&self.tenants)? {
+            let id = t.id.clone();
+            dir.tenants.entry(id).or_default().tenant = Some(t);
+        }
+        for u in decode_all::<User>(&self.users)? {
+            dir.tenants
+                .entry(u.tenant_id.clone())
+                .or_default()
+                .users
+                .insert(u.id.clone(), u);
+        }
+        for t in decode_all::<Task>(&self.tasks)? {
+            dir.tenants
+                .entry(t.tenant_id.clone())
+                .or_default()
+                .tasks
+                .insert(t.id.clone(), t);
+        }
+        for k in decode_all::<SigningKey>(&self.keys)? {
+            dir.keys.insert(k.kid.clone(), k);
+        }
+        for t in decode_all::<TokenRecord>(&self.tokens)? {
+            if t.revoked {
+                dir.revoked.insert(t.jti);
+            }
+        }
+        self.directory.store(Arc::new(dir));
+        Ok(())
+    }
+
+    fn put<T: Serialize>(&self, tree: &sled::Tree, key: &[u8], value: &T) -> anyhow::Result<()> {
+        tree.insert(key, encode(value)?)?;
+        // Admin writes are rare: make them durable before acknowledging.
+        self.db.flush()?;
+        self.reload()
+    }
+
+    pub fn put_tenant(&self, tenant: &Tenant) -> anyhow::Result<()> {
+        self.put(&self.tenants, tenant.id.as_bytes(), tenant)
+    }
+
+    pub fn put_user(&self, user: &User) -> anyhow::Result<()> {
+        self.put(
+            &self.users,
+            &compound_key(&[&user.tenant_id, &user.id]),
+            user,
+        )
+    }
+
+    pub fn put_task(&self, task: &Task) -> anyhow::Result<()> {
+        self.put(
+            &self.tasks,
+            &compound_key(&[&task.tenant_id, &task.id]),
+            task,
+        )
+    }
+
+    pub fn put_key(&self, key: &SigningKey) -> anyhow::Result<()> {
+        self.put(&self.keys, key.kid.as_bytes(), key)
+    }
+
+    pub fn put_token(&self, token: &TokenRecord) -> anyhow::Result<()> {
+        self.put(&self.tokens, token.jti.as_bytes(), token)
+    }
+
+    pub fn token(&self, jti: &str) -> anyhow::Result<Option<TokenRecord>> {
+        Ok(match self.tokens.get(jti)? {
+            Some(v) => Some(serde_json::from_slice(&v)?),
+            None => None,
+        })
+    }
+
+    /// Changes a user's status; returns false when the user does not exist.
+    pub fn set_user_status(
+        &self,
+        tenant: &str,
+        user: &str,
+        status: UserStatus,
+    ) -> anyhow::Result<bool> {
+        let Some(mut record) = self
+            .directory()
+            .tenant(tenant)
+            .and_then(|t| t.users.get(user).cloned())
+        else {
+            return Ok(false);
+        };
+        record.status = status;
+        self.put_user(&record)?;
+        Ok(true)
+    }
+
+    /// Request records of a tenant, newest first.
+    pub fn recent_requests(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<RequestRecord>> {
+        let mut prefix = tenant.as_bytes().to_vec();
+        prefix.push(0);
+        self.logs
+            .scan_prefix(prefix)
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// An owned snapshot, for holding across `.await`.
+    pub fn directory_full(&self) -> Arc<Directory> {
+        self.directory.load_full()
+    }
+}

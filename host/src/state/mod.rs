@@ -1,0 +1,12 @@
+//! Tenant, user, task, token and usage state: sled on disk, snapshots and
+//! counters in memory for the request path.
+
+mod activity;
+mod db;
+pub mod model;
+mod writer;
+
+pub use activity::{Activity, HistoryItem, UserActivity};
+pub(crate) use db::compound_key;
+pub use db::{Db, Directory, TenantEntry};
+pub use writer::{StateWrite, StateWriter};

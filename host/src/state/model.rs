@@ -1,0 +1,121 @@
+//! The records Warden keeps in sled (serialised as JSON values).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    SuperAdmin,
+    Admin,
+    User,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Active,
+    Flagged,
+    Blocked,
+}
+
+/// Limits of one user; `None` is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub requests_per_minute: Option<u64>,
+    pub requests_per_day: Option<u64>,
+    pub tokens_per_day: Option<u64>,
+    pub tokens_per_month: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub tenant_id: String,
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub status: UserStatus,
+    #[serde(default)]
+    pub limits: Limits,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub tenant_id: String,
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Endpoints allowed for this task; empty = all.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Models allowed for this task; empty = all.
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub active: bool,
+}
+
+/// A tenant's token-signing key. The algorithm is pinned per key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SigningKey {
+    pub kid: String,
+    pub tenant_id: String,
+    pub algorithm: String,
+    /// Base64 of the HMAC secret.
+    pub secret: String,
+    pub created_at: u64,
+}
+
+/// What the server remembers of an issued token (never the token itself).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub issued_at: u64,
+    pub expires_at: u64,
+    pub revoked: bool,
+}
+
+/// One proxied request, as the request log keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub id: String,
+    pub at_ms: u64,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub task_id: String,
+    pub endpoint: String,
+    pub model: String,
+    pub prompt: String,
+    pub status: u16,
+    pub stream: bool,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub response_bytes: u64,
+    pub latency_ms: u64,
+    pub intent: Option<String>,
+    pub confidence: Option<f32>,
+    pub drift: Option<String>,
+    pub deviation_delta: Option<f32>,
+    pub deviation_score: Option<f32>,
+    pub action: Option<String>,
+    pub error: Option<String>,
+}

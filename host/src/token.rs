@@ -1,0 +1,172 @@
+//! Personal access tokens: JWTs signed with a per-tenant key named by `kid`.
+//!
+//! Verification is the one auth path: the header's `kid` picks the key, the
+//! key pins the algorithm (HS256 here; `none` and algorithm confusion are
+//! impossible because the header's `alg` must equal the key's), `exp` and
+//! `nbf` are enforced with a small leeway, the token's tenant must own the
+//! key, and a revoked `jti` is refused at once.
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::state::model::{SigningKey, TokenRecord};
+use crate::state::{Db, Directory};
+
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id.
+    pub sub: String,
+    /// Tenant id.
+    pub tid: String,
+    pub jti: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub tasks: Vec<String>,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    #[error("the token's signature or algorithm is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token has been revoked")]
+    Revoked,
+}
+
+fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a new HS256 signing key for a tenant.
+pub fn new_signing_key(tenant_id: &str) -> SigningKey {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    SigningKey {
+        kid: format!("{tenant_id}-{}", random_id(4)),
+        tenant_id: tenant_id.to_string(),
+        algorithm: "HS256".into(),
+        secret: base64::engine::general_purpose::STANDARD.encode(secret),
+        created_at: crate::clock::now_secs(),
+    }
+}
+
+fn secret_of(key: &SigningKey) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(&key.secret)
+        .unwrap_or_default()
+}
+
+/// What to put in a new token.
+pub struct TokenRequest<'a> {
+    pub tenant_id: &'a str,
+    pub user_id: &'a str,
+    pub tasks: Vec<String>,
+    pub endpoints: Vec<String>,
+    pub models: Vec<String>,
+    pub ttl_secs: u64,
+    /// Start of validity; defaults to now.
+    pub not_before: Option<u64>,
+}
+
+/// Issues a token signed with the tenant's newest key and records its `jti`.
+pub fn issue(db: &Db, request: TokenRequest<'_>) -> anyhow::Result<String> {
+    let directory = db.directory();
+    let entry = directory
+        .tenant(request.tenant_id)
+        .ok_or_else(|| anyhow::anyhow!("no tenant '{}'", request.tenant_id))?;
+    if !entry.users.contains_key(request.user_id) {
+        anyhow::bail!(
+            "no user '{}' in tenant '{}'",
+            request.user_id,
+            request.tenant_id
+        );
+    }
+    let key = directory
+        .keys
+        .values()
+        .filter(|k| k.tenant_id == request.tenant_id)
+        .max_by_key(|k| k.created_at)
+        .ok_or_else(|| anyhow::anyhow!("tenant '{}' has no signing key", request.tenant_id))?;
+    let now = crate::clock::now_secs();
+    let claims = Claims {
+        sub: request.user_id.to_string(),
+        tid: request.tenant_id.to_string(),
+        jti: random_id(16),
+        iat: now,
+        nbf: request.not_before.unwrap_or(now),
+        exp: now + request.ttl_secs,
+        tasks: request.tasks,
+        endpoints: request.endpoints,
+        models: request.models,
+    };
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid.clone());
+    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret_of(key)))?;
+    db.put_token(&TokenRecord {
+        jti: claims.jti.clone(),
+        tenant_id: claims.tid.clone(),
+        user_id: claims.sub.clone(),
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+        revoked: false,
+    })?;
+    Ok(token)
+}
+
+/// Verifies a bearer token against the directory snapshot.
+pub fn verify(directory: &Directory, token: &str) -> Result<Claims, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+    let key = directory.keys.get(kid).ok_or(TokenError::UnknownKey)?;
+    let algorithm = match key.algorithm.as_str() {
+        "HS256" => Algorithm::HS256,
+        _ => return Err(TokenError::UnknownKey),
+    };
+    if header.alg != algorithm {
+        return Err(TokenError::BadSignature);
+    }
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "nbf", "sub", "jti"]);
+    let data = jsonwebtoken::decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(&secret_of(key)),
+        &validation,
+    )
+    .map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+        jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        jsonwebtoken::errors::ErrorKind::InvalidSignature
+        | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::BadSignature,
+        _ => TokenError::Malformed,
+    })?;
+    let claims = data.claims;
+    if claims.tid != key.tenant_id {
+        return Err(TokenError::BadSignature);
+    }
+    if directory.revoked.contains(&claims.jti) {
+        return Err(TokenError::Revoked);
+    }
+    Ok(claims)
+}

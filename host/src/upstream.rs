@@ -1,0 +1,258 @@
+//! The one client for every LLM provider: OpenAI itself, any OpenAI-compatible
+//! base URL, and the built-in mock all go through this code (reqwest over
+//! rustls). Streams are passed through chunk by chunk; a small scanner reads
+//! the `usage` block on the way without buffering the response.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http_body::Frame;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+
+use crate::config::UpstreamConfig;
+use crate::error::ApiError;
+use crate::http::BoxError;
+
+pub struct Upstream {
+    client: reqwest::Client,
+    chat_url: String,
+    authorization: Option<HeaderValue>,
+    response_timeout: Duration,
+}
+
+impl Upstream {
+    /// `api_key` comes from the environment variable the config names.
+    pub fn new(config: &UpstreamConfig, api_key: Option<String>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+            .read_timeout(Duration::from_secs(config.idle_timeout_secs))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()?;
+        let authorization = match api_key.filter(|k| !k.is_empty()) {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}"))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Self {
+            client,
+            chat_url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            authorization,
+            response_timeout: Duration::from_secs(config.response_timeout_secs),
+        })
+    }
+
+    /// Sends a chat completion; returns once the provider's headers arrive.
+    pub async fn chat(&self, body: Bytes) -> Result<reqwest::Response, ApiError> {
+        let mut request = self
+            .client
+            .post(&self.chat_url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
+        if let Some(auth) = &self.authorization {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        match tokio::time::timeout(self.response_timeout, request.send()).await {
+            Err(_) => Err(ApiError::gateway_timeout(format!(
+                "the provider did not answer within {}s",
+                self.response_timeout.as_secs()
+            ))),
+            Ok(Err(e)) if e.is_timeout() => Err(ApiError::gateway_timeout(format!(
+                "the provider timed out: {e}"
+            ))),
+            Ok(Err(e)) => Err(ApiError::bad_gateway(format!(
+                "the provider could not be reached: {}",
+                error_chain(&e)
+            ))),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Token counts reported by the provider.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct UsageOnly {
+    usage: Option<Usage>,
+}
+
+/// The `usage` block of a complete (non-streamed) response body.
+pub fn usage_of(body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<UsageOnly>(body).ok()?.usage
+}
+
+/// Finds `usage` in SSE `data:` lines as they stream past. Only an
+/// incomplete trailing line is buffered between chunks.
+#[derive(Default)]
+pub struct SseUsageScanner {
+    partial: Vec<u8>,
+    pub usage: Option<Usage>,
+}
+
+impl SseUsageScanner {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(end);
+            rest = &tail[1..];
+            if self.partial.is_empty() {
+                self.line(line);
+            } else {
+                self.partial.extend_from_slice(line);
+                let joined = std::mem::take(&mut self.partial);
+                self.line(&joined);
+            }
+        }
+        if !rest.is_empty() && self.partial.len() < 1 << 20 {
+            self.partial.extend_from_slice(rest);
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        if memchr_usage(data) {
+            if let Some(usage) = usage_of(data.trim_ascii()) {
+                self.usage = Some(usage);
+            }
+        }
+    }
+}
+
+fn memchr_usage(data: &[u8]) -> bool {
+    data.windows(7).any(|w| w == b"\"usage\"")
+}
+
+/// How a streamed response ended.
+pub struct StreamSummary {
+    pub bytes: u64,
+    pub usage: Option<Usage>,
+    pub error: Option<String>,
+}
+
+type Completion = Box<dyn FnOnce(StreamSummary) + Send>;
+
+/// A response body that forwards the provider's stream chunk by chunk and
+/// calls `on_complete` exactly once: at the end, on an error, or when the
+/// client goes away (drop).
+pub struct MeteredStream {
+    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    scanner: SseUsageScanner,
+    bytes: u64,
+    on_complete: Option<Completion>,
+}
+
+impl MeteredStream {
+    pub fn new(response: reqwest::Response, on_complete: Completion) -> Self {
+        Self {
+            inner: Box::pin(response.bytes_stream()),
+            scanner: SseUsageScanner::default(),
+            bytes: 0,
+            on_complete: Some(on_complete),
+        }
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        if let Some(done) = self.on_complete.take() {
+            done(StreamSummary {
+                bytes: self.bytes,
+                usage: self.scanner.usage,
+                error,
+            });
+        }
+    }
+}
+
+impl http_body::Body for MeteredStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.bytes += chunk.len() as u64;
+                self.scanner.feed(&chunk);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let message = format!("the provider's stream failed: {}", error_chain(&e));
+                self.finish(Some(message));
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => {
+                self.finish(None);
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+impl Drop for MeteredStream {
+    fn drop(&mut self) {
+        self.finish(Some("the client closed the stream early".into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanner_finds_usage_split_across_chunks() {
+        let mut s = SseUsageScanner::default();
+        s.feed(b"data: {\"choices\":[],\"usage\":null}\n\ndata: {\"choices\":[],\"us");
+        assert_eq!(s.usage, None);
+        s.feed(b"age\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n");
+        assert_eq!(
+            s.usage,
+            Some(Usage {
+                prompt_tokens: 7,
+                completion_tokens: 3
+            })
+        );
+    }
+
+    #[test]
+    fn usage_of_a_plain_body() {
+        let body =
+            br#"{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}"#;
+        assert_eq!(
+            usage_of(body),
+            Some(Usage {
+                prompt_tokens: 5,
+                completion_tokens: 9
+            })
+        );
+    }
+}

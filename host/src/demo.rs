@@ -69,7 +69,7 @@ fn seed(db: &Db) -> anyhow::Result<String> {
             endpoints: vec!["chat.completions".into()],
             models: vec!["gpt-4o-mini".into()],
             ttl_secs: 30 * 86_400,
-            not_before: None,
+            issued_at: None,
         },
     )
 }

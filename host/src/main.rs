@@ -344,7 +344,7 @@ async fn main() -> anyhow::Result<()> {
                     endpoints,
                     models,
                     ttl_secs: ttl.as_secs(),
-                    not_before: None,
+                    issued_at: None,
                 },
             )?;
             println!("{token}");

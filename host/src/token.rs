@@ -83,8 +83,8 @@ pub struct TokenRequest<'a> {
     pub endpoints: Vec<String>,
     pub models: Vec<String>,
     pub ttl_secs: u64,
-    /// Start of validity; defaults to now.
-    pub not_before: Option<u64>,
+    /// Issue time (and start of validity), unix seconds; defaults to now.
+    pub issued_at: Option<u64>,
 }
 
 /// Issues a token signed with the tenant's newest key and records its `jti`.
@@ -106,13 +106,13 @@ pub fn issue(db: &Db, request: TokenRequest<'_>) -> anyhow::Result<String> {
         .filter(|k| k.tenant_id == request.tenant_id)
         .max_by_key(|k| k.created_at)
         .ok_or_else(|| anyhow::anyhow!("tenant '{}' has no signing key", request.tenant_id))?;
-    let now = crate::clock::now_secs();
+    let now = request.issued_at.unwrap_or_else(crate::clock::now_secs);
     let claims = Claims {
         sub: request.user_id.to_string(),
         tid: request.tenant_id.to_string(),
         jti: random_id(16),
         iat: now,
-        nbf: request.not_before.unwrap_or(now),
+        nbf: now,
         exp: now + request.ttl_secs,
         tasks: request.tasks,
         endpoints: request.endpoints,

@@ -68,7 +68,9 @@ impl Guest for Deviation {
             }
         }
 
-        let score = decayed + increment;
+        // Scores are kept to two decimals, so a few seconds of decay do not
+        // keep two quick major deviations (1 + 1) under a threshold of 2.
+        let score = ((decayed + increment) * 100.0).round() / 100.0;
         let action = if score >= setting("block_at", 2.0) {
             Action::Block
         } else if score >= setting("flag_at", 1.5) {

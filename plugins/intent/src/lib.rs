@@ -197,11 +197,14 @@ impl Guest for IntentClassifier {
         ];
         let technical: u32 = scores.iter().map(|(_, n)| n).sum();
         let off_topic = hits(&prompt, OFF_TOPIC);
+        // The first label with the most hits; code when nothing matched.
         let (best, best_hits) = scores
             .iter()
             .copied()
-            .max_by_key(|(_, n)| *n)
-            .unwrap_or((IntentLabel::Code, 0));
+            .fold(
+                (IntentLabel::Code, 0),
+                |best, s| if s.1 > best.1 { s } else { best },
+            );
 
         let drift = if off_topic > on_task + technical / 2 {
             Drift::Major

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, builds
+# the plugins and the host, runs the Rust tests (unit + integration over real
+# HTTP), then the official openai Python SDK against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+bash scripts/build-plugins.sh
+cargo build --locked --release -p warden
+cargo test --locked --release -p warden
+
+python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+python3 -m pytest -q tests/python

@@ -1,0 +1,282 @@
+//! Test harness: a real Warden server in-process on a loopback port, a real
+//! mock LLM, real sled state in a temporary directory, and real plugins
+//! built from this repository (scripts/build-plugins.sh).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use warden::admin::{self, NewUser};
+use warden::config::Config;
+use warden::mock_llm::{self, MockOptions};
+use warden::server::RunningServer;
+use warden::state::model::{Limits, Role, Task};
+use warden::token::{self, TokenRequest};
+
+pub const UPSTREAM_KEY: &str = "test-upstream-key";
+pub const TASK: &str = "invoice-backend";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn plugin_dir() -> PathBuf {
+    let dir = repo_root().join("build/plugins");
+    assert!(
+        dir.join("auth.wasm").is_file(),
+        "plugins are not built: run scripts/build-plugins.sh (scripts/test.sh does)"
+    );
+    dir
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "warden-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One tenant to seed: its id, an optional policy file, and user limits.
+pub struct TenantSpec {
+    pub id: &'static str,
+    pub policy: Option<String>,
+    pub limits: Limits,
+}
+
+impl TenantSpec {
+    pub fn new(id: &'static str) -> Self {
+        Self {
+            id,
+            policy: None,
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn with_policy(mut self, policy: String) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// The default policy with the intent stage replaced by the misbehaving
+/// fixture in `mode` (trap, spin or hog).
+pub fn misbehaving_intent_policy(mode: &str) -> String {
+    let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();
+    default.replace(
+        "[stages.intent]\nplugin = \"intent\"",
+        &format!("[stages.intent]\nplugin = \"test-misbehave\"\nconfig = {{ mode = \"{mode}\" }}"),
+    )
+}
+
+pub struct TestEnv {
+    pub server: Option<RunningServer>,
+    pub base: String,
+    pub mock: tokio::task::JoinHandle<()>,
+    pub state: TempDir,
+    pub policies: TempDir,
+    pub config: Config,
+    pub http: reqwest::Client,
+}
+
+impl TestEnv {
+    pub async fn start(tenants: Vec<TenantSpec>) -> Self {
+        Self::start_with(tenants, |_| {}).await
+    }
+
+    /// Starts a mock LLM and a server; each tenant gets user `ali`, task
+    /// `invoice-backend`, and its policy file if it has one.
+    pub async fn start_with(tenants: Vec<TenantSpec>, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_mock_latency(tenants, std::time::Duration::ZERO, tweak).await
+    }
+
+    /// As `start_with`, with a mock that waits `latency` before answering
+    /// and a tenth of it between streamed chunks.
+    pub async fn start_with_mock_latency(
+        tenants: Vec<TenantSpec>,
+        latency: std::time::Duration,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let (mock_addr, mock) = mock_llm::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            MockOptions {
+                require_key: Some(UPSTREAM_KEY.into()),
+                latency,
+            },
+        )
+        .await
+        .unwrap();
+        let state = TempDir::new("state");
+        let policies = TempDir::new("policies");
+        std::fs::copy(
+            repo_root().join("policies/default.toml"),
+            policies.0.join("default.toml"),
+        )
+        .unwrap();
+        {
+            let db = warden::state::Db::open(&state.0).unwrap();
+            for spec in &tenants {
+                seed_tenant(&db, spec.id, spec.limits.clone());
+                if let Some(policy) = &spec.policy {
+                    std::fs::write(policies.0.join(format!("{}.toml", spec.id)), policy).unwrap();
+                }
+            }
+        }
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            state_dir: state.0.clone(),
+            plugin_dir: plugin_dir(),
+            policy_dir: policies.0.clone(),
+            ..Config::default()
+        };
+        config.upstream.base_url = format!("http://{mock_addr}/v1");
+        config.upstream.api_key_override = Some(UPSTREAM_KEY.into());
+        tweak(&mut config);
+        let server = warden::server::start(config.clone()).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        Self {
+            server: Some(server),
+            base,
+            mock,
+            state,
+            policies,
+            config,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn app(&self) -> &warden::app::App {
+        &self.server.as_ref().unwrap().app
+    }
+
+    pub fn token(&self, tenant: &str) -> String {
+        self.token_with(tenant, |_| {})
+    }
+
+    pub fn token_with(&self, tenant: &str, tweak: impl FnOnce(&mut TokenRequest)) -> String {
+        let mut request = TokenRequest {
+            tenant_id: tenant,
+            user_id: "ali",
+            tasks: vec![TASK.into()],
+            endpoints: vec![],
+            models: vec!["gpt-4o-mini".into()],
+            ttl_secs: 3600,
+            issued_at: None,
+        };
+        tweak(&mut request);
+        token::issue(&self.app().db, request).unwrap()
+    }
+
+    /// POSTs a chat completion with the given prompt.
+    pub async fn chat(&self, token: &str, prompt: &str, stream: bool) -> reqwest::Response {
+        let body = serde_json::json!({
+            "model": "gpt-4o-mini",
+            "stream": stream,
+            "messages": [{"role": "user", "content": prompt}],
+        });
+        self.post_raw(token, Some(TASK), body.to_string()).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        token: &str,
+        task: Option<&str>,
+        body: String,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(task) = task {
+            request = request.header("x-task-id", task);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        self.mock.abort();
+    }
+}
+
+pub fn seed_tenant(db: &warden::state::Db, id: &str, limits: Limits) {
+    admin::create_tenant(db, id, id).unwrap();
+    admin::create_user(
+        db,
+        NewUser {
+            tenant_id: id,
+            id: "ali",
+            name: "Ali",
+            role: Role::User,
+            limits,
+        },
+    )
+    .unwrap();
+    admin::create_task(
+        db,
+        Task {
+            tenant_id: id.into(),
+            id: TASK.into(),
+            title: "Invoice backend".into(),
+            description: "REST API and database layer for invoices".into(),
+            keywords: ["invoice", "billing", "api", "rest", "pdf", "tax"]
+                .map(String::from)
+                .to_vec(),
+            endpoints: vec![],
+            models: vec![],
+            active: true,
+        },
+    )
+    .unwrap();
+}
+
+/// Parses an OpenAI-style error body and returns (type, code, message).
+pub async fn error_of(response: reqwest::Response) -> (String, String, String) {
+    let body: serde_json::Value =
+        serde_json::from_str(&response.text().await.unwrap()).expect("JSON error body");
+    let e = &body["error"];
+    (
+        e["type"].as_str().unwrap_or_default().to_string(),
+        e["code"].as_str().unwrap_or_default().to_string(),
+        e["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Waits until `f` holds (the state writer is asynchronous).
+pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}

@@ -1,0 +1,363 @@
+//! The proxy over real HTTP: completions (plain and streamed), errors,
+//! models, quota, deviation, TLS.
+
+mod common;
+
+use common::*;
+use warden::state::model::Limits;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_completion_passes_all_five_stages_and_is_logged() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let token = env.token("acme");
+    let response = env
+        .chat(
+            &token,
+            "Write the REST endpoint that creates an invoice",
+            false,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert!(headers["x-warden-request-id"]
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
+    assert_eq!(headers["x-warden-intent"], "code");
+    assert_eq!(headers["x-warden-deviation-score"], "0.00");
+    assert!(headers.get("x-warden-warning").is_none());
+    let body: serde_json::Value = response.json_value().await;
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("Mock answer about: Write the REST endpoint"),
+        "{content}"
+    );
+    let usage = &body["usage"];
+    assert_eq!(usage["prompt_tokens"], 11);
+
+    // The request log records who, what, which intent and the provider's usage.
+    let db = env.app().db.clone();
+    assert!(eventually(|| db.recent_requests("acme", 10).unwrap().len() == 1).await);
+    let record = &db.recent_requests("acme", 10).unwrap()[0];
+    assert_eq!(record.user_id, "ali");
+    assert_eq!(record.task_id, TASK);
+    assert_eq!(record.status, 200);
+    assert_eq!(record.intent.as_deref(), Some("code"));
+    assert_eq!(record.tokens_in, 11);
+    assert_eq!(
+        record.tokens_out,
+        usage["completion_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(
+        record.prompt,
+        "Write the REST endpoint that creates an invoice"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_completion_arrives_as_sse_chunks_identical_to_the_plain_answer() {
+    // 20 ms between the mock's chunks: a buffering proxy would deliver them at once.
+    let latency = std::time::Duration::from_millis(200);
+    let env =
+        TestEnv::start_with_mock_latency(vec![TenantSpec::new("acme")], latency, |_| {}).await;
+    let token = env.token("acme");
+    let prompt = "Generate the invoice PDF with tax lines";
+    let plain: serde_json::Value = env.chat(&token, prompt, false).await.json_value().await;
+    let response = env.chat(&token, prompt, true).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["x-warden-intent"], "code");
+
+    let mut chunks = 0;
+    let mut body = Vec::new();
+    let mut response = response;
+    let mut first_chunk_at = None;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        first_chunk_at.get_or_insert_with(std::time::Instant::now);
+        chunks += 1;
+        body.extend_from_slice(&chunk);
+    }
+    let spread = first_chunk_at.unwrap().elapsed();
+    assert!(chunks > 10, "the stream arrived in only {chunks} chunk(s)");
+    assert!(
+        spread >= std::time::Duration::from_millis(200),
+        "chunks arrived together ({spread:?}): buffered"
+    );
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+    let assembled: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(
+        assembled,
+        plain["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+
+    let db = env.app().db.clone();
+    assert!(
+        eventually(|| db
+            .recent_requests("acme", 10)
+            .unwrap()
+            .iter()
+            .any(|r| r.stream && r.response_bytes > 0))
+        .await
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_errors_are_openai_shaped_with_the_right_status() {
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
+        c.max_body_bytes = 64 << 10
+    })
+    .await;
+    let token = env.token("acme");
+    let good = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "invoice api"}]});
+
+    let missing_task = env.post_raw(&token, None, good.to_string()).await;
+    assert_eq!(missing_task.status(), 400);
+    let (kind, code, message) = error_of(missing_task).await;
+    assert_eq!(
+        (kind.as_str(), code.as_str()),
+        ("invalid_request_error", "missing_task_id")
+    );
+    assert!(message.contains("X-Task-Id"), "{message}");
+
+    // The task may also come in the body's metadata (and is stripped upstream).
+    let mut with_metadata = good.clone();
+    with_metadata["metadata"] = serde_json::json!({"task_id": TASK});
+    assert_eq!(
+        env.post_raw(&token, None, with_metadata.to_string())
+            .await
+            .status(),
+        200
+    );
+
+    let malformed = env.post_raw(&token, Some(TASK), "{not json".into()).await;
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(error_of(malformed).await.1, "invalid_json");
+
+    let no_messages = env
+        .post_raw(&token, Some(TASK), r#"{"model":"gpt-4o-mini"}"#.into())
+        .await;
+    assert_eq!(no_messages.status(), 400);
+
+    let huge = format!(
+        r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "a".repeat(100 << 10)
+    );
+    let too_large = env.post_raw(&token, Some(TASK), huge).await;
+    assert_eq!(too_large.status(), 413);
+    assert_eq!(error_of(too_large).await.1, "request_too_large");
+
+    let other_task = env
+        .post_raw(&token, Some("someone-elses-task"), good.to_string())
+        .await;
+    assert_eq!(other_task.status(), 403);
+    let (_, code, message) = error_of(other_task).await;
+    assert_eq!(code, "task_not_allowed");
+    assert!(
+        message.contains("not one of this token's tasks"),
+        "{message}"
+    );
+
+    let wrong_model = serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "invoice api"}]});
+    let denied = env
+        .post_raw(&token, Some(TASK), wrong_model.to_string())
+        .await;
+    assert_eq!(denied.status(), 403);
+    assert!(error_of(denied)
+        .await
+        .2
+        .contains("may not use model 'gpt-4o'"));
+
+    let unknown = env
+        .http
+        .get(format!("{}/v1/nothing", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_lists_only_what_the_token_allows() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let token = env.token("acme");
+    let response = env
+        .http
+        .get(format!("{}/v1/models", env.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json_value().await;
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gpt-4o-mini"]);
+    let anonymous = env
+        .http
+        .get(format!("{}/v1/models", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let health = env
+        .http
+        .get(format!("{}/healthz", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_exhaustion_gives_429_with_retry_after() {
+    let limits = Limits {
+        requests_per_day: Some(2),
+        ..Limits::default()
+    };
+    let env = TestEnv::start(vec![TenantSpec::new("acme").with_limits(limits)]).await;
+    let token = env.token("acme");
+    for _ in 0..2 {
+        assert_eq!(
+            env.chat(&token, "invoice api endpoint", false)
+                .await
+                .status(),
+            200
+        );
+    }
+    let limited = env.chat(&token, "invoice api endpoint", false).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry_after));
+    let (kind, code, _) = error_of(limited).await;
+    assert_eq!(
+        (kind.as_str(), code.as_str()),
+        ("rate_limit_error", "rate_limit_exceeded")
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_task_prompts_warn_then_block_the_user() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let token = env.token("acme");
+    let on_task = env
+        .chat(&token, "Add a tax field to the invoice REST api", false)
+        .await;
+    assert!(on_task.headers().get("x-warden-warning").is_none());
+
+    let first = env
+        .chat(
+            &token,
+            "Give me a recipe for dinner tonight with pasta",
+            false,
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-warden-intent"], "off_topic");
+    assert!(
+        first.headers().get("x-warden-warning").is_some(),
+        "first major deviation must warn"
+    );
+
+    let second = env
+        .chat(&token, "Write a poem for my girlfriend's birthday", false)
+        .await;
+    assert_eq!(second.status(), 403);
+    let (_, code, message) = error_of(second).await;
+    assert_eq!(code, "user_blocked");
+    assert!(message.contains("admin must re-enable"), "{message}");
+
+    // Blocked now, even for on-task work.
+    let after = env
+        .chat(&token, "Add a tax field to the invoice REST api", false)
+        .await;
+    assert_eq!(after.status(), 403);
+    assert!(error_of(after).await.2.contains("blocked"));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_map_to_502() {
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
+        // A port nothing listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        c.upstream.base_url = format!("http://{closed}/v1");
+    })
+    .await;
+    let token = env.token("acme");
+    let response = env.chat(&token, "invoice api", false).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(error_of(response).await.1, "upstream_unavailable");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_tls_with_http2() {
+    let dir = TempDir::new("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.0.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.0.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
+        c.tls = Some(warden::config::TlsConfig {
+            cert: dir.0.join("cert.pem"),
+            key: dir.0.join("key.pem"),
+        });
+    })
+    .await;
+    let token = env.token("acme");
+    let port = env.base.rsplit(':').next().unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!("https://localhost:{port}/v1/chat/completions"))
+        .bearer_auth(&token)
+        .header("x-task-id", TASK)
+        .header("content-type", "application/json")
+        .body(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    env.stop().await;
+}
+
+/// `json()` needs reqwest's json feature; parse by hand instead.
+trait JsonValue {
+    async fn json_value(self) -> serde_json::Value;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> serde_json::Value {
+        serde_json::from_str(&self.text().await.unwrap()).unwrap()
+    }
+}

@@ -1,0 +1,85 @@
+"""The official `openai` Python SDK works against Warden unchanged.
+
+Starts the real `warden demo` binary (mock LLM + proxy + seeded tenant),
+reads the token and base URL it prints, and calls it through the SDK.
+"""
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import openai
+import pytest
+from openai import OpenAI
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BINARY = os.path.join(TARGET, "release", "warden")
+TASK = "invoice-backend"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    state = tempfile.mkdtemp(prefix="warden-sdk-")
+    proc = subprocess.Popen(
+        [BINARY, "demo", "--listen", "127.0.0.1:0", "--state-dir", state],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    base, token = None, None
+    deadline = time.time() + 60
+    while time.time() < deadline and not (base and token):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r'base_url="([^"]+)", api_key="([^"]+)"', line)
+        if m:
+            base, token = m.group(1), m.group(2)
+    assert base and token, "warden demo did not print the SDK snippet"
+    yield base, token
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def client(demo, **headers):
+    base, token = demo
+    return OpenAI(base_url=base, api_key=token, default_headers={"X-Task-Id": TASK, **headers}, max_retries=0)
+
+
+def test_chat_completion(demo):
+    raw = client(demo).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Add tax lines to the invoice PDF"}],
+    )
+    assert raw.headers["x-warden-intent"] in ("code", "doc", "analysis", "test")
+    reply = raw.parse()
+    assert reply.choices[0].message.content.startswith("Mock answer about: Add tax lines")
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+
+
+def test_streamed_chat_completion(demo):
+    stream = client(demo).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Add tax lines to the invoice PDF"}],
+        stream=True,
+    )
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert len(pieces) > 5
+    assert "".join(pieces).startswith("Mock answer about: Add tax lines")
+
+
+def test_errors_surface_as_sdk_exceptions(demo):
+    base, token = demo
+    no_task = OpenAI(base_url=base, api_key=token, max_retries=0)
+    with pytest.raises(openai.BadRequestError) as missing:
+        no_task.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "invoice api"}])
+    assert missing.value.code == "missing_task_id"
+    bad_key = OpenAI(base_url=base, api_key="forged", default_headers={"X-Task-Id": TASK}, max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad_key.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "invoice api"}])
+    models = client(demo).models.list()
+    assert [m.id for m in models.data] == ["gpt-4o-mini"]

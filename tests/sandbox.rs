@@ -1,0 +1,102 @@
+//! A plugin that traps, loops forever or allocates without bound fails only
+//! its own request (503 naming the stage), fast, while other tenants'
+//! requests keep succeeding.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+async fn misbehaving_tenant_fails_closed_while_others_succeed(mode: &str, expected: &str) {
+    let env = TestEnv::start(vec![
+        TenantSpec::new("acme"),
+        TenantSpec::new("broken").with_policy(misbehaving_intent_policy(mode)),
+    ])
+    .await;
+    let good = env.token("acme");
+    let bad = env.token("broken");
+
+    let started = Instant::now();
+    let failed = env.chat(&bad, "invoice api", false).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the failure took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(failed.status(), 503);
+    let (kind, code, message) = error_of(failed).await;
+    assert_eq!(
+        (kind.as_str(), code.as_str()),
+        ("server_error", "policy_plugin_failed")
+    );
+    assert!(message.contains("intent stage"), "{message}");
+    assert!(message.contains(expected), "{message}");
+
+    // Concurrent traffic: the misbehaving tenant keeps failing, the other succeeds.
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (env_base, http) = (env.base.clone(), env.http.clone());
+        let token = if i % 3 == 0 {
+            bad.clone()
+        } else {
+            good.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let response = http
+                .post(format!("{env_base}/v1/chat/completions"))
+                .bearer_auth(&token)
+                .header("x-task-id", TASK)
+                .header("content-type", "application/json")
+                .body(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api endpoint"}]}"#)
+                .send()
+                .await
+                .unwrap();
+            (i % 3 == 0, response.status().as_u16())
+        }));
+    }
+    for task in tasks {
+        let (is_bad, status) = task.await.unwrap();
+        assert_eq!(
+            status,
+            if is_bad { 503 } else { 200 },
+            "bad tenant: {is_bad}"
+        );
+    }
+    // The proxy is still healthy afterwards.
+    assert_eq!(env.chat(&good, "invoice api", false).await.status(), 200);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trapping_plugin_fails_only_its_request() {
+    misbehaving_tenant_fails_closed_while_others_succeed("trap", "trapped").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_plugin_is_interrupted_at_its_deadline() {
+    misbehaving_tenant_fails_closed_while_others_succeed("spin", "time limit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_hungry_plugin_hits_its_cap() {
+    misbehaving_tenant_fails_closed_while_others_succeed("hog", "memory limit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_scoring_stage_may_fail_open_by_policy() {
+    let policy = misbehaving_intent_policy("trap").replace(
+        "plugin = \"test-misbehave\"",
+        "plugin = \"test-misbehave\"\nfail_open = true",
+    );
+    let policy = policy.replacen("fail_open = false\n", "", 1);
+    let env = TestEnv::start(vec![TenantSpec::new("lenient").with_policy(policy)]).await;
+    let token = env.token("lenient");
+    let response = env.chat(&token, "invoice api", false).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("x-warden-intent").is_none(),
+        "no intent when the stage failed open"
+    );
+    env.stop().await;
+}

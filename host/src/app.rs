@@ -15,11 +15,12 @@ use crate::upstream::Upstream;
 pub struct App {
     pub config: Config,
     pub db: Arc<Db>,
-    pub activity: Activity,
+    pub activity: Arc<Activity>,
     pub writer: StateWriter,
     /// `None` when the chain is disabled (benchmark reference only).
     pub chains: Option<Chains>,
     pub upstream: Upstream,
+    pub metrics: crate::metrics::Metrics,
     request_seq: AtomicU64,
     request_prefix: String,
 }
@@ -29,8 +30,8 @@ impl App {
     /// inside a tokio runtime (it starts the state writer).
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
-        let activity = Activity::load(&db.usage)?;
-        let (writer, _task) = StateWriter::spawn(db.clone());
+        let activity = Arc::new(Activity::load(&db.usage)?);
+        let (writer, _task) = StateWriter::spawn(db.clone(), activity.clone());
         let chains = if config.chain_enabled {
             let runtime = PluginRuntime::new(&RuntimeConfig {
                 max_instances: config.runtime.max_instances,
@@ -72,6 +73,7 @@ impl App {
             writer,
             chains,
             upstream,
+            metrics: crate::metrics::Metrics::default(),
             request_seq: AtomicU64::new(0),
             request_prefix: format!("req_{started:x}"),
         }))

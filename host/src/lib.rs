@@ -19,6 +19,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod mock_llm;
 pub mod pipeline;
 pub mod policy;

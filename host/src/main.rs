@@ -10,6 +10,9 @@ use warden::config::Config;
 use warden::state::model::{Limits, Role, Task};
 use warden::state::Db;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "warden",

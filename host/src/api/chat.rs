@@ -20,7 +20,6 @@ use crate::error::ApiError;
 use crate::http::{full, Body};
 use crate::pipeline::{self, Assessment, CallFacts};
 use crate::state::model::RequestRecord;
-use crate::state::{compound_key, StateWrite};
 use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
 
 const ENDPOINT: &str = "chat.completions";
@@ -116,6 +115,7 @@ fn task_id_header(headers: &HeaderMap) -> Option<String> {
 
 pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
+    app.metrics.request();
     let request_id = app.next_request_id();
     let mut response = proxy(app, req, &request_id, started)
         .await
@@ -227,7 +227,10 @@ async fn proxy(
                 prompt: truncate(&prompt, INTENT_PROMPT_CAP),
                 estimated_tokens,
             };
-            pipeline::run(app, &chain, &facts).await
+            let chain_started = Instant::now();
+            let assessment = pipeline::run(app, &chain, &facts).await;
+            app.metrics.chain_run(chain_started.elapsed());
+            assessment
         }
         None if claims.tasks.iter().any(|t| t == task_id) => Ok(Assessment::default()),
         None => Err(ApiError::forbidden(
@@ -238,6 +241,9 @@ async fn proxy(
     let assessment = match assessment {
         Ok(a) => a,
         Err(e) => {
+            if e.code == "policy_plugin_failed" {
+                app.metrics.plugin_failure();
+            }
             // Nothing is reserved any more; persist the score and history.
             settle(app, &record, 0, Some(Usage::default()));
             record.status = e.status.as_u16();
@@ -382,23 +388,17 @@ fn strip_task_metadata(body: &Bytes) -> Result<Bytes, ApiError> {
 }
 
 /// Replaces the reservation with real usage (the estimate stays when the
-/// provider reported none) and queues the user's counters for persistence.
+/// provider reported none); the state writer persists the counters.
 fn settle(app: &App, record: &RequestRecord, reserved: u64, usage: Option<Usage>) {
     let actual = usage.map_or(reserved, |u| u.prompt_tokens + u.completion_tokens);
     let now = crate::clock::now_ms();
-    let value = app
-        .activity
+    app.activity
         .with_user(&record.tenant_id, &record.user_id, now, |a| {
-            a.reconcile(reserved, actual);
-            serde_json::to_vec(a).unwrap_or_default()
+            a.reconcile(reserved, actual)
         });
-    app.writer.send(StateWrite::Activity {
-        key: compound_key(&[&record.tenant_id, &record.user_id]),
-        value,
-    });
 }
 
 fn finish_record(app: &App, mut record: RequestRecord, started: Instant) {
     record.latency_ms = started.elapsed().as_millis() as u64;
-    app.writer.send(StateWrite::Request(Box::new(record)));
+    app.writer.record(record);
 }

@@ -19,7 +19,15 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/v1/chat/completions") => return chat::handle(&app, req).await,
         (&Method::GET, "/v1/models") => models::handle(&app, &req),
         (&Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &br#"{"status":"ok"}"#[..])),
-        (_, "/v1/chat/completions" | "/v1/models" | "/healthz") => {
+        (&Method::GET, "/metrics") => {
+            let mut response = Response::new(crate::http::full(app.metrics.render()));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            Ok(response)
+        }
+        (_, "/v1/chat/completions" | "/v1/models" | "/healthz" | "/metrics") => {
             Err(ApiError::method_not_allowed())
         }
         (_, path) => Err(ApiError::not_found(format!("no route for {path}"))),

@@ -38,6 +38,9 @@ pub struct UserActivity {
     total_requests: u64,
     pub history: VecDeque<HistoryItem>,
     pub last_warning: Option<String>,
+    /// Changed since the state writer last persisted it.
+    #[serde(skip)]
+    dirty: bool,
 }
 
 /// Months since 1970-01 for a day number (civil calendar, UTC).
@@ -154,15 +157,25 @@ impl UserActivity {
     }
 }
 
-/// All users' activity, keyed by tenant then user.
+#[derive(Default)]
+struct Users {
+    by_tenant: HashMap<String, HashMap<String, UserActivity>>,
+    /// (tenant, user) of every activity changed since the last persist.
+    dirty: Vec<(String, String)>,
+}
+
+/// All users' activity, keyed by tenant then user. Changes are persisted in
+/// batches by the state writer ([`Activity::take_dirty`]), not per request:
+/// a user's record (with its history) is a few KiB, and rewriting it on every
+/// request cost more than proxying the request.
 pub struct Activity {
-    users: Mutex<HashMap<String, HashMap<String, UserActivity>>>,
+    users: Mutex<Users>,
 }
 
 impl Activity {
     /// Loads persisted counters from the `usage` tree.
     pub fn load(tree: &sled::Tree) -> anyhow::Result<Self> {
-        let mut users: HashMap<String, HashMap<String, UserActivity>> = HashMap::new();
+        let mut users = Users::default();
         for item in tree.iter() {
             let (key, value) = item?;
             let key = String::from_utf8_lossy(&key);
@@ -171,6 +184,7 @@ impl Activity {
             };
             let activity: UserActivity = serde_json::from_slice(&value)?;
             users
+                .by_tenant
                 .entry(tenant.into())
                 .or_default()
                 .insert(user.into(), activity);
@@ -188,17 +202,40 @@ impl Activity {
         now_ms: u64,
         f: impl FnOnce(&mut UserActivity) -> R,
     ) -> R {
-        let mut users = self.users.lock().expect("activity lock");
-        let tenant_map = match users.get_mut(tenant) {
+        let mut guard = self.users.lock().expect("activity lock");
+        let users = &mut *guard;
+        let tenant_map = match users.by_tenant.get_mut(tenant) {
             Some(m) => m,
-            None => users.entry(tenant.to_string()).or_default(),
+            None => users.by_tenant.entry(tenant.to_string()).or_default(),
         };
         let activity = match tenant_map.get_mut(user) {
             Some(a) => a,
             None => tenant_map.entry(user.to_string()).or_default(),
         };
         activity.roll(now_ms);
-        f(activity)
+        let result = f(activity);
+        if !activity.dirty {
+            activity.dirty = true;
+            users.dirty.push((tenant.to_string(), user.to_string()));
+        }
+        result
+    }
+
+    /// Serialised records of every user changed since the last call, keyed
+    /// as in the `usage` tree.
+    pub fn take_dirty(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut guard = self.users.lock().expect("activity lock");
+        let users = &mut *guard;
+        let dirty = std::mem::take(&mut users.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|(tenant, user)| {
+                let activity = users.by_tenant.get_mut(&tenant)?.get_mut(&user)?;
+                activity.dirty = false;
+                let value = serde_json::to_vec(activity).ok()?;
+                Some((super::compound_key(&[&tenant, &user]), value))
+            })
+            .collect()
     }
 }
 

@@ -9,4 +9,4 @@ mod writer;
 pub use activity::{Activity, HistoryItem, UserActivity};
 pub(crate) use db::compound_key;
 pub use db::{Db, Directory, TenantEntry};
-pub use writer::{StateWrite, StateWriter};
+pub use writer::StateWriter;

@@ -1,56 +1,75 @@
-//! Off-request-path persistence: request records and activity counters are
-//! sent over a channel and written to sled in batches by one task, so the
-//! response never waits on the database.
+//! Off-request-path persistence. Request records go over a channel; user
+//! activity is marked dirty in memory. Every `TICK` one task writes both to
+//! sled in batches, so the request path never waits on the database and
+//! never wakes the writer itself.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::activity::Activity;
 use super::db::{compound_key, Db};
 use super::model::RequestRecord;
 
-pub enum StateWrite {
-    Request(Box<RequestRecord>),
-    Activity { key: Vec<u8>, value: Vec<u8> },
-}
+const TICK: Duration = Duration::from_millis(20);
 
 #[derive(Clone)]
 pub struct StateWriter {
-    tx: mpsc::UnboundedSender<StateWrite>,
+    tx: mpsc::UnboundedSender<Box<RequestRecord>>,
+}
+
+fn log_key(record: &RequestRecord) -> Vec<u8> {
+    let mut key = compound_key(&[&record.tenant_id]);
+    key.push(0);
+    key.extend_from_slice(&record.at_ms.to_be_bytes());
+    key.push(0);
+    key.extend_from_slice(record.id.as_bytes());
+    key
+}
+
+fn persist(db: &Db, activity: &Activity, records: &mut Vec<Box<RequestRecord>>) {
+    let mut logs = sled::Batch::default();
+    for record in records.drain(..) {
+        match serde_json::to_vec(&record) {
+            Ok(value) => logs.insert(log_key(&record), value),
+            Err(e) => tracing::error!(error = %e, "cannot encode a request record"),
+        }
+    }
+    let mut usage = sled::Batch::default();
+    for (key, value) in activity.take_dirty() {
+        usage.insert(key, value);
+    }
+    if let Err(e) = db
+        .logs
+        .apply_batch(logs)
+        .and_then(|_| db.usage.apply_batch(usage))
+    {
+        tracing::error!(error = %e, "writing request records failed");
+    }
 }
 
 impl StateWriter {
-    /// Starts the writer task on the current runtime.
-    pub fn spawn(db: Arc<Db>) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<StateWrite>();
+    /// Starts the writer task on the current runtime. It ends (after a last
+    /// write and a flush) when every `StateWriter` clone is dropped.
+    pub fn spawn(db: Arc<Db>, activity: Arc<Activity>) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Box<RequestRecord>>();
         let task = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(256);
-            while rx.recv_many(&mut batch, 256).await > 0 {
-                let (mut logs, mut usage) = (sled::Batch::default(), sled::Batch::default());
-                for write in batch.drain(..) {
-                    match write {
-                        StateWrite::Request(record) => {
-                            let mut key = compound_key(&[&record.tenant_id]);
-                            key.push(0);
-                            key.extend_from_slice(&record.at_ms.to_be_bytes());
-                            key.push(0);
-                            key.extend_from_slice(record.id.as_bytes());
-                            match serde_json::to_vec(&record) {
-                                Ok(value) => logs.insert(key, value),
-                                Err(e) => {
-                                    tracing::error!(error = %e, "cannot encode request record")
-                                }
-                            }
-                        }
-                        StateWrite::Activity { key, value } => usage.insert(key, value),
+            let mut ticker = tokio::time::interval(TICK);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut records = Vec::with_capacity(1024);
+            loop {
+                ticker.tick().await;
+                let open = loop {
+                    match rx.try_recv() {
+                        Ok(record) => records.push(record),
+                        Err(mpsc::error::TryRecvError::Empty) => break true,
+                        Err(mpsc::error::TryRecvError::Disconnected) => break false,
                     }
-                }
-                if let Err(e) = db
-                    .logs
-                    .apply_batch(logs)
-                    .and_then(|_| db.usage.apply_batch(usage))
-                {
-                    tracing::error!(error = %e, "writing request records failed");
+                };
+                persist(&db, &activity, &mut records);
+                if !open {
+                    break;
                 }
             }
             let _ = db.flush();
@@ -58,9 +77,9 @@ impl StateWriter {
         (Self { tx }, task)
     }
 
-    pub fn send(&self, write: StateWrite) {
-        if self.tx.send(write).is_err() {
-            tracing::warn!("state writer stopped; a record was dropped");
+    pub fn record(&self, record: RequestRecord) {
+        if self.tx.send(Box::new(record)).is_err() {
+            tracing::warn!("state writer stopped; a request record was dropped");
         }
     }
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# One command for the benchmark: installs wrk and nginx-light (Debian),
+# builds Warden and its plugins, then measures in one run, against the same
+# mock LLM on loopback: the mock directly, nginx proxy_pass, Warden with the
+# chain disabled, and Warden with the full five-stage chain and logging on.
+#   bash bench/run.sh            # 10 s per measurement
+#   DURATION=30 bash bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+bash scripts/build-plugins.sh
+cargo build --locked --release -p warden
+exec python3 bench/run.py "$CARGO_TARGET_DIR/release/warden"

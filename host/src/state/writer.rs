@@ -16,7 +16,7 @@ const TICK: Duration = Duration::from_millis(20);
 
 #[derive(Clone)]
 pub struct StateWriter {
-    tx: mpsc::UnboundedSender<Box<RequestRecord>>,
+    tx: mpsc::UnboundedSender<RequestRecord>,
 }
 
 fn log_key(record: &RequestRecord) -> Vec<u8> {
@@ -28,7 +28,7 @@ fn log_key(record: &RequestRecord) -> Vec<u8> {
     key
 }
 
-fn persist(db: &Db, activity: &Activity, records: &mut Vec<Box<RequestRecord>>) {
+fn persist(db: &Db, activity: &Activity, records: &mut Vec<RequestRecord>) {
     let mut logs = sled::Batch::default();
     for record in records.drain(..) {
         match serde_json::to_vec(&record) {
@@ -53,7 +53,7 @@ impl StateWriter {
     /// Starts the writer task on the current runtime. It ends (after a last
     /// write and a flush) when every `StateWriter` clone is dropped.
     pub fn spawn(db: Arc<Db>, activity: Arc<Activity>) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Box<RequestRecord>>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(TICK);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -78,7 +78,7 @@ impl StateWriter {
     }
 
     pub fn record(&self, record: RequestRecord) {
-        if self.tx.send(Box::new(record)).is_err() {
+        if self.tx.send(record).is_err() {
             tracing::warn!("state writer stopped; a request record was dropped");
         }
     }

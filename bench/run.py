@@ -103,8 +103,8 @@ wrk.headers["X-Task-Id"] = "invoice-backend"
     if "Non-2xx" in out:
         raise SystemExit(f"errors during the run on port {port}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = to_us(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = to_us(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = to_us(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))
+    p99 = to_us(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))
     return rps, p50, p99
 
 
@@ -114,8 +114,8 @@ def chain_metrics(port):
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except Exception:
         return None
-    runs = float(re.search(r"warden_chain_runs_total (\S+)", text).group(1))
-    secs = float(re.search(r"warden_chain_seconds_total (\S+)", text).group(1))
+    runs = float(re.search(r"^warden_chain_runs_total (\S+)", text, re.M).group(1))
+    secs = float(re.search(r"^warden_chain_seconds_total (\S+)", text, re.M).group(1))
     return runs, secs
 
 

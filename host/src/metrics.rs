@@ -32,11 +32,13 @@ impl Metrics {
             "# TYPE warden_requests_total counter\nwarden_requests_total {}\n\
              # TYPE warden_chain_runs_total counter\nwarden_chain_runs_total {}\n\
              # TYPE warden_chain_seconds_total counter\nwarden_chain_seconds_total {:.6}\n\
-             # TYPE warden_plugin_failures_total counter\nwarden_plugin_failures_total {}\n",
+             # TYPE warden_plugin_failures_total counter\nwarden_plugin_failures_total {}\n\
+             # TYPE warden_plugin_instances_created_total counter\nwarden_plugin_instances_created_total {}\n",
             get(&self.requests),
             get(&self.chain_runs),
             get(&self.chain_micros) as f64 / 1e6,
             get(&self.plugin_failures),
+            crate::runtime::INSTANCES_CREATED.load(Ordering::Relaxed),
         )
     }
 }

@@ -19,7 +19,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use host_imports::{PluginScope, PluginState};
-pub use plugin::{CompiledPlugin, FailureKind, PluginError, SandboxLimits, TenantPlugin};
+pub use plugin::{
+    CompiledPlugin, FailureKind, PluginError, SandboxLimits, TenantPlugin, INSTANCES_CREATED,
+};
 pub use stage::Stage;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
@@ -58,7 +60,12 @@ impl PluginRuntime {
             .total_memories(n)
             .total_tables(n * 4)
             .total_stacks(n)
-            .max_memory_size(config.max_memory_bytes);
+            .max_memory_size(config.max_memory_bytes)
+            // Keep recycled pages resident instead of madvise + fault again:
+            // every plugin call runs on a pooled fiber stack.
+            .async_stack_keep_resident(128 << 10)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)

@@ -7,6 +7,7 @@
 //! component, a call on a live one about 1 µs); an instance that trapped,
 //! ran out of time or hit its memory cap is dropped, never reused.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,6 +97,9 @@ impl std::fmt::Display for PluginError {
     }
 }
 
+/// Instances created since start (all tenants); exported on `/metrics`.
+pub static INSTANCES_CREATED: AtomicU64 = AtomicU64::new(0);
+
 struct WarmInstance {
     store: Store<PluginState>,
     guest: StageGuest,
@@ -148,6 +152,7 @@ impl TenantPlugin {
         if let Some(warm) = self.warm.lock().expect("warm pool lock").pop() {
             return Ok(warm);
         }
+        INSTANCES_CREATED.fetch_add(1, Ordering::Relaxed);
         let state = PluginState::new(self.scope.clone(), self.limits.memory_bytes);
         let mut store = Store::new(self.compiled.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);

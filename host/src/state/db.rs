@@ -78,12 +78,18 @@ impl Db {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(path)
             .with_context(|| format!("creating state directory {}", path.display()))?;
-        let db = sled::open(path).with_context(|| {
-            format!(
-                "opening the database at {} (is another warden using it?)",
-                path.display()
-            )
-        })?;
+        // sled caches up to 1 GiB by default; the hot path reads from the
+        // in-memory directory, so a small page cache is enough.
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 << 20)
+            .open()
+            .with_context(|| {
+                format!(
+                    "opening the database at {} (is another warden using it?)",
+                    path.display()
+                )
+            })?;
         let tree = |name: &str| db.open_tree(name);
         let this = Self {
             tenants: tree("tenants")?,

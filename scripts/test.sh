@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
+# The demo test runs the printed curl line.
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+
 bash scripts/build-plugins.sh
 cargo build --locked --release -p warden
 cargo test --locked --release -p warden

@@ -155,6 +155,8 @@ impl TestEnv {
         };
         config.upstream.base_url = format!("http://{mock_addr}/v1");
         config.upstream.api_key_override = Some(UPSTREAM_KEY.into());
+        // Tests run many servers at once: a smaller pool reserves less address space.
+        config.runtime.max_instances = 128;
         tweak(&mut config);
         let server = warden::server::start(config.clone()).await.unwrap();
         let base = format!("http://{}", server.addr);

@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Worker threads, each with its own runtime and listener; 0 = one per core.
+    pub workers: usize,
     /// Directory of the sled database (git-ignored by default).
     pub state_dir: PathBuf,
     /// Directory of compiled plugin components (`<name>.wasm`).
@@ -68,6 +70,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
+            workers: 0,
             state_dir: ".warden/state".into(),
             plugin_dir: "build/plugins".into(),
             policy_dir: "policies".into(),

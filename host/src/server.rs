@@ -1,5 +1,12 @@
 //! The listener: HTTP/1.1 and HTTP/2 (hyper-util's auto builder), TLS with
 //! rustls when a certificate is configured, graceful shutdown.
+//!
+//! Thread per core: each worker thread runs its own single-threaded tokio
+//! runtime with its own `SO_REUSEPORT` listener and its own upstream
+//! connection pool, so a request never hops threads between the client's
+//! socket, the plugin calls and the provider's socket. On this 2-core box a
+//! work-stealing runtime spent more on cross-thread wake-ups than on the
+//! proxying itself.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,36 +45,86 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub app: Arc<App>,
     shutdown: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting, lets requests in flight finish, flushes state.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
         let _ = self.app.db.flush();
     }
 }
 
-/// Binds `config.listen` and serves until stopped.
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Binds `config.listen` on every worker thread and serves until stopped.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let mut addr = config.listen;
     let app = App::build(config)?;
-    let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(serve(listener, tls, app.clone(), async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
-    tracing::info!(%addr, tls = app.config.tls.is_some(), "warden listening");
+    let (shutdown, stopped) = tokio::sync::watch::channel(false);
+    let mut handles = Vec::with_capacity(workers);
+    for index in 0..workers {
+        // The first worker binds (perhaps port 0); the others join its port.
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let (app, tls, mut stopped) = (app.clone(), tls.clone(), stopped.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("warden-worker-{index}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return drop(bound_tx.send(Err(e))),
+                };
+                runtime.block_on(async move {
+                    let listener = match reuseport_listener(addr) {
+                        Ok(l) => l,
+                        Err(e) => return drop(bound_tx.send(Err(e))),
+                    };
+                    let _ = bound_tx.send(listener.local_addr());
+                    serve(listener, tls, app, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+                });
+            })?;
+        handles.push(handle);
+        addr = bound_rx
+            .recv()
+            .context("a worker thread died while binding")?
+            .with_context(|| format!("binding {addr}"))?;
+    }
+    tracing::info!(%addr, workers, tls = app.config.tls.is_some(), "warden listening");
     Ok(RunningServer {
         addr,
         app,
         shutdown,
-        task,
+        workers: handles,
     })
 }
 

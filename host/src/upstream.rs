@@ -18,23 +18,50 @@ use crate::error::ApiError;
 use crate::http::BoxError;
 
 pub struct Upstream {
-    client: reqwest::Client,
+    /// Identifies this upstream's clients in each thread's client cache.
+    id: u64,
+    settings: ClientSettings,
     /// Parsed once: parsing (IDNA included) per request showed in profiles.
     chat_url: reqwest::Url,
     authorization: Option<HeaderValue>,
     response_timeout: Duration,
 }
 
+#[derive(Clone, Copy)]
+struct ClientSettings {
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl ClientSettings {
+    fn build(self) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.idle_timeout)
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+    }
+}
+
+thread_local! {
+    /// One client (and connection pool) per worker thread: a request and its
+    /// upstream connection then live on the same thread and runtime, with no
+    /// cross-thread wake-ups (see server.rs).
+    static CLIENTS: std::cell::RefCell<Vec<(u64, reqwest::Client)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+static NEXT_UPSTREAM_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Upstream {
     /// `api_key` comes from the environment variable the config names.
     pub fn new(config: &UpstreamConfig, api_key: Option<String>) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            .read_timeout(Duration::from_secs(config.idle_timeout_secs))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()?;
+        let settings = ClientSettings {
+            connect_timeout: Duration::from_secs(config.connect_timeout_secs),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        };
+        settings.build()?; // fail at start-up, not on the first request
         let authorization = match api_key.filter(|k| !k.is_empty()) {
             Some(key) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {key}"))?;
@@ -44,7 +71,8 @@ impl Upstream {
             None => None,
         };
         Ok(Self {
-            client,
+            id: NEXT_UPSTREAM_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            settings,
             chat_url: format!("{}/chat/completions", config.base_url.trim_end_matches('/'))
                 .parse()?,
             authorization,
@@ -52,10 +80,25 @@ impl Upstream {
         })
     }
 
+    /// This thread's client for this upstream.
+    fn client(&self) -> Result<reqwest::Client, ApiError> {
+        CLIENTS.with_borrow_mut(|clients| {
+            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
+                return Ok(client.clone());
+            }
+            let client = self
+                .settings
+                .build()
+                .map_err(|e| ApiError::internal(format!("building the provider client: {e}")))?;
+            clients.push((self.id, client.clone()));
+            Ok(client)
+        })
+    }
+
     /// Sends a chat completion; returns once the provider's headers arrive.
     pub async fn chat(&self, body: Bytes) -> Result<reqwest::Response, ApiError> {
         let mut request = self
-            .client
+            .client()?
             .post(self.chat_url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);

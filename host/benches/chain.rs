@@ -1,0 +1,224 @@
+//! The chain's own cost, without HTTP: each default plugin called the way the
+//! pipeline calls it, on warm instances (reuse) and on a fresh instance per
+//! call (`max_reuse = 1`). Needs the plugins built (scripts/build-plugins.sh).
+//!
+//!     cargo bench -p warden --bench chain
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use warden::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
+use warden::runtime::{
+    PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage, TenantPlugin,
+};
+
+const CALLS: u32 = 20_000;
+
+fn identity() -> types::Identity {
+    types::Identity {
+        tenant_id: "acme".into(),
+        user_id: "ali".into(),
+        role: types::Role::User,
+    }
+}
+
+fn claims() -> types::TokenClaims {
+    types::TokenClaims {
+        token_id: "0123456789abcdef0123456789abcdef".into(),
+        issued_at: 1_700_000_000,
+        expires_at: 1_800_000_000,
+        tasks: vec!["invoice-backend".into()],
+        endpoints: vec!["chat.completions".into()],
+        models: vec!["gpt-4o-mini".into()],
+    }
+}
+
+fn task() -> types::Task {
+    types::Task {
+        id: "invoice-backend".into(),
+        title: "Invoice backend".into(),
+        description:
+            "Build the REST API and database layer that creates, stores and sends invoices.".into(),
+        keywords: [
+            "invoice", "billing", "api", "rest", "postgres", "pdf", "tax",
+        ]
+        .map(String::from)
+        .to_vec(),
+        endpoints: vec![],
+        models: vec!["gpt-4o-mini".into()],
+        active: true,
+    }
+}
+
+/// Median of `rounds` timings of `CALLS` calls, in µs per call.
+async fn time<F, Fut>(mut call: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..CALLS / 5 {
+            call().await;
+        }
+        rounds.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS / 5));
+    }
+    rounds.sort_by(f64::total_cmp);
+    rounds[2]
+}
+
+async fn measure(
+    runtime: &PluginRuntime,
+    plugins: &std::collections::HashMap<String, Arc<warden::runtime::CompiledPlugin>>,
+    max_reuse: u32,
+) -> Vec<(Stage, f64)> {
+    let kv = sled::Config::new()
+        .temporary(true)
+        .open()
+        .unwrap()
+        .open_tree("kv")
+        .unwrap();
+    let limits = SandboxLimits {
+        max_reuse,
+        deadline: Duration::from_millis(10),
+        ..SandboxLimits::default()
+    };
+    let load = |name: &str| -> TenantPlugin {
+        let scope = Arc::new(PluginScope::new(
+            Arc::from("acme"),
+            Arc::from(name),
+            Default::default(),
+            kv.clone(),
+        ));
+        runtime.instantiate_for_tenant(plugins[name].clone(), scope, limits.clone())
+    };
+    let (a, t, q, i, d) = (
+        load("auth"),
+        load("task-validation"),
+        load("quota"),
+        load("intent"),
+        load("deviation"),
+    );
+    let auth_req = auth::AuthRequest {
+        identity: identity(),
+        claims: claims(),
+        user_status: types::UserStatus::Active,
+        tenant_status: types::TenantStatus::Active,
+        endpoint: "chat.completions".into(),
+    };
+    let task_req = task_validation::TaskRequest {
+        identity: identity(),
+        claims: claims(),
+        task_id: "invoice-backend".into(),
+        endpoint: "chat.completions".into(),
+        model: "gpt-4o-mini".into(),
+        task: Some(task()),
+    };
+    let quota_req = quota::QuotaRequest {
+        identity: identity(),
+        limits: types::Limits {
+            requests_per_minute: Some(60),
+            requests_per_day: Some(200),
+            tokens_per_day: Some(300_000),
+            tokens_per_month: None,
+        },
+        usage: types::Usage {
+            requests_this_minute: 1,
+            requests_today: 10,
+            tokens_today: 5_000,
+            tokens_this_month: 50_000,
+            minute_resets_in: 30,
+            day_resets_in: 3_600,
+            month_resets_in: 86_400,
+        },
+        estimated_tokens: 600,
+    };
+    let intent_req = intent::IntentRequest {
+        prompt: "Write the REST endpoint that creates an invoice with tax lines and stores it in postgres".into(),
+        task: task(),
+    };
+    let history: Vec<types::HistoryEntry> = (0..50)
+        .map(|n| types::HistoryEntry {
+            at_ms: 1_700_000_000_000 + n * 60_000,
+            task_id: "invoice-backend".into(),
+            label: types::IntentLabel::Code,
+            drift: types::Drift::OnTask,
+        })
+        .collect();
+    let deviation_req = deviation::DeviationRequest {
+        identity: identity(),
+        task_id: "invoice-backend".into(),
+        current: types::Intent {
+            label: types::IntentLabel::Code,
+            confidence: 0.9,
+            drift: types::Drift::OnTask,
+        },
+        history,
+        stats: types::UsageStats {
+            requests_last_hour: 10,
+            baseline_requests_per_hour: 8.0,
+            unrelated_last_ten_minutes: 0,
+        },
+        score: 0.3,
+        score_updated_at_ms: 1_700_000_000_000,
+    };
+    vec![
+        (
+            Stage::Auth,
+            time(|| async {
+                a.auth(&auth_req).await.unwrap();
+            })
+            .await,
+        ),
+        (
+            Stage::TaskValidation,
+            time(|| async {
+                t.validate_task(&task_req).await.unwrap();
+            })
+            .await,
+        ),
+        (
+            Stage::Quota,
+            time(|| async {
+                q.quota(&quota_req).await.unwrap();
+            })
+            .await,
+        ),
+        (
+            Stage::Intent,
+            time(|| async {
+                i.intent(&intent_req).await.unwrap();
+            })
+            .await,
+        ),
+        (
+            Stage::Deviation,
+            time(|| async {
+                d.deviation(&deviation_req).await.unwrap();
+            })
+            .await,
+        ),
+    ]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/plugins");
+    let runtime = PluginRuntime::new(&RuntimeConfig::default()).unwrap();
+    let plugins = runtime
+        .compile_dir(&dir)
+        .expect("build the plugins first: scripts/build-plugins.sh");
+    let warm = measure(&runtime, &plugins, 1000).await;
+    let fresh = measure(&runtime, &plugins, 1).await;
+    println!("| stage | warm instance (µs/call) | fresh instance per call (µs/call) |");
+    println!("|---|---:|---:|");
+    for ((stage, w), (_, f)) in warm.iter().zip(&fresh) {
+        println!("| {stage} | {w:.1} | {f:.1} |");
+    }
+    let (w, f): (f64, f64) = (
+        warm.iter().map(|x| x.1).sum(),
+        fresh.iter().map(|x| x.1).sum(),
+    );
+    println!("| **all five** | **{w:.1}** | **{f:.1}** |");
+}

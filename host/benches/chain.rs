@@ -13,6 +13,7 @@ use warden::runtime::{
 };
 
 const CALLS: u32 = 20_000;
+const HISTORY: u64 = 50;
 
 fn identity() -> types::Identity {
     types::Identity {
@@ -138,10 +139,10 @@ async fn measure(
         prompt: "Write the REST endpoint that creates an invoice with tax lines and stores it in postgres".into(),
         task: task(),
     };
-    let history: Vec<types::HistoryEntry> = (0..50)
+    let history: Vec<types::HistoryEntry> = (0..HISTORY)
         .map(|n| types::HistoryEntry {
             at_ms: 1_700_000_000_000 + n * 60_000,
-            task_id: "invoice-backend".into(),
+            same_task: true,
             label: types::IntentLabel::Code,
             drift: types::Drift::OnTask,
         })

@@ -194,7 +194,7 @@ pub async fn run(
     // 5. deviation
     let (history, stats, score, updated) = app.activity.with_user(tenant_id, user_id, now, |a| {
         (
-            a.history_for_plugin(),
+            a.history_for_plugin(facts.task_id),
             a.stats(now),
             a.score,
             a.score_updated_at_ms,

@@ -144,12 +144,13 @@ impl UserActivity {
         self.history.push_back(item);
     }
 
-    pub fn history_for_plugin(&self) -> Vec<types::HistoryEntry> {
+    /// History as the deviation stage sees it, relative to `current_task`.
+    pub fn history_for_plugin(&self, current_task: &str) -> Vec<types::HistoryEntry> {
         self.history
             .iter()
             .map(|h| types::HistoryEntry {
                 at_ms: h.at_ms,
-                task_id: h.task_id.clone(),
+                same_task: h.task_id == current_task,
                 label: crate::chain::parse_label(&h.label),
                 drift: crate::chain::parse_drift(&h.drift),
             })

@@ -17,12 +17,37 @@ fn setting(key: &str, default: f32) -> f32 {
         .unwrap_or(default)
 }
 
+/// The tenant's settings, read once per instance: an instance never outlives
+/// its policy (a new policy builds new instances), and each `config::get` is
+/// a host call.
+struct Settings {
+    half_life_ms: f32,
+    slight_weight: f32,
+    major_weight: f32,
+    warn_at: f32,
+    flag_at: f32,
+    block_at: f32,
+}
+
+fn settings() -> &'static Settings {
+    static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    SETTINGS.get_or_init(|| Settings {
+        half_life_ms: setting("half_life_minutes", 60.0).max(0.01) * 60_000.0,
+        slight_weight: setting("slight_weight", 0.1),
+        major_weight: setting("major_weight", 1.0),
+        warn_at: setting("warn_at", 1.0),
+        flag_at: setting("flag_at", 1.5),
+        block_at: setting("block_at", 2.0),
+    })
+}
+
 struct Deviation;
 
 impl Guest for Deviation {
     fn score(request: DeviationRequest) -> DeviationOutcome {
         let now = clock::now_ms();
-        let half_life_ms = setting("half_life_minutes", 60.0).max(0.01) * 60_000.0;
+        let settings = settings();
+        let half_life_ms = settings.half_life_ms;
         let elapsed = now.saturating_sub(request.score_updated_at_ms) as f32;
         let decayed = if request.score_updated_at_ms == 0 {
             request.score
@@ -35,11 +60,11 @@ impl Guest for Deviation {
             Drift::OnTask => 0.0,
             Drift::Slight => {
                 reasons.push("prompt is only loosely related to the task".into());
-                setting("slight_weight", 0.1)
+                settings.slight_weight
             }
             Drift::Major => {
                 reasons.push("prompt is unrelated to the task".into());
-                setting("major_weight", 1.0)
+                settings.major_weight
             }
         };
         let stats = &request.stats;
@@ -61,7 +86,7 @@ impl Guest for Deviation {
                 ));
             }
             let last = request.history.last();
-            if last.is_some_and(|h| h.drift == Drift::OnTask && h.task_id == request.task_id)
+            if last.is_some_and(|h| h.drift == Drift::OnTask && h.same_task)
                 && request.current.drift == Drift::Major
             {
                 reasons.push("abrupt change of topic".into());
@@ -71,11 +96,11 @@ impl Guest for Deviation {
         // Scores are kept to two decimals, so a few seconds of decay do not
         // keep two quick major deviations (1 + 1) under a threshold of 2.
         let score = ((decayed + increment) * 100.0).round() / 100.0;
-        let action = if score >= setting("block_at", 2.0) {
+        let action = if score >= settings.block_at {
             Action::Block
-        } else if score >= setting("flag_at", 1.5) {
+        } else if score >= settings.flag_at {
             Action::Flag
-        } else if score >= setting("warn_at", 1.0) {
+        } else if score >= settings.warn_at {
             Action::Warn
         } else {
             Action::None

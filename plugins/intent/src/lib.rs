@@ -4,7 +4,11 @@
 //! Cheap by design: one pass over the prompt's words, no allocation per word
 //! beyond lower-casing.
 
-wit_bindgen::generate!({ path: "../../wit", world: "warden:policy/intent-plugin@0.1.0" });
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "warden:policy/intent-plugin@0.1.0",
+    additional_derives: [PartialEq],
+});
 
 use exports::warden::policy::intent::{Guest, IntentRequest};
 use warden::policy::types::{Drift, Intent, IntentLabel, Task};
@@ -179,16 +183,29 @@ fn task_vocabulary(task: &Task) -> Vec<String> {
     vocab
 }
 
+thread_local! {
+    /// The vocabulary of the last task seen: consecutive calls on a warm
+    /// instance are usually for the same task.
+    static VOCABULARY: std::cell::RefCell<(Option<Task>, Vec<String>)> =
+        const { std::cell::RefCell::new((None, Vec::new())) };
+}
+
 struct IntentClassifier;
 
 impl Guest for IntentClassifier {
     fn classify(request: IntentRequest) -> Intent {
         let prompt = words(&request.prompt);
-        let vocab = task_vocabulary(&request.task);
-        let on_task = prompt
-            .iter()
-            .filter(|w| vocab.binary_search(w).is_ok())
-            .count() as u32;
+        let on_task = VOCABULARY.with_borrow_mut(|(cached_for, vocab)| {
+            // Rebuilt only when the task changes (id or content).
+            if cached_for.as_ref() != Some(&request.task) {
+                *vocab = task_vocabulary(&request.task);
+                *cached_for = Some(request.task.clone());
+            }
+            prompt
+                .iter()
+                .filter(|w| vocab.binary_search(w).is_ok())
+                .count() as u32
+        });
         let scores = [
             (IntentLabel::Code, hits(&prompt, CODE)),
             (IntentLabel::Test, hits(&prompt, TEST)),

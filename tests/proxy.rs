@@ -318,6 +318,34 @@ async fn upstream_failures_map_to_502() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_provider_gives_504_and_the_reservation_is_released() {
+    let limits = Limits {
+        tokens_per_day: Some(2_000),
+        ..Limits::default()
+    };
+    let latency = std::time::Duration::from_millis(1_500);
+    let env = TestEnv::start_with_mock_latency(
+        vec![TenantSpec::new("acme").with_limits(limits)],
+        latency,
+        |c| {
+            c.upstream.response_timeout_secs = 1;
+        },
+    )
+    .await;
+    let token = env.token("acme");
+    let started = std::time::Instant::now();
+    let response = env.chat(&token, "invoice api", false).await;
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() < std::time::Duration::from_millis(1_400));
+    assert_eq!(error_of(response).await.1, "upstream_timeout");
+    // The ~520-token estimate was released: three more calls still fit in 2,000 tokens.
+    for _ in 0..3 {
+        assert_eq!(env.chat(&token, "invoice api", false).await.status(), 504);
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_tls_with_http2() {
     let dir = TempDir::new("tls");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();

@@ -114,3 +114,25 @@ impl Config {
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_is_the_default() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/warden.toml");
+        let example = Config::load(&path).unwrap();
+        let default = Config::default();
+        assert_eq!(example.listen, default.listen);
+        assert_eq!(example.max_body_bytes, default.max_body_bytes);
+        assert_eq!(example.upstream.base_url, default.upstream.base_url);
+        assert_eq!(example.upstream.models, default.upstream.models);
+        assert_eq!(example.runtime.max_instances, default.runtime.max_instances);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(toml::from_str::<Config>("listne = \"127.0.0.1:1\"").is_err());
+    }
+}

@@ -23,11 +23,12 @@ TASK = "invoice-backend"
 @pytest.fixture(scope="module")
 def demo():
     state = tempfile.mkdtemp(prefix="warden-sdk-")
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [BINARY, "demo", "--listen", "127.0.0.1:0", "--state-dir", state],
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
     )
     base, token = None, None
@@ -39,7 +40,10 @@ def demo():
         m = re.search(r'base_url="([^"]+)", api_key="([^"]+)"', line)
         if m:
             base, token = m.group(1), m.group(2)
-    assert base and token, "warden demo did not print the SDK snippet"
+    if not (base and token):
+        proc.kill()
+        log.seek(0)
+        raise AssertionError(f"warden demo did not print the SDK snippet; exit {proc.wait()}; log:\n{log.read()}")
     yield base, token
     proc.terminate()
     proc.wait(timeout=10)

@@ -21,6 +21,8 @@ pub struct App {
     pub chains: Option<Chains>,
     pub upstream: Upstream,
     pub metrics: crate::metrics::Metrics,
+    /// The state writer; it ends (after a last write) once the app is dropped.
+    writer_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     request_seq: AtomicU64,
     request_prefix: String,
 }
@@ -31,7 +33,7 @@ impl App {
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
         let activity = Arc::new(Activity::load(&db.usage)?);
-        let (writer, _task) = StateWriter::spawn(db.clone(), activity.clone());
+        let (writer, writer_task) = StateWriter::spawn(db.clone(), activity.clone());
         let chains = if config.chain_enabled {
             let runtime = PluginRuntime::new(&RuntimeConfig {
                 max_instances: config.runtime.max_instances,
@@ -74,9 +76,16 @@ impl App {
             chains,
             upstream,
             metrics: crate::metrics::Metrics::default(),
+            writer_task: std::sync::Mutex::new(Some(writer_task)),
             request_seq: AtomicU64::new(0),
             request_prefix: format!("req_{started:x}"),
         }))
+    }
+
+    /// Takes the state writer's task, to await its last write after the app
+    /// is dropped.
+    pub fn take_writer_task(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.writer_task.lock().ok()?.take()
     }
 
     /// A unique, sortable request id.

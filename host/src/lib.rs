@@ -11,6 +11,7 @@
 //! - [`state`]: sled storage, in-memory directory and activity counters.
 
 pub mod admin;
+pub mod admin_api;
 pub mod api;
 pub mod app;
 pub mod chain;

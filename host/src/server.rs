@@ -49,7 +49,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, lets requests in flight finish, flushes state.
+    /// Stops accepting, lets requests in flight finish, writes the last
+    /// records and closes the database (once nobody else holds the app).
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let workers = self.workers;
@@ -60,6 +61,11 @@ impl RunningServer {
         })
         .await;
         let _ = self.app.db.flush();
+        let writer = self.app.take_writer_task();
+        drop(self.app);
+        if let Some(writer) = writer {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+        }
     }
 }
 

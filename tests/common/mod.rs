@@ -221,6 +221,70 @@ impl TestEnv {
         request.send().await.unwrap()
     }
 
+    /// Creates a user with `role` in `tenant` and returns a token for them.
+    pub fn user_with_role(&self, tenant: &str, id: &str, role: Role) -> String {
+        admin::create_user(
+            &self.app().db,
+            NewUser {
+                tenant_id: tenant,
+                id,
+                name: id,
+                role,
+                limits: Limits::default(),
+            },
+        )
+        .unwrap();
+        let request = TokenRequest {
+            tenant_id: tenant,
+            user_id: id,
+            tasks: vec![],
+            endpoints: vec![],
+            models: vec![],
+            ttl_secs: 3600,
+            issued_at: None,
+        };
+        token::issue(&self.app().db, request).unwrap()
+    }
+
+    /// Stops the server and starts a new one on the same state and config.
+    pub async fn restart(&mut self) {
+        self.server.take().unwrap().stop().await;
+        let server = warden::server::start(self.config.clone()).await.unwrap();
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+    }
+
+    /// GET or POST/PUT JSON against the admin API; returns (status, body).
+    pub async fn admin(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "GET" => self.http.get(url),
+            "POST" => self.http.post(url),
+            "PUT" => self.http.put(url),
+            other => panic!("method {other}"),
+        };
+        let request = request.bearer_auth(token);
+        let request = match body {
+            Some(b) => request
+                .header("content-type", "application/json")
+                .body(b.to_string()),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await;

@@ -1,6 +1,7 @@
 //! HTTP routes. One file per endpoint; this module only dispatches.
 
 mod chat;
+mod me;
 mod models;
 
 use std::sync::Arc;
@@ -18,6 +19,8 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let result = match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => return chat::handle(&app, req).await,
         (&Method::GET, "/v1/models") => models::handle(&app, &req),
+        (&Method::GET, "/v1/me") => me::handle(&app, &req),
+        (_, path) if path.starts_with("/admin/v1/") => crate::admin_api::route(&app, req).await,
         (&Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &br#"{"status":"ok"}"#[..])),
         (&Method::GET, "/metrics") => {
             let mut response = Response::new(crate::http::full(app.metrics.render()));

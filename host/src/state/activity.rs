@@ -222,6 +222,32 @@ impl Activity {
         result
     }
 
+    /// A user's usage, score and last warning, without changing anything.
+    pub fn peek(
+        &self,
+        tenant: &str,
+        user: &str,
+        now_ms: u64,
+    ) -> (types::Usage, f32, Option<String>) {
+        let guard = self.users.lock().expect("activity lock");
+        match guard.by_tenant.get(tenant).and_then(|t| t.get(user)) {
+            Some(a) => {
+                let mut current = a.clone();
+                current.roll(now_ms);
+                (
+                    current.usage(now_ms),
+                    current.score,
+                    current.last_warning.clone(),
+                )
+            }
+            None => {
+                let mut fresh = UserActivity::default();
+                fresh.roll(now_ms);
+                (fresh.usage(now_ms), 0.0, None)
+            }
+        }
+    }
+
     /// Serialised records of every user changed since the last call, keyed
     /// as in the `usage` tree.
     pub fn take_dirty(&self) -> Vec<(Vec<u8>, Vec<u8>)> {

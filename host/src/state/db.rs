@@ -9,6 +9,7 @@
 //! - `usage`:     tenant_id \0 user_id       → UserActivity counters (see activity.rs)
 //! - `logs`:      tenant_id \0 at_ms(be u64) \0 request id → RequestRecord
 //! - `plugin_kv`: tenant_id \0 plugin \0 key → plugin bytes
+//! - `events`:    tenant_id \0 at_ms(be u64) \0 event id → Event (audit log)
 //!
 //! Identity and policy state is read from [`Directory`], an immutable
 //! snapshot swapped after every write, so a slow disk never turns a valid
@@ -52,9 +53,10 @@ pub struct Db {
     users: sled::Tree,
     tasks: sled::Tree,
     keys: sled::Tree,
-    tokens: sled::Tree,
+    pub(crate) tokens: sled::Tree,
     pub(crate) usage: sled::Tree,
     pub(crate) logs: sled::Tree,
+    pub(crate) events: sled::Tree,
     pub plugin_kv: sled::Tree,
     directory: ArcSwap<Directory>,
 }
@@ -99,6 +101,7 @@ impl Db {
             tokens: tree("tokens")?,
             usage: tree("usage")?,
             logs: tree("logs")?,
+            events: tree("events")?,
             plugin_kv: tree("plugin_kv")?,
             directory: ArcSwap::from_pointee(Directory::default()),
             db,
@@ -145,7 +148,12 @@ impl Db {
         Ok(())
     }
 
-    fn put<T: Serialize>(&self, tree: &sled::Tree, key: &[u8], value: &T) -> anyhow::Result<()> {
+    pub(crate) fn put<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: &T,
+    ) -> anyhow::Result<()> {
         tree.insert(key, encode(value)?)?;
         // Admin writes are rare: make them durable before acknowledging.
         self.db.flush()?;

@@ -4,9 +4,11 @@
 mod activity;
 mod db;
 pub mod model;
+mod queries;
 mod writer;
 
 pub use activity::{Activity, HistoryItem, UserActivity};
 pub(crate) use db::compound_key;
 pub use db::{Db, Directory, TenantEntry};
+pub use queries::{LogFilter, Page};
 pub use writer::StateWriter;

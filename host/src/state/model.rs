@@ -119,3 +119,20 @@ pub struct RequestRecord {
     pub action: Option<String>,
     pub error: Option<String>,
 }
+
+/// One entry of the audit log: who changed what, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub at_ms: u64,
+    pub tenant_id: String,
+    /// `tenant/user` of the admin, or `warden` for automatic actions.
+    pub actor: String,
+    /// e.g. `user.block`, `user.enable`, `user.limits`, `token.issue`, `token.revoke`.
+    pub action: String,
+    /// What the action was applied to (a user id, a token id, a task id).
+    pub target: String,
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub details: serde_json::Value,
+}

@@ -1,0 +1,206 @@
+//! The admin API (`/admin/v1/...`): JSON over the same listener, authenticated
+//! with the same bearer tokens. A tenant `admin` sees and changes only their
+//! own tenant (another tenant's routes answer 404, as if it did not exist); a
+//! `super_admin` sees all. Every change lands in the audit log with the actor
+//! and the reason.
+
+mod tenants;
+mod tokens;
+mod users;
+mod views;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::{json_response, Body};
+use crate::state::model::{Event, Role, UserStatus};
+
+const MAX_ADMIN_BODY: usize = 64 << 10;
+
+/// The authenticated admin making a call.
+pub struct Caller {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    fn actor(&self) -> String {
+        format!("{}/{}", self.tenant_id, self.user_id)
+    }
+
+    /// 404 for a tenant the caller may not see: its existence is not revealed.
+    fn scope(&self, tenant: &str) -> Result<(), ApiError> {
+        if self.role == Role::SuperAdmin || self.tenant_id == tenant {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!("no tenant '{tenant}'")))
+        }
+    }
+}
+
+fn admin_caller(app: &App, req: &Request<Incoming>) -> Result<Caller, ApiError> {
+    let claims = crate::api::authenticate(app, req)?;
+    let directory = app.db.directory();
+    let user = directory
+        .tenant(&claims.tid)
+        .and_then(|t| t.users.get(&claims.sub))
+        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    if user.status == UserStatus::Blocked {
+        return Err(ApiError::forbidden(
+            "access_denied",
+            "this admin account is blocked",
+        ));
+    }
+    match user.role {
+        Role::Admin | Role::SuperAdmin => Ok(Caller {
+            tenant_id: claims.tid,
+            user_id: claims.sub,
+            role: user.role,
+        }),
+        Role::User => Err(ApiError::forbidden(
+            "admin_required",
+            "this route needs an admin token",
+        )),
+    }
+}
+
+pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+    let bytes: Bytes = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::payload_too_large(MAX_ADMIN_BODY))
+        }
+        Err(e) => return Err(ApiError::bad_request("body_read_failed", e.to_string())),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
+}
+
+pub(crate) fn json<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json_response(status, bytes))
+}
+
+pub(crate) fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    tracing::error!(error = %format!("{e:#}"), "admin operation failed");
+    ApiError::internal(format!("{e:#}"))
+}
+
+/// Records an admin action in the audit log.
+fn audit(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    action: &str,
+    target: &str,
+    reason: Option<String>,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    let event = Event {
+        id: app.next_request_id().replacen("req_", "evt_", 1),
+        at_ms: crate::clock::now_ms(),
+        tenant_id: tenant.to_string(),
+        actor: caller.actor(),
+        action: action.to_string(),
+        target: target.to_string(),
+        reason,
+        details,
+    };
+    app.db.append_event(&event).map_err(internal)
+}
+
+/// A reason is required for every change of someone's access.
+fn require_reason(reason: Option<String>) -> Result<String, ApiError> {
+    reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_reason",
+                "a 'reason' is required; it is kept in the audit log",
+            )
+        })
+}
+
+pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let caller = admin_caller(app, &req)?;
+    let path = req
+        .uri()
+        .path()
+        .trim_start_matches("/admin/v1/")
+        .trim_end_matches('/')
+        .to_string();
+    let segments: Vec<&str> = path.split('/').collect();
+    let method = req.method().clone();
+    match (method, segments.as_slice()) {
+        (Method::GET, ["tenants"]) => tenants::list(app, &caller),
+        (Method::POST, ["tenants"]) => tenants::create(app, &caller, read_json(req).await?),
+        (Method::GET, ["tenants", t]) => tenants::show(app, &caller, t),
+        (Method::GET, ["tenants", t, "users"]) => users::list(app, &caller, t),
+        (Method::POST, ["tenants", t, "users"]) => {
+            users::create(app, &caller, t, read_json(req).await?)
+        }
+        (Method::GET, ["tenants", t, "users", u]) => users::show(app, &caller, t, u),
+        (Method::POST, ["tenants", t, "users", u, "block"]) => users::set_status(
+            app,
+            &caller,
+            t,
+            u,
+            UserStatus::Blocked,
+            read_json(req).await?,
+        ),
+        (Method::POST, ["tenants", t, "users", u, "enable"]) => users::set_status(
+            app,
+            &caller,
+            t,
+            u,
+            UserStatus::Active,
+            read_json(req).await?,
+        ),
+        (Method::PUT, ["tenants", t, "users", u, "limits"]) => {
+            users::set_limits(app, &caller, t, u, read_json(req).await?)
+        }
+        (Method::GET, ["tenants", t, "tasks"]) => tenants::tasks(app, &caller, t),
+        (Method::POST, ["tenants", t, "tasks"]) => {
+            tenants::create_task(app, &caller, t, read_json(req).await?)
+        }
+        (Method::POST, ["tenants", t, "tasks", id, "archive"]) => {
+            tenants::archive_task(app, &caller, t, id, read_json(req).await?)
+        }
+        (Method::GET, ["tenants", t, "tokens"]) => tokens::list(app, &caller, t),
+        (Method::POST, ["tenants", t, "tokens"]) => {
+            tokens::issue(app, &caller, t, read_json(req).await?)
+        }
+        (Method::POST, ["tenants", t, "tokens", jti, "revoke"]) => {
+            tokens::revoke(app, &caller, t, jti, read_json(req).await?)
+        }
+        (Method::GET, ["tenants", t, "logs"]) => views::logs(app, &caller, t, &query(&req)),
+        (Method::GET, ["tenants", t, "events"]) => views::events(app, &caller, t, &query(&req)),
+        (_, _) => Err(ApiError::not_found(format!(
+            "no admin route for {} /admin/v1/{path}",
+            req.method()
+        ))),
+    }
+}

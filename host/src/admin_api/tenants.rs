@@ -1,0 +1,170 @@
+//! Tenants and their tasks.
+
+use hyper::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{audit, internal, json, require_reason, Caller};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::Body;
+use crate::state::model::{Role, Task};
+
+pub fn list(app: &App, caller: &Caller) -> Result<Response<Body>, ApiError> {
+    let directory = app.db.directory();
+    let mut tenants: Vec<_> = directory
+        .tenants
+        .values()
+        .filter_map(|t| t.tenant.as_ref())
+        .filter(|t| caller.scope(&t.id).is_ok())
+        .collect();
+    tenants.sort_by(|a, b| a.id.cmp(&b.id));
+    json(StatusCode::OK, &json!({ "data": tenants }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    id: String,
+    name: Option<String>,
+}
+
+pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Body>, ApiError> {
+    if caller.role != Role::SuperAdmin {
+        return Err(ApiError::forbidden(
+            "admin_required",
+            "only a super_admin creates tenants",
+        ));
+    }
+    let tenant =
+        crate::admin::create_tenant(&app.db, &new.id, new.name.as_deref().unwrap_or(&new.id))
+            .map_err(|e| ApiError::bad_request("invalid_tenant", format!("{e:#}")))?;
+    audit(
+        app,
+        caller,
+        &tenant.id,
+        "tenant.create",
+        &tenant.id,
+        None,
+        json!({}),
+    )?;
+    json(StatusCode::CREATED, &tenant)
+}
+
+pub fn show(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let directory = app.db.directory();
+    let entry = directory
+        .tenant(tenant)
+        .and_then(|e| e.tenant.as_ref().map(|t| (t, e)))
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?;
+    json(
+        StatusCode::OK,
+        &json!({ "tenant": entry.0, "users": entry.1.users.len(), "tasks": entry.1.tasks.len() }),
+    )
+}
+
+pub fn tasks(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let directory = app.db.directory();
+    let mut tasks: Vec<&Task> = directory
+        .tenant(tenant)
+        .map(|e| e.tasks.values().collect())
+        .unwrap_or_default();
+    tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    json(StatusCode::OK, &json!({ "data": tasks }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    id: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    endpoints: Vec<String>,
+    #[serde(default)]
+    models: Vec<String>,
+}
+
+pub fn create_task(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    new: NewTask,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    if app
+        .db
+        .directory()
+        .tenant(tenant)
+        .is_some_and(|e| e.tasks.contains_key(&new.id))
+    {
+        return Err(ApiError::bad_request(
+            "task_exists",
+            format!("task '{}' already exists", new.id),
+        ));
+    }
+    let task = crate::admin::create_task(
+        &app.db,
+        Task {
+            tenant_id: tenant.to_string(),
+            id: new.id,
+            title: new.title,
+            description: new.description,
+            keywords: new.keywords,
+            endpoints: new.endpoints,
+            models: new.models,
+            active: true,
+        },
+    )
+    .map_err(|e| ApiError::bad_request("invalid_task", format!("{e:#}")))?;
+    audit(
+        app,
+        caller,
+        tenant,
+        "task.create",
+        &task.id,
+        None,
+        json!({ "title": task.title }),
+    )?;
+    json(StatusCode::CREATED, &task)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    pub reason: Option<String>,
+}
+
+pub fn archive_task(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    id: &str,
+    body: Reason,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let reason = require_reason(body.reason)?;
+    let mut task = app
+        .db
+        .directory()
+        .tenant(tenant)
+        .and_then(|e| e.tasks.get(id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("no task '{id}'")))?;
+    task.active = false;
+    app.db.put_task(&task).map_err(internal)?;
+    audit(
+        app,
+        caller,
+        tenant,
+        "task.archive",
+        id,
+        Some(reason),
+        json!({}),
+    )?;
+    json(StatusCode::OK, &task)
+}

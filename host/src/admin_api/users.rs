@@ -1,0 +1,178 @@
+//! Users: list with standing and usage, create, block, re-enable, limits.
+
+use hyper::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::tenants::Reason;
+use super::{audit, internal, json, require_reason, Caller};
+use crate::admin::NewUser;
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::Body;
+use crate::state::model::{Limits, Role, User, UserStatus};
+
+/// A user with their live standing: today's usage, score, last warning.
+fn view(app: &App, user: &User) -> serde_json::Value {
+    let now = crate::clock::now_ms();
+    let (usage, score, warning) = app.activity.peek(&user.tenant_id, &user.id, now);
+    json!({
+        "user": user,
+        "usage": {
+            "requests_today": usage.requests_today,
+            "tokens_today": usage.tokens_today,
+            "tokens_this_month": usage.tokens_this_month,
+        },
+        "deviation_score": score,
+        "last_warning": warning,
+    })
+}
+
+fn find(app: &App, caller: &Caller, tenant: &str, user: &str) -> Result<User, ApiError> {
+    caller.scope(tenant)?;
+    app.db
+        .directory()
+        .tenant(tenant)
+        .and_then(|e| e.users.get(user).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("no user '{user}' in tenant '{tenant}'")))
+}
+
+pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let directory = app.db.directory();
+    let mut users: Vec<&User> = directory
+        .tenant(tenant)
+        .map(|e| e.users.values().collect())
+        .unwrap_or_default();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    let data: Vec<_> = users.into_iter().map(|u| view(app, u)).collect();
+    json(StatusCode::OK, &json!({ "data": data }))
+}
+
+pub fn show(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    user: &str,
+) -> Result<Response<Body>, ApiError> {
+    let user = find(app, caller, tenant, user)?;
+    json(StatusCode::OK, &view(app, &user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    id: String,
+    name: Option<String>,
+    #[serde(default = "default_role")]
+    role: Role,
+    #[serde(default)]
+    limits: Limits,
+}
+
+fn default_role() -> Role {
+    Role::User
+}
+
+pub fn create(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    new: CreateUser,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    if new.role == Role::SuperAdmin && caller.role != Role::SuperAdmin {
+        return Err(ApiError::forbidden(
+            "admin_required",
+            "only a super_admin creates super_admins",
+        ));
+    }
+    let user = crate::admin::create_user(
+        &app.db,
+        NewUser {
+            tenant_id: tenant,
+            id: &new.id,
+            name: new.name.as_deref().unwrap_or(&new.id),
+            role: new.role,
+            limits: new.limits,
+        },
+    )
+    .map_err(|e| ApiError::bad_request("invalid_user", format!("{e:#}")))?;
+    audit(
+        app,
+        caller,
+        tenant,
+        "user.create",
+        &user.id,
+        None,
+        json!({ "role": user.role, "limits": user.limits }),
+    )?;
+    json(StatusCode::CREATED, &view(app, &user))
+}
+
+pub fn set_status(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    user: &str,
+    status: UserStatus,
+    body: Reason,
+) -> Result<Response<Body>, ApiError> {
+    let mut record = find(app, caller, tenant, user)?;
+    let reason = require_reason(body.reason)?;
+    let previous = record.status;
+    record.status = status;
+    app.db.put_user(&record).map_err(internal)?;
+    let action = if status == UserStatus::Active {
+        // Re-enabling starts the user afresh: the score that blocked them is reset.
+        let now = crate::clock::now_ms();
+        app.activity.with_user(tenant, user, now, |a| {
+            a.score = 0.0;
+            a.score_updated_at_ms = now;
+            a.last_warning = None;
+        });
+        "user.enable"
+    } else {
+        "user.block"
+    };
+    audit(
+        app,
+        caller,
+        tenant,
+        action,
+        user,
+        Some(reason),
+        json!({ "previous_status": previous }),
+    )?;
+    json(StatusCode::OK, &view(app, &record))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLimits {
+    limits: Limits,
+    reason: Option<String>,
+}
+
+pub fn set_limits(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    user: &str,
+    body: SetLimits,
+) -> Result<Response<Body>, ApiError> {
+    let mut record = find(app, caller, tenant, user)?;
+    let reason = require_reason(body.reason)?;
+    let previous = std::mem::replace(&mut record.limits, body.limits);
+    app.db.put_user(&record).map_err(internal)?;
+    audit(
+        app,
+        caller,
+        tenant,
+        "user.limits",
+        user,
+        Some(reason),
+        json!({ "previous": previous, "new": record.limits }),
+    )?;
+    json(StatusCode::OK, &view(app, &record))
+}

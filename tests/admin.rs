@@ -1,0 +1,348 @@
+//! The admin API and `/v1/me` over real HTTP: the review loop (block,
+//! re-enable, limits) with its audit trail, tokens issued and revoked through
+//! the API, log pagination, tenant isolation on every route, and state that
+//! survives a restart.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use warden::state::model::Role;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_blocks_re_enables_and_limits_a_user_with_an_audit_trail() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    let ali = env.token("acme");
+    assert_eq!(env.chat(&ali, "invoice api", false).await.status(), 200);
+
+    let (status, users) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/users", None)
+        .await;
+    assert_eq!(status, 200);
+    let ali_view = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"]["id"] == "ali")
+        .unwrap();
+    assert_eq!(ali_view["usage"]["requests_today"], 1);
+
+    // A change of access needs a reason.
+    let (status, body) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/users/ali/block",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_reason"))
+    );
+
+    let (status, _) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/users/ali/block",
+            Some(json!({"reason": "recipes on the clock"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let blocked = env.chat(&ali, "invoice api", false).await;
+    assert_eq!(blocked.status(), 403);
+    assert!(error_of(blocked).await.2.contains("admin must re-enable"));
+
+    let (status, body) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/users/ali/enable",
+            Some(json!({"reason": "talked it through"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["user"]["status"], "active");
+    assert_eq!(body["deviation_score"], 0.0);
+    assert_eq!(env.chat(&ali, "invoice api", false).await.status(), 200);
+
+    let (status, _) = env
+        .admin(
+            &admin,
+            "PUT",
+            "/admin/v1/tenants/acme/users/ali/limits",
+            Some(json!({"limits": {"requests_per_day": 2}, "reason": "lower daily cap"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let limited = env.chat(&ali, "invoice api", false).await;
+    assert_eq!(limited.status(), 429, "two requests already made today");
+
+    let (_, events) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/events", None)
+        .await;
+    let actions: Vec<(&str, &str, &str)> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("user.limits", "acme/maya", "lower daily cap"),
+            ("user.enable", "acme/maya", "talked it through"),
+            ("user.block", "acme/maya", "recipes on the clock"),
+        ]
+    );
+
+    // A plain user cannot use the admin API.
+    let (status, _) = env
+        .admin(&ali, "GET", "/admin/v1/tenants/acme/users", None)
+        .await;
+    assert_eq!(status, 403);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_issued_through_the_api_work_and_revocation_is_immediate() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    let (status, issued) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/tokens",
+            Some(
+                json!({"user": "ali", "tasks": [TASK], "models": ["gpt-4o-mini"], "ttl_secs": 600}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let token = issued["token"].as_str().unwrap();
+    let jti = issued["jti"].as_str().unwrap();
+    assert_eq!(env.chat(token, "invoice api", false).await.status(), 200);
+
+    let (_, listed) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/tokens", None)
+        .await;
+    let text = listed.to_string();
+    assert!(text.contains(jti));
+    assert!(!text.contains(token), "a token is shown only when issued");
+
+    let path = format!("/admin/v1/tenants/acme/tokens/{jti}/revoke");
+    let (status, _) = env
+        .admin(
+            &admin,
+            "POST",
+            &path,
+            Some(json!({"reason": "laptop stolen"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let refused = env.chat(token, "invoice api", false).await;
+    assert_eq!(refused.status(), 401);
+    assert!(error_of(refused).await.2.contains("revoked"));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_cannot_reach_another_tenant_on_any_route() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme"), TenantSpec::new("globex")]).await;
+    let acme_admin = env.user_with_role("acme", "maya", Role::Admin);
+    let globex_admin = env.user_with_role("globex", "gina", Role::Admin);
+    let globex_user = env.token("globex");
+    assert_eq!(
+        env.chat(&globex_user, "invoice api", false).await.status(),
+        200
+    );
+    let (_, issued) = env
+        .admin(
+            &globex_admin,
+            "POST",
+            "/admin/v1/tenants/globex/tokens",
+            Some(json!({"user": "ali", "tasks": [TASK]})),
+        )
+        .await;
+    let globex_jti = issued["jti"].as_str().unwrap().to_string();
+
+    let reason = json!({"reason": "trying"});
+    let routes: Vec<(&str, String, Option<serde_json::Value>)> = vec![
+        ("GET", "/admin/v1/tenants/globex".into(), None),
+        ("GET", "/admin/v1/tenants/globex/users".into(), None),
+        (
+            "POST",
+            "/admin/v1/tenants/globex/users".into(),
+            Some(json!({"id": "mole"})),
+        ),
+        ("GET", "/admin/v1/tenants/globex/users/ali".into(), None),
+        (
+            "POST",
+            "/admin/v1/tenants/globex/users/ali/block".into(),
+            Some(reason.clone()),
+        ),
+        (
+            "POST",
+            "/admin/v1/tenants/globex/users/ali/enable".into(),
+            Some(reason.clone()),
+        ),
+        (
+            "PUT",
+            "/admin/v1/tenants/globex/users/ali/limits".into(),
+            Some(json!({"limits": {}, "reason": "x"})),
+        ),
+        ("GET", "/admin/v1/tenants/globex/tasks".into(), None),
+        (
+            "POST",
+            "/admin/v1/tenants/globex/tasks".into(),
+            Some(json!({"id": "t2", "title": "x"})),
+        ),
+        (
+            "POST",
+            format!("/admin/v1/tenants/globex/tasks/{TASK}/archive"),
+            Some(reason.clone()),
+        ),
+        ("GET", "/admin/v1/tenants/globex/tokens".into(), None),
+        (
+            "POST",
+            "/admin/v1/tenants/globex/tokens".into(),
+            Some(json!({"user": "ali", "tasks": [TASK]})),
+        ),
+        (
+            "POST",
+            format!("/admin/v1/tenants/globex/tokens/{globex_jti}/revoke"),
+            Some(reason.clone()),
+        ),
+        ("GET", "/admin/v1/tenants/globex/logs".into(), None),
+        ("GET", "/admin/v1/tenants/globex/events".into(), None),
+    ];
+    for (method, path, body) in &routes {
+        let (status, response) = env.admin(&acme_admin, method, path, body.clone()).await;
+        assert_eq!(status, 404, "{method} {path}: {response}");
+    }
+    // Nothing changed on globex's side, and it is not even listed.
+    assert_eq!(
+        env.chat(&globex_user, "invoice api", false).await.status(),
+        200
+    );
+    let (_, tenants) = env
+        .admin(&acme_admin, "GET", "/admin/v1/tenants", None)
+        .await;
+    assert_eq!(tenants["data"].as_array().unwrap().len(), 1);
+    // A super_admin sees both.
+    let root = env.user_with_role("acme", "root", Role::SuperAdmin);
+    let (status, _) = env
+        .admin(&root, "GET", "/admin/v1/tenants/globex/users", None)
+        .await;
+    assert_eq!(status, 200);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_page_newest_first_with_filters_and_survive_a_restart() {
+    let mut env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    let ali = env.token("acme");
+    for i in 0..5 {
+        let prompt = format!("invoice api change number {i}");
+        assert_eq!(env.chat(&ali, &prompt, false).await.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    assert_eq!(
+        env.post_raw(
+            &ali,
+            Some("not-mine"),
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}"#.into()
+        )
+        .await
+        .status(),
+        403
+    );
+    let db = env.app().db.clone();
+    assert!(eventually(|| db.recent_requests("acme", 10).unwrap().len() == 6).await);
+    drop(db); // the restart below needs the database closed
+
+    let mut prompts = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/admin/v1/tenants/acme/logs?status=200&limit=2&cursor={c}"),
+            None => "/admin/v1/tenants/acme/logs?status=200&limit=2".into(),
+        };
+        let (status, page) = env.admin(&admin, "GET", &path, None).await;
+        assert_eq!(status, 200);
+        for record in page["data"].as_array().unwrap() {
+            prompts.push(record["prompt"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..5)
+        .rev()
+        .map(|i| format!("invoice api change number {i}"))
+        .collect();
+    assert_eq!(prompts, expected);
+    let (_, denied) = env
+        .admin(
+            &admin,
+            "GET",
+            "/admin/v1/tenants/acme/logs?status=403",
+            None,
+        )
+        .await;
+    assert_eq!(denied["data"].as_array().unwrap().len(), 1);
+    let (status, _) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/logs?cursor=zz", None)
+        .await;
+    assert_eq!(status, 400);
+
+    // /v1/me reflects usage; a restart keeps tokens, usage and logs.
+    let me: serde_json::Value = serde_json::from_str(
+        &env.http
+            .get(format!("{}/v1/me", env.base))
+            .bearer_auth(&ali)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        me["usage"]["requests_today"], 5,
+        "the refused call did not count"
+    );
+    assert_eq!(me["status"], "active");
+    assert_eq!(me["tasks"][0]["id"], TASK);
+    env.restart().await;
+    let me: serde_json::Value = serde_json::from_str(
+        &env.http
+            .get(format!("{}/v1/me", env.base))
+            .bearer_auth(&ali)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(me["usage"]["requests_today"], 5, "usage survives a restart");
+    let (_, logs) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/logs", None)
+        .await;
+    assert_eq!(logs["data"].as_array().unwrap().len(), 6);
+    assert_eq!(env.chat(&ali, "invoice api", false).await.status(), 200);
+    env.stop().await;
+}

@@ -114,6 +114,58 @@ async fn streamed_completion_arrives_as_sse_chunks_identical_to_the_plain_answer
     env.stop().await;
 }
 
+/// Reads a whole SSE body; returns the parsed `data:` events (without [DONE]).
+async fn sse_events(response: reqwest::Response) -> Vec<serde_json::Value> {
+    let text = response.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_usage_is_counted_and_its_extra_chunk_hidden_unless_asked_for() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let token = env.token("acme");
+
+    // Not asked for: Warden requests usage upstream, counts it, strips the chunk.
+    let events = sse_events(env.chat(&token, "Write the invoice api", true).await).await;
+    assert!(
+        events.iter().all(|e| !e["usage"].is_object()),
+        "the usage chunk leaked to the client"
+    );
+    assert!(events
+        .iter()
+        .all(|e| !e["choices"].as_array().unwrap().is_empty()));
+    let db = env.app().db.clone();
+    assert!(eventually(|| db.recent_requests("acme", 10).unwrap().len() == 1).await);
+    let record = &db.recent_requests("acme", 10).unwrap()[0];
+    assert!(record.tokens_in > 0 && record.tokens_out > 0, "{record:?}");
+    let counted = record.tokens_in + record.tokens_out;
+    let (usage, _, _) = env
+        .app()
+        .activity
+        .peek("acme", "ali", warden::clock::now_ms());
+    assert_eq!(
+        usage.tokens_today, counted,
+        "the estimate was replaced by the real usage"
+    );
+
+    // Asked for: the client gets the usage chunk, as from the provider.
+    let body = serde_json::json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+                                  "messages": [{"role": "user", "content": "Write the invoice api"}]});
+    let events = sse_events(env.post_raw(&token, Some(TASK), body.to_string()).await).await;
+    let last = events.last().unwrap();
+    assert!(last["choices"].as_array().unwrap().is_empty());
+    assert_eq!(
+        last["usage"]["prompt_tokens"].as_u64().unwrap(),
+        record.tokens_in
+    );
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_errors_are_openai_shaped_with_the_right_status() {
     let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {

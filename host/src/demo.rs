@@ -86,13 +86,6 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let token = {
-        let db = Db::open(&options.state_dir)?;
-        let token = seed(&db)?;
-        db.flush()?;
-        token
-    };
-
     let mut config = Config {
         listen: options.listen,
         state_dir: options.state_dir.clone(),
@@ -102,6 +95,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     config.upstream.base_url = format!("http://{mock_addr}/v1");
     config.upstream.api_key_override = Some("demo-upstream-key".into());
     let server = crate::server::start(config).await?;
+    // Seeded through the server's own database handle (sled allows one).
+    let token = seed(&server.app.db)?;
     let base = format!("http://{}", server.addr);
 
     println!("\nWarden demo is running: proxy {base}, mock LLM http://{mock_addr}");

@@ -210,15 +210,22 @@ type Completion = Box<dyn FnOnce(StreamSummary) + Send>;
 pub struct MeteredStream {
     inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     scanner: SseUsageScanner,
+    /// Set when Warden asked for usage the client did not: that chunk is removed.
+    hide_usage: Option<UsageChunkFilter>,
     bytes: u64,
     on_complete: Option<Completion>,
 }
 
 impl MeteredStream {
-    pub fn new(response: reqwest::Response, on_complete: Completion) -> Self {
+    pub fn new(
+        response: reqwest::Response,
+        hide_usage_chunk: bool,
+        on_complete: Completion,
+    ) -> Self {
         Self {
             inner: Box::pin(response.bytes_stream()),
             scanner: SseUsageScanner::default(),
+            hide_usage: hide_usage_chunk.then(UsageChunkFilter::default),
             bytes: 0,
             on_complete: Some(on_complete),
         }
@@ -243,21 +250,42 @@ impl http_body::Body for MeteredStream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.bytes += chunk.len() as u64;
-                self.scanner.feed(&chunk);
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
+        loop {
+            if self.on_complete.is_none() {
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Err(e))) => {
-                let message = format!("the provider's stream failed: {}", error_chain(&e));
-                self.finish(Some(message));
-                Poll::Ready(Some(Err(Box::new(e))))
-            }
-            Poll::Ready(None) => {
-                self.finish(None);
-                Poll::Ready(None)
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.scanner.feed(&chunk);
+                    let chunk = match &mut self.hide_usage {
+                        Some(filter) => filter.feed(&chunk),
+                        None => chunk,
+                    };
+                    if chunk.is_empty() {
+                        continue; // held back (an incomplete event) or removed
+                    }
+                    self.bytes += chunk.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let message = format!("the provider's stream failed: {}", error_chain(&e));
+                    self.finish(Some(message));
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+                Poll::Ready(None) => {
+                    let rest = self
+                        .hide_usage
+                        .as_mut()
+                        .map(UsageChunkFilter::finish)
+                        .unwrap_or_default();
+                    self.bytes += rest.len() as u64;
+                    self.finish(None);
+                    if rest.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(rest))));
+                }
             }
         }
     }
@@ -266,6 +294,54 @@ impl http_body::Body for MeteredStream {
 impl Drop for MeteredStream {
     fn drop(&mut self) {
         self.finish(Some("the client closed the stream early".into()));
+    }
+}
+
+/// Removes the usage-only chunk (`"choices":[]` with a `usage` object) from
+/// an SSE stream, passing every other event through as soon as it is whole.
+/// Only an incomplete trailing event is held between chunks.
+#[derive(Default)]
+pub struct UsageChunkFilter {
+    pending: Vec<u8>,
+    finished: bool,
+}
+
+impl UsageChunkFilter {
+    fn is_usage_chunk(event: &[u8]) -> bool {
+        let has = |needle: &[u8]| event.windows(needle.len()).any(|w| w == needle);
+        has(b"\"choices\":[]") && has(b"\"usage\":{")
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        self.pending.extend_from_slice(chunk);
+        let Some(end) = self.pending.windows(2).rposition(|w| w == b"\n\n") else {
+            return Bytes::new();
+        };
+        let complete: Vec<u8> = self.pending.drain(..end + 2).collect();
+        let mut out = Vec::with_capacity(complete.len());
+        let mut rest = &complete[..];
+        while let Some(pos) = rest.windows(2).position(|w| w == b"\n\n") {
+            let (event, tail) = rest.split_at(pos + 2);
+            if !Self::is_usage_chunk(event) {
+                out.extend_from_slice(event);
+            }
+            rest = tail;
+        }
+        Bytes::from(out)
+    }
+
+    /// Whatever is left when the provider's stream ends.
+    pub fn finish(&mut self) -> Bytes {
+        if self.finished {
+            return Bytes::new();
+        }
+        self.finished = true;
+        let rest = std::mem::take(&mut self.pending);
+        if Self::is_usage_chunk(&rest) {
+            Bytes::new()
+        } else {
+            Bytes::from(rest)
+        }
     }
 }
 
@@ -285,6 +361,24 @@ mod tests {
                 prompt_tokens: 7,
                 completion_tokens: 3
             })
+        );
+    }
+
+    #[test]
+    fn the_usage_chunk_is_removed_and_everything_else_kept() {
+        let mut f = UsageChunkFilter::default();
+        let mut out = Vec::new();
+        out.extend_from_slice(
+            &f.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\nda"),
+        );
+        out.extend_from_slice(
+            &f.feed(b"ta: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n"),
+        );
+        out.extend_from_slice(&f.feed(b"\n"));
+        out.extend_from_slice(&f.finish());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\ndata: [DONE]\n\n"
         );
     }
 

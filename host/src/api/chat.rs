@@ -25,6 +25,8 @@ use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
 const ENDPOINT: &str = "chat.completions";
 /// Completion budget assumed when the client sets no `max_tokens`.
 const DEFAULT_COMPLETION_BUDGET: u64 = 512;
+/// Largest oversized body still read (and dropped) before answering 413.
+const DRAIN_CAP: usize = 16 << 20;
 /// Longest prompt text handed to the intent stage.
 const INTENT_PROMPT_CAP: usize = 8 << 10;
 
@@ -38,6 +40,13 @@ struct ChatRequest<'a> {
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
 }
 
 #[derive(Deserialize)]
@@ -89,7 +98,15 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(declared) = declared.filter(|n| *n > limit) {
+        // Read (and drop) a moderately oversized body before answering, so
+        // the client is not cut off mid-upload and sees the 413; past the
+        // drain cap the connection is simply closed after the answer.
+        if declared <= DRAIN_CAP {
+            let mut body = req.into_body();
+            let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        }
         return Err(ApiError::payload_too_large(limit));
     }
     match Limited::new(req.into_body(), limit).collect().await {
@@ -262,9 +279,17 @@ async fn proxy(
     record.action = assessment.action.map(|a| format!("{a:?}").to_lowercase());
 
     // Forward. The body goes out untouched unless it carried our metadata.
-    let forward = match &chat.metadata {
-        Some(_) => strip_task_metadata(&body)?,
-        None => body.clone(),
+    // A streamed answer carries token counts only when asked for: ask for
+    // them, and hide that extra chunk from a client that did not.
+    let add_usage = chat.stream
+        && !chat
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage);
+    let forward = if chat.metadata.is_some() || add_usage {
+        rewrite_body(&body, add_usage)?
+    } else {
+        body.clone()
     };
     let stream = chat.stream;
     let reserved = assessment.reserved_tokens;
@@ -286,6 +311,7 @@ async fn proxy(
         let app = app.clone();
         MeteredStream::new(
             upstream,
+            add_usage,
             Box::new(move |summary: StreamSummary| {
                 record.response_bytes = summary.bytes;
                 record.error = summary.error;
@@ -366,11 +392,20 @@ async fn proxy(
     Ok(response)
 }
 
-/// Removes `metadata.task_id` (Warden's, not the provider's) from a body.
-fn strip_task_metadata(body: &Bytes) -> Result<Bytes, ApiError> {
+/// Removes `metadata.task_id` (Warden's, not the provider's) from a body,
+/// and asks for stream usage when `add_usage`.
+fn rewrite_body(body: &Bytes, add_usage: bool) -> Result<Bytes, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
+        if add_usage {
+            let options = object
+                .entry("stream_options")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(options) = options.as_object_mut() {
+                options.insert("include_usage".into(), true.into());
+            }
+        }
         let empty = match object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             Some(metadata) => {
                 metadata.remove("task_id");

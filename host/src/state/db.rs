@@ -76,22 +76,40 @@ fn decode_all<T: DeserializeOwned>(tree: &sled::Tree) -> anyhow::Result<Vec<T>> 
         .collect()
 }
 
+/// Opens sled, waiting up to two seconds for the file lock: a database
+/// closed a moment ago (a restart, the CLI just before the server) releases
+/// it only when sled's background flusher has stopped.
+fn open_sled(path: &Path) -> sled::Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        // sled caches up to 1 GiB by default; the hot path reads from the
+        // in-memory directory, so a small page cache is enough.
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(64 << 20)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 40 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
 impl Db {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(path)
             .with_context(|| format!("creating state directory {}", path.display()))?;
-        // sled caches up to 1 GiB by default; the hot path reads from the
-        // in-memory directory, so a small page cache is enough.
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 << 20)
-            .open()
-            .with_context(|| {
-                format!(
-                    "opening the database at {} (is another warden using it?)",
-                    path.display()
-                )
-            })?;
+        let db = open_sled(path).with_context(|| {
+            format!(
+                "opening the database at {} (is another warden using it?)",
+                path.display()
+            )
+        })?;
         let tree = |name: &str| db.open_tree(name);
         let this = Self {
             tenants: tree("tenants")?,

@@ -153,8 +153,8 @@ enum TokenCommand {
         tenant: String,
         #[arg(long)]
         user: String,
-        /// Task ids the token may name (repeat).
-        #[arg(long = "task", required = true)]
+        /// Task ids the token may name (repeat); an admin token needs none.
+        #[arg(long = "task")]
         tasks: Vec<String>,
         /// Models the token may use (repeat); none = all offered models.
         #[arg(long = "model")]

@@ -441,3 +441,66 @@ impl JsonValue for reqwest::Response {
         serde_json::from_str(&self.text().await.unwrap()).unwrap()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_cannot_overshoot_a_token_quota() {
+    // Each call reserves its prompt estimate plus max_tokens (100) up front.
+    let limits = Limits {
+        tokens_per_day: Some(1_000),
+        ..Limits::default()
+    };
+    // A slow provider keeps all 64 calls in flight at once: nothing is
+    // reconciled before every reservation has been made.
+    let latency = std::time::Duration::from_millis(400);
+    let env = TestEnv::start_with_mock_latency(
+        vec![TenantSpec::new("acme").with_limits(limits)],
+        latency,
+        |_| {},
+    )
+    .await;
+    let token = env.token("acme");
+    let body = r#"{"model":"gpt-4o-mini","max_tokens":100,"messages":[{"role":"user","content":"invoice api endpoint"}]}"#;
+    let mut calls = Vec::new();
+    for _ in 0..64 {
+        let (http, base, token) = (env.http.clone(), env.base.clone(), token.clone());
+        calls.push(tokio::spawn(async move {
+            http.post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(token)
+                .header("x-task-id", TASK)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    let accepted = statuses.iter().filter(|s| **s == 200).count() as u64;
+    let limited = statuses.iter().filter(|s| **s == 429).count() as u64;
+    assert_eq!(accepted + limited, 64, "{statuses:?}");
+    // estimate = 20 bytes / 4 + 4 + 100 = 109 tokens: at most 9 fit in 1,000.
+    let estimate = 109;
+    assert!(
+        accepted >= 1 && accepted * estimate <= 1_000,
+        "{accepted} calls accepted"
+    );
+    let (usage, _, _) = env
+        .app()
+        .activity
+        .peek("acme", "ali", warden::clock::now_ms());
+    assert!(
+        usage.tokens_today <= 1_000,
+        "real usage {} over the limit",
+        usage.tokens_today
+    );
+    assert_eq!(
+        usage.requests_today, accepted,
+        "refused calls are not counted"
+    );
+    env.stop().await;
+}

@@ -145,12 +145,22 @@ pub async fn run(
         .task
         .expect("task validation allows only existing tasks");
 
-    // 3. quota: decide on a snapshot, then reserve the estimate.
+    // 3. quota: take the snapshot and reserve this call's estimate in one
+    // step, so concurrent calls each see the others' reservations and the
+    // limit cannot be overshot by more than what is in flight; a refusal
+    // gives the reservation back.
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
     let now = crate::clock::now_ms();
-    let usage = app
-        .activity
-        .with_user(tenant_id, user_id, now, |a| a.usage(now));
+    let usage = app.activity.with_user(tenant_id, user_id, now, |a| {
+        let before = a.usage(now);
+        a.reserve(facts.estimated_tokens, now);
+        before
+    });
+    let unreserve = |app: &App| {
+        app.activity.with_user(tenant_id, user_id, now, |a| {
+            a.unreserve(facts.estimated_tokens)
+        });
+    };
     let request = quota::QuotaRequest {
         identity: who.clone(),
         limits: types::Limits {
@@ -162,14 +172,14 @@ pub async fn run(
         usage,
         estimated_tokens: facts.estimated_tokens,
     };
-    if let quota::QuotaVerdict::Deny(d) =
-        chain.quota.plugin.quota(&request).await.map_err(failed)?
-    {
+    let verdict = chain.quota.plugin.quota(&request).await.map_err(|e| {
+        unreserve(app);
+        failed(e)
+    })?;
+    if let quota::QuotaVerdict::Deny(d) = verdict {
+        unreserve(app);
         return Err(ApiError::rate_limited(d.reason, d.retry_after_secs));
     }
-    app.activity.with_user(tenant_id, user_id, now, |a| {
-        a.reserve(facts.estimated_tokens, now)
-    });
     let mut assessment = Assessment {
         reserved_tokens: facts.estimated_tokens,
         ..Assessment::default()

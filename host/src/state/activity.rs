@@ -130,6 +130,15 @@ impl UserActivity {
         }
     }
 
+    /// Takes back a reservation of a call that was refused.
+    pub fn unreserve(&mut self, estimated_tokens: u64) {
+        self.requests_minute = self.requests_minute.saturating_sub(1);
+        self.requests_day = self.requests_day.saturating_sub(1);
+        self.tokens_day = self.tokens_day.saturating_sub(estimated_tokens);
+        self.tokens_month = self.tokens_month.saturating_sub(estimated_tokens);
+        self.total_requests = self.total_requests.saturating_sub(1);
+    }
+
     /// Replaces a request's estimate with the provider's real usage.
     pub fn reconcile(&mut self, estimated_tokens: u64, actual_tokens: u64) {
         let adjust = |v: &mut u64| *v = (*v + actual_tokens).saturating_sub(estimated_tokens);

@@ -88,7 +88,9 @@ async fn bad_tampered_forged_and_expired_tokens_get_401() {
     assert!(error_of(response).await.2.contains("expired"));
 
     // Not valid for another hour.
-    let early = env.token_with("acme", |r| r.issued_at = Some(warden::clock::now_secs() + 3600));
+    let early = env.token_with("acme", |r| {
+        r.issued_at = Some(warden::clock::now_secs() + 3600)
+    });
     let response = env.chat(&early, "invoice api", false).await;
     assert_eq!(response.status(), 401);
     assert!(error_of(response).await.2.contains("not valid yet"));

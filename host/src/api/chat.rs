@@ -433,7 +433,10 @@ fn settle(app: &App, record: &RequestRecord, reserved: u64, usage: Option<Usage>
         });
 }
 
+/// Journals the request before its response is finished, so an answered
+/// request survives `kill -9` (see state/journal.rs).
 fn finish_record(app: &App, mut record: RequestRecord, started: Instant) {
     record.latency_ms = started.elapsed().as_millis() as u64;
-    app.writer.record(record);
+    let counters = app.activity.counters_of(&record.tenant_id, &record.user_id);
+    app.writer.record(record, counters);
 }

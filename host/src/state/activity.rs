@@ -43,6 +43,23 @@ pub struct UserActivity {
     dirty: bool,
 }
 
+/// The part of a user's activity the journal keeps after every request:
+/// quota windows and the score (history is rebuilt by use).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Counters {
+    minute: u64,
+    requests_minute: u64,
+    day: u64,
+    requests_day: u64,
+    tokens_day: u64,
+    month: u64,
+    tokens_month: u64,
+    score: f32,
+    score_updated_at_ms: u64,
+    first_request_ms: u64,
+    total_requests: u64,
+}
+
 /// Months since 1970-01 for a day number (civil calendar, UTC).
 fn month_index(day: u64) -> u64 {
     // Howard Hinnant's days_from_civil inverse.
@@ -128,6 +145,36 @@ impl UserActivity {
         if self.first_request_ms == 0 {
             self.first_request_ms = now_ms;
         }
+    }
+
+    pub fn counters(&self) -> Counters {
+        Counters {
+            minute: self.minute,
+            requests_minute: self.requests_minute,
+            day: self.day,
+            requests_day: self.requests_day,
+            tokens_day: self.tokens_day,
+            month: self.month,
+            tokens_month: self.tokens_month,
+            score: self.score,
+            score_updated_at_ms: self.score_updated_at_ms,
+            first_request_ms: self.first_request_ms,
+            total_requests: self.total_requests,
+        }
+    }
+
+    fn restore(&mut self, c: &Counters) {
+        self.minute = c.minute;
+        self.requests_minute = c.requests_minute;
+        self.day = c.day;
+        self.requests_day = c.requests_day;
+        self.tokens_day = c.tokens_day;
+        self.month = c.month;
+        self.tokens_month = c.tokens_month;
+        self.score = c.score;
+        self.score_updated_at_ms = c.score_updated_at_ms;
+        self.first_request_ms = c.first_request_ms;
+        self.total_requests = c.total_requests;
     }
 
     /// Takes back a reservation of a call that was refused.
@@ -229,6 +276,33 @@ impl Activity {
             users.dirty.push((tenant.to_string(), user.to_string()));
         }
         result
+    }
+
+    /// A user's counters right now (for the journal).
+    pub fn counters_of(&self, tenant: &str, user: &str) -> Option<Counters> {
+        let guard = self.users.lock().expect("activity lock");
+        guard
+            .by_tenant
+            .get(tenant)?
+            .get(user)
+            .map(UserActivity::counters)
+    }
+
+    /// Puts back counters replayed from the journal (newer than sled's copy).
+    pub fn restore(&self, tenant: &str, user: &str, counters: &Counters) {
+        let mut guard = self.users.lock().expect("activity lock");
+        let users = &mut *guard;
+        let activity = users
+            .by_tenant
+            .entry(tenant.to_string())
+            .or_default()
+            .entry(user.to_string())
+            .or_default();
+        activity.restore(counters);
+        if !activity.dirty {
+            activity.dirty = true;
+            users.dirty.push((tenant.to_string(), user.to_string()));
+        }
     }
 
     /// A user's usage, score and last warning, without changing anything.

@@ -3,6 +3,7 @@
 
 mod activity;
 mod db;
+mod journal;
 pub mod model;
 mod queries;
 mod writer;

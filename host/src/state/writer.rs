@@ -1,21 +1,35 @@
-//! Off-request-path persistence. Request records go over a channel; user
+//! Off-request-path persistence. Each finished request is appended to the
+//! journal (one `write()`, see journal.rs) and sent over a channel; user
 //! activity is marked dirty in memory. Every `TICK` one task writes both to
-//! sled in batches, so the request path never waits on the database and
-//! never wakes the writer itself.
+//! sled in batches, and every `CHECKPOINT` it flushes sled and drops the
+//! journal files it covers. The request path never waits on sled.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::activity::Activity;
 use super::db::{compound_key, Db};
+use super::journal::{Journal, JournalEntry};
 use super::model::RequestRecord;
 
 const TICK: Duration = Duration::from_millis(20);
+/// Ticks between sled flushes (each drops the journal files it covers).
+const CHECKPOINT_TICKS: u32 = 50;
 
 #[derive(Clone)]
 pub struct StateWriter {
+    inner: Arc<WriterInner>,
+}
+
+struct WriterInner {
+    /// Held while appending *and* sending, so that once the writer has
+    /// rotated the journal (under this lock) every record of the old file is
+    /// already in the channel.
+    journal: Mutex<Journal>,
     tx: mpsc::UnboundedSender<RequestRecord>,
 }
 
@@ -49,17 +63,57 @@ fn persist(db: &Db, activity: &Activity, records: &mut Vec<RequestRecord>) {
     }
 }
 
+fn remove(files: Vec<PathBuf>) {
+    for file in files {
+        if let Err(e) = std::fs::remove_file(&file) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot remove a journal file");
+        }
+    }
+}
+
 impl StateWriter {
-    /// Starts the writer task on the current runtime. It ends (after a last
-    /// write and a flush) when every `StateWriter` clone is dropped.
-    pub fn spawn(db: Arc<Db>, activity: Arc<Activity>) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Replays leftover journal files from `dir`, then starts the writer task
+    /// on the current runtime. The task ends (after a last write and a
+    /// flush) when every `StateWriter` clone is dropped.
+    pub fn spawn(
+        db: Arc<Db>,
+        activity: Arc<Activity>,
+        dir: &Path,
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let mut replayed = Vec::new();
+        let (journal, recovered) = Journal::recover(dir, &activity, |r| replayed.push(r))?;
+        persist(&db, &activity, &mut replayed);
+        db.flush()?;
+        remove(recovered);
+
         let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
+        let inner = Arc::new(WriterInner {
+            journal: Mutex::new(journal),
+            tx,
+        });
+        let weak = Arc::downgrade(&inner);
+        let dir = dir.to_path_buf();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(TICK);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut records = Vec::with_capacity(1024);
+            let mut ticks = 0u32;
             loop {
                 ticker.tick().await;
+                ticks += 1;
+                let checkpoint = ticks.is_multiple_of(CHECKPOINT_TICKS);
+                // Rotate before draining: the old file then holds only
+                // records that are already in the channel.
+                let old = match (checkpoint, weak.upgrade()) {
+                    (true, Some(inner)) => {
+                        let mut journal = inner.journal.lock().expect("journal lock");
+                        journal
+                            .rotate()
+                            .map_err(|e| tracing::error!(error = %e, "journal rotation failed"))
+                            .ok()
+                    }
+                    _ => None,
+                };
                 let open = loop {
                     match rx.try_recv() {
                         Ok(record) => records.push(record),
@@ -68,17 +122,37 @@ impl StateWriter {
                     }
                 };
                 persist(&db, &activity, &mut records);
+                if let Some(old) = old {
+                    match db.flush() {
+                        Ok(_) => remove(vec![old]),
+                        Err(e) => {
+                            tracing::error!(error = %e, "flushing sled failed; the journal is kept")
+                        }
+                    }
+                }
                 if !open {
                     break;
                 }
             }
-            let _ = db.flush();
+            // Closed cleanly: every record is in sled, so no journal file is
+            // needed (replaying one later would restore stale counters).
+            if db.flush().is_ok() {
+                if let Ok(files) = super::journal::existing(&dir) {
+                    remove(files.into_iter().map(|(_, p)| p).collect());
+                }
+            }
         });
-        (Self { tx }, task)
+        Ok((Self { inner }, task))
     }
 
-    pub fn record(&self, record: RequestRecord) {
-        if self.tx.send(record).is_err() {
+    /// Journals a finished request (one `write()`) and queues it for sled.
+    pub fn record(&self, record: RequestRecord, counters: Option<super::activity::Counters>) {
+        let mut journal = self.inner.journal.lock().expect("journal lock");
+        let entry = JournalEntry { record, counters };
+        if let Err(e) = journal.append(&entry) {
+            tracing::error!(error = %e, "cannot append to the request journal");
+        }
+        if self.inner.tx.send(entry.record).is_err() {
             tracing::warn!("state writer stopped; a request record was dropped");
         }
     }

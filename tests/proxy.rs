@@ -287,16 +287,26 @@ async fn quota_exhaustion_gives_429_with_retry_after() {
     };
     let env = TestEnv::start(vec![TenantSpec::new("acme").with_limits(limits)]).await;
     let token = env.token("acme");
-    for _ in 0..2 {
+    for remaining in ["1", "0"] {
+        let response = env.chat(&token, "invoice api endpoint", false).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ratelimit-limit-requests"], "2");
         assert_eq!(
-            env.chat(&token, "invoice api endpoint", false)
-                .await
-                .status(),
-            200
+            response.headers()["x-ratelimit-remaining-requests"],
+            remaining
         );
+        assert!(response.headers()["x-ratelimit-reset-requests"]
+            .to_str()
+            .unwrap()
+            .ends_with('s'));
     }
     let limited = env.chat(&token, "invoice api endpoint", false).await;
     assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["x-ratelimit-remaining-requests"], "0");
+    assert!(
+        limited.headers().get("x-ratelimit-limit-tokens").is_none(),
+        "no token limit was set"
+    );
     let retry_after: u64 = limited.headers()["retry-after"]
         .to_str()
         .unwrap()

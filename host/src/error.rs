@@ -14,6 +14,7 @@ pub struct ApiError {
     pub kind: &'static str,
     pub code: &'static str,
     pub retry_after_secs: Option<u64>,
+    pub rate_limit: Option<crate::ratelimit::RateLimitInfo>,
 }
 
 impl ApiError {
@@ -29,6 +30,7 @@ impl ApiError {
             kind,
             code,
             retry_after_secs: None,
+            rate_limit: None,
         }
     }
 
@@ -140,6 +142,9 @@ impl ApiError {
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(info) = &self.rate_limit {
+            info.apply(headers);
+        }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod mock_llm;
 pub mod pipeline;
 pub mod policy;
+pub mod ratelimit;
 pub mod runtime;
 pub mod server;
 pub mod state;

@@ -42,6 +42,8 @@ pub struct Assessment {
     pub warning: Option<String>,
     /// Tokens reserved against the quota, to reconcile with real usage.
     pub reserved_tokens: u64,
+    /// Daily windows after this call's reservation, for the response headers.
+    pub rate_limit: Option<crate::ratelimit::RateLimitInfo>,
 }
 
 fn identity(facts: &CallFacts<'_>) -> types::Identity {
@@ -151,10 +153,10 @@ pub async fn run(
     // gives the reservation back.
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
     let now = crate::clock::now_ms();
-    let usage = app.activity.with_user(tenant_id, user_id, now, |a| {
+    let (usage, after) = app.activity.with_user(tenant_id, user_id, now, |a| {
         let before = a.usage(now);
         a.reserve(facts.estimated_tokens, now);
-        before
+        (before, a.usage(now))
     });
     let unreserve = |app: &App| {
         app.activity.with_user(tenant_id, user_id, now, |a| {
@@ -178,10 +180,19 @@ pub async fn run(
     })?;
     if let quota::QuotaVerdict::Deny(d) = verdict {
         unreserve(app);
-        return Err(ApiError::rate_limited(d.reason, d.retry_after_secs));
+        let mut error = ApiError::rate_limited(d.reason, d.retry_after_secs);
+        error.rate_limit = Some(crate::ratelimit::RateLimitInfo::new(
+            &facts.user.limits,
+            &request.usage,
+        ));
+        return Err(error);
     }
     let mut assessment = Assessment {
         reserved_tokens: facts.estimated_tokens,
+        rate_limit: Some(crate::ratelimit::RateLimitInfo::new(
+            &facts.user.limits,
+            &after,
+        )),
         ..Assessment::default()
     };
     let release = |app: &App| {

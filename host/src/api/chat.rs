@@ -389,6 +389,9 @@ async fn proxy(
     if let Some(warning) = &assessment.warning {
         headers.insert("x-warden-warning", header_value(warning));
     }
+    if let Some(rate_limit) = &assessment.rate_limit {
+        rate_limit.apply(headers);
+    }
     Ok(response)
 }
 

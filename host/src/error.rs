@@ -14,7 +14,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub code: &'static str,
     pub retry_after_secs: Option<u64>,
-    pub rate_limit: Option<crate::ratelimit::RateLimitInfo>,
+    /// Boxed: most errors carry none, and it would double the error's size.
+    pub rate_limit: Option<Box<crate::ratelimit::RateLimitInfo>>,
 }
 
 impl ApiError {

@@ -181,10 +181,10 @@ pub async fn run(
     if let quota::QuotaVerdict::Deny(d) = verdict {
         unreserve(app);
         let mut error = ApiError::rate_limited(d.reason, d.retry_after_secs);
-        error.rate_limit = Some(crate::ratelimit::RateLimitInfo::new(
+        error.rate_limit = Some(Box::new(crate::ratelimit::RateLimitInfo::new(
             &facts.user.limits,
             &request.usage,
-        ));
+        )));
         return Err(error);
     }
     let mut assessment = Assessment {

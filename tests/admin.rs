@@ -223,6 +223,11 @@ async fn a_tenant_admin_cannot_reach_another_tenant_on_any_route() {
         ),
         ("GET", "/admin/v1/tenants/globex/logs".into(), None),
         ("GET", "/admin/v1/tenants/globex/events".into(), None),
+        (
+            "POST",
+            "/admin/v1/tenants/globex/keys/rotate".into(),
+            Some(reason.clone()),
+        ),
     ];
     for (method, path, body) in &routes {
         let (status, response) = env.admin(&acme_admin, method, path, body.clone()).await;
@@ -344,5 +349,47 @@ async fn logs_page_newest_first_with_filters_and_survive_a_restart() {
         .await;
     assert_eq!(logs["data"].as_array().unwrap().len(), 6);
     assert_eq!(env.chat(&ali, "invoice api", false).await.status(), 200);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_signs_new_tokens_and_old_tokens_stay_valid() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    let old = env.token("acme");
+    let (status, rotated) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/keys/rotate",
+            Some(json!({"reason": "quarterly"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(rotated["generation"], 2);
+    let new = env.token("acme");
+    let kid = |token: &str| -> String {
+        use base64::Engine as _;
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(kid(&new), rotated["kid"].as_str().unwrap());
+    assert_ne!(kid(&old), kid(&new));
+    assert_eq!(
+        env.chat(&old, "invoice api", false).await.status(),
+        200,
+        "old tokens stay valid"
+    );
+    assert_eq!(env.chat(&new, "invoice api", false).await.status(), 200);
+    // The rotation is in the audit log.
+    let (_, events) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/events", None)
+        .await;
+    assert_eq!(events["data"][0]["action"], "key.rotate");
     env.stop().await;
 }

@@ -21,8 +21,24 @@ pub fn create_tenant(db: &Db, id: &str, name: &str) -> anyhow::Result<Tenant> {
         created_at: crate::clock::now_secs(),
     };
     db.put_tenant(&tenant)?;
-    db.put_key(&crate::token::new_signing_key(id))?;
+    db.put_key(&crate::token::new_signing_key(id, 1))?;
     Ok(tenant)
+}
+
+/// Adds a new signing key for the tenant; new tokens are signed with it, and
+/// tokens signed with older keys stay valid until they expire.
+pub fn rotate_key(db: &Db, tenant_id: &str) -> anyhow::Result<SigningKey> {
+    let generation = db
+        .directory()
+        .keys
+        .values()
+        .filter(|k| k.tenant_id == tenant_id)
+        .map(|k| k.generation)
+        .max()
+        .ok_or_else(|| anyhow::anyhow!("no tenant '{tenant_id}'"))?;
+    let key = crate::token::new_signing_key(tenant_id, generation + 1);
+    db.put_key(&key)?;
+    Ok(key)
 }
 
 pub struct NewUser<'a> {

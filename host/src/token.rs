@@ -57,7 +57,7 @@ fn random_id(bytes: usize) -> String {
 }
 
 /// Creates a new HS256 signing key for a tenant.
-pub fn new_signing_key(tenant_id: &str) -> SigningKey {
+pub fn new_signing_key(tenant_id: &str, generation: u64) -> SigningKey {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     SigningKey {
@@ -66,6 +66,7 @@ pub fn new_signing_key(tenant_id: &str) -> SigningKey {
         algorithm: "HS256".into(),
         secret: base64::engine::general_purpose::STANDARD.encode(secret),
         created_at: crate::clock::now_secs(),
+        generation,
     }
 }
 
@@ -104,7 +105,7 @@ pub fn issue(db: &Db, request: TokenRequest<'_>) -> anyhow::Result<String> {
         .keys
         .values()
         .filter(|k| k.tenant_id == request.tenant_id)
-        .max_by_key(|k| k.created_at)
+        .max_by_key(|k| k.generation)
         .ok_or_else(|| anyhow::anyhow!("tenant '{}' has no signing key", request.tenant_id))?;
     let now = request.issued_at.unwrap_or_else(crate::clock::now_secs);
     let claims = Claims {

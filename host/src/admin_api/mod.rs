@@ -190,6 +190,9 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, 
             tenants::archive_task(app, &caller, t, id, read_json(req).await?)
         }
         (Method::GET, ["tenants", t, "tokens"]) => tokens::list(app, &caller, t),
+        (Method::POST, ["tenants", t, "keys", "rotate"]) => {
+            tokens::rotate_key(app, &caller, t, read_json(req).await?)
+        }
         (Method::POST, ["tenants", t, "tokens"]) => {
             tokens::issue(app, &caller, t, read_json(req).await?)
         }

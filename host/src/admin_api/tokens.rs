@@ -70,6 +70,31 @@ pub fn issue(
     )
 }
 
+/// `POST /admin/v1/tenants/{t}/keys/rotate {reason}`: a new signing key.
+pub fn rotate_key(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    body: Reason,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let reason = require_reason(body.reason)?;
+    let key = crate::admin::rotate_key(&app.db, tenant).map_err(internal)?;
+    audit(
+        app,
+        caller,
+        tenant,
+        "key.rotate",
+        &key.kid,
+        Some(reason),
+        json!({ "generation": key.generation }),
+    )?;
+    json(
+        StatusCode::CREATED,
+        &json!({ "kid": key.kid, "algorithm": key.algorithm, "generation": key.generation }),
+    )
+}
+
 pub fn revoke(
     app: &App,
     caller: &Caller,

@@ -81,6 +81,10 @@ pub struct SigningKey {
     /// Base64 of the HMAC secret.
     pub secret: String,
     pub created_at: u64,
+    /// 1 for a tenant's first key, +1 per rotation; new tokens are signed
+    /// with the highest, older keys keep verifying the tokens they signed.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// What the server remembers of an issued token (never the token itself).

@@ -312,18 +312,7 @@ async fn logs_page_newest_first_with_filters_and_survive_a_restart() {
     assert_eq!(status, 400);
 
     // /v1/me reflects usage; a restart keeps tokens, usage and logs.
-    let me: serde_json::Value = serde_json::from_str(
-        &env.http
-            .get(format!("{}/v1/me", env.base))
-            .bearer_auth(&ali)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let me: serde_json::Value = get_json(&env.http, &format!("{}/v1/me", env.base), &ali).await;
     assert_eq!(
         me["usage"]["requests_today"], 5,
         "the refused call did not count"
@@ -331,18 +320,7 @@ async fn logs_page_newest_first_with_filters_and_survive_a_restart() {
     assert_eq!(me["status"], "active");
     assert_eq!(me["tasks"][0]["id"], TASK);
     env.restart().await;
-    let me: serde_json::Value = serde_json::from_str(
-        &env.http
-            .get(format!("{}/v1/me", env.base))
-            .bearer_auth(&ali)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let me: serde_json::Value = get_json(&env.http, &format!("{}/v1/me", env.base), &ali).await;
     assert_eq!(me["usage"]["requests_today"], 5, "usage survives a restart");
     let (_, logs) = env
         .admin(&admin, "GET", "/admin/v1/tenants/acme/logs", None)

@@ -141,18 +141,7 @@ async fn answered_requests_survive_kill_9() {
     // Restart: the journal is replayed, the counters and the log are whole.
     let mut server = serve(&config);
     wait_healthy(&http, &base).await;
-    let me: serde_json::Value = serde_json::from_str(
-        &http
-            .get(format!("{base}/v1/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let me: serde_json::Value = get_json(&http, &format!("{base}/v1/me"), &token).await;
     server.kill().unwrap();
     server.wait().unwrap();
     assert_eq!(me["usage"]["requests_today"], CALLS as u64, "{me}");

@@ -217,8 +217,8 @@ pub async fn run(
         (
             a.history_for_plugin(facts.task_id),
             a.stats(now),
-            a.score,
-            a.score_updated_at_ms,
+            a.counters.score,
+            a.counters.score_updated_at_ms,
         )
     });
     let request = deviation::DeviationRequest {
@@ -236,8 +236,8 @@ pub async fn run(
     };
     let warning = (outcome.action != types::Action::None).then(|| outcome.reason.clone());
     let new_score = app.activity.with_user(tenant_id, user_id, now, |a| {
-        a.score = (a.score + outcome.score_delta).max(0.0);
-        a.score_updated_at_ms = now;
+        a.counters.score = (a.counters.score + outcome.score_delta).max(0.0);
+        a.counters.score_updated_at_ms = now;
         a.remember(HistoryItem {
             at_ms: now,
             task_id: facts.task_id.to_string(),
@@ -247,7 +247,7 @@ pub async fn run(
         if warning.is_some() {
             a.last_warning = warning.clone();
         }
-        a.score
+        a.counters.score
     });
     assessment.deviation_delta = Some(outcome.score_delta);
     assessment.score = Some(new_score);

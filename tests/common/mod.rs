@@ -336,6 +336,20 @@ pub async fn error_of(response: reqwest::Response) -> (String, String, String) {
     )
 }
 
+/// GETs `url` with a bearer token and parses the JSON answer.
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    let text = http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
+}
+
 /// Waits until `f` holds (the state writer is asynchronous).
 pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
     for _ in 0..100 {

@@ -127,8 +127,8 @@ pub fn set_status(
         // Re-enabling starts the user afresh: the score that blocked them is reset.
         let now = crate::clock::now_ms();
         app.activity.with_user(tenant, user, now, |a| {
-            a.score = 0.0;
-            a.score_updated_at_ms = now;
+            a.counters.score = 0.0;
+            a.counters.score_updated_at_ms = now;
             a.last_warning = None;
         });
         "user.enable"

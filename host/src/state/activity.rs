@@ -25,17 +25,9 @@ pub struct HistoryItem {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserActivity {
-    minute: u64,
-    requests_minute: u64,
-    day: u64,
-    requests_day: u64,
-    tokens_day: u64,
-    month: u64,
-    tokens_month: u64,
-    pub score: f32,
-    pub score_updated_at_ms: u64,
-    first_request_ms: u64,
-    total_requests: u64,
+    /// Quota windows and score: what the journal keeps after each request.
+    #[serde(flatten)]
+    pub counters: Counters,
     pub history: VecDeque<HistoryItem>,
     pub last_warning: Option<String>,
     /// Changed since the state writer last persisted it.
@@ -45,7 +37,7 @@ pub struct UserActivity {
 
 /// The part of a user's activity the journal keeps after every request:
 /// quota windows and the score (history is rebuilt by use).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Counters {
     minute: u64,
     requests_minute: u64,
@@ -54,8 +46,8 @@ pub struct Counters {
     tokens_day: u64,
     month: u64,
     tokens_month: u64,
-    score: f32,
-    score_updated_at_ms: u64,
+    pub score: f32,
+    pub score_updated_at_ms: u64,
     first_request_ms: u64,
     total_requests: u64,
 }
@@ -90,31 +82,31 @@ impl UserActivity {
     fn roll(&mut self, now_ms: u64) {
         let (minute, day) = (now_ms / MINUTE_MS, now_ms / DAY_MS);
         let month = month_index(day);
-        if self.minute != minute {
-            self.minute = minute;
-            self.requests_minute = 0;
+        if self.counters.minute != minute {
+            self.counters.minute = minute;
+            self.counters.requests_minute = 0;
         }
-        if self.day != day {
-            self.day = day;
-            self.requests_day = 0;
-            self.tokens_day = 0;
+        if self.counters.day != day {
+            self.counters.day = day;
+            self.counters.requests_day = 0;
+            self.counters.tokens_day = 0;
         }
-        if self.month != month {
-            self.month = month;
-            self.tokens_month = 0;
+        if self.counters.month != month {
+            self.counters.month = month;
+            self.counters.tokens_month = 0;
         }
     }
 
     pub fn usage(&self, now_ms: u64) -> types::Usage {
         let secs_until = |boundary_ms: u64| boundary_ms.saturating_sub(now_ms).div_ceil(1000);
         types::Usage {
-            requests_this_minute: self.requests_minute,
-            requests_today: self.requests_day,
-            tokens_today: self.tokens_day,
-            tokens_this_month: self.tokens_month,
-            minute_resets_in: secs_until((self.minute + 1) * MINUTE_MS),
-            day_resets_in: secs_until((self.day + 1) * DAY_MS),
-            month_resets_in: secs_until(month_start_day(self.month + 1) * DAY_MS),
+            requests_this_minute: self.counters.requests_minute,
+            requests_today: self.counters.requests_day,
+            tokens_today: self.counters.tokens_day,
+            tokens_this_month: self.counters.tokens_month,
+            minute_resets_in: secs_until((self.counters.minute + 1) * MINUTE_MS),
+            day_resets_in: secs_until((self.counters.day + 1) * DAY_MS),
+            month_resets_in: secs_until(month_start_day(self.counters.month + 1) * DAY_MS),
         }
     }
 
@@ -127,70 +119,49 @@ impl UserActivity {
             .iter()
             .filter(|h| h.at_ms >= ten_min_ago && h.drift != "on-task")
             .count() as u32;
-        let hours = (now_ms.saturating_sub(self.first_request_ms) as f32 / 3_600_000.0).max(1.0);
+        let hours =
+            (now_ms.saturating_sub(self.counters.first_request_ms) as f32 / 3_600_000.0).max(1.0);
         types::UsageStats {
             requests_last_hour: recent,
-            baseline_requests_per_hour: self.total_requests as f32 / hours,
+            baseline_requests_per_hour: self.counters.total_requests as f32 / hours,
             unrelated_last_ten_minutes: unrelated,
         }
     }
 
     /// Counts a request at its estimate before it is forwarded.
     pub fn reserve(&mut self, estimated_tokens: u64, now_ms: u64) {
-        self.requests_minute += 1;
-        self.requests_day += 1;
-        self.tokens_day += estimated_tokens;
-        self.tokens_month += estimated_tokens;
-        self.total_requests += 1;
-        if self.first_request_ms == 0 {
-            self.first_request_ms = now_ms;
+        self.counters.requests_minute += 1;
+        self.counters.requests_day += 1;
+        self.counters.tokens_day += estimated_tokens;
+        self.counters.tokens_month += estimated_tokens;
+        self.counters.total_requests += 1;
+        if self.counters.first_request_ms == 0 {
+            self.counters.first_request_ms = now_ms;
         }
     }
 
     pub fn counters(&self) -> Counters {
-        Counters {
-            minute: self.minute,
-            requests_minute: self.requests_minute,
-            day: self.day,
-            requests_day: self.requests_day,
-            tokens_day: self.tokens_day,
-            month: self.month,
-            tokens_month: self.tokens_month,
-            score: self.score,
-            score_updated_at_ms: self.score_updated_at_ms,
-            first_request_ms: self.first_request_ms,
-            total_requests: self.total_requests,
-        }
+        self.counters.clone()
     }
 
-    fn restore(&mut self, c: &Counters) {
-        self.minute = c.minute;
-        self.requests_minute = c.requests_minute;
-        self.day = c.day;
-        self.requests_day = c.requests_day;
-        self.tokens_day = c.tokens_day;
-        self.month = c.month;
-        self.tokens_month = c.tokens_month;
-        self.score = c.score;
-        self.score_updated_at_ms = c.score_updated_at_ms;
-        self.first_request_ms = c.first_request_ms;
-        self.total_requests = c.total_requests;
+    fn restore(&mut self, counters: &Counters) {
+        self.counters = counters.clone();
     }
 
     /// Takes back a reservation of a call that was refused.
     pub fn unreserve(&mut self, estimated_tokens: u64) {
-        self.requests_minute = self.requests_minute.saturating_sub(1);
-        self.requests_day = self.requests_day.saturating_sub(1);
-        self.tokens_day = self.tokens_day.saturating_sub(estimated_tokens);
-        self.tokens_month = self.tokens_month.saturating_sub(estimated_tokens);
-        self.total_requests = self.total_requests.saturating_sub(1);
+        self.counters.requests_minute = self.counters.requests_minute.saturating_sub(1);
+        self.counters.requests_day = self.counters.requests_day.saturating_sub(1);
+        self.counters.tokens_day = self.counters.tokens_day.saturating_sub(estimated_tokens);
+        self.counters.tokens_month = self.counters.tokens_month.saturating_sub(estimated_tokens);
+        self.counters.total_requests = self.counters.total_requests.saturating_sub(1);
     }
 
     /// Replaces a request's estimate with the provider's real usage.
     pub fn reconcile(&mut self, estimated_tokens: u64, actual_tokens: u64) {
         let adjust = |v: &mut u64| *v = (*v + actual_tokens).saturating_sub(estimated_tokens);
-        adjust(&mut self.tokens_day);
-        adjust(&mut self.tokens_month);
+        adjust(&mut self.counters.tokens_day);
+        adjust(&mut self.counters.tokens_month);
     }
 
     pub fn remember(&mut self, item: HistoryItem) {
@@ -319,7 +290,7 @@ impl Activity {
                 current.roll(now_ms);
                 (
                     current.usage(now_ms),
-                    current.score,
+                    current.counters.score,
                     current.last_warning.clone(),
                 )
             }

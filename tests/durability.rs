@@ -1,5 +1,6 @@
 //! Once a response has been sent, its record and the user's counters survive
-//! `kill -9` of the real binary (the request journal, state/journal.rs).
+//! `kill -9` of the real binary (the request journal, state/journal.rs); the
+//! CLI reads and changes the same state with the server stopped.
 
 mod common;
 
@@ -146,6 +147,57 @@ async fn answered_requests_survive_kill_9() {
     server.wait().unwrap();
     assert_eq!(me["usage"]["requests_today"], CALLS as u64, "{me}");
     assert_eq!(me["usage"]["tokens_today"], tokens_used, "{me}");
+
+    // The CLI reports the same usage, lists the token and revokes it.
+    let usage: serde_json::Value = serde_json::from_str(&warden(&[
+        "usage",
+        "--tenant",
+        "acme",
+        "--json",
+        "--state-dir",
+        state_arg,
+    ]))
+    .unwrap();
+    assert_eq!(usage[0]["user"], "ali");
+    assert_eq!(usage[0]["requests_today"], CALLS as u64);
+    let tokens: serde_json::Value = serde_json::from_str(&warden(&[
+        "token",
+        "list",
+        "--tenant",
+        "acme",
+        "--json",
+        "--state-dir",
+        state_arg,
+    ]))
+    .unwrap();
+    let jti = tokens[0]["jti"].as_str().unwrap().to_string();
+    assert!(
+        !tokens.to_string().contains(&token),
+        "token records never hold the token"
+    );
+    warden(&[
+        "token",
+        "revoke",
+        "--tenant",
+        "acme",
+        &jti,
+        "--reason",
+        "contract ended",
+        "--state-dir",
+        state_arg,
+    ]);
+    let mut server = serve(&config);
+    wait_healthy(&http, &base).await;
+    let refused = http
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(refused, 401, "a token revoked with the CLI is refused");
 
     let db = warden::state::Db::open(&state).unwrap();
     let records = db.recent_requests("acme", 1000).unwrap();

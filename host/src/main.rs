@@ -81,6 +81,16 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Print today's usage per user of a tenant (with the server stopped).
+    Usage {
+        #[arg(long)]
+        tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArg,
+    },
 }
 
 #[derive(Args)]
@@ -103,6 +113,15 @@ enum TenantCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// List a tenant's users.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArg,
+    },
     Create {
         #[arg(long)]
         tenant: String,
@@ -147,6 +166,25 @@ enum TaskCommand {
 
 #[derive(Subcommand)]
 enum TokenCommand {
+    /// List a tenant's token records (never the tokens).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// Revoke a token by its id (jti); recorded in the audit log.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        jti: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        state: StateArg,
+    },
     /// Issue a token and print it (it is shown only once).
     Issue {
         #[arg(long)]
@@ -324,6 +362,128 @@ async fn main() -> anyhow::Result<()> {
                 },
             )?;
             println!("{}", serde_json::to_string_pretty(&task)?);
+        }
+        Command::User {
+            command:
+                UserCommand::List {
+                    tenant,
+                    json,
+                    state,
+                },
+        } => {
+            let db = Db::open(&state.state_dir)?;
+            let directory = db.directory();
+            let mut users: Vec<_> = directory
+                .tenant(&tenant)
+                .map(|t| t.users.values().collect())
+                .unwrap_or_default();
+            users.sort_by(|a: &&warden::state::model::User, b| a.id.cmp(&b.id));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!("{:<20} {:<12} {:<8}", "user", "role", "status");
+                for u in users {
+                    println!(
+                        "{:<20} {:<12} {:<8}",
+                        u.id,
+                        format!("{:?}", u.role),
+                        format!("{:?}", u.status)
+                    );
+                }
+            }
+        }
+        Command::Token {
+            command:
+                TokenCommand::List {
+                    tenant,
+                    json,
+                    state,
+                },
+        } => {
+            let db = Db::open(&state.state_dir)?;
+            let tokens = db.tokens_of(&tenant)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                println!(
+                    "{:<34} {:<16} {:<12} {:<8}",
+                    "jti", "user", "expires_at", "revoked"
+                );
+                for t in tokens {
+                    println!(
+                        "{:<34} {:<16} {:<12} {:<8}",
+                        t.jti, t.user_id, t.expires_at, t.revoked
+                    );
+                }
+            }
+        }
+        Command::Token {
+            command:
+                TokenCommand::Revoke {
+                    tenant,
+                    jti,
+                    reason,
+                    state,
+                },
+        } => {
+            let db = Db::open(&state.state_dir)?;
+            anyhow::ensure!(
+                db.revoke_token(&tenant, &jti)?,
+                "no token '{jti}' in tenant '{tenant}'"
+            );
+            db.append_event(&warden::state::model::Event {
+                id: format!("evt_cli_{}", warden::clock::now_ms()),
+                at_ms: warden::clock::now_ms(),
+                tenant_id: tenant.clone(),
+                actor: "cli".into(),
+                action: "token.revoke".into(),
+                target: jti.clone(),
+                reason: Some(reason),
+                details: serde_json::json!({}),
+            })?;
+            println!("revoked {jti}");
+        }
+        Command::Usage {
+            tenant,
+            json,
+            state,
+        } => {
+            let db = Db::open(&state.state_dir)?;
+            let activity = db.load_activity()?;
+            let directory = db.directory();
+            let now = warden::clock::now_ms();
+            let mut rows: Vec<serde_json::Value> = Vec::new();
+            let mut users: Vec<_> = directory
+                .tenant(&tenant)
+                .map(|t| t.users.values().collect())
+                .unwrap_or_default();
+            users.sort_by(|a: &&warden::state::model::User, b| a.id.cmp(&b.id));
+            for user in users {
+                let (usage, score, _) = activity.peek(&tenant, &user.id, now);
+                rows.push(serde_json::json!({
+                    "user": user.id, "status": user.status,
+                    "requests_today": usage.requests_today, "tokens_today": usage.tokens_today,
+                    "tokens_this_month": usage.tokens_this_month, "deviation_score": score,
+                }));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<20} {:>10} {:>12} {:>12} {:>7}",
+                    "user", "requests", "tokens", "tokens/mo", "score"
+                );
+                for r in &rows {
+                    println!(
+                        "{:<20} {:>10} {:>12} {:>12} {:>7.2}",
+                        r["user"].as_str().unwrap_or_default(),
+                        r["requests_today"],
+                        r["tokens_today"],
+                        r["tokens_this_month"],
+                        r["deviation_score"].as_f64().unwrap_or_default()
+                    );
+                }
+            }
         }
         Command::Token {
             command:

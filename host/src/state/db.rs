@@ -256,6 +256,11 @@ impl Db {
 }
 
 impl Db {
+    /// Users' activity as last persisted (the CLI reads it with the server stopped).
+    pub fn load_activity(&self) -> anyhow::Result<super::Activity> {
+        super::Activity::load(&self.usage)
+    }
+
     /// An owned snapshot, for holding across `.await`.
     pub fn directory_full(&self) -> Arc<Directory> {
         self.directory.load_full()

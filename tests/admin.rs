@@ -317,6 +317,8 @@ async fn logs_page_newest_first_with_filters_and_survive_a_restart() {
         me["usage"]["requests_today"], 5,
         "the refused call did not count"
     );
+    assert_eq!(me["usage"]["requests_this_week"], 5);
+    assert_eq!(me["usage"]["tokens_this_week"], me["usage"]["tokens_today"]);
     assert_eq!(me["status"], "active");
     assert_eq!(me["tasks"][0]["id"], TASK);
     env.restart().await;

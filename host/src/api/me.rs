@@ -24,9 +24,9 @@ pub fn handle(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiE
             json!({ "id": id, "title": task.map(|t| t.title.as_str()), "active": task.is_some_and(|t| t.active) })
         })
         .collect();
-    let (usage, score, warning) =
-        app.activity
-            .peek(&claims.tid, &claims.sub, crate::clock::now_ms());
+    let now = crate::clock::now_ms();
+    let (usage, score, warning) = app.activity.peek(&claims.tid, &claims.sub, now);
+    let (requests_week, tokens_week) = app.activity.week_of(&claims.tid, &claims.sub, now);
     let remaining = |limit: Option<u64>, used: u64| limit.map(|l| l.saturating_sub(used));
     let limits = &user.limits;
     let body = json!({
@@ -39,6 +39,8 @@ pub fn handle(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiE
         "usage": {
             "requests_today": usage.requests_today,
             "tokens_today": usage.tokens_today,
+            "requests_this_week": requests_week,
+            "tokens_this_week": tokens_week,
             "tokens_this_month": usage.tokens_this_month,
         },
         "limits": limits,

@@ -50,6 +50,13 @@ pub struct Counters {
     pub score_updated_at_ms: u64,
     first_request_ms: u64,
     total_requests: u64,
+    /// Weeks (Monday to Sunday, UTC) since 1970; shown to users, not a limit.
+    #[serde(default)]
+    week: u64,
+    #[serde(default)]
+    requests_week: u64,
+    #[serde(default)]
+    tokens_week: u64,
 }
 
 /// Months since 1970-01 for a day number (civil calendar, UTC).
@@ -95,6 +102,18 @@ impl UserActivity {
             self.counters.month = month;
             self.counters.tokens_month = 0;
         }
+        // 1970-01-01 was a Thursday: shift by three days so weeks start on Monday.
+        let week = (day + 3) / 7;
+        if self.counters.week != week {
+            self.counters.week = week;
+            self.counters.requests_week = 0;
+            self.counters.tokens_week = 0;
+        }
+    }
+
+    /// Requests and tokens this week (Monday to Sunday, UTC).
+    pub fn this_week(&self) -> (u64, u64) {
+        (self.counters.requests_week, self.counters.tokens_week)
     }
 
     pub fn usage(&self, now_ms: u64) -> types::Usage {
@@ -132,7 +151,9 @@ impl UserActivity {
     pub fn reserve(&mut self, estimated_tokens: u64, now_ms: u64) {
         self.counters.requests_minute += 1;
         self.counters.requests_day += 1;
+        self.counters.requests_week += 1;
         self.counters.tokens_day += estimated_tokens;
+        self.counters.tokens_week += estimated_tokens;
         self.counters.tokens_month += estimated_tokens;
         self.counters.total_requests += 1;
         if self.counters.first_request_ms == 0 {
@@ -152,6 +173,8 @@ impl UserActivity {
     pub fn unreserve(&mut self, estimated_tokens: u64) {
         self.counters.requests_minute = self.counters.requests_minute.saturating_sub(1);
         self.counters.requests_day = self.counters.requests_day.saturating_sub(1);
+        self.counters.requests_week = self.counters.requests_week.saturating_sub(1);
+        self.counters.tokens_week = self.counters.tokens_week.saturating_sub(estimated_tokens);
         self.counters.tokens_day = self.counters.tokens_day.saturating_sub(estimated_tokens);
         self.counters.tokens_month = self.counters.tokens_month.saturating_sub(estimated_tokens);
         self.counters.total_requests = self.counters.total_requests.saturating_sub(1);
@@ -161,6 +184,7 @@ impl UserActivity {
     pub fn reconcile(&mut self, estimated_tokens: u64, actual_tokens: u64) {
         let adjust = |v: &mut u64| *v = (*v + actual_tokens).saturating_sub(estimated_tokens);
         adjust(&mut self.counters.tokens_day);
+        adjust(&mut self.counters.tokens_week);
         adjust(&mut self.counters.tokens_month);
     }
 
@@ -249,6 +273,20 @@ impl Activity {
         result
     }
 
+    /// A user's requests and tokens this week.
+    pub fn week_of(&self, tenant: &str, user: &str, now_ms: u64) -> (u64, u64) {
+        let guard = self.users.lock().expect("activity lock");
+        guard
+            .by_tenant
+            .get(tenant)
+            .and_then(|t| t.get(user))
+            .map_or((0, 0), |a| {
+                let mut current = a.clone();
+                current.roll(now_ms);
+                current.this_week()
+            })
+    }
+
     /// A user's counters right now (for the journal).
     pub fn counters_of(&self, tenant: &str, user: &str) -> Option<Counters> {
         let guard = self.users.lock().expect("activity lock");
@@ -331,6 +369,17 @@ mod tests {
         assert_eq!(month_start_day(month_index(20513)), 20513);
         assert_eq!(month_start_day(0), 0);
         assert_eq!(month_index(31), 1); // 1970-02-01
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let mut a = UserActivity::default();
+        let sunday = 20_520 * DAY_MS; // 2026-03-08, a Sunday
+        a.roll(sunday);
+        a.reserve(10, sunday);
+        assert_eq!(a.this_week(), (1, 10));
+        a.roll(sunday + DAY_MS); // Monday: a new week
+        assert_eq!(a.this_week(), (0, 0));
     }
 
     #[test]

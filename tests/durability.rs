@@ -22,6 +22,16 @@ fn warden(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
+fn warden_json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&warden(args)).unwrap()
+}
+
+/// SIGKILL: no shutdown code runs.
+fn kill_9(mut server: Child) {
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
 fn serve(config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(["serve", "--config"])
@@ -117,7 +127,7 @@ async fn answered_requests_survive_kill_9() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 
-    let mut server = serve(&config);
+    let server = serve(&config);
     wait_healthy(&http, &base).await;
     const CALLS: usize = 30;
     let mut tokens_used = 0;
@@ -136,31 +146,28 @@ async fn answered_requests_survive_kill_9() {
             serde_json::from_str(&response.text().await.unwrap()).unwrap();
         tokens_used += body["usage"]["total_tokens"].as_u64().unwrap();
     }
-    server.kill().unwrap(); // SIGKILL, right after the last response
-    server.wait().unwrap();
+    kill_9(server);
 
     // Restart: the journal is replayed, the counters and the log are whole.
-    let mut server = serve(&config);
+    let server = serve(&config);
     wait_healthy(&http, &base).await;
     let me: serde_json::Value = get_json(&http, &format!("{base}/v1/me"), &token).await;
-    server.kill().unwrap();
-    server.wait().unwrap();
+    kill_9(server);
     assert_eq!(me["usage"]["requests_today"], CALLS as u64, "{me}");
     assert_eq!(me["usage"]["tokens_today"], tokens_used, "{me}");
 
     // The CLI reports the same usage, lists the token and revokes it.
-    let usage: serde_json::Value = serde_json::from_str(&warden(&[
+    let usage: serde_json::Value = warden_json(&[
         "usage",
         "--tenant",
         "acme",
         "--json",
         "--state-dir",
         state_arg,
-    ]))
-    .unwrap();
+    ]);
     assert_eq!(usage[0]["user"], "ali");
     assert_eq!(usage[0]["requests_today"], CALLS as u64);
-    let tokens: serde_json::Value = serde_json::from_str(&warden(&[
+    let tokens: serde_json::Value = warden_json(&[
         "token",
         "list",
         "--tenant",
@@ -168,8 +175,7 @@ async fn answered_requests_survive_kill_9() {
         "--json",
         "--state-dir",
         state_arg,
-    ]))
-    .unwrap();
+    ]);
     let jti = tokens[0]["jti"].as_str().unwrap().to_string();
     assert!(
         !tokens.to_string().contains(&token),
@@ -186,7 +192,7 @@ async fn answered_requests_survive_kill_9() {
         "--state-dir",
         state_arg,
     ]);
-    let mut server = serve(&config);
+    let server = serve(&config);
     wait_healthy(&http, &base).await;
     let refused = http
         .get(format!("{base}/v1/me"))
@@ -195,8 +201,7 @@ async fn answered_requests_survive_kill_9() {
         .await
         .unwrap()
         .status();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    kill_9(server);
     assert_eq!(refused, 401, "a token revoked with the CLI is refused");
 
     let db = warden::state::Db::open(&state).unwrap();

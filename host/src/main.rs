@@ -82,15 +82,19 @@ enum Command {
         command: TokenCommand,
     },
     /// Print today's usage per user of a tenant (with the server stopped).
-    Usage {
-        #[arg(long)]
-        tenant: String,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        state: StateArg,
-    },
+    Usage(TenantView),
+}
+
+/// What a listing command reads: one tenant, as a table or as JSON.
+#[derive(Args)]
+struct TenantView {
+    #[arg(long)]
+    tenant: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    state: StateArg,
 }
 
 #[derive(Args)]
@@ -114,14 +118,7 @@ enum TenantCommand {
 #[derive(Subcommand)]
 enum UserCommand {
     /// List a tenant's users.
-    List {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        state: StateArg,
-    },
+    List(TenantView),
     Create {
         #[arg(long)]
         tenant: String,
@@ -167,14 +164,7 @@ enum TaskCommand {
 #[derive(Subcommand)]
 enum TokenCommand {
     /// List a tenant's token records (never the tokens).
-    List {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        state: StateArg,
-    },
+    List(TenantView),
     /// Revoke a token by its id (jti); recorded in the audit log.
     Revoke {
         #[arg(long)]
@@ -206,6 +196,19 @@ enum TokenCommand {
         #[command(flatten)]
         state: StateArg,
     },
+}
+
+/// A tenant's users, sorted by id.
+fn users_of<'a>(
+    directory: &'a warden::state::Directory,
+    tenant: &str,
+) -> Vec<&'a warden::state::model::User> {
+    let mut users: Vec<_> = directory
+        .tenant(tenant)
+        .map(|t| t.users.values().collect())
+        .unwrap_or_default();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    users
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -365,19 +368,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User {
             command:
-                UserCommand::List {
+                UserCommand::List(TenantView {
                     tenant,
                     json,
                     state,
-                },
+                }),
         } => {
             let db = Db::open(&state.state_dir)?;
             let directory = db.directory();
-            let mut users: Vec<_> = directory
-                .tenant(&tenant)
-                .map(|t| t.users.values().collect())
-                .unwrap_or_default();
-            users.sort_by(|a: &&warden::state::model::User, b| a.id.cmp(&b.id));
+            let users = users_of(&directory, &tenant);
             if json {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
@@ -394,11 +393,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token {
             command:
-                TokenCommand::List {
+                TokenCommand::List(TenantView {
                     tenant,
                     json,
                     state,
-                },
+                }),
         } => {
             let db = Db::open(&state.state_dir)?;
             let tokens = db.tokens_of(&tenant)?;
@@ -443,21 +442,17 @@ async fn main() -> anyhow::Result<()> {
             })?;
             println!("revoked {jti}");
         }
-        Command::Usage {
+        Command::Usage(TenantView {
             tenant,
             json,
             state,
-        } => {
+        }) => {
             let db = Db::open(&state.state_dir)?;
             let activity = db.load_activity()?;
             let directory = db.directory();
             let now = warden::clock::now_ms();
             let mut rows: Vec<serde_json::Value> = Vec::new();
-            let mut users: Vec<_> = directory
-                .tenant(&tenant)
-                .map(|t| t.users.values().collect())
-                .unwrap_or_default();
-            users.sort_by(|a: &&warden::state::model::User, b| a.id.cmp(&b.id));
+            let users = users_of(&directory, &tenant);
             for user in users {
                 let (usage, score, _) = activity.peek(&tenant, &user.id, now);
                 rows.push(serde_json::json!({

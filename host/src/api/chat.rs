@@ -262,10 +262,9 @@ async fn proxy(
                 app.metrics.plugin_failure();
             }
             // Nothing is reserved any more; persist the score and history.
-            settle(app, &record, 0, Some(Usage::default()));
             record.status = e.status.as_u16();
             record.error = Some(e.message.clone());
-            finish_record(app, record, started);
+            complete(app, record, 0, Some(Usage::default()), started);
             return Err(e);
         }
     };
@@ -296,10 +295,9 @@ async fn proxy(
     let upstream = match app.upstream.chat(forward).await {
         Ok(r) => r,
         Err(e) => {
-            settle(app, &record, reserved, Some(Usage::default()));
             record.status = e.status.as_u16();
             record.error = Some(e.message.clone());
-            finish_record(app, record, started);
+            complete(app, record, reserved, Some(Usage::default()), started);
             return Err(e);
         }
     };
@@ -315,12 +313,7 @@ async fn proxy(
             Box::new(move |summary: StreamSummary| {
                 record.response_bytes = summary.bytes;
                 record.error = summary.error;
-                settle(&app, &record, reserved, summary.usage);
-                if let Some(u) = summary.usage {
-                    record.tokens_in = u.prompt_tokens;
-                    record.tokens_out = u.completion_tokens;
-                }
-                finish_record(&app, record, started);
+                complete(&app, record, reserved, summary.usage, started);
             }),
         )
         .boxed_unsync()
@@ -329,10 +322,9 @@ async fn proxy(
             Ok(b) => b,
             Err(e) => {
                 let err = ApiError::bad_gateway(format!("the provider's response failed: {e}"));
-                settle(app, &record, reserved, Some(Usage::default()));
                 record.status = err.status.as_u16();
                 record.error = Some(err.message.clone());
-                finish_record(app, record, started);
+                complete(app, record, reserved, Some(Usage::default()), started);
                 return Err(err);
             }
         };
@@ -341,17 +333,12 @@ async fn proxy(
         } else {
             Some(Usage::default())
         };
-        settle(app, &record, reserved, usage);
-        if let Some(u) = usage {
-            record.tokens_in = u.prompt_tokens;
-            record.tokens_out = u.completion_tokens;
-        }
         record.response_bytes = bytes.len() as u64;
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             // The provider refused *our* key; the caller's token was fine.
             tracing::error!(status = %status, "the provider refused Warden's API key");
             record.error = Some("provider refused the gateway's credentials".into());
-            finish_record(app, record, started);
+            complete(app, record, reserved, usage, started);
             return Err(ApiError::bad_gateway(
                 "the provider refused the gateway's credentials; tell the operator",
             ));
@@ -360,7 +347,7 @@ async fn proxy(
             status = StatusCode::BAD_GATEWAY;
             record.status = status.as_u16();
         }
-        finish_record(app, record, started);
+        complete(app, record, reserved, usage, started);
         full(bytes)
     };
 
@@ -425,21 +412,32 @@ fn rewrite_body(body: &Bytes, add_usage: bool) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// Replaces the reservation with real usage (the estimate stays when the
-/// provider reported none); the state writer persists the counters.
-fn settle(app: &App, record: &RequestRecord, reserved: u64, usage: Option<Usage>) {
+/// Ends a request's bookkeeping: replaces the reservation with real usage
+/// (the estimate stays when the provider reported none), and journals the
+/// record with the user's counters, taken under the same lock, before the
+/// response is finished, so an answered request survives `kill -9`
+/// (see state/journal.rs).
+fn complete(
+    app: &App,
+    mut record: RequestRecord,
+    reserved: u64,
+    usage: Option<Usage>,
+    started: Instant,
+) {
     let actual = usage.map_or(reserved, |u| u.prompt_tokens + u.completion_tokens);
-    let now = crate::clock::now_ms();
-    app.activity
-        .with_user(&record.tenant_id, &record.user_id, now, |a| {
-            a.reconcile(reserved, actual)
-        });
-}
-
-/// Journals the request before its response is finished, so an answered
-/// request survives `kill -9` (see state/journal.rs).
-fn finish_record(app: &App, mut record: RequestRecord, started: Instant) {
+    if let Some(u) = usage {
+        record.tokens_in = u.prompt_tokens;
+        record.tokens_out = u.completion_tokens;
+    }
     record.latency_ms = started.elapsed().as_millis() as u64;
-    let counters = app.activity.counters_of(&record.tenant_id, &record.user_id);
-    app.writer.record(record, counters);
+    let counters = app.activity.with_user(
+        &record.tenant_id,
+        &record.user_id,
+        crate::clock::now_ms(),
+        |a| {
+            a.reconcile(reserved, actual);
+            a.counters()
+        },
+    );
+    app.writer.record(record, Some(counters));
 }

@@ -287,16 +287,6 @@ impl Activity {
             })
     }
 
-    /// A user's counters right now (for the journal).
-    pub fn counters_of(&self, tenant: &str, user: &str) -> Option<Counters> {
-        let guard = self.users.lock().expect("activity lock");
-        guard
-            .by_tenant
-            .get(tenant)?
-            .get(user)
-            .map(UserActivity::counters)
-    }
-
     /// Puts back counters replayed from the journal (newer than sled's copy).
     pub fn restore(&self, tenant: &str, user: &str, counters: &Counters) {
         let mut guard = self.users.lock().expect("activity lock");

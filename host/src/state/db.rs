@@ -89,8 +89,12 @@ fn open_sled(path: &Path) -> sled::Result<sled::Db> {
             .cache_capacity(64 << 20)
             .open()
         {
+            // sled wraps the lock failure (EWOULDBLOCK) in an error of kind
+            // `Other` whose message says so.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 40 =>
+                if attempts < 40
+                    && (e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock")) =>
             {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(50));

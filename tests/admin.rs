@@ -223,6 +223,8 @@ async fn a_tenant_admin_cannot_reach_another_tenant_on_any_route() {
         ),
         ("GET", "/admin/v1/tenants/globex/logs".into(), None),
         ("GET", "/admin/v1/tenants/globex/events".into(), None),
+        ("GET", "/admin/v1/tenants/globex/usage".into(), None),
+        ("GET", "/admin/v1/tenants/globex/keys".into(), None),
         (
             "POST",
             "/admin/v1/tenants/globex/keys/rotate".into(),
@@ -371,5 +373,150 @@ async fn a_rotated_key_signs_new_tokens_and_old_tokens_stay_valid() {
         .admin(&admin, "GET", "/admin/v1/tenants/acme/events", None)
         .await;
     assert_eq!(events["data"][0]["action"], "key.rotate");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_reports_sum_per_day_user_and_task_with_totals() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme"), TenantSpec::new("globex")]).await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    let (status, _) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/users",
+            Some(json!({"id": "bo"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, issued) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/tokens",
+            Some(json!({"user": "bo", "tasks": [TASK]})),
+        )
+        .await;
+    let (ali, bo) = (
+        env.token("acme"),
+        issued["token"].as_str().unwrap().to_string(),
+    );
+
+    let mut tokens = std::collections::HashMap::<&str, u64>::new();
+    for (who, token, calls) in [("ali", &ali, 3), ("bo", &bo, 2)] {
+        for _ in 0..calls {
+            let response = env.chat(token, "invoice api endpoint", false).await;
+            assert_eq!(response.status(), 200);
+            let body: serde_json::Value =
+                serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            *tokens.entry(who).or_default() += body["usage"]["total_tokens"].as_u64().unwrap();
+        }
+    }
+    // A refused call (a task outside ali's token) counts as a failed request.
+    let refused = env
+        .post_raw(
+            &ali,
+            Some("payroll"),
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+
+    let report = |query: &'static str| {
+        let env = &env;
+        let admin = admin.clone();
+        async move {
+            let path = format!("/admin/v1/tenants/acme/usage{query}");
+            let mut last = serde_json::Value::Null;
+            // The state writer rolls usage up within a few ticks.
+            for _ in 0..100 {
+                let (status, body) = env.admin(&admin, "GET", &path, None).await;
+                assert_eq!(status, 200, "{body}");
+                if body["totals"]["requests"] == 6 {
+                    return body;
+                }
+                last = body;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("usage never reached 6 requests: {last}");
+        }
+    };
+    let by_user = report("?group_by=user").await;
+    assert_eq!(by_user["timezone"], "UTC");
+    let rows = by_user["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{by_user}");
+    assert_eq!(rows[0]["user"], "ali");
+    assert_eq!(rows[0]["requests"], 4);
+    assert_eq!(rows[0]["succeeded"], 3);
+    assert_eq!(rows[0]["failed"], 1);
+    assert_eq!(
+        rows[0]["tokens_in"].as_u64().unwrap() + rows[0]["tokens_out"].as_u64().unwrap(),
+        tokens["ali"]
+    );
+    assert!(rows[0].get("day").is_none() && rows[0].get("task").is_none());
+    assert_eq!(rows[1]["user"], "bo");
+    assert_eq!(rows[1]["requests"], 2);
+    assert_eq!(
+        by_user["totals"]["tokens_in"].as_u64().unwrap()
+            + by_user["totals"]["tokens_out"].as_u64().unwrap(),
+        tokens["ali"] + tokens["bo"]
+    );
+
+    // Default grouping: day × user × task; filters narrow the rows and totals.
+    let full = report("").await;
+    let today = &full["to"];
+    assert!(full["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["day"] == *today));
+    let tasks: Vec<_> = full["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["user"].as_str().unwrap(), r["task"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tasks, [("ali", TASK), ("ali", "payroll"), ("bo", TASK)]);
+    let (_, only_bo) = env
+        .admin(
+            &admin,
+            "GET",
+            "/admin/v1/tenants/acme/usage?user=bo&group_by=task",
+            None,
+        )
+        .await;
+    assert_eq!(only_bo["totals"]["requests"], 2, "{only_bo}");
+    assert_eq!(only_bo["data"][0]["task"], TASK);
+
+    // A range before any traffic is empty; bad parameters are 400.
+    let (_, empty) = env
+        .admin(
+            &admin,
+            "GET",
+            "/admin/v1/tenants/acme/usage?from=2020-01-01&to=2020-01-31",
+            None,
+        )
+        .await;
+    assert_eq!(empty["totals"]["requests"], 0, "{empty}");
+    assert_eq!(empty["data"], json!([]));
+    for bad in ["?from=yesterday", "?group_by=model"] {
+        let (status, body) = env
+            .admin(
+                &admin,
+                "GET",
+                &format!("/admin/v1/tenants/acme/usage{bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_parameter");
+    }
+    // Another tenant's admin does not see acme's usage.
+    let globex_admin = env.user_with_role("globex", "gina", Role::Admin);
+    let (status, _) = env
+        .admin(&globex_admin, "GET", "/admin/v1/tenants/acme/usage", None)
+        .await;
+    assert_eq!(status, 404);
     env.stop().await;
 }

@@ -208,4 +208,20 @@ async fn answered_requests_survive_kill_9() {
     let records = db.recent_requests("acme", 1000).unwrap();
     assert_eq!(records.len(), CALLS);
     assert!(records.iter().all(|r| r.status == 200 && r.tokens_out > 0));
+    // The daily rollup counted each request once, replay included.
+    let today = warden::calendar::Calendar::utc().date_of(warden::clock::now_ms());
+    let (_, totals) = warden::state::usage_report(
+        &db,
+        &warden::state::UsageQuery {
+            tenant: "acme",
+            from: &today,
+            to: &today,
+            user: None,
+            task: None,
+            group: Default::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(totals.requests, CALLS as u64);
+    assert_eq!(totals.tokens_in + totals.tokens_out, tokens_used);
 }

@@ -147,7 +147,7 @@ async fn streamed_usage_is_counted_and_its_extra_chunk_hidden_unless_asked_for()
     let (usage, _, _) = env
         .app()
         .activity
-        .peek("acme", "ali", warden::clock::now_ms());
+        .peek("acme", "ali", &env.app().moment("acme"));
     assert_eq!(
         usage.tokens_today, counted,
         "the estimate was replaced by the real usage"
@@ -502,7 +502,7 @@ async fn concurrent_calls_cannot_overshoot_a_token_quota() {
     let (usage, _, _) = env
         .app()
         .activity
-        .peek("acme", "ali", warden::clock::now_ms());
+        .peek("acme", "ali", &env.app().moment("acme"));
     assert!(
         usage.tokens_today <= 1_000,
         "real usage {} over the limit",

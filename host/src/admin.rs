@@ -4,8 +4,23 @@
 use crate::state::model::*;
 use crate::state::Db;
 
-pub fn create_tenant(db: &Db, id: &str, name: &str) -> anyhow::Result<Tenant> {
+/// How a new tenant is set up; `Default` is UTC and HS256.
+#[derive(Debug, Clone, Default)]
+pub struct TenantOptions {
+    /// IANA zone for quota resets; `None` is UTC.
+    pub timezone: Option<String>,
+    pub key_algorithm: KeyAlgorithm,
+}
+
+pub fn create_tenant(
+    db: &Db,
+    id: &str,
+    name: &str,
+    options: TenantOptions,
+) -> anyhow::Result<Tenant> {
     validate_id("tenant", id)?;
+    let timezone = options.timezone.unwrap_or_else(|| "UTC".into());
+    crate::calendar::Calendar::parse(&timezone)?;
     if db
         .directory()
         .tenant(id)
@@ -19,24 +34,34 @@ pub fn create_tenant(db: &Db, id: &str, name: &str) -> anyhow::Result<Tenant> {
         name: name.into(),
         status: TenantStatus::Active,
         created_at: crate::clock::now_secs(),
+        timezone,
     };
     db.put_tenant(&tenant)?;
-    db.put_key(&crate::token::new_signing_key(id, 1))?;
+    db.put_key(&crate::token::new_signing_key(id, 1, options.key_algorithm))?;
     Ok(tenant)
 }
 
 /// Adds a new signing key for the tenant; new tokens are signed with it, and
-/// tokens signed with older keys stay valid until they expire.
-pub fn rotate_key(db: &Db, tenant_id: &str) -> anyhow::Result<SigningKey> {
-    let generation = db
-        .directory()
+/// tokens signed with older keys stay valid until they expire. The algorithm
+/// defaults to the current key's.
+pub fn rotate_key(
+    db: &Db,
+    tenant_id: &str,
+    algorithm: Option<KeyAlgorithm>,
+) -> anyhow::Result<SigningKey> {
+    let directory = db.directory();
+    let newest = directory
         .keys
         .values()
+        .map(|k| &k.record)
         .filter(|k| k.tenant_id == tenant_id)
-        .map(|k| k.generation)
-        .max()
+        .max_by_key(|k| k.generation)
         .ok_or_else(|| anyhow::anyhow!("no tenant '{tenant_id}'"))?;
-    let key = crate::token::new_signing_key(tenant_id, generation + 1);
+    let key = crate::token::new_signing_key(
+        tenant_id,
+        newest.generation + 1,
+        algorithm.unwrap_or(newest.algorithm),
+    );
     db.put_key(&key)?;
     Ok(key)
 }

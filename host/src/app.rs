@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::calendar::{Calendar, Moment};
 use crate::chain::Chains;
 use crate::config::Config;
 use crate::policy::PolicySource;
@@ -21,6 +22,8 @@ pub struct App {
     pub chains: Option<Chains>,
     pub upstream: Upstream,
     pub metrics: crate::metrics::Metrics,
+    /// Time for quota windows; tests move it to a window's boundary.
+    pub clock: crate::clock::Clock,
     /// The state writer; it ends (after a last write) once the app is dropped.
     writer_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     request_seq: AtomicU64,
@@ -77,6 +80,7 @@ impl App {
             chains,
             upstream,
             metrics: crate::metrics::Metrics::default(),
+            clock: crate::clock::Clock::default(),
             writer_task: std::sync::Mutex::new(Some(writer_task)),
             request_seq: AtomicU64::new(0),
             request_prefix: format!("req_{started:x}"),
@@ -87,6 +91,15 @@ impl App {
     /// is dropped.
     pub fn take_writer_task(&self) -> Option<tokio::task::JoinHandle<()>> {
         self.writer_task.lock().ok()?.take()
+    }
+
+    /// Now, with the quota windows of the tenant's time zone.
+    pub fn moment(&self, tenant_id: &str) -> Moment {
+        let now_ms = self.clock.now_ms();
+        match self.db.directory().tenant(tenant_id) {
+            Some(entry) => entry.calendar.at(now_ms),
+            None => Calendar::utc_shared().at(now_ms),
+        }
     }
 
     /// A unique, sortable request id.

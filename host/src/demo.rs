@@ -24,7 +24,7 @@ pub const USER: &str = "ali";
 pub const TASK: &str = "invoice-backend";
 
 fn seed(db: &Db) -> anyhow::Result<String> {
-    admin::create_tenant(db, TENANT, "Acme Corp")?;
+    admin::create_tenant(db, TENANT, "Acme Corp", Default::default())?;
     admin::create_user(
         db,
         NewUser {

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod api;
 pub mod app;
+pub mod calendar;
 pub mod chain;
 pub mod clock;
 pub mod config;

@@ -298,7 +298,8 @@ async fn main() -> anyhow::Result<()> {
             command: TenantCommand::Create { id, name, state },
         } => {
             let db = Db::open(&state.state_dir)?;
-            let tenant = admin::create_tenant(&db, &id, name.as_deref().unwrap_or(&id))?;
+            let tenant =
+                admin::create_tenant(&db, &id, name.as_deref().unwrap_or(&id), Default::default())?;
             println!("{}", serde_json::to_string_pretty(&tenant)?);
         }
         Command::User {
@@ -450,11 +451,14 @@ async fn main() -> anyhow::Result<()> {
             let db = Db::open(&state.state_dir)?;
             let activity = db.load_activity()?;
             let directory = db.directory();
-            let now = warden::clock::now_ms();
+            let at = directory
+                .tenant(&tenant)
+                .map(|e| e.calendar.at(warden::clock::now_ms()))
+                .ok_or_else(|| anyhow::anyhow!("no tenant '{tenant}'"))?;
             let mut rows: Vec<serde_json::Value> = Vec::new();
             let users = users_of(&directory, &tenant);
             for user in users {
-                let (usage, score, _) = activity.peek(&tenant, &user.id, now);
+                let (usage, score, _) = activity.peek(&tenant, &user.id, &at);
                 rows.push(serde_json::json!({
                     "user": user.id, "status": user.status,
                     "requests_today": usage.requests_today, "tokens_today": usage.tokens_today,

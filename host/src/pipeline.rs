@@ -30,6 +30,8 @@ pub struct CallFacts<'a> {
     pub model: &'a str,
     pub prompt: &'a str,
     pub estimated_tokens: u64,
+    /// When the call arrived, in the tenant's quota windows.
+    pub at: crate::calendar::Moment,
 }
 
 /// What the chain decided for a call that may go ahead.
@@ -152,14 +154,15 @@ pub async fn run(
     // limit cannot be overshot by more than what is in flight; a refusal
     // gives the reservation back.
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
-    let now = crate::clock::now_ms();
-    let (usage, after) = app.activity.with_user(tenant_id, user_id, now, |a| {
-        let before = a.usage(now);
+    let at = &facts.at;
+    let now = at.now_ms;
+    let (usage, after) = app.activity.with_user(tenant_id, user_id, at, |a| {
+        let before = a.usage(at);
         a.reserve(facts.estimated_tokens, now);
-        (before, a.usage(now))
+        (before, a.usage(at))
     });
     let unreserve = |app: &App| {
-        app.activity.with_user(tenant_id, user_id, now, |a| {
+        app.activity.with_user(tenant_id, user_id, at, |a| {
             a.unreserve(facts.estimated_tokens)
         });
     };
@@ -196,7 +199,7 @@ pub async fn run(
         ..Assessment::default()
     };
     let release = |app: &App| {
-        app.activity.with_user(tenant_id, user_id, now, |a| {
+        app.activity.with_user(tenant_id, user_id, at, |a| {
             a.reconcile(facts.estimated_tokens, 0)
         });
     };
@@ -213,7 +216,7 @@ pub async fn run(
     assessment.intent = Some(intent);
 
     // 5. deviation
-    let (history, stats, score, updated) = app.activity.with_user(tenant_id, user_id, now, |a| {
+    let (history, stats, score, updated) = app.activity.with_user(tenant_id, user_id, at, |a| {
         (
             a.history_for_plugin(facts.task_id),
             a.stats(now),
@@ -235,7 +238,7 @@ pub async fn run(
         return Ok(assessment);
     };
     let warning = (outcome.action != types::Action::None).then(|| outcome.reason.clone());
-    let new_score = app.activity.with_user(tenant_id, user_id, now, |a| {
+    let new_score = app.activity.with_user(tenant_id, user_id, at, |a| {
         a.counters.score = (a.counters.score + outcome.score_delta).max(0.0);
         a.counters.score_updated_at_ms = now;
         a.remember(HistoryItem {

@@ -1,7 +1,7 @@
 //! Personal access tokens: JWTs signed with a per-tenant key named by `kid`.
 //!
 //! Verification is the one auth path: the header's `kid` picks the key, the
-//! key pins the algorithm (HS256 here; `none` and algorithm confusion are
+//! key pins the algorithm (HS256 or EdDSA; `none` and algorithm confusion are
 //! impossible because the header's `alg` must equal the key's), `exp` and
 //! `nbf` are enforced with a small leeway, the token's tenant must own the
 //! key, and a revoked `jti` is refused at once.
@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::state::model::{SigningKey, TokenRecord};
+use crate::state::model::{KeyAlgorithm, SigningKey, TokenRecord};
 use crate::state::{Db, Directory};
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
@@ -56,24 +56,79 @@ fn random_id(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Creates a new HS256 signing key for a tenant.
-pub fn new_signing_key(tenant_id: &str, generation: u64) -> SigningKey {
+/// Creates a new signing key for a tenant.
+pub fn new_signing_key(tenant_id: &str, generation: u64, algorithm: KeyAlgorithm) -> SigningKey {
+    let b64 = base64::engine::general_purpose::STANDARD;
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
+    let (secret, public_key) = match algorithm {
+        KeyAlgorithm::HS256 => (b64.encode(secret), None),
+        KeyAlgorithm::EdDSA => {
+            use ed25519_dalek::pkcs8::EncodePrivateKey;
+            let signing = ed25519_dalek::SigningKey::from_bytes(&secret);
+            let der = signing
+                .to_pkcs8_der()
+                .expect("an Ed25519 key always encodes as PKCS#8");
+            (
+                b64.encode(der.as_bytes()),
+                Some(b64.encode(signing.verifying_key().as_bytes())),
+            )
+        }
+    };
     SigningKey {
         kid: format!("{tenant_id}-{}", random_id(4)),
         tenant_id: tenant_id.to_string(),
-        algorithm: "HS256".into(),
-        secret: base64::engine::general_purpose::STANDARD.encode(secret),
+        algorithm,
+        secret,
+        public_key,
         created_at: crate::clock::now_secs(),
         generation,
     }
 }
 
-fn secret_of(key: &SigningKey) -> Vec<u8> {
+fn decode_b64(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
-        .decode(&key.secret)
+        .decode(text)
         .unwrap_or_default()
+}
+
+fn jwt_algorithm(algorithm: KeyAlgorithm) -> Algorithm {
+    match algorithm {
+        KeyAlgorithm::HS256 => Algorithm::HS256,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+/// A signing key as the directory holds it: the record, plus its
+/// verification half decoded once per snapshot instead of once per request.
+pub struct LoadedKey {
+    pub record: SigningKey,
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+}
+
+impl LoadedKey {
+    pub fn new(record: SigningKey) -> Self {
+        let decoding = match record.algorithm {
+            KeyAlgorithm::HS256 => DecodingKey::from_secret(&decode_b64(&record.secret)),
+            KeyAlgorithm::EdDSA => {
+                DecodingKey::from_ed_der(&decode_b64(record.public_key.as_deref().unwrap_or("")))
+            }
+        };
+        Self {
+            algorithm: jwt_algorithm(record.algorithm),
+            record,
+            decoding,
+        }
+    }
+
+    fn encoding_key(&self) -> anyhow::Result<EncodingKey> {
+        let secret = decode_b64(&self.record.secret);
+        Ok(match self.record.algorithm {
+            KeyAlgorithm::HS256 => EncodingKey::from_secret(&secret),
+            KeyAlgorithm::EdDSA => EncodingKey::from_ed_der(&secret),
+        })
+    }
 }
 
 /// What to put in a new token.
@@ -104,8 +159,8 @@ pub fn issue(db: &Db, request: TokenRequest<'_>) -> anyhow::Result<String> {
     let key = directory
         .keys
         .values()
-        .filter(|k| k.tenant_id == request.tenant_id)
-        .max_by_key(|k| k.generation)
+        .filter(|k| k.record.tenant_id == request.tenant_id)
+        .max_by_key(|k| k.record.generation)
         .ok_or_else(|| anyhow::anyhow!("tenant '{}' has no signing key", request.tenant_id))?;
     let now = request.issued_at.unwrap_or_else(crate::clock::now_secs);
     let claims = Claims {
@@ -119,9 +174,9 @@ pub fn issue(db: &Db, request: TokenRequest<'_>) -> anyhow::Result<String> {
         endpoints: request.endpoints,
         models: request.models,
     };
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(key.kid.clone());
-    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret_of(key)))?;
+    let mut header = Header::new(key.algorithm);
+    header.kid = Some(key.record.kid.clone());
+    let token = jsonwebtoken::encode(&header, &claims, &key.encoding_key()?)?;
     db.put_token(&TokenRecord {
         jti: claims.jti.clone(),
         tenant_id: claims.tid.clone(),
@@ -138,32 +193,26 @@ pub fn verify(directory: &Directory, token: &str) -> Result<Claims, TokenError> 
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
     let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
     let key = directory.keys.get(kid).ok_or(TokenError::UnknownKey)?;
-    let algorithm = match key.algorithm.as_str() {
-        "HS256" => Algorithm::HS256,
-        _ => return Err(TokenError::UnknownKey),
-    };
-    if header.alg != algorithm {
+    // The key, never the token, decides the algorithm.
+    if header.alg != key.algorithm {
         return Err(TokenError::BadSignature);
     }
-    let mut validation = Validation::new(algorithm);
+    let mut validation = Validation::new(key.algorithm);
     validation.leeway = LEEWAY_SECS;
     validation.validate_nbf = true;
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "nbf", "sub", "jti"]);
-    let data = jsonwebtoken::decode::<Claims>(
-        token,
-        &DecodingKey::from_secret(&secret_of(key)),
-        &validation,
-    )
-    .map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-        jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-        jsonwebtoken::errors::ErrorKind::InvalidSignature
-        | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::BadSignature,
-        _ => TokenError::Malformed,
+    let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
+        match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+            jsonwebtoken::errors::ErrorKind::InvalidSignature
+            | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::BadSignature,
+            _ => TokenError::Malformed,
+        }
     })?;
     let claims = data.claims;
-    if claims.tid != key.tenant_id {
+    if claims.tid != key.record.tenant_id {
         return Err(TokenError::BadSignature);
     }
     if directory.revoked.contains(&claims.jti) {

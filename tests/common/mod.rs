@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use warden::admin::{self, NewUser};
+use warden::admin::{self, NewUser, TenantOptions};
 use warden::config::Config;
 use warden::mock_llm::{self, MockOptions};
 use warden::server::RunningServer;
-use warden::state::model::{Limits, Role, Task};
+use warden::state::model::{KeyAlgorithm, Limits, Role, Task};
 use warden::token::{self, TokenRequest};
 
 pub const UPSTREAM_KEY: &str = "test-upstream-key";
@@ -61,6 +61,7 @@ pub struct TenantSpec {
     pub id: &'static str,
     pub policy: Option<String>,
     pub limits: Limits,
+    pub options: TenantOptions,
 }
 
 impl TenantSpec {
@@ -69,7 +70,19 @@ impl TenantSpec {
             id,
             policy: None,
             limits: Limits::default(),
+            options: TenantOptions::default(),
         }
+    }
+
+    /// The tenant's time zone (quota windows reset at its midnight).
+    pub fn in_timezone(mut self, zone: &str) -> Self {
+        self.options.timezone = Some(zone.into());
+        self
+    }
+
+    pub fn signing_with(mut self, algorithm: KeyAlgorithm) -> Self {
+        self.options.key_algorithm = algorithm;
+        self
     }
 
     pub fn with_policy(mut self, policy: String) -> Self {
@@ -140,7 +153,7 @@ impl TestEnv {
         {
             let db = warden::state::Db::open(&state.0).unwrap();
             for spec in &tenants {
-                seed_tenant(&db, spec.id, spec.limits.clone());
+                seed_tenant(&db, spec.id, spec.limits.clone(), spec.options.clone());
                 if let Some(policy) = &spec.policy {
                     std::fs::write(policies.0.join(format!("{}.toml", spec.id)), policy).unwrap();
                 }
@@ -293,8 +306,8 @@ impl TestEnv {
     }
 }
 
-pub fn seed_tenant(db: &warden::state::Db, id: &str, limits: Limits) {
-    admin::create_tenant(db, id, id).unwrap();
+pub fn seed_tenant(db: &warden::state::Db, id: &str, limits: Limits, options: TenantOptions) {
+    admin::create_tenant(db, id, id, options).unwrap();
     admin::create_user(
         db,
         NewUser {

@@ -190,6 +190,7 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, 
             tenants::archive_task(app, &caller, t, id, read_json(req).await?)
         }
         (Method::GET, ["tenants", t, "tokens"]) => tokens::list(app, &caller, t),
+        (Method::GET, ["tenants", t, "keys"]) => tokens::list_keys(app, &caller, t),
         (Method::POST, ["tenants", t, "keys", "rotate"]) => {
             tokens::rotate_key(app, &caller, t, read_json(req).await?)
         }
@@ -200,6 +201,7 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, 
             tokens::revoke(app, &caller, t, jti, read_json(req).await?)
         }
         (Method::GET, ["tenants", t, "logs"]) => views::logs(app, &caller, t, &query(&req)),
+        (Method::GET, ["tenants", t, "usage"]) => views::usage(app, &caller, t, &query(&req)),
         (Method::GET, ["tenants", t, "events"]) => views::events(app, &caller, t, &query(&req)),
         (_, _) => Err(ApiError::not_found(format!(
             "no admin route for {} /admin/v1/{path}",

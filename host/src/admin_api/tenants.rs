@@ -8,7 +8,7 @@ use super::{audit, internal, json, require_reason, Caller};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::Body;
-use crate::state::model::{Role, Task};
+use crate::state::model::{KeyAlgorithm, Role, Task};
 
 pub fn list(app: &App, caller: &Caller) -> Result<Response<Body>, ApiError> {
     let directory = app.db.directory();
@@ -27,6 +27,11 @@ pub fn list(app: &App, caller: &Caller) -> Result<Response<Body>, ApiError> {
 pub struct NewTenant {
     id: String,
     name: Option<String>,
+    /// IANA zone for quota resets (default UTC).
+    timezone: Option<String>,
+    /// `HS256` (default) or `EdDSA`.
+    #[serde(default)]
+    key_algorithm: KeyAlgorithm,
 }
 
 pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Body>, ApiError> {
@@ -36,9 +41,13 @@ pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Bod
             "only a super_admin creates tenants",
         ));
     }
-    let tenant =
-        crate::admin::create_tenant(&app.db, &new.id, new.name.as_deref().unwrap_or(&new.id))
-            .map_err(|e| ApiError::bad_request("invalid_tenant", format!("{e:#}")))?;
+    let options = crate::admin::TenantOptions {
+        timezone: new.timezone,
+        key_algorithm: new.key_algorithm,
+    };
+    let name = new.name.as_deref().unwrap_or(&new.id);
+    let tenant = crate::admin::create_tenant(&app.db, &new.id, name, options)
+        .map_err(|e| ApiError::bad_request("invalid_tenant", format!("{e:#}")))?;
     audit(
         app,
         caller,

@@ -10,6 +10,7 @@ use super::{audit, internal, json, require_reason, Caller};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::Body;
+use crate::state::model::{KeyAlgorithm, SigningKey};
 use crate::token::{self, TokenRequest};
 
 pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
@@ -70,16 +71,24 @@ pub fn issue(
     )
 }
 
-/// `POST /admin/v1/tenants/{t}/keys/rotate {reason}`: a new signing key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    reason: Option<String>,
+    /// Defaults to the current key's algorithm.
+    algorithm: Option<KeyAlgorithm>,
+}
+
+/// `POST /admin/v1/tenants/{t}/keys/rotate {reason, algorithm?}`: a new signing key.
 pub fn rotate_key(
     app: &App,
     caller: &Caller,
     tenant: &str,
-    body: Reason,
+    body: Rotation,
 ) -> Result<Response<Body>, ApiError> {
     caller.scope(tenant)?;
     let reason = require_reason(body.reason)?;
-    let key = crate::admin::rotate_key(&app.db, tenant).map_err(internal)?;
+    let key = crate::admin::rotate_key(&app.db, tenant, body.algorithm).map_err(internal)?;
     audit(
         app,
         caller,
@@ -87,12 +96,36 @@ pub fn rotate_key(
         "key.rotate",
         &key.kid,
         Some(reason),
-        json!({ "generation": key.generation }),
+        json!({ "generation": key.generation, "algorithm": key.algorithm }),
     )?;
-    json(
-        StatusCode::CREATED,
-        &json!({ "kid": key.kid, "algorithm": key.algorithm, "generation": key.generation }),
-    )
+    json(StatusCode::CREATED, &public_view(&key))
+}
+
+/// What may be shown of a key: never the secret; the public half of EdDSA keys
+/// so third parties can verify tokens themselves.
+fn public_view(key: &SigningKey) -> serde_json::Value {
+    json!({
+        "kid": key.kid,
+        "algorithm": key.algorithm,
+        "generation": key.generation,
+        "created_at": key.created_at,
+        "public_key": key.public_key,
+    })
+}
+
+/// `GET /admin/v1/tenants/{t}/keys`: the tenant's keys, newest first.
+pub fn list_keys(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let directory = app.db.directory();
+    let mut keys: Vec<&SigningKey> = directory
+        .keys
+        .values()
+        .map(|k| &k.record)
+        .filter(|k| k.tenant_id == tenant)
+        .collect();
+    keys.sort_by_key(|k| std::cmp::Reverse(k.generation));
+    let data: Vec<_> = keys.into_iter().map(public_view).collect();
+    json(StatusCode::OK, &json!({ "data": data }))
 }
 
 pub fn revoke(

@@ -14,8 +14,8 @@ use crate::state::model::{Limits, Role, User, UserStatus};
 
 /// A user with their live standing: today's usage, score, last warning.
 fn view(app: &App, user: &User) -> serde_json::Value {
-    let now = crate::clock::now_ms();
-    let (usage, score, warning) = app.activity.peek(&user.tenant_id, &user.id, now);
+    let at = app.moment(&user.tenant_id);
+    let (usage, score, warning) = app.activity.peek(&user.tenant_id, &user.id, &at);
     json!({
         "user": user,
         "usage": {
@@ -125,10 +125,10 @@ pub fn set_status(
     app.db.put_user(&record).map_err(internal)?;
     let action = if status == UserStatus::Active {
         // Re-enabling starts the user afresh: the score that blocked them is reset.
-        let now = crate::clock::now_ms();
-        app.activity.with_user(tenant, user, now, |a| {
+        let at = app.moment(tenant);
+        app.activity.with_user(tenant, user, &at, |a| {
             a.counters.score = 0.0;
-            a.counters.score_updated_at_ms = now;
+            a.counters.score_updated_at_ms = at.now_ms;
             a.last_warning = None;
         });
         "user.enable"

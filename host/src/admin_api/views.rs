@@ -1,5 +1,5 @@
 //! Read-only views: the request log and the audit log, newest first, with
-//! cursor pagination.
+//! cursor pagination; usage reports from the daily rollups.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,7 @@ use super::{json, Caller};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::Body;
-use crate::state::LogFilter;
+use crate::state::{usage_report, Grouping, LogFilter, UsageQuery};
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
@@ -84,4 +84,84 @@ pub fn events(
         )
         .map_err(invalid_cursor)?;
     json(StatusCode::OK, &page)
+}
+
+/// A `YYYY-MM-DD` query parameter, checked so that range keys stay well formed.
+fn date_param(query: &HashMap<String, String>, key: &str) -> Result<Option<String>, ApiError> {
+    query
+        .get(key)
+        .map(|v| {
+            v.parse::<jiff::civil::Date>()
+                .map(|d| d.to_string())
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        format!("'{key}' must be a date like 2026-11-22"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// `GET /admin/v1/tenants/{t}/usage?from=&to=&user=&task=&group_by=day,user,task`:
+/// sums per local day / user / task (any combination; default all three)
+/// with totals. `from`/`to` are local dates, inclusive; the default is this
+/// month up to today.
+pub fn usage(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    query: &HashMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let directory = app.db.directory();
+    let entry = directory
+        .tenant(tenant)
+        .filter(|e| e.tenant.is_some())
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?;
+    let (today, month_start) = entry.calendar.today_and_month_start(app.clock.now_ms());
+    let from = date_param(query, "from")?.unwrap_or(month_start);
+    let to = date_param(query, "to")?.unwrap_or(today);
+    let mut group = Grouping::default();
+    for column in query
+        .get("group_by")
+        .map_or("day,user,task", String::as_str)
+        .split(',')
+        .filter(|c| !c.is_empty())
+    {
+        match column {
+            "day" => group.day = true,
+            "user" => group.user = true,
+            "task" => group.task = true,
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("cannot group by '{other}': use day, user and/or task"),
+                ))
+            }
+        }
+    }
+    let (rows, totals) = usage_report(
+        &app.db,
+        &UsageQuery {
+            tenant,
+            from: &from,
+            to: &to,
+            user: query.get("user").map(String::as_str),
+            task: query.get("task").map(String::as_str),
+            group,
+        },
+    )
+    .map_err(super::internal)?;
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "tenant": tenant,
+            "timezone": entry.calendar.name(),
+            "from": from,
+            "to": to,
+            "data": rows,
+            "totals": totals,
+        }),
+    )
 }

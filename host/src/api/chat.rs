@@ -243,6 +243,7 @@ async fn proxy(
                 model,
                 prompt: truncate(&prompt, INTENT_PROMPT_CAP),
                 estimated_tokens,
+                at: app.moment(&tenant.id),
             };
             let chain_started = Instant::now();
             let assessment = pipeline::run(app, &chain, &facts).await;
@@ -433,7 +434,7 @@ fn complete(
     let counters = app.activity.with_user(
         &record.tenant_id,
         &record.user_id,
-        crate::clock::now_ms(),
+        &app.moment(&record.tenant_id),
         |a| {
             a.reconcile(reserved, actual);
             a.counters()

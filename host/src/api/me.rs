@@ -24,9 +24,9 @@ pub fn handle(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiE
             json!({ "id": id, "title": task.map(|t| t.title.as_str()), "active": task.is_some_and(|t| t.active) })
         })
         .collect();
-    let now = crate::clock::now_ms();
-    let (usage, score, warning) = app.activity.peek(&claims.tid, &claims.sub, now);
-    let (requests_week, tokens_week) = app.activity.week_of(&claims.tid, &claims.sub, now);
+    let at = app.moment(&claims.tid);
+    let (usage, score, warning) = app.activity.peek(&claims.tid, &claims.sub, &at);
+    let (requests_week, tokens_week) = app.activity.week_of(&claims.tid, &claims.sub, &at);
     let remaining = |limit: Option<u64>, used: u64| limit.map(|l| l.saturating_sub(used));
     let limits = &user.limits;
     let body = json!({

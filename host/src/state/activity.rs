@@ -1,5 +1,5 @@
 //! Per-user activity kept in memory on the request path: usage counters for
-//! quota windows (UTC minute, day and month), the deviation score and the
+//! quota windows (minute, and the tenant's local day, week and month), the deviation score and the
 //! recent intent history. Counters include requests in flight at their
 //! estimate ("reserve, then reconcile"), so concurrent requests cannot
 //! overshoot a limit by more than what is in flight.
@@ -9,11 +9,11 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::{Moment, Windows};
 use crate::runtime::bindings::types;
 
 const HISTORY_LEN: usize = 50;
 const MINUTE_MS: u64 = 60_000;
-const DAY_MS: u64 = 86_400_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryItem {
@@ -59,36 +59,12 @@ pub struct Counters {
     tokens_week: u64,
 }
 
-/// Months since 1970-01 for a day number (civil calendar, UTC).
-fn month_index(day: u64) -> u64 {
-    // Howard Hinnant's days_from_civil inverse.
-    let z = day as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year * 12 + month - 1 - 1970 * 12) as u64
-}
-
-/// First day (days since epoch) of a month index.
-fn month_start_day(month: u64) -> u64 {
-    let (year, m) = (1970 + month as i64 / 12, month as i64 % 12 + 1);
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) as u64
-}
-
 impl UserActivity {
-    fn roll(&mut self, now_ms: u64) {
-        let (minute, day) = (now_ms / MINUTE_MS, now_ms / DAY_MS);
-        let month = month_index(day);
+    fn roll(&mut self, at: &Moment) {
+        let minute = at.now_ms / MINUTE_MS;
+        let Windows {
+            day, week, month, ..
+        } = at.windows;
         if self.counters.minute != minute {
             self.counters.minute = minute;
             self.counters.requests_minute = 0;
@@ -102,8 +78,6 @@ impl UserActivity {
             self.counters.month = month;
             self.counters.tokens_month = 0;
         }
-        // 1970-01-01 was a Thursday: shift by three days so weeks start on Monday.
-        let week = (day + 3) / 7;
         if self.counters.week != week {
             self.counters.week = week;
             self.counters.requests_week = 0;
@@ -111,21 +85,21 @@ impl UserActivity {
         }
     }
 
-    /// Requests and tokens this week (Monday to Sunday, UTC).
+    /// Requests and tokens this week (Monday to Sunday, tenant's local time).
     pub fn this_week(&self) -> (u64, u64) {
         (self.counters.requests_week, self.counters.tokens_week)
     }
 
-    pub fn usage(&self, now_ms: u64) -> types::Usage {
-        let secs_until = |boundary_ms: u64| boundary_ms.saturating_sub(now_ms).div_ceil(1000);
+    pub fn usage(&self, at: &Moment) -> types::Usage {
+        let secs_until = |boundary_ms: u64| boundary_ms.saturating_sub(at.now_ms).div_ceil(1000);
         types::Usage {
             requests_this_minute: self.counters.requests_minute,
             requests_today: self.counters.requests_day,
             tokens_today: self.counters.tokens_day,
             tokens_this_month: self.counters.tokens_month,
             minute_resets_in: secs_until((self.counters.minute + 1) * MINUTE_MS),
-            day_resets_in: secs_until((self.counters.day + 1) * DAY_MS),
-            month_resets_in: secs_until(month_start_day(self.counters.month + 1) * DAY_MS),
+            day_resets_in: secs_until(at.windows.day_end_ms),
+            month_resets_in: secs_until(at.windows.month_end_ms),
         }
     }
 
@@ -246,12 +220,12 @@ impl Activity {
         })
     }
 
-    /// Runs `f` on a user's activity with its windows rolled to `now_ms`.
+    /// Runs `f` on a user's activity with its windows rolled to `at`.
     pub fn with_user<R>(
         &self,
         tenant: &str,
         user: &str,
-        now_ms: u64,
+        at: &Moment,
         f: impl FnOnce(&mut UserActivity) -> R,
     ) -> R {
         let mut guard = self.users.lock().expect("activity lock");
@@ -264,7 +238,7 @@ impl Activity {
             Some(a) => a,
             None => tenant_map.entry(user.to_string()).or_default(),
         };
-        activity.roll(now_ms);
+        activity.roll(at);
         let result = f(activity);
         if !activity.dirty {
             activity.dirty = true;
@@ -274,7 +248,7 @@ impl Activity {
     }
 
     /// A user's requests and tokens this week.
-    pub fn week_of(&self, tenant: &str, user: &str, now_ms: u64) -> (u64, u64) {
+    pub fn week_of(&self, tenant: &str, user: &str, at: &Moment) -> (u64, u64) {
         let guard = self.users.lock().expect("activity lock");
         guard
             .by_tenant
@@ -282,7 +256,7 @@ impl Activity {
             .and_then(|t| t.get(user))
             .map_or((0, 0), |a| {
                 let mut current = a.clone();
-                current.roll(now_ms);
+                current.roll(at);
                 current.this_week()
             })
     }
@@ -309,23 +283,23 @@ impl Activity {
         &self,
         tenant: &str,
         user: &str,
-        now_ms: u64,
+        at: &Moment,
     ) -> (types::Usage, f32, Option<String>) {
         let guard = self.users.lock().expect("activity lock");
         match guard.by_tenant.get(tenant).and_then(|t| t.get(user)) {
             Some(a) => {
                 let mut current = a.clone();
-                current.roll(now_ms);
+                current.roll(at);
                 (
-                    current.usage(now_ms),
+                    current.usage(at),
                     current.counters.score,
                     current.last_warning.clone(),
                 )
             }
             None => {
                 let mut fresh = UserActivity::default();
-                fresh.roll(now_ms);
-                (fresh.usage(now_ms), 0.0, None)
+                fresh.roll(at);
+                (fresh.usage(at), 0.0, None)
             }
         }
     }
@@ -352,33 +326,31 @@ impl Activity {
 mod tests {
     use super::*;
 
-    #[test]
-    fn month_boundaries_follow_the_calendar() {
-        // 2026-03-01 is day 20513; 2026-02-28 is 20512.
-        assert_eq!(month_index(20512) + 1, month_index(20513));
-        assert_eq!(month_start_day(month_index(20513)), 20513);
-        assert_eq!(month_start_day(0), 0);
-        assert_eq!(month_index(31), 1); // 1970-02-01
+    const DAY_MS: u64 = 86_400_000;
+
+    fn utc(now_ms: u64) -> Moment {
+        crate::calendar::Calendar::utc().at(now_ms)
     }
 
     #[test]
     fn weeks_start_on_monday() {
         let mut a = UserActivity::default();
         let sunday = 20_520 * DAY_MS; // 2026-03-08, a Sunday
-        a.roll(sunday);
+        a.roll(&utc(sunday));
         a.reserve(10, sunday);
         assert_eq!(a.this_week(), (1, 10));
-        a.roll(sunday + DAY_MS); // Monday: a new week
+        a.roll(&utc(sunday + DAY_MS)); // Monday: a new week
         assert_eq!(a.this_week(), (0, 0));
     }
 
     #[test]
     fn reconcile_replaces_the_estimate() {
         let mut a = UserActivity::default();
-        a.roll(1_000);
+        let at = utc(1_000);
+        a.roll(&at);
         a.reserve(500, 1_000);
         a.reconcile(500, 120);
-        assert_eq!(a.usage(1_000).tokens_today, 120);
-        assert_eq!(a.usage(1_000).requests_today, 1);
+        assert_eq!(a.usage(&at).tokens_today, 120);
+        assert_eq!(a.usage(&at).requests_today, 1);
     }
 }

@@ -8,6 +8,7 @@
 //! - `tokens`:    jti                        → TokenRecord
 //! - `usage`:     tenant_id \0 user_id       → UserActivity counters (see activity.rs)
 //! - `logs`:      tenant_id \0 at_ms(be u64) \0 request id → RequestRecord
+//! - `usage_daily`: tenant_id \0 YYYY-MM-DD \0 user \0 task → DailyUsage (rollup.rs)
 //! - `plugin_kv`: tenant_id \0 plugin \0 key → plugin bytes
 //! - `events`:    tenant_id \0 at_ms(be u64) \0 event id → Event (audit log)
 //!
@@ -30,6 +31,8 @@ use super::model::*;
 #[derive(Default)]
 pub struct TenantEntry {
     pub tenant: Option<Tenant>,
+    /// Quota windows in the tenant's time zone (UTC if unset or unknown).
+    pub calendar: crate::calendar::Calendar,
     pub users: HashMap<String, User>,
     pub tasks: HashMap<String, Task>,
 }
@@ -37,7 +40,7 @@ pub struct TenantEntry {
 #[derive(Default)]
 pub struct Directory {
     pub tenants: HashMap<String, TenantEntry>,
-    pub keys: HashMap<String, SigningKey>,
+    pub keys: HashMap<String, crate::token::LoadedKey>,
     pub revoked: HashSet<String>,
 }
 
@@ -56,6 +59,7 @@ pub struct Db {
     pub(crate) tokens: sled::Tree,
     pub(crate) usage: sled::Tree,
     pub(crate) logs: sled::Tree,
+    pub(crate) usage_daily: sled::Tree,
     pub(crate) events: sled::Tree,
     pub plugin_kv: sled::Tree,
     directory: ArcSwap<Directory>,
@@ -123,6 +127,7 @@ impl Db {
             tokens: tree("tokens")?,
             usage: tree("usage")?,
             logs: tree("logs")?,
+            usage_daily: tree("usage_daily")?,
             events: tree("events")?,
             plugin_kv: tree("plugin_kv")?,
             directory: ArcSwap::from_pointee(Directory::default()),
@@ -142,7 +147,12 @@ impl Db {
         let mut dir = Directory::default();
         for t in decode_all::<Tenant>(&self.tenants)? {
             let id = t.id.clone();
-            dir.tenants.entry(id).or_default().tenant = Some(t);
+            let entry = dir.tenants.entry(id).or_default();
+            match crate::calendar::Calendar::parse(&t.timezone) {
+                Ok(calendar) => entry.calendar = calendar,
+                Err(e) => tracing::warn!(tenant = %t.id, "{e:#}; quota windows use UTC"),
+            }
+            entry.tenant = Some(t);
         }
         for u in decode_all::<User>(&self.users)? {
             dir.tenants
@@ -159,7 +169,8 @@ impl Db {
                 .insert(t.id.clone(), t);
         }
         for k in decode_all::<SigningKey>(&self.keys)? {
-            dir.keys.insert(k.kid.clone(), k);
+            dir.keys
+                .insert(k.kid.clone(), crate::token::LoadedKey::new(k));
         }
         for t in decode_all::<TokenRecord>(&self.tokens)? {
             if t.revoked {

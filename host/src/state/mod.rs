@@ -6,10 +6,12 @@ mod db;
 mod journal;
 pub mod model;
 mod queries;
+mod rollup;
 mod writer;
 
 pub use activity::{Activity, HistoryItem, UserActivity};
 pub(crate) use db::compound_key;
 pub use db::{Db, Directory, TenantEntry};
 pub use queries::{LogFilter, Page};
+pub use rollup::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 pub use writer::StateWriter;

@@ -15,6 +15,39 @@ pub struct Tenant {
     pub name: String,
     pub status: TenantStatus,
     pub created_at: u64,
+    /// IANA time zone (e.g. `Europe/Berlin`): daily and monthly quota
+    /// windows reset at this zone's local midnight.
+    #[serde(default = "utc")]
+    pub timezone: String,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// How a tenant's tokens are signed. Pinned per key: a token whose header
+/// names another algorithm is refused, so HS/RS/EdDSA confusion cannot work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    /// HMAC-SHA256 with a 256-bit secret that never leaves the server.
+    #[default]
+    HS256,
+    /// Ed25519 signatures; the public key may be handed to third parties.
+    EdDSA,
+}
+
+impl std::str::FromStr for KeyAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "hs256" => Ok(Self::HS256),
+            "eddsa" | "ed25519" => Ok(Self::EdDSA),
+            other => Err(format!(
+                "unknown key algorithm '{other}': use HS256 or EdDSA"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,9 +110,12 @@ pub struct Task {
 pub struct SigningKey {
     pub kid: String,
     pub tenant_id: String,
-    pub algorithm: String,
-    /// Base64 of the HMAC secret.
+    pub algorithm: KeyAlgorithm,
+    /// Base64 of the HMAC secret (HS256) or of the PKCS#8 private key (EdDSA).
     pub secret: String,
+    /// Base64 of the raw 32-byte Ed25519 public key (EdDSA only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     pub created_at: u64,
     /// 1 for a tenant's first key, +1 per rotation; new tokens are signed
     /// with the highest, older keys keep verifying the tokens they signed.

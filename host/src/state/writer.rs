@@ -43,23 +43,26 @@ fn log_key(record: &RequestRecord) -> Vec<u8> {
 }
 
 fn persist(db: &Db, activity: &Activity, records: &mut Vec<RequestRecord>) {
-    let mut logs = sled::Batch::default();
-    for record in records.drain(..) {
-        match serde_json::to_vec(&record) {
-            Ok(value) => logs.insert(log_key(&record), value),
-            Err(e) => tracing::error!(error = %e, "cannot encode a request record"),
-        }
+    let entries: Vec<_> = records
+        .iter()
+        .filter_map(|record| match serde_json::to_vec(record) {
+            Ok(value) => Some((log_key(record), value, record)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a request record");
+                None
+            }
+        })
+        .collect();
+    if let Err(e) = super::rollup::log_and_count(db, &entries) {
+        tracing::error!(error = %e, "writing request records failed");
     }
+    records.clear();
     let mut usage = sled::Batch::default();
     for (key, value) in activity.take_dirty() {
         usage.insert(key, value);
     }
-    if let Err(e) = db
-        .logs
-        .apply_batch(logs)
-        .and_then(|_| db.usage.apply_batch(usage))
-    {
-        tracing::error!(error = %e, "writing request records failed");
+    if let Err(e) = db.usage.apply_batch(usage) {
+        tracing::error!(error = %e, "writing usage counters failed");
     }
 }
 

@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+mod process;
+#[allow(unused_imports)] // not every test binary starts processes
+pub use process::*;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 

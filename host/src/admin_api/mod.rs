@@ -33,6 +33,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whoever runs the CLI on the server's machine, against a stopped
+    /// server's database: access to the state directory is access to all.
+    /// The audit log names them `cli/<login>`.
+    pub fn local_operator() -> Self {
+        let login = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "operator".into());
+        Self {
+            tenant_id: "cli".into(),
+            user_id: login,
+            role: Role::SuperAdmin,
+        }
+    }
+
     fn actor(&self) -> String {
         format!("{}/{}", self.tenant_id, self.user_id)
     }
@@ -73,19 +87,48 @@ fn admin_caller(app: &App, req: &Request<Incoming>) -> Result<Caller, ApiError> 
     }
 }
 
-pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
-    let bytes: Bytes = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::payload_too_large(MAX_ADMIN_BODY))
-        }
-        Err(e) => return Err(ApiError::bad_request("body_read_failed", e.to_string())),
-    };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
+/// One admin call, whoever makes it: read from HTTP, or built by the CLI
+/// working on a stopped server's database.
+pub struct AdminCall {
+    pub method: Method,
+    /// The path after `/admin/v1/`, without slashes at either end.
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub body: Bytes,
+}
+
+impl AdminCall {
+    async fn read(req: Request<Incoming>) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_ADMIN_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(ApiError::payload_too_large(MAX_ADMIN_BODY))
+            }
+            Err(e) => return Err(ApiError::bad_request("body_read_failed", e.to_string())),
+        };
+        Ok(Self {
+            method: parts.method,
+            path: parts
+                .uri
+                .path()
+                .trim_start_matches("/admin/v1/")
+                .trim_end_matches('/')
+                .to_string(),
+            query: parts
+                .uri
+                .query()
+                .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+            body,
+        })
+    }
+
+    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("invalid request body: {e}"))
+        })
+    }
 }
 
 pub(crate) fn json<T: Serialize>(
@@ -94,13 +137,6 @@ pub(crate) fn json<T: Serialize>(
 ) -> Result<Response<Body>, ApiError> {
     let bytes = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json_response(status, bytes))
-}
-
-pub(crate) fn query(req: &Request<Incoming>) -> HashMap<String, String> {
-    req.uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
 }
 
 fn internal(e: anyhow::Error) -> ApiError {
@@ -146,66 +182,52 @@ fn require_reason(reason: Option<String>) -> Result<String, ApiError> {
 
 pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let caller = admin_caller(app, &req)?;
-    let path = req
-        .uri()
-        .path()
-        .trim_start_matches("/admin/v1/")
-        .trim_end_matches('/')
-        .to_string();
-    let segments: Vec<&str> = path.split('/').collect();
-    let method = req.method().clone();
-    match (method, segments.as_slice()) {
-        (Method::GET, ["tenants"]) => tenants::list(app, &caller),
-        (Method::POST, ["tenants"]) => tenants::create(app, &caller, read_json(req).await?),
-        (Method::GET, ["tenants", t]) => tenants::show(app, &caller, t),
-        (Method::GET, ["tenants", t, "users"]) => users::list(app, &caller, t),
-        (Method::POST, ["tenants", t, "users"]) => {
-            users::create(app, &caller, t, read_json(req).await?)
+    let call = AdminCall::read(req).await?;
+    dispatch(app, &caller, &call)
+}
+
+/// Runs one admin call for an authenticated caller.
+pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response<Body>, ApiError> {
+    let segments: Vec<&str> = call.path.split('/').collect();
+    match (call.method.clone(), segments.as_slice()) {
+        (Method::GET, ["tenants"]) => tenants::list(app, caller),
+        (Method::POST, ["tenants"]) => tenants::create(app, caller, call.json()?),
+        (Method::GET, ["tenants", t]) => tenants::show(app, caller, t),
+        (Method::GET, ["tenants", t, "users"]) => users::list(app, caller, t),
+        (Method::POST, ["tenants", t, "users"]) => users::create(app, caller, t, call.json()?),
+        (Method::GET, ["tenants", t, "users", u]) => users::show(app, caller, t, u),
+        (Method::POST, ["tenants", t, "users", u, "block"]) => {
+            users::set_status(app, caller, t, u, UserStatus::Blocked, call.json()?)
         }
-        (Method::GET, ["tenants", t, "users", u]) => users::show(app, &caller, t, u),
-        (Method::POST, ["tenants", t, "users", u, "block"]) => users::set_status(
-            app,
-            &caller,
-            t,
-            u,
-            UserStatus::Blocked,
-            read_json(req).await?,
-        ),
-        (Method::POST, ["tenants", t, "users", u, "enable"]) => users::set_status(
-            app,
-            &caller,
-            t,
-            u,
-            UserStatus::Active,
-            read_json(req).await?,
-        ),
+        (Method::POST, ["tenants", t, "users", u, "enable"]) => {
+            users::set_status(app, caller, t, u, UserStatus::Active, call.json()?)
+        }
         (Method::PUT, ["tenants", t, "users", u, "limits"]) => {
-            users::set_limits(app, &caller, t, u, read_json(req).await?)
+            users::set_limits(app, caller, t, u, call.json()?)
         }
-        (Method::GET, ["tenants", t, "tasks"]) => tenants::tasks(app, &caller, t),
+        (Method::GET, ["tenants", t, "tasks"]) => tenants::tasks(app, caller, t),
         (Method::POST, ["tenants", t, "tasks"]) => {
-            tenants::create_task(app, &caller, t, read_json(req).await?)
+            tenants::create_task(app, caller, t, call.json()?)
         }
+        (Method::GET, ["tenants", t, "tasks", id]) => tenants::task(app, caller, t, id),
         (Method::POST, ["tenants", t, "tasks", id, "archive"]) => {
-            tenants::archive_task(app, &caller, t, id, read_json(req).await?)
+            tenants::archive_task(app, caller, t, id, call.json()?)
         }
-        (Method::GET, ["tenants", t, "tokens"]) => tokens::list(app, &caller, t),
-        (Method::GET, ["tenants", t, "keys"]) => tokens::list_keys(app, &caller, t),
+        (Method::GET, ["tenants", t, "tokens"]) => tokens::list(app, caller, t),
+        (Method::GET, ["tenants", t, "keys"]) => tokens::list_keys(app, caller, t),
         (Method::POST, ["tenants", t, "keys", "rotate"]) => {
-            tokens::rotate_key(app, &caller, t, read_json(req).await?)
+            tokens::rotate_key(app, caller, t, call.json()?)
         }
-        (Method::POST, ["tenants", t, "tokens"]) => {
-            tokens::issue(app, &caller, t, read_json(req).await?)
-        }
+        (Method::POST, ["tenants", t, "tokens"]) => tokens::issue(app, caller, t, call.json()?),
         (Method::POST, ["tenants", t, "tokens", jti, "revoke"]) => {
-            tokens::revoke(app, &caller, t, jti, read_json(req).await?)
+            tokens::revoke(app, caller, t, jti, call.json()?)
         }
-        (Method::GET, ["tenants", t, "logs"]) => views::logs(app, &caller, t, &query(&req)),
-        (Method::GET, ["tenants", t, "usage"]) => views::usage(app, &caller, t, &query(&req)),
-        (Method::GET, ["tenants", t, "events"]) => views::events(app, &caller, t, &query(&req)),
+        (Method::GET, ["tenants", t, "logs"]) => views::logs(app, caller, t, &call.query),
+        (Method::GET, ["tenants", t, "usage"]) => views::usage(app, caller, t, &call.query),
+        (Method::GET, ["tenants", t, "events"]) => views::events(app, caller, t, &call.query),
         (_, _) => Err(ApiError::not_found(format!(
-            "no admin route for {} /admin/v1/{path}",
-            req.method()
+            "no admin route for {} /admin/v1/{}",
+            call.method, call.path
         ))),
     }
 }

@@ -84,6 +84,21 @@ pub fn tasks(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>,
     json(StatusCode::OK, &json!({ "data": tasks }))
 }
 
+pub fn task(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let directory = app.db.directory();
+    let task = directory
+        .tenant(tenant)
+        .and_then(|e| e.tasks.get(id))
+        .ok_or_else(|| ApiError::not_found(format!("no task '{id}' in tenant '{tenant}'")))?;
+    json(StatusCode::OK, task)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {

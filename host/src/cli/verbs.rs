@@ -1,0 +1,579 @@
+//! The admin verbs of the command line, each one admin API call: what to
+//! send, and how to show the answer (a table, the JSON, or just the token).
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::backend::Call;
+use super::table::{self, Column};
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// List tenants.
+    List,
+    /// Show a tenant.
+    Show { id: String },
+    /// Create a tenant with its first signing key.
+    Create {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// IANA time zone; daily and monthly quotas reset at its midnight.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// HS256 or EdDSA.
+        #[arg(long, default_value = "HS256")]
+        key_algorithm: String,
+    },
+    /// List the tenant's signing keys (public halves only).
+    Keys { id: String },
+    /// Add a new signing key; tokens signed with older keys stay valid.
+    RotateKey {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        /// HS256 or EdDSA; default: the current key's.
+        #[arg(long)]
+        algorithm: Option<String>,
+    },
+}
+
+/// A user's personal limits; an omitted limit is unlimited.
+#[derive(Args)]
+pub struct LimitArgs {
+    #[arg(long)]
+    requests_per_minute: Option<u64>,
+    #[arg(long)]
+    requests_per_day: Option<u64>,
+    #[arg(long)]
+    tokens_per_day: Option<u64>,
+    #[arg(long)]
+    tokens_per_month: Option<u64>,
+}
+
+impl LimitArgs {
+    fn json(&self) -> Value {
+        json!({
+            "requests_per_minute": self.requests_per_minute,
+            "requests_per_day": self.requests_per_day,
+            "tokens_per_day": self.tokens_per_day,
+            "tokens_per_month": self.tokens_per_month,
+        })
+    }
+}
+
+/// A user of a tenant, and why they are being changed.
+#[derive(Args)]
+pub struct UserChange {
+    #[arg(long)]
+    tenant: String,
+    id: String,
+    /// Kept in the audit log.
+    #[arg(long)]
+    reason: String,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// List a tenant's users with today's usage and score.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show a user with their usage, score and last warning.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+    Create {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "user", value_parser = ["user", "admin", "super_admin"])]
+        role: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Block a user: their calls are refused until re-enabled.
+    Block(UserChange),
+    /// Re-enable a blocked or flagged user (their deviation score is reset).
+    Enable(UserChange),
+    /// Replace a user's limits (omitted ones become unlimited).
+    Limits {
+        #[command(flatten)]
+        user: UserChange,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+    Create {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Repeat for each keyword.
+        #[arg(long = "keyword")]
+        keywords: Vec<String>,
+        /// Allowed models (repeat); none = all.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Allowed endpoints (repeat), e.g. chat.completions; none = all.
+        #[arg(long = "endpoint")]
+        endpoints: Vec<String>,
+    },
+    /// Archive a task: calls naming it are refused.
+    Archive {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// List a tenant's token records (never the tokens).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Issue a token and print it (it is shown only once).
+    Issue {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: String,
+        /// Task ids the token may name (repeat); an admin token needs none.
+        #[arg(long = "task")]
+        tasks: Vec<String>,
+        /// Models the token may use (repeat); none = all offered models.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Endpoints (repeat), e.g. chat.completions; none = all.
+        #[arg(long = "endpoint")]
+        endpoints: Vec<String>,
+        /// Lifetime, e.g. 3600s, 90m, 12h, 30d.
+        #[arg(long, default_value = "30d", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+    /// Revoke a token by its id (jti); refused at once.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        jti: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `warden usage`: sums per local day, user and task, with totals.
+#[derive(Args)]
+pub struct UsageArgs {
+    #[arg(long)]
+    tenant: String,
+    /// First local date (YYYY-MM-DD); default: the start of this month.
+    #[arg(long)]
+    from: Option<String>,
+    /// Last local date, inclusive; default: today.
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    task: Option<String>,
+    /// Columns to group by: any of day, user, task.
+    #[arg(long, default_value = "user")]
+    by: String,
+}
+
+/// `warden logs`: the request log, newest first.
+#[derive(Args)]
+pub struct LogArgs {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    task: Option<String>,
+    #[arg(long)]
+    intent: Option<String>,
+    #[arg(long)]
+    status: Option<u16>,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// `next_cursor` of a previous page.
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+/// `warden events`: the audit log, newest first.
+#[derive(Args)]
+pub struct EventArgs {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration '{text}'"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in '{text}' (use s, m, h or d)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// How to show an answer without `--json`.
+pub enum View {
+    /// Pretty JSON (single records).
+    Record,
+    /// A table of `data`, with a totals line when the answer has one.
+    Table(&'static [Column]),
+    /// Only the issued token, so scripts can capture it.
+    Token,
+}
+
+const USERS: &[Column] = &[
+    ("user", "/user/id"),
+    ("role", "/user/role"),
+    ("status", "/user/status"),
+    ("requests today", "/usage/requests_today"),
+    ("tokens today", "/usage/tokens_today"),
+    ("tokens month", "/usage/tokens_this_month"),
+    ("score", "/deviation_score"),
+];
+const TENANTS: &[Column] = &[
+    ("tenant", "/id"),
+    ("name", "/name"),
+    ("status", "/status"),
+    ("timezone", "/timezone"),
+];
+const KEYS: &[Column] = &[
+    ("kid", "/kid"),
+    ("algorithm", "/algorithm"),
+    ("generation", "/generation"),
+    ("created_at", "/created_at"),
+];
+const TASKS: &[Column] = &[("task", "/id"), ("title", "/title"), ("active", "/active")];
+const TOKENS: &[Column] = &[
+    ("jti", "/jti"),
+    ("user", "/user_id"),
+    ("issued_at", "/issued_at"),
+    ("expires_at", "/expires_at"),
+    ("revoked", "/revoked"),
+];
+const USAGE: &[Column] = &[
+    ("day", "/day"),
+    ("user", "/user"),
+    ("task", "/task"),
+    ("requests", "/requests"),
+    ("ok", "/succeeded"),
+    ("failed", "/failed"),
+    ("tokens in", "/tokens_in"),
+    ("tokens out", "/tokens_out"),
+];
+const LOGS: &[Column] = &[
+    ("id", "/id"),
+    ("at_ms", "/at_ms"),
+    ("user", "/user_id"),
+    ("task", "/task_id"),
+    ("status", "/status"),
+    ("intent", "/intent"),
+    ("score", "/deviation_score"),
+    ("tokens in", "/tokens_in"),
+    ("tokens out", "/tokens_out"),
+    ("ms", "/latency_ms"),
+];
+const EVENTS: &[Column] = &[
+    ("at_ms", "/at_ms"),
+    ("actor", "/actor"),
+    ("action", "/action"),
+    ("target", "/target"),
+    ("reason", "/reason"),
+];
+
+fn tenant_path(tenant: &str, rest: &str) -> String {
+    if rest.is_empty() {
+        format!("tenants/{tenant}")
+    } else {
+        format!("tenants/{tenant}/{rest}")
+    }
+}
+
+impl TenantCommand {
+    pub fn call(&self) -> (Call, View) {
+        match self {
+            Self::List => (Call::get("tenants"), View::Table(TENANTS)),
+            Self::Show { id } => (Call::get(tenant_path(id, "")), View::Record),
+            Self::Create {
+                id,
+                name,
+                timezone,
+                key_algorithm,
+            } => (
+                Call::send(
+                    Method::POST,
+                    "tenants",
+                    json!({ "id": id, "name": name, "timezone": timezone, "key_algorithm": key_algorithm }),
+                ),
+                View::Record,
+            ),
+            Self::Keys { id } => (Call::get(tenant_path(id, "keys")), View::Table(KEYS)),
+            Self::RotateKey {
+                id,
+                reason,
+                algorithm,
+            } => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(id, "keys/rotate"),
+                    json!({ "reason": reason, "algorithm": algorithm }),
+                ),
+                View::Record,
+            ),
+        }
+    }
+}
+
+impl UserCommand {
+    pub fn call(&self) -> (Call, View) {
+        let reason = |change: &UserChange| json!({ "reason": change.reason });
+        match self {
+            Self::List { tenant } => (Call::get(tenant_path(tenant, "users")), View::Table(USERS)),
+            Self::Show { tenant, id } => (
+                Call::get(tenant_path(tenant, &format!("users/{id}"))),
+                View::Record,
+            ),
+            Self::Create {
+                tenant,
+                id,
+                name,
+                role,
+                limits,
+            } => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(tenant, "users"),
+                    json!({ "id": id, "name": name, "role": role, "limits": limits.json() }),
+                ),
+                View::Record,
+            ),
+            Self::Block(change) => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(&change.tenant, &format!("users/{}/block", change.id)),
+                    reason(change),
+                ),
+                View::Record,
+            ),
+            Self::Enable(change) => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(&change.tenant, &format!("users/{}/enable", change.id)),
+                    reason(change),
+                ),
+                View::Record,
+            ),
+            Self::Limits { user, limits } => (
+                Call::send(
+                    Method::PUT,
+                    tenant_path(&user.tenant, &format!("users/{}/limits", user.id)),
+                    json!({ "limits": limits.json(), "reason": user.reason }),
+                ),
+                View::Record,
+            ),
+        }
+    }
+}
+
+impl TaskCommand {
+    pub fn call(&self) -> (Call, View) {
+        match self {
+            Self::List { tenant } => (Call::get(tenant_path(tenant, "tasks")), View::Table(TASKS)),
+            Self::Show { tenant, id } => (
+                Call::get(tenant_path(tenant, &format!("tasks/{id}"))),
+                View::Record,
+            ),
+            Self::Create {
+                tenant,
+                id,
+                title,
+                description,
+                keywords,
+                models,
+                endpoints,
+            } => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(tenant, "tasks"),
+                    json!({
+                        "id": id, "title": title, "description": description,
+                        "keywords": keywords, "models": models, "endpoints": endpoints,
+                    }),
+                ),
+                View::Record,
+            ),
+            Self::Archive { tenant, id, reason } => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(tenant, &format!("tasks/{id}/archive")),
+                    json!({ "reason": reason }),
+                ),
+                View::Record,
+            ),
+        }
+    }
+}
+
+impl TokenCommand {
+    pub fn call(&self) -> (Call, View) {
+        match self {
+            Self::List { tenant } => (
+                Call::get(tenant_path(tenant, "tokens")),
+                View::Table(TOKENS),
+            ),
+            Self::Issue {
+                tenant,
+                user,
+                tasks,
+                models,
+                endpoints,
+                ttl,
+            } => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(tenant, "tokens"),
+                    json!({
+                        "user": user, "tasks": tasks, "models": models,
+                        "endpoints": endpoints, "ttl_secs": ttl.as_secs(),
+                    }),
+                ),
+                View::Token,
+            ),
+            Self::Revoke {
+                tenant,
+                jti,
+                reason,
+            } => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(tenant, &format!("tokens/{jti}/revoke")),
+                    json!({ "reason": reason }),
+                ),
+                View::Record,
+            ),
+        }
+    }
+}
+
+impl UsageArgs {
+    pub fn call(&self) -> (Call, View) {
+        let call = Call::get(tenant_path(&self.tenant, "usage"))
+            .param("from", self.from.as_ref())
+            .param("to", self.to.as_ref())
+            .param("user", self.user.as_ref())
+            .param("task", self.task.as_ref())
+            .param("group_by", Some(&self.by));
+        (call, View::Table(USAGE))
+    }
+}
+
+impl LogArgs {
+    pub fn call(&self) -> (Call, View) {
+        let call = Call::get(tenant_path(&self.tenant, "logs"))
+            .param("user", self.user.as_ref())
+            .param("task", self.task.as_ref())
+            .param("intent", self.intent.as_ref())
+            .param("status", self.status)
+            .param("limit", Some(self.limit))
+            .param("cursor", self.cursor.as_ref());
+        (call, View::Table(LOGS))
+    }
+}
+
+impl EventArgs {
+    pub fn call(&self) -> (Call, View) {
+        let call = Call::get(tenant_path(&self.tenant, "events"))
+            .param("limit", Some(self.limit))
+            .param("cursor", self.cursor.as_ref());
+        (call, View::Table(EVENTS))
+    }
+}
+
+/// What to print for an answer.
+pub fn show(view: &View, answer: &Value, as_json: bool) -> String {
+    if as_json {
+        return serde_json::to_string_pretty(answer).unwrap_or_default();
+    }
+    match view {
+        View::Record => serde_json::to_string_pretty(answer).unwrap_or_default(),
+        View::Token => answer["token"].as_str().unwrap_or_default().to_string(),
+        View::Table(columns) => {
+            let rows = answer["data"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            // Only the columns the answer has (usage shows its grouping).
+            let sample: Vec<&Value> = if rows.is_empty() {
+                answer.get("totals").into_iter().collect()
+            } else {
+                rows.iter().collect()
+            };
+            let present: Vec<Column> = columns
+                .iter()
+                .copied()
+                .filter(|(_, p)| sample.is_empty() || sample.iter().any(|r| r.pointer(p).is_some()))
+                .collect();
+            let mut all = rows.to_vec();
+            if let (Some(totals), Some(first), false) =
+                (answer.get("totals"), present.first(), rows.is_empty())
+            {
+                let mut total_row = totals.clone();
+                if let Value::Object(map) = &mut total_row {
+                    map.insert(first.1.trim_start_matches('/').into(), "total".into());
+                }
+                all.push(total_row);
+            }
+            let mut out = table::render(&all, &present);
+            if let Some(cursor) = answer["next_cursor"].as_str() {
+                out.push_str(&format!("\n(more: --cursor {cursor})"));
+            }
+            out
+        }
+    }
+}

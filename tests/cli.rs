@@ -1,0 +1,264 @@
+//! The command line, as an operator uses it: set up a tenant from nothing on
+//! the state directory, start the server, then manage users through the
+//! running server's admin API; every change lands in the audit log.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_running_server() {
+    let dir = TempDir::new("cli");
+    let state = dir.0.join("state");
+    let state_arg = state.to_str().unwrap();
+    let local = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--state-dir", state_arg]);
+        warden(&all)
+    };
+
+    // From nothing, with the server stopped.
+    let tenant = local(&[
+        "tenant",
+        "create",
+        "acme",
+        "--name",
+        "Acme",
+        "--timezone",
+        "Europe/Berlin",
+        "--key-algorithm",
+        "EdDSA",
+    ]);
+    assert!(tenant.contains("Europe/Berlin"), "{tenant}");
+    let bad = warden_output(&[
+        "tenant",
+        "create",
+        "mars",
+        "--timezone",
+        "Mars/Olympus",
+        "--state-dir",
+        state_arg,
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown time zone"));
+    local(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme",
+        "ali",
+        "--requests-per-day",
+        "100",
+    ]);
+    local(&[
+        "user", "create", "--tenant", "acme", "boss", "--role", "admin",
+    ]);
+    local(&[
+        "task",
+        "create",
+        "--tenant",
+        "acme",
+        TASK,
+        "--title",
+        "Invoice backend",
+        "--keyword",
+        "invoice",
+    ]);
+    local(&[
+        "task", "create", "--tenant", "acme", "old", "--title", "Old work",
+    ]);
+    local(&[
+        "task", "archive", "--tenant", "acme", "old", "--reason", "done",
+    ]);
+    let tasks = warden_json(&[
+        "task",
+        "list",
+        "--tenant",
+        "acme",
+        "--json",
+        "--state-dir",
+        state_arg,
+    ]);
+    let active: Vec<_> = tasks["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t["active"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(active, [(TASK, true), ("old", false)]);
+    let table = local(&["user", "list", "--tenant", "acme"]);
+    assert!(table.starts_with("user"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ali ") && l.contains("active")),
+        "{table}"
+    );
+    let keys = warden_json(&["tenant", "keys", "acme", "--json", "--state-dir", state_arg]);
+    assert_eq!(keys["data"][0]["algorithm"], "EdDSA");
+    let user_token = local(&[
+        "token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK,
+    ]);
+    let admin_token = local(&[
+        "token", "issue", "--tenant", "acme", "--user", "boss", "--ttl", "1h",
+    ]);
+
+    // The server runs: the user's token works, and the admin verbs go
+    // through its admin API (the state directory is the server's now).
+    let mock_addr = mock_upstream().await;
+    let (config, base) = server_config(&dir.0, &state, mock_addr);
+    let http = reqwest::Client::new();
+    let server = serve(&config, &http, &base).await;
+    let chat = || async {
+        http.post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(&user_token)
+            .header("x-task-id", TASK)
+            .header("content-type", "application/json")
+            .body(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api"}]}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(chat().await, 200);
+
+    let busy = warden_output(&["user", "list", "--tenant", "acme", "--state-dir", state_arg]);
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("--server"),
+        "the error points at the admin API: {}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    let remote = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &base, "--token", &admin_token]);
+        warden(&all)
+    };
+    remote(&[
+        "user",
+        "block",
+        "--tenant",
+        "acme",
+        "ali",
+        "--reason",
+        "leaked prompt",
+    ]);
+    assert_eq!(chat().await, 403);
+    remote(&[
+        "user", "enable", "--tenant", "acme", "ali", "--reason", "cleared",
+    ]);
+    assert_eq!(chat().await, 200);
+    remote(&[
+        "user",
+        "limits",
+        "--tenant",
+        "acme",
+        "ali",
+        "--requests-per-day",
+        "2",
+        "--reason",
+        "trial",
+    ]);
+    // Refused calls used no quota: two answered calls so far.
+    assert_eq!(chat().await, 429, "2 answered requests today already");
+    let shown: serde_json::Value =
+        serde_json::from_str(&remote(&["user", "show", "--tenant", "acme", "ali"])).unwrap();
+    assert_eq!(shown["user"]["limits"]["requests_per_day"], 2);
+
+    // A user's token is not an admin token.
+    let refused = warden_output(&[
+        "user",
+        "list",
+        "--tenant",
+        "acme",
+        "--server",
+        &base,
+        "--token",
+        &user_token,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"));
+
+    // Usage and the audit trail through the server.
+    let mut usage = serde_json::Value::Null;
+    for _ in 0..100 {
+        usage = serde_json::from_str(&remote(&["usage", "--tenant", "acme", "--json"])).unwrap();
+        if usage["totals"]["requests"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(usage["totals"]["requests"], 4, "{usage}");
+    assert_eq!(usage["totals"]["succeeded"], 2, "{usage}");
+    assert_eq!(usage["timezone"], "Europe/Berlin");
+    let events: serde_json::Value =
+        serde_json::from_str(&remote(&["events", "--tenant", "acme", "--json"])).unwrap();
+    let trail: Vec<(String, String)> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["actor"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let login = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    assert_eq!(
+        trail[0],
+        ("user.limits".into(), "acme/boss".into()),
+        "{events}"
+    );
+    assert_eq!(trail[1], ("user.enable".into(), "acme/boss".into()));
+    assert_eq!(trail[2], ("user.block".into(), "acme/boss".into()));
+    assert!(
+        trail
+            .iter()
+            .any(|(a, who)| a == "tenant.create" && *who == format!("cli/{login}")),
+        "{events}"
+    );
+    kill_9(server);
+
+    // Stopped again: the CLI reads the same state directly; revoking works.
+    let tokens = warden_json(&[
+        "token",
+        "list",
+        "--tenant",
+        "acme",
+        "--json",
+        "--state-dir",
+        state_arg,
+    ]);
+    assert!(
+        !tokens.to_string().contains(&user_token),
+        "records never hold tokens"
+    );
+    let jti = tokens["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["user_id"] == "ali")
+        .unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    local(&[
+        "token",
+        "revoke",
+        "--tenant",
+        "acme",
+        &jti,
+        "--reason",
+        "contract ended",
+    ]);
+    let server = serve(&config, &http, &base).await;
+    assert_eq!(chat().await, 401, "a token revoked with the CLI is refused");
+    kill_9(server);
+    let report = local(&["usage", "--tenant", "acme", "--by", "user,task"]);
+    assert!(
+        report.lines().last().unwrap().starts_with("total"),
+        "{report}"
+    );
+}

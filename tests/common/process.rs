@@ -1,0 +1,106 @@
+//! The real `warden` binary as a separate process: CLI calls, and a server
+//! that can be killed with SIGKILL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use super::{plugin_dir, repo_root, UPSTREAM_KEY};
+
+/// The binary's output, whether it succeeded or not.
+pub fn warden_output(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .env_remove("WARDEN_SERVER")
+        .env_remove("WARDEN_ADMIN_TOKEN")
+        .output()
+        .unwrap()
+}
+
+/// Runs the CLI, asserts success, returns stdout trimmed.
+pub fn warden(args: &[&str]) -> String {
+    let output = warden_output(args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+pub fn warden_json(args: &[&str]) -> serde_json::Value {
+    let text = warden(args);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+/// SIGKILL: no shutdown code runs.
+pub fn kill_9(mut server: Child) {
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// A config file for `warden serve` on a free port, state in `state`, the
+/// mock LLM at `mock_addr`; returns the file and the server's base URL.
+pub fn server_config(
+    dir: &Path,
+    state: &Path,
+    mock_addr: std::net::SocketAddr,
+) -> (PathBuf, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nstate_dir = \"{}\"\nplugin_dir = \"{}\"\npolicy_dir = \"{}\"\n\
+             [upstream]\nbase_url = \"http://{mock_addr}/v1\"\napi_key_env = \"WARDEN_TEST_UPSTREAM_KEY\"\n",
+            state.display(),
+            plugin_dir().display(),
+            repo_root().join("policies").display()
+        ),
+    )
+    .unwrap();
+    (config, format!("http://127.0.0.1:{port}"))
+}
+
+/// Starts `warden serve` and waits until it answers `/healthz`.
+pub async fn serve(config: &Path, http: &reqwest::Client, base: &str) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("WARDEN_TEST_UPSTREAM_KEY", UPSTREAM_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    kill_9(child);
+    panic!("warden did not start");
+}
+
+/// Starts the mock LLM in this process.
+pub async fn mock_upstream() -> std::net::SocketAddr {
+    let (addr, _task) = warden::mock_llm::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        warden::mock_llm::MockOptions {
+            require_key: Some(UPSTREAM_KEY.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    addr
+}

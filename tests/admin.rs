@@ -224,6 +224,11 @@ async fn a_tenant_admin_cannot_reach_another_tenant_on_any_route() {
         ("GET", "/admin/v1/tenants/globex/logs".into(), None),
         ("GET", "/admin/v1/tenants/globex/events".into(), None),
         ("GET", "/admin/v1/tenants/globex/usage".into(), None),
+        (
+            "POST",
+            "/admin/v1/tenants/globex/suspend".into(),
+            Some(reason.clone()),
+        ),
         ("GET", "/admin/v1/tenants/globex/keys".into(), None),
         (
             "POST",
@@ -518,5 +523,56 @@ async fn usage_reports_sum_per_day_user_and_task_with_totals() {
         .admin(&globex_admin, "GET", "/admin/v1/tenants/acme/usage", None)
         .await;
     assert_eq!(status, 404);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_tenant_is_refused_until_re_activated() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme"), TenantSpec::new("globex")]).await;
+    let (acme, globex) = (env.token("acme"), env.token("globex"));
+    let tenant_admin = env.user_with_role("acme", "maya", Role::Admin);
+    let root = env.user_with_role("globex", "root", Role::SuperAdmin);
+    let reason = Some(json!({"reason": "unpaid invoice"}));
+
+    // A tenant admin cannot suspend (even their own tenant).
+    let (status, _) = env
+        .admin(
+            &tenant_admin,
+            "POST",
+            "/admin/v1/tenants/acme/suspend",
+            reason.clone(),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = env
+        .admin(
+            &root,
+            "POST",
+            "/admin/v1/tenants/acme/suspend",
+            reason.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "suspended");
+    let refused = env.chat(&acme, "invoice api", false).await;
+    assert_eq!(refused.status(), 403);
+    assert!(error_of(refused).await.2.contains("suspended"));
+    assert_eq!(env.chat(&globex, "invoice api", false).await.status(), 200);
+
+    let (status, _) = env
+        .admin(&root, "POST", "/admin/v1/tenants/acme/activate", reason)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(env.chat(&acme, "invoice api", false).await.status(), 200);
+    let (_, events) = env
+        .admin(&tenant_admin, "GET", "/admin/v1/tenants/acme/events", None)
+        .await;
+    let actions: Vec<_> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions[..2], ["tenant.activate", "tenant.suspend"]);
     env.stop().await;
 }

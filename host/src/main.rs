@@ -61,7 +61,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
     },
-    /// Tenants: list, show, create, keys, rotate-key.
+    /// Tenants: list, show, create, suspend, activate, keys, rotate-key.
     Tenant {
         #[command(subcommand)]
         command: cli::TenantCommand,

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{json_response, Body};
-use crate::state::model::{Event, Role, UserStatus};
+use crate::state::model::{Event, Role, TenantStatus, UserStatus};
 
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
@@ -193,6 +193,12 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
         (Method::GET, ["tenants"]) => tenants::list(app, caller),
         (Method::POST, ["tenants"]) => tenants::create(app, caller, call.json()?),
         (Method::GET, ["tenants", t]) => tenants::show(app, caller, t),
+        (Method::POST, ["tenants", t, "suspend"]) => {
+            tenants::set_status(app, caller, t, TenantStatus::Suspended, call.json()?)
+        }
+        (Method::POST, ["tenants", t, "activate"]) => {
+            tenants::set_status(app, caller, t, TenantStatus::Active, call.json()?)
+        }
         (Method::GET, ["tenants", t, "users"]) => users::list(app, caller, t),
         (Method::POST, ["tenants", t, "users"]) => users::create(app, caller, t, call.json()?),
         (Method::GET, ["tenants", t, "users", u]) => users::show(app, caller, t, u),

@@ -8,7 +8,7 @@ use super::{audit, internal, json, require_reason, Caller};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::Body;
-use crate::state::model::{KeyAlgorithm, Role, Task};
+use crate::state::model::{KeyAlgorithm, Role, Task, TenantStatus};
 
 pub fn list(app: &App, caller: &Caller) -> Result<Response<Body>, ApiError> {
     let directory = app.db.directory();
@@ -71,6 +71,39 @@ pub fn show(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, 
         StatusCode::OK,
         &json!({ "tenant": entry.0, "users": entry.1.users.len(), "tasks": entry.1.tasks.len() }),
     )
+}
+
+/// `POST /admin/v1/tenants/{t}/suspend|activate {reason}` (super_admin): a
+/// suspended tenant's calls are refused by the auth stage; its state is kept.
+pub fn set_status(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    status: TenantStatus,
+    body: Reason,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    if caller.role != Role::SuperAdmin {
+        return Err(ApiError::forbidden(
+            "admin_required",
+            "only a super_admin suspends or re-activates a tenant",
+        ));
+    }
+    let reason = require_reason(body.reason)?;
+    let mut record = app
+        .db
+        .directory()
+        .tenant(tenant)
+        .and_then(|e| e.tenant.clone())
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?;
+    record.status = status;
+    app.db.put_tenant(&record).map_err(internal)?;
+    let action = match status {
+        TenantStatus::Suspended => "tenant.suspend",
+        TenantStatus::Active => "tenant.activate",
+    };
+    audit(app, caller, tenant, action, tenant, Some(reason), json!({}))?;
+    json(StatusCode::OK, &record)
 }
 
 pub fn tasks(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {

@@ -28,6 +28,18 @@ pub enum TenantCommand {
         #[arg(long, default_value = "HS256")]
         key_algorithm: String,
     },
+    /// Suspend a tenant: all its calls are refused, its state is kept (super_admin).
+    Suspend {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Re-activate a suspended tenant (super_admin).
+    Activate {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// List the tenant's signing keys (public halves only).
     Keys { id: String },
     /// Add a new signing key; tokens signed with older keys stay valid.
@@ -353,6 +365,22 @@ impl TenantCommand {
                     Method::POST,
                     "tenants",
                     json!({ "id": id, "name": name, "timezone": timezone, "key_algorithm": key_algorithm }),
+                ),
+                View::Record,
+            ),
+            Self::Suspend { id, reason } => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(id, "suspend"),
+                    json!({ "reason": reason }),
+                ),
+                View::Record,
+            ),
+            Self::Activate { id, reason } => (
+                Call::send(
+                    Method::POST,
+                    tenant_path(id, "activate"),
+                    json!({ "reason": reason }),
                 ),
                 View::Record,
             ),

@@ -6,6 +6,10 @@
 //! `nbf` are enforced with a small leeway, the token's tenant must own the
 //! key, and a revoked `jti` is refused at once.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
@@ -188,8 +192,8 @@ pub fn issue(db: &Db, request: TokenRequest<'_>) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// Verifies a bearer token against the directory snapshot.
-pub fn verify(directory: &Directory, token: &str) -> Result<Claims, TokenError> {
+/// Full verification: header, key, algorithm, signature, claims.
+fn verify_signed(directory: &Directory, token: &str) -> Result<Claims, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
     let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
     let key = directory.keys.get(kid).ok_or(TokenError::UnknownKey)?;
@@ -215,8 +219,158 @@ pub fn verify(directory: &Directory, token: &str) -> Result<Claims, TokenError> 
     if claims.tid != key.record.tenant_id {
         return Err(TokenError::BadSignature);
     }
+    Ok(claims)
+}
+
+/// A verified token as the cache keeps it.
+struct Verified {
+    /// The directory snapshot it was verified against: any admin write
+    /// (a new key, a changed tenant) makes the next call verify afresh.
+    generation: u64,
+    kid: String,
+    claims: Arc<Claims>,
+}
+
+/// Tokens per worker thread whose signature has been checked.
+const VERIFIED_CACHE_SIZE: usize = 4096;
+
+thread_local! {
+    /// Exact token bytes that passed full verification. A client sends the
+    /// same token on every call; parsing and checking it each time was ~5 µs
+    /// a request. What can change since (revocation, expiry, the key) is
+    /// checked on every hit.
+    static VERIFIED: RefCell<HashMap<Box<str>, Verified>> = RefCell::new(HashMap::new());
+}
+
+/// The checks that depend on time and on the directory, not on the bytes.
+fn still_valid(directory: &Directory, kid: &str, claims: &Claims) -> Result<(), TokenError> {
+    if directory
+        .keys
+        .get(kid)
+        .is_none_or(|k| k.record.tenant_id != claims.tid)
+    {
+        return Err(TokenError::UnknownKey);
+    }
+    let now = crate::clock::now_secs();
+    if claims.exp + LEEWAY_SECS <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf > now + LEEWAY_SECS {
+        return Err(TokenError::NotYetValid);
+    }
     if directory.revoked.contains(&claims.jti) {
         return Err(TokenError::Revoked);
     }
+    Ok(())
+}
+
+/// Verifies a bearer token against the directory snapshot.
+pub fn verify(directory: &Directory, token: &str) -> Result<Arc<Claims>, TokenError> {
+    let hit = VERIFIED.with_borrow(|cache| {
+        cache
+            .get(token)
+            .filter(|v| v.generation == directory.generation)
+            .map(|v| (v.kid.clone(), Arc::clone(&v.claims)))
+    });
+    if let Some((kid, claims)) = hit {
+        still_valid(directory, &kid, &claims)?;
+        return Ok(claims);
+    }
+    let claims = Arc::new(verify_signed(directory, token)?);
+    let kid = jsonwebtoken::decode_header(token)
+        .ok()
+        .and_then(|h| h.kid)
+        .ok_or(TokenError::UnknownKey)?;
+    still_valid(directory, &kid, &claims)?;
+    VERIFIED.with_borrow_mut(|cache| {
+        if cache.len() >= VERIFIED_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(
+            token.into(),
+            Verified {
+                generation: directory.generation,
+                kid,
+                claims: Arc::clone(&claims),
+            },
+        );
+    });
     Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(key: &LoadedKey, exp: u64) -> String {
+        let now = crate::clock::now_secs();
+        let claims = Claims {
+            sub: "ali".into(),
+            tid: "acme".into(),
+            jti: "j1".into(),
+            iat: now,
+            nbf: now,
+            exp,
+            tasks: vec![],
+            endpoints: vec![],
+            models: vec![],
+        };
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.record.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap()
+    }
+
+    fn directory(generation: u64, key: SigningKey, revoked: &[&str]) -> Directory {
+        let mut directory = Directory {
+            generation,
+            ..Directory::default()
+        };
+        directory
+            .keys
+            .insert(key.kid.clone(), LoadedKey::new(key.clone()));
+        directory.revoked = revoked.iter().map(|s| s.to_string()).collect();
+        directory
+    }
+
+    #[test]
+    fn cached_tokens_are_still_checked_for_revocation_and_their_snapshot() {
+        for algorithm in [KeyAlgorithm::HS256, KeyAlgorithm::EdDSA] {
+            let key = new_signing_key("acme", 1, algorithm);
+            let token = signed(&LoadedKey::new(key.clone()), crate::clock::now_secs() + 60);
+            let fresh = directory(1_000_001, key.clone(), &[]);
+            assert_eq!(verify(&fresh, &token).unwrap().sub, "ali");
+            assert_eq!(verify(&fresh, &token).unwrap().sub, "ali"); // from the cache
+                                                                    // Same snapshot generation, jti revoked: refused although cached.
+            let revoked = directory(1_000_001, key.clone(), &["j1"]);
+            assert!(matches!(verify(&revoked, &token), Err(TokenError::Revoked)));
+            // Another snapshot without the key: verified afresh, unknown key.
+            let other = directory(1_000_002, new_signing_key("acme", 1, algorithm), &[]);
+            assert!(matches!(
+                verify(&other, &token),
+                Err(TokenError::UnknownKey)
+            ));
+        }
+    }
+
+    #[test]
+    fn expiry_is_checked_on_every_call() {
+        let key = new_signing_key("acme", 1, KeyAlgorithm::HS256);
+        let now = crate::clock::now_secs();
+        let claims = Claims {
+            sub: "ali".into(),
+            tid: "acme".into(),
+            jti: "j2".into(),
+            iat: now - 100,
+            nbf: now - 100,
+            exp: now - LEEWAY_SECS - 1,
+            tasks: vec![],
+            endpoints: vec![],
+            models: vec![],
+        };
+        let directory = directory(1_000_003, key.clone(), &[]);
+        assert!(matches!(
+            still_valid(&directory, &key.kid, &claims),
+            Err(TokenError::Expired)
+        ));
+    }
 }

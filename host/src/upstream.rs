@@ -37,6 +37,11 @@ impl ClientSettings {
     fn build(self) -> reqwest::Result<reqwest::Client> {
         reqwest::Client::builder()
             .use_rustls_tls()
+            // A gateway passes a provider's redirect back rather than follow it
+            // with the tenant's key attached, and reaches providers directly
+            // (no system proxy lookup on every request: it showed in profiles).
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.idle_timeout)
             .pool_max_idle_per_host(256)

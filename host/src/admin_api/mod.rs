@@ -76,8 +76,8 @@ fn admin_caller(app: &App, req: &Request<Incoming>) -> Result<Caller, ApiError> 
     }
     match user.role {
         Role::Admin | Role::SuperAdmin => Ok(Caller {
-            tenant_id: claims.tid,
-            user_id: claims.sub,
+            tenant_id: claims.tid.clone(),
+            user_id: claims.sub.clone(),
             role: user.role,
         }),
         Role::User => Err(ApiError::forbidden(

@@ -39,7 +39,10 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Verifies the `Authorization: Bearer` token of a request.
-pub(crate) fn authenticate(app: &App, req: &Request<Incoming>) -> Result<Claims, ApiError> {
+pub(crate) fn authenticate(
+    app: &App,
+    req: &Request<Incoming>,
+) -> Result<std::sync::Arc<Claims>, ApiError> {
     let header = req.headers().get(AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthorized(
             "missing Authorization header: send 'Authorization: Bearer <your warden token>'",

@@ -39,6 +39,9 @@ pub struct TenantEntry {
 
 #[derive(Default)]
 pub struct Directory {
+    /// Unique per snapshot (process-wide), so caches of derived facts know
+    /// when they are stale.
+    pub generation: u64,
     pub tenants: HashMap<String, TenantEntry>,
     pub keys: HashMap<String, crate::token::LoadedKey>,
     pub revoked: HashSet<String>,
@@ -144,7 +147,11 @@ impl Db {
 
     /// Rebuilds the snapshot from disk (after a write).
     pub fn reload(&self) -> anyhow::Result<()> {
-        let mut dir = Directory::default();
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let mut dir = Directory {
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..Directory::default()
+        };
         for t in decode_all::<Tenant>(&self.tenants)? {
             let id = t.id.clone();
             let entry = dir.tenants.entry(id).or_default();

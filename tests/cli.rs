@@ -11,11 +11,7 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
     let dir = TempDir::new("cli");
     let state = dir.0.join("state");
     let state_arg = state.to_str().unwrap();
-    let local = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--state-dir", state_arg]);
-        warden(&all)
-    };
+    let local = |args: &[&str]| warden_in(&state, args);
 
     // From nothing, with the server stopped.
     let tenant = local(&[
@@ -70,15 +66,7 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
     local(&[
         "task", "archive", "--tenant", "acme", "old", "--reason", "done",
     ]);
-    let tasks = warden_json(&[
-        "task",
-        "list",
-        "--tenant",
-        "acme",
-        "--json",
-        "--state-dir",
-        state_arg,
-    ]);
+    let tasks = warden_json_in(&state, &["task", "list", "--tenant", "acme"]);
     let active: Vec<_> = tasks["data"]
         .as_array()
         .unwrap()
@@ -94,7 +82,7 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
             .any(|l| l.starts_with("ali ") && l.contains("active")),
         "{table}"
     );
-    let keys = warden_json(&["tenant", "keys", "acme", "--json", "--state-dir", state_arg]);
+    let keys = warden_json_in(&state, &["tenant", "keys", "acme"]);
     assert_eq!(keys["data"][0]["algorithm"], "EdDSA");
     let user_token = local(&[
         "token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK,
@@ -222,15 +210,7 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
     kill_9(server);
 
     // Stopped again: the CLI reads the same state directly; revoking works.
-    let tokens = warden_json(&[
-        "token",
-        "list",
-        "--tenant",
-        "acme",
-        "--json",
-        "--state-dir",
-        state_arg,
-    ]);
+    let tokens = warden_json_in(&state, &["token", "list", "--tenant", "acme"]);
     assert!(
         !tokens.to_string().contains(&user_token),
         "records never hold tokens"

@@ -10,12 +10,7 @@ use common::*;
 async fn answered_requests_survive_kill_9() {
     let dir = TempDir::new("durability");
     let state = dir.0.join("state");
-    let state_arg = state.to_str().unwrap();
-    let local = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--state-dir", state_arg]);
-        warden(&all)
-    };
+    let local = |args: &[&str]| warden_in(&state, args);
     local(&["tenant", "create", "acme"]);
     local(&["user", "create", "--tenant", "acme", "ali"]);
     local(&[
@@ -65,14 +60,7 @@ async fn answered_requests_survive_kill_9() {
     assert_eq!(me["usage"]["tokens_today"], tokens_used, "{me}");
 
     // The usage report (replayed once more by this CLI call) counts each request once.
-    let usage = warden_json(&[
-        "usage",
-        "--tenant",
-        "acme",
-        "--json",
-        "--state-dir",
-        state_arg,
-    ]);
+    let usage = warden_json_in(&state, &["usage", "--tenant", "acme"]);
     assert_eq!(usage["data"][0]["user"], "ali", "{usage}");
     assert_eq!(usage["totals"]["requests"], CALLS as u64, "{usage}");
     assert_eq!(

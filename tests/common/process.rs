@@ -28,6 +28,21 @@ pub fn warden(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
+/// Runs the CLI on a state directory (the server stopped).
+pub fn warden_in(state: &Path, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--state-dir", state.to_str().unwrap()]);
+    warden(&all)
+}
+
+/// As `warden_in`, with `--json`, parsed.
+pub fn warden_json_in(state: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let text = warden_in(state, &all);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
 pub fn warden_json(args: &[&str]) -> serde_json::Value {
     let text = warden(args);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))

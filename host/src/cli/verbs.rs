@@ -53,6 +53,21 @@ pub enum TenantCommand {
     },
 }
 
+/// A tenant, for listings.
+#[derive(Args)]
+pub struct InTenant {
+    #[arg(long)]
+    tenant: String,
+}
+
+/// One record of a tenant.
+#[derive(Args)]
+pub struct TenantRecord {
+    #[arg(long)]
+    tenant: String,
+    id: String,
+}
+
 /// A user's personal limits; an omitted limit is unlimited.
 #[derive(Args)]
 pub struct LimitArgs {
@@ -91,16 +106,9 @@ pub struct UserChange {
 #[derive(Subcommand)]
 pub enum UserCommand {
     /// List a tenant's users with today's usage and score.
-    List {
-        #[arg(long)]
-        tenant: String,
-    },
+    List(InTenant),
     /// Show a user with their usage, score and last warning.
-    Show {
-        #[arg(long)]
-        tenant: String,
-        id: String,
-    },
+    Show(TenantRecord),
     Create {
         #[arg(long)]
         tenant: String,
@@ -127,15 +135,8 @@ pub enum UserCommand {
 
 #[derive(Subcommand)]
 pub enum TaskCommand {
-    List {
-        #[arg(long)]
-        tenant: String,
-    },
-    Show {
-        #[arg(long)]
-        tenant: String,
-        id: String,
-    },
+    List(InTenant),
+    Show(TenantRecord),
     Create {
         #[arg(long)]
         tenant: String,
@@ -167,10 +168,7 @@ pub enum TaskCommand {
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// List a tenant's token records (never the tokens).
-    List {
-        #[arg(long)]
-        tenant: String,
-    },
+    List(InTenant),
     /// Issue a token and print it (it is shown only once).
     Issue {
         #[arg(long)]
@@ -350,6 +348,13 @@ fn tenant_path(tenant: &str, rest: &str) -> String {
     }
 }
 
+impl TenantRecord {
+    /// `tenants/{tenant}/{collection}/{id}`.
+    fn path(&self, collection: &str) -> String {
+        tenant_path(&self.tenant, &format!("{collection}/{}", self.id))
+    }
+}
+
 impl TenantCommand {
     pub fn call(&self) -> (Call, View) {
         match self {
@@ -405,11 +410,11 @@ impl UserCommand {
     pub fn call(&self) -> (Call, View) {
         let reason = |change: &UserChange| json!({ "reason": change.reason });
         match self {
-            Self::List { tenant } => (Call::get(tenant_path(tenant, "users")), View::Table(USERS)),
-            Self::Show { tenant, id } => (
-                Call::get(tenant_path(tenant, &format!("users/{id}"))),
-                View::Record,
+            Self::List(t) => (
+                Call::get(tenant_path(&t.tenant, "users")),
+                View::Table(USERS),
             ),
+            Self::Show(r) => (Call::get(r.path("users")), View::Record),
             Self::Create {
                 tenant,
                 id,
@@ -455,11 +460,11 @@ impl UserCommand {
 impl TaskCommand {
     pub fn call(&self) -> (Call, View) {
         match self {
-            Self::List { tenant } => (Call::get(tenant_path(tenant, "tasks")), View::Table(TASKS)),
-            Self::Show { tenant, id } => (
-                Call::get(tenant_path(tenant, &format!("tasks/{id}"))),
-                View::Record,
+            Self::List(t) => (
+                Call::get(tenant_path(&t.tenant, "tasks")),
+                View::Table(TASKS),
             ),
+            Self::Show(r) => (Call::get(r.path("tasks")), View::Record),
             Self::Create {
                 tenant,
                 id,
@@ -494,8 +499,8 @@ impl TaskCommand {
 impl TokenCommand {
     pub fn call(&self) -> (Call, View) {
         match self {
-            Self::List { tenant } => (
-                Call::get(tenant_path(tenant, "tokens")),
+            Self::List(t) => (
+                Call::get(tenant_path(&t.tenant, "tokens")),
                 View::Table(TOKENS),
             ),
             Self::Issue {

@@ -348,6 +348,14 @@ fn tenant_path(tenant: &str, rest: &str) -> String {
     }
 }
 
+/// A change whose only argument is its reason (kept in the audit log).
+fn post_with_reason(path: String, reason: &str) -> (Call, View) {
+    (
+        Call::send(Method::POST, path, json!({ "reason": reason })),
+        View::Record,
+    )
+}
+
 impl TenantRecord {
     /// `tenants/{tenant}/{collection}/{id}`.
     fn path(&self, collection: &str) -> String {
@@ -373,22 +381,8 @@ impl TenantCommand {
                 ),
                 View::Record,
             ),
-            Self::Suspend { id, reason } => (
-                Call::send(
-                    Method::POST,
-                    tenant_path(id, "suspend"),
-                    json!({ "reason": reason }),
-                ),
-                View::Record,
-            ),
-            Self::Activate { id, reason } => (
-                Call::send(
-                    Method::POST,
-                    tenant_path(id, "activate"),
-                    json!({ "reason": reason }),
-                ),
-                View::Record,
-            ),
+            Self::Suspend { id, reason } => post_with_reason(tenant_path(id, "suspend"), reason),
+            Self::Activate { id, reason } => post_with_reason(tenant_path(id, "activate"), reason),
             Self::Keys { id } => (Call::get(tenant_path(id, "keys")), View::Table(KEYS)),
             Self::RotateKey {
                 id,
@@ -408,7 +402,6 @@ impl TenantCommand {
 
 impl UserCommand {
     pub fn call(&self) -> (Call, View) {
-        let reason = |change: &UserChange| json!({ "reason": change.reason });
         match self {
             Self::List(t) => (
                 Call::get(tenant_path(&t.tenant, "users")),
@@ -429,21 +422,13 @@ impl UserCommand {
                 ),
                 View::Record,
             ),
-            Self::Block(change) => (
-                Call::send(
-                    Method::POST,
-                    tenant_path(&change.tenant, &format!("users/{}/block", change.id)),
-                    reason(change),
-                ),
-                View::Record,
+            Self::Block(change) => post_with_reason(
+                tenant_path(&change.tenant, &format!("users/{}/block", change.id)),
+                &change.reason,
             ),
-            Self::Enable(change) => (
-                Call::send(
-                    Method::POST,
-                    tenant_path(&change.tenant, &format!("users/{}/enable", change.id)),
-                    reason(change),
-                ),
-                View::Record,
+            Self::Enable(change) => post_with_reason(
+                tenant_path(&change.tenant, &format!("users/{}/enable", change.id)),
+                &change.reason,
             ),
             Self::Limits { user, limits } => (
                 Call::send(
@@ -484,14 +469,9 @@ impl TaskCommand {
                 ),
                 View::Record,
             ),
-            Self::Archive { tenant, id, reason } => (
-                Call::send(
-                    Method::POST,
-                    tenant_path(tenant, &format!("tasks/{id}/archive")),
-                    json!({ "reason": reason }),
-                ),
-                View::Record,
-            ),
+            Self::Archive { tenant, id, reason } => {
+                post_with_reason(tenant_path(tenant, &format!("tasks/{id}/archive")), reason)
+            }
         }
     }
 }
@@ -525,14 +505,7 @@ impl TokenCommand {
                 tenant,
                 jti,
                 reason,
-            } => (
-                Call::send(
-                    Method::POST,
-                    tenant_path(tenant, &format!("tokens/{jti}/revoke")),
-                    json!({ "reason": reason }),
-                ),
-                View::Record,
-            ),
+            } => post_with_reason(tenant_path(tenant, &format!("tokens/{jti}/revoke")), reason),
         }
     }
 }

@@ -61,12 +61,14 @@ async fn each_task_and_token_rule_says_what_failed() {
     });
     let embeddings_token = env.token_with("acme", |r| r.endpoints = vec!["embeddings".into()]);
 
-    let cases: [(&str, &str, Option<&str>, &str, u16, &str, &str); 8] = [
+    // (rule, token, task, model) → (status, code, what the message says)
+    let mini = "gpt-4o-mini";
+    let cases = [
         (
             "no task",
             &narrow,
             None,
-            "gpt-4o-mini",
+            mini,
             400,
             "missing_task_id",
             "every call must name its task",
@@ -75,7 +77,7 @@ async fn each_task_and_token_rule_says_what_failed() {
             "not the token's",
             &narrow,
             Some("gpt-4o-only"),
-            "gpt-4o-mini",
+            mini,
             403,
             "task_not_allowed",
             "not one of this token's tasks",
@@ -84,7 +86,7 @@ async fn each_task_and_token_rule_says_what_failed() {
             "unknown task",
             &broad,
             Some("ghost"),
-            "gpt-4o-mini",
+            mini,
             403,
             "task_not_allowed",
             "does not exist",
@@ -93,7 +95,7 @@ async fn each_task_and_token_rule_says_what_failed() {
             "archived",
             &broad,
             Some("old"),
-            "gpt-4o-mini",
+            mini,
             403,
             "task_not_allowed",
             "is archived",
@@ -102,7 +104,7 @@ async fn each_task_and_token_rule_says_what_failed() {
             "task endpoint",
             &broad,
             Some("embeddings-only"),
-            "gpt-4o-mini",
+            mini,
             403,
             "task_not_allowed",
             "does not allow the 'chat.completions' endpoint",
@@ -120,7 +122,7 @@ async fn each_task_and_token_rule_says_what_failed() {
             "task model",
             &broad,
             Some("gpt-4o-only"),
-            "gpt-4o-mini",
+            mini,
             403,
             "task_not_allowed",
             "does not allow model 'gpt-4o-mini'",
@@ -129,7 +131,7 @@ async fn each_task_and_token_rule_says_what_failed() {
             "token endpoint",
             &embeddings_token,
             Some(TASK),
-            "gpt-4o-mini",
+            mini,
             403,
             "access_denied",
             "may not call the 'chat.completions' endpoint",

@@ -36,8 +36,12 @@ impl App {
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
         let activity = Arc::new(Activity::load(&db.usage)?);
-        let (writer, writer_task) =
-            StateWriter::spawn(db.clone(), activity.clone(), &config.state_dir)?;
+        let (writer, writer_task) = StateWriter::spawn(
+            db.clone(),
+            activity.clone(),
+            &config.state_dir,
+            config.log_retention(),
+        )?;
         let chains = if config.chain_enabled {
             let runtime = PluginRuntime::new(&RuntimeConfig {
                 max_instances: config.runtime.max_instances,

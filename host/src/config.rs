@@ -25,6 +25,9 @@ pub struct Config {
     pub chain_enabled: bool,
     /// Longest prompt text kept in the request log.
     pub prompt_log_cap_bytes: usize,
+    /// Days request records are kept (0 = forever). Usage rollups and the
+    /// audit log are kept regardless.
+    pub log_retention_days: u64,
     pub tls: Option<TlsConfig>,
     pub upstream: UpstreamConfig,
     pub runtime: RuntimeSection,
@@ -77,6 +80,7 @@ impl Default for Config {
             max_body_bytes: 4 << 20,
             chain_enabled: true,
             prompt_log_cap_bytes: 16 << 10,
+            log_retention_days: 90,
             tls: None,
             upstream: UpstreamConfig::default(),
             runtime: RuntimeSection::default(),
@@ -108,6 +112,12 @@ impl Default for RuntimeSection {
 }
 
 impl Config {
+    /// How long request records are kept; `None` is forever.
+    pub fn log_retention(&self) -> Option<std::time::Duration> {
+        (self.log_retention_days > 0)
+            .then(|| std::time::Duration::from_secs(self.log_retention_days * 86_400))
+    }
+
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
@@ -129,6 +139,7 @@ mod tests {
         assert_eq!(example.upstream.base_url, default.upstream.base_url);
         assert_eq!(example.upstream.models, default.upstream.models);
         assert_eq!(example.runtime.max_instances, default.runtime.max_instances);
+        assert_eq!(example.log_retention_days, default.log_retention_days);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod db;
 mod journal;
 pub mod model;
 mod queries;
+mod retention;
 mod rollup;
 mod writer;
 

@@ -55,7 +55,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// `tenant \0 at_ms(be)`: the time-ordered key prefix of logs and events.
-fn time_key(tenant: &str, at_ms: u64) -> Vec<u8> {
+pub(crate) fn time_key(tenant: &str, at_ms: u64) -> Vec<u8> {
     let mut key = compound_key(&[tenant]);
     key.push(0);
     key.extend_from_slice(&at_ms.to_be_bytes());

@@ -19,6 +19,8 @@ use super::model::RequestRecord;
 const TICK: Duration = Duration::from_millis(20);
 /// Ticks between sled flushes (each drops the journal files it covers).
 const CHECKPOINT_TICKS: u32 = 50;
+/// Ticks between two request-log retention passes (a minute).
+const RETENTION_TICKS: u32 = 3_000;
 
 #[derive(Clone)]
 pub struct StateWriter {
@@ -33,7 +35,7 @@ struct WriterInner {
     tx: mpsc::UnboundedSender<RequestRecord>,
 }
 
-fn log_key(record: &RequestRecord) -> Vec<u8> {
+pub(crate) fn log_key(record: &RequestRecord) -> Vec<u8> {
     let mut key = compound_key(&[&record.tenant_id]);
     key.push(0);
     key.extend_from_slice(&record.at_ms.to_be_bytes());
@@ -82,6 +84,7 @@ impl StateWriter {
         db: Arc<Db>,
         activity: Arc<Activity>,
         dir: &Path,
+        retention: Option<Duration>,
     ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         let mut replayed = Vec::new();
         let (journal, recovered) = Journal::recover(dir, &activity, |r| replayed.push(r))?;
@@ -125,6 +128,14 @@ impl StateWriter {
                     }
                 };
                 persist(&db, &activity, &mut records);
+                if let (Some(keep), true) = (retention, ticks.is_multiple_of(RETENTION_TICKS)) {
+                    let cutoff = crate::clock::now_ms().saturating_sub(keep.as_millis() as u64);
+                    match db.prune_logs(cutoff, super::retention::PRUNE_BATCH) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(removed = n, "request log retention"),
+                        Err(e) => tracing::error!(error = %e, "request log retention failed"),
+                    }
+                }
                 if let Some(old) = old {
                     match db.flush() {
                         Ok(_) => remove(vec![old]),

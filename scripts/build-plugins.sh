@@ -15,6 +15,7 @@ plugins=(
   intent:warden-plugin-intent
   deviation:warden-plugin-deviation
   test-misbehave:warden-fixture-misbehave
+  pii-redactor:warden-example-pii-redactor
 )
 args=()
 for p in "${plugins[@]}"; do args+=(-p "${p#*:}"); done

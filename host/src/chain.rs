@@ -26,6 +26,8 @@ pub struct TenantChain {
     pub quota: StageSlot,
     pub intent: StageSlot,
     pub deviation: StageSlot,
+    /// The tenant's guardrails, in policy order.
+    pub guardrails: Vec<StageSlot>,
 }
 
 pub struct Chains {
@@ -80,8 +82,9 @@ impl Chains {
     fn build(&self, tenant_id: &str, policy: &Policy) -> anyhow::Result<TenantChain> {
         let tenant: Arc<str> = Arc::from(tenant_id);
         let limits = policy.sandbox.limits();
-        let slot = |stage: Stage| -> anyhow::Result<StageSlot> {
-            let stage_policy = &policy.stages[&stage];
+        let slot = |stage: Stage,
+                    stage_policy: &crate::policy::StagePolicy|
+         -> anyhow::Result<StageSlot> {
             let compiled = self.plugins.get(&stage_policy.plugin).ok_or_else(|| {
                 anyhow::anyhow!(
                     "tenant '{tenant_id}': plugin '{}' for the {stage} stage is not loaded (is it in the plugin directory?)",
@@ -110,12 +113,18 @@ impl Chains {
                 fail_open: stage_policy.fail_open,
             })
         };
+        let stage = |stage: Stage| slot(stage, &policy.stages[&stage]);
         Ok(TenantChain {
-            auth: slot(Stage::Auth)?,
-            task_validation: slot(Stage::TaskValidation)?,
-            quota: slot(Stage::Quota)?,
-            intent: slot(Stage::Intent)?,
-            deviation: slot(Stage::Deviation)?,
+            auth: stage(Stage::Auth)?,
+            task_validation: stage(Stage::TaskValidation)?,
+            quota: stage(Stage::Quota)?,
+            intent: stage(Stage::Intent)?,
+            deviation: stage(Stage::Deviation)?,
+            guardrails: policy
+                .guardrails
+                .iter()
+                .map(|g| slot(Stage::Guardrail, g))
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 }

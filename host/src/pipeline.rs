@@ -48,15 +48,19 @@ pub struct Assessment {
     pub rate_limit: Option<crate::ratelimit::RateLimitInfo>,
 }
 
+pub(crate) fn wit_role(role: Role) -> types::Role {
+    match role {
+        Role::SuperAdmin => types::Role::SuperAdmin,
+        Role::Admin => types::Role::Admin,
+        Role::User => types::Role::User,
+    }
+}
+
 fn identity(facts: &CallFacts<'_>) -> types::Identity {
     types::Identity {
         tenant_id: facts.tenant.id.clone(),
         user_id: facts.user.id.clone(),
-        role: match facts.user.role {
-            Role::SuperAdmin => types::Role::SuperAdmin,
-            Role::Admin => types::Role::Admin,
-            Role::User => types::Role::User,
-        },
+        role: wit_role(facts.user.role),
     }
 }
 

@@ -18,6 +18,10 @@ pub struct Policy {
     #[serde(default)]
     pub sandbox: SandboxSection,
     pub stages: HashMap<Stage, StagePolicy>,
+    /// The tenant's own guardrail plugins, run in this order after the
+    /// five stages (`[[guardrails]]` tables).
+    #[serde(default)]
+    pub guardrails: Vec<StagePolicy>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +92,11 @@ impl Policy {
             if !policy.stages.contains_key(&stage) {
                 anyhow::bail!("{origin}: no plugin for the '{stage}' stage");
             }
+        }
+        if policy.stages.contains_key(&Stage::Guardrail) {
+            anyhow::bail!(
+                "{origin}: guardrails are listed as [[guardrails]], not [stages.guardrail]"
+            );
         }
         for (stage, p) in &policy.stages {
             if p.fail_open && matches!(stage, Stage::Auth | Stage::TaskValidation | Stage::Quota) {

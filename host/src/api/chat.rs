@@ -17,8 +17,10 @@ use super::{authenticate, header_value};
 use crate::app::App;
 use crate::chain::{drift_str, label_str};
 use crate::error::ApiError;
+use crate::guardrails;
 use crate::http::{full, Body};
 use crate::pipeline::{self, Assessment, CallFacts};
+use crate::runtime::bindings::guardrail;
 use crate::state::model::RequestRecord;
 use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
 
@@ -228,11 +230,14 @@ async fn proxy(
     };
 
     // The chain.
-    let assessment = match &app.chains {
-        Some(chains) => {
-            let chain = chains.for_tenant(&tenant.id).map_err(|e| {
-                ApiError::plugin_failed(format!("the tenant's policy chain is unavailable: {e:#}"))
-            })?;
+    let chain = match &app.chains {
+        Some(chains) => Some(chains.for_tenant(&tenant.id).map_err(|e| {
+            ApiError::plugin_failed(format!("the tenant's policy chain is unavailable: {e:#}"))
+        })?),
+        None => None,
+    };
+    let assessment = match &chain {
+        Some(chain) => {
             let facts = CallFacts {
                 claims: &claims,
                 tenant,
@@ -246,7 +251,7 @@ async fn proxy(
                 at: app.moment(&tenant.id),
             };
             let chain_started = Instant::now();
-            let assessment = pipeline::run(app, &chain, &facts).await;
+            let assessment = pipeline::run(app, chain, &facts).await;
             app.metrics.chain_run(chain_started.elapsed());
             assessment
         }
@@ -286,13 +291,53 @@ async fn proxy(
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
-    let forward = if chat.metadata.is_some() || add_usage {
+    let mut forward = if chat.metadata.is_some() || add_usage {
         rewrite_body(&body, add_usage)?
     } else {
         body.clone()
     };
     let stream = chat.stream;
     let reserved = assessment.reserved_tokens;
+
+    // The tenant's guardrails see (and may rewrite) what is forwarded.
+    let guardrails = chain
+        .as_deref()
+        .map_or(&[][..], |c| c.guardrails.as_slice());
+    let guard_context = (!guardrails.is_empty())
+        .then(|| guardrails::context(&claims, user, task_id, ENDPOINT, model));
+    if let Some(context) = &guard_context {
+        let original = messages
+            .iter()
+            .map(|m| guardrail::Message {
+                role: m.role.clone(),
+                content: m.text().into_owned(),
+            })
+            .collect();
+        let screened = match guardrails::screen_request(guardrails, context, original).await {
+            Ok(Some(rewritten)) => {
+                guardrails::apply_rewrite(&forward, &rewritten).map(|body| Some((body, rewritten)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match screened {
+            Ok(Some((body, rewritten))) => {
+                forward = body;
+                // The log keeps what was forwarded, not what was redacted away.
+                if let Some(last) = rewritten.iter().rev().find(|m| m.role == "user") {
+                    record.prompt =
+                        truncate(&last.content, app.config.prompt_log_cap_bytes).to_string();
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                record.status = e.status.as_u16();
+                record.error = Some(e.message.clone());
+                complete(app, record, reserved, Some(Usage::default()), started);
+                return Err(e);
+            }
+        }
+    }
     let upstream = match app.upstream.chat(forward).await {
         Ok(r) => r,
         Err(e) => {
@@ -348,6 +393,20 @@ async fn proxy(
             status = StatusCode::BAD_GATEWAY;
             record.status = status.as_u16();
         }
+        let bytes = match &guard_context {
+            Some(context) if status.is_success() => {
+                match guardrails::screen_response(guardrails, context, bytes).await {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        record.status = e.status.as_u16();
+                        record.error = Some(e.message.clone());
+                        complete(app, record, reserved, usage, started);
+                        return Err(e);
+                    }
+                }
+            }
+            _ => bytes,
+        };
         complete(app, record, reserved, usage, started);
         full(bytes)
     };

@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::warden::policy::{auth, deviation, intent, quota, task_validation};
+pub use exports::warden::policy::{auth, deviation, guardrail, intent, quota, task_validation};
 pub use warden::policy::types;

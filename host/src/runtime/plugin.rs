@@ -14,7 +14,7 @@ use std::time::Duration;
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
-use super::bindings::{auth, deviation, intent, quota, task_validation, types};
+use super::bindings::{auth, deviation, guardrail, intent, quota, task_validation, types};
 use super::host_imports::{PluginScope, PluginState};
 use super::stage::{Stage, StageExports, StageGuest};
 
@@ -206,8 +206,8 @@ impl TenantPlugin {
 /// deadline, call the export, and check the instance back in only if the call
 /// succeeded.
 macro_rules! stage_call {
-    ($method:ident, $variant:ident, $export:ident, $req:ty, $out:ty) => {
-        pub async fn $method(&self, request: &$req) -> Result<$out, PluginError> {
+    ($method:ident, $variant:ident, $export:ident, ($($arg:ident: $ty:ty),*), $out:ty) => {
+        pub async fn $method(&self, $($arg: $ty),*) -> Result<$out, PluginError> {
             let mut warm = self.checkout().await?;
             let StageGuest::$variant(guest) = &warm.guest else {
                 return Err(self.error(
@@ -217,7 +217,7 @@ macro_rules! stage_call {
             };
             let guest = guest.clone();
             warm.store.set_epoch_deadline(self.deadline_ticks);
-            match guest.$export(&mut warm.store, request).await {
+            match guest.$export(&mut warm.store, $($arg),*).await {
                 Ok(out) => {
                     self.checkin(warm);
                     Ok(out)
@@ -229,33 +229,47 @@ macro_rules! stage_call {
 }
 
 impl TenantPlugin {
-    stage_call!(auth, Auth, call_check, auth::AuthRequest, types::Verdict);
+    stage_call!(auth, Auth, call_check, (request: &auth::AuthRequest), types::Verdict);
     stage_call!(
         validate_task,
         TaskValidation,
         call_validate,
-        task_validation::TaskRequest,
+        (request: &task_validation::TaskRequest),
         types::Verdict
     );
     stage_call!(
         quota,
         Quota,
         call_check,
-        quota::QuotaRequest,
+        (request: &quota::QuotaRequest),
         quota::QuotaVerdict
     );
     stage_call!(
         intent,
         Intent,
         call_classify,
-        intent::IntentRequest,
+        (request: &intent::IntentRequest),
         types::Intent
     );
     stage_call!(
         deviation,
         Deviation,
         call_score,
-        deviation::DeviationRequest,
+        (request: &deviation::DeviationRequest),
         deviation::DeviationOutcome
+    );
+    stage_call!(
+        on_request,
+        Guardrail,
+        call_on_request,
+        (context: &guardrail::CallContext, messages: &[guardrail::Message]),
+        guardrail::RequestDecision
+    );
+    stage_call!(
+        on_response,
+        Guardrail,
+        call_on_response,
+        (context: &guardrail::CallContext, text: &str),
+        guardrail::ResponseDecision
     );
 }

@@ -1,12 +1,12 @@
-//! The five stages of the chain, and how to find a stage's exports in a
-//! component. A plugin exports exactly one stage interface.
+//! The five stages of the chain plus tenant guardrails, and how to find a
+//! plugin's exports in a component. A plugin exports exactly one of them.
 
 use std::fmt;
 
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::Store;
 
-use super::bindings::{auth, deviation, intent, quota, task_validation};
+use super::bindings::{auth, deviation, guardrail, intent, quota, task_validation};
 use super::host_imports::PluginState;
 
 /// A stage of the request chain, in the order the chain runs them.
@@ -18,6 +18,9 @@ pub enum Stage {
     Quota,
     Intent,
     Deviation,
+    /// A tenant guardrail: not one of the five, run after them in the order
+    /// the tenant's policy lists its guardrails.
+    Guardrail,
 }
 
 impl Stage {
@@ -36,6 +39,7 @@ impl Stage {
             Stage::Quota => "quota",
             Stage::Intent => "intent",
             Stage::Deviation => "deviation",
+            Stage::Guardrail => "guardrail",
         }
     }
 }
@@ -54,6 +58,7 @@ pub enum StageExports {
     Quota(quota::GuestIndices),
     Intent(intent::GuestIndices),
     Deviation(deviation::GuestIndices),
+    Guardrail(guardrail::GuestIndices),
 }
 
 /// The typed exports of one live instance.
@@ -63,6 +68,7 @@ pub enum StageGuest {
     Quota(quota::Guest),
     Intent(intent::Guest),
     Deviation(deviation::Guest),
+    Guardrail(guardrail::Guest),
 }
 
 impl StageExports {
@@ -77,6 +83,8 @@ impl StageExports {
             intent::GuestIndices::new(pre).map(|i| (Stage::Intent, StageExports::Intent(i))),
             deviation::GuestIndices::new(pre)
                 .map(|i| (Stage::Deviation, StageExports::Deviation(i))),
+            guardrail::GuestIndices::new(pre)
+                .map(|i| (Stage::Guardrail, StageExports::Guardrail(i))),
         ]
         .into_iter()
         .filter_map(Result::ok)
@@ -84,8 +92,8 @@ impl StageExports {
         match found.len() {
             1 => Ok(found.into_iter().next().expect("one stage")),
             0 => anyhow::bail!(
-                "the component exports no warden:policy@0.1.x stage interface \
-                 (auth, task-validation, quota, intent or deviation)"
+                "the component exports no warden:policy@0.1.x interface \
+                 (auth, task-validation, quota, intent, deviation or guardrail)"
             ),
             _ => anyhow::bail!(
                 "the component exports more than one stage; a plugin implements exactly one"
@@ -104,6 +112,7 @@ impl StageExports {
             StageExports::Quota(i) => StageGuest::Quota(i.load(store, instance)?),
             StageExports::Intent(i) => StageGuest::Intent(i.load(store, instance)?),
             StageExports::Deviation(i) => StageGuest::Deviation(i.load(store, instance)?),
+            StageExports::Guardrail(i) => StageGuest::Guardrail(i.load(store, instance)?),
         })
     }
 }

@@ -16,6 +16,7 @@ plugins=(
   deviation:warden-plugin-deviation
   test-misbehave:warden-fixture-misbehave
   pii-redactor:warden-example-pii-redactor
+  max-prompt-length:warden-example-max-prompt-length
 )
 args=()
 for p in "${plugins[@]}"; do args+=(-p "${p#*:}"); done

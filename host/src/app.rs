@@ -47,21 +47,19 @@ impl App {
                 max_instances: config.runtime.max_instances,
                 max_memory_bytes: config.runtime.max_memory_mib << 20,
             })?;
-            let plugins = runtime.compile_dir(&config.plugin_dir).with_context(|| {
+            let chains = Chains::load(
+                runtime,
+                &config.plugin_dir,
+                PolicySource::new(&config.policy_dir),
+                db.plugin_kv.clone(),
+            )
+            .with_context(|| {
                 format!(
                     "loading plugins from {} (build them with scripts/build-plugins.sh)",
                     config.plugin_dir.display()
                 )
             })?;
-            let chains = Chains::new(
-                runtime,
-                plugins,
-                PolicySource::new(&config.policy_dir),
-                db.plugin_kv.clone(),
-            );
-            for tenant in db.directory().tenants.keys() {
-                chains.validate_policy(tenant)?;
-            }
+            chains.build_all(db.directory().tenants.keys())?;
             Some(chains)
         } else {
             None

@@ -5,6 +5,7 @@
 //! for its whole life, so swapping a chain never disturbs requests in flight.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -30,30 +31,64 @@ pub struct TenantChain {
     pub guardrails: Vec<StageSlot>,
 }
 
+/// Compiled plugins by name.
+pub type PluginSet = HashMap<String, Arc<CompiledPlugin>>;
+
 pub struct Chains {
     runtime: PluginRuntime,
-    plugins: HashMap<String, Arc<CompiledPlugin>>,
+    plugin_dir: PathBuf,
+    /// Plugins every tenant may name: `<plugin_dir>/<name>.wasm`.
+    shared: ArcSwap<PluginSet>,
+    /// Each tenant's own plugins, found before shared ones:
+    /// `<plugin_dir>/tenants/<tenant>/<name>.wasm`.
+    own: ArcSwap<HashMap<String, PluginSet>>,
     policies: PolicySource,
     kv_tree: sled::Tree,
     by_tenant: ArcSwap<HashMap<String, Arc<TenantChain>>>,
     build_lock: std::sync::Mutex<()>,
 }
 
+/// Where a tenant's own plugins live.
+pub fn tenant_plugin_dir(plugin_dir: &Path, tenant_id: &str) -> PathBuf {
+    plugin_dir.join("tenants").join(tenant_id)
+}
+
 impl Chains {
-    pub fn new(
+    /// Compiles the shared plugins and every tenant's own plugins.
+    pub fn load(
         runtime: PluginRuntime,
-        plugins: HashMap<String, Arc<CompiledPlugin>>,
+        plugin_dir: &Path,
         policies: PolicySource,
         kv_tree: sled::Tree,
-    ) -> Self {
-        Self {
+    ) -> anyhow::Result<Self> {
+        let shared = runtime.compile_dir(plugin_dir)?;
+        let mut own = HashMap::new();
+        if let Ok(entries) = std::fs::read_dir(plugin_dir.join("tenants")) {
+            for entry in entries.flatten() {
+                if entry.path().is_dir() {
+                    let tenant = entry.file_name().to_string_lossy().into_owned();
+                    own.insert(tenant, runtime.compile_dir(&entry.path())?);
+                }
+            }
+        }
+        Ok(Self {
             runtime,
-            plugins,
+            plugin_dir: plugin_dir.to_path_buf(),
+            shared: ArcSwap::from_pointee(shared),
+            own: ArcSwap::from_pointee(own),
             policies,
             kv_tree,
             by_tenant: ArcSwap::from_pointee(HashMap::new()),
             build_lock: std::sync::Mutex::new(()),
-        }
+        })
+    }
+
+    pub fn plugin_dir(&self) -> &Path {
+        &self.plugin_dir
+    }
+
+    pub fn policy_dir(&self) -> &Path {
+        self.policies.dir()
     }
 
     /// The tenant's chain, built on first use.
@@ -67,16 +102,167 @@ impl Chains {
         }
         let policy = self.policies.for_tenant(tenant_id)?;
         let chain = Arc::new(self.build(tenant_id, &policy)?);
-        let mut next = HashMap::clone(&self.by_tenant.load());
-        next.insert(tenant_id.to_string(), chain.clone());
-        self.by_tenant.store(Arc::new(next));
+        self.install(tenant_id, chain.clone());
         Ok(chain)
     }
 
-    /// Checks that every tenant policy present resolves (at start-up).
-    pub fn validate_policy(&self, tenant_id: &str) -> anyhow::Result<()> {
+    /// Swaps in a tenant's chain; requests holding the old one finish on it.
+    fn install(&self, tenant_id: &str, chain: Arc<TenantChain>) {
+        let mut next = HashMap::clone(&self.by_tenant.load());
+        next.insert(tenant_id.to_string(), chain);
+        self.by_tenant.store(Arc::new(next));
+    }
+
+    /// Builds every listed tenant's chain from the current files (at start-up:
+    /// a broken policy stops the server instead of failing requests later).
+    pub fn build_all<'a>(
+        &self,
+        tenants: impl IntoIterator<Item = &'a String>,
+    ) -> anyhow::Result<()> {
+        for tenant in tenants {
+            self.rebuild(tenant)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a tenant's chain from its current policy and plugins and
+    /// swaps it in; on error the running chain stays.
+    pub fn rebuild(&self, tenant_id: &str) -> anyhow::Result<()> {
+        let _building = self.build_lock.lock().expect("chain build lock");
         let policy = self.policies.for_tenant(tenant_id)?;
-        self.build(tenant_id, &policy).map(drop)
+        let chain = self.build(tenant_id, &policy)?;
+        self.install(tenant_id, Arc::new(chain));
+        Ok(())
+    }
+
+    /// Tenants with a live chain.
+    pub fn live_tenants(&self) -> Vec<String> {
+        self.by_tenant.load().keys().cloned().collect()
+    }
+
+    /// Recompiles one plugin file (shared, or the tenant's own) and swaps it
+    /// into its set; a file that is gone is dropped. Compiling happens here,
+    /// off the request path; chains pick the new version up on rebuild.
+    pub fn reload_plugin(
+        &self,
+        tenant: Option<&str>,
+        name: &str,
+        path: &Path,
+    ) -> anyhow::Result<()> {
+        let compiled = if path.is_file() {
+            let bytes = std::fs::read(path)?;
+            Some(self.compile(name, &bytes)?)
+        } else {
+            None
+        };
+        self.install_plugin(tenant, name, compiled);
+        Ok(())
+    }
+
+    /// Compiles and type-checks a component (slow: never on the request path).
+    pub fn compile(&self, name: &str, wasm: &[u8]) -> anyhow::Result<Arc<CompiledPlugin>> {
+        Ok(Arc::new(self.runtime.compile(name, wasm)?))
+    }
+
+    /// Calls a freshly compiled plugin once, inside the tenant's sandbox
+    /// limits, before it may go live: it must instantiate and answer.
+    /// Returns what was checked.
+    pub async fn self_test(
+        &self,
+        tenant_id: &str,
+        compiled: Arc<CompiledPlugin>,
+    ) -> anyhow::Result<String> {
+        use crate::runtime::bindings::{guardrail, types};
+        let policy = self.policies.for_tenant(tenant_id)?;
+        let scope = Arc::new(PluginScope::new(
+            Arc::from(tenant_id),
+            Arc::from(compiled.name.as_str()),
+            HashMap::new(),
+            self.kv_tree.clone(),
+        ));
+        let stage = compiled.stage;
+        let plugin = self
+            .runtime
+            .instantiate_for_tenant(compiled, scope, policy.sandbox.limits());
+        if stage != Stage::Guardrail {
+            return Ok(format!(
+                "compiled as a {stage} plugin (no sample call for this stage yet)"
+            ));
+        }
+        let context = guardrail::CallContext {
+            identity: types::Identity {
+                tenant_id: tenant_id.to_string(),
+                user_id: "self-test".into(),
+                role: types::Role::User,
+            },
+            task_id: "self-test".into(),
+            endpoint: "chat.completions".into(),
+            model: "self-test".into(),
+        };
+        let sample = [guardrail::Message {
+            role: "user".into(),
+            content: "Write a unit test for the invoice total.".into(),
+        }];
+        let failed =
+            |e: crate::runtime::PluginError| anyhow::anyhow!("self-test: {e}: {}", e.detail);
+        plugin.on_request(&context, &sample).await.map_err(failed)?;
+        plugin
+            .on_response(&context, "Here is the test.")
+            .await
+            .map_err(failed)?;
+        Ok("on-request and on-response answered a sample call within the sandbox limits".into())
+    }
+
+    /// The tenant's own compiled plugin of that name, if any.
+    pub fn own_plugin(&self, tenant_id: &str, name: &str) -> Option<Arc<CompiledPlugin>> {
+        self.own.load().get(tenant_id)?.get(name).cloned()
+    }
+
+    /// Whether the tenant's current policy names this plugin.
+    pub fn policy_uses(&self, tenant_id: &str, name: &str) -> bool {
+        self.policies.for_tenant(tenant_id).is_ok_and(|p| {
+            p.stages
+                .values()
+                .chain(&p.guardrails)
+                .any(|s| s.plugin == name)
+        })
+    }
+
+    /// Puts a compiled plugin into the shared set or a tenant's own set
+    /// (`None` removes it); chains pick it up on rebuild.
+    pub fn install_plugin(
+        &self,
+        tenant: Option<&str>,
+        name: &str,
+        compiled: Option<Arc<CompiledPlugin>>,
+    ) {
+        let update = |set: &mut PluginSet| match &compiled {
+            Some(c) => {
+                set.insert(name.to_string(), c.clone());
+            }
+            None => {
+                set.remove(name);
+            }
+        };
+        match tenant {
+            None => {
+                let mut next = PluginSet::clone(&self.shared.load());
+                update(&mut next);
+                self.shared.store(Arc::new(next));
+            }
+            Some(tenant) => {
+                let mut next = HashMap::clone(&self.own.load());
+                update(next.entry(tenant.to_string()).or_default());
+                self.own.store(Arc::new(next));
+            }
+        }
+    }
+
+    fn resolve(&self, tenant_id: &str, name: &str) -> Option<Arc<CompiledPlugin>> {
+        if let Some(own) = self.own.load().get(tenant_id).and_then(|set| set.get(name)) {
+            return Some(own.clone());
+        }
+        self.shared.load().get(name).cloned()
     }
 
     fn build(&self, tenant_id: &str, policy: &Policy) -> anyhow::Result<TenantChain> {
@@ -85,7 +271,7 @@ impl Chains {
         let slot = |stage: Stage,
                     stage_policy: &crate::policy::StagePolicy|
          -> anyhow::Result<StageSlot> {
-            let compiled = self.plugins.get(&stage_policy.plugin).ok_or_else(|| {
+            let compiled = self.resolve(tenant_id, &stage_policy.plugin).ok_or_else(|| {
                 anyhow::anyhow!(
                     "tenant '{tenant_id}': plugin '{}' for the {stage} stage is not loaded (is it in the plugin directory?)",
                     stage_policy.plugin
@@ -105,11 +291,9 @@ impl Chains {
                 self.kv_tree.clone(),
             ));
             Ok(StageSlot {
-                plugin: self.runtime.instantiate_for_tenant(
-                    compiled.clone(),
-                    scope,
-                    limits.clone(),
-                ),
+                plugin: self
+                    .runtime
+                    .instantiate_for_tenant(compiled, scope, limits.clone()),
                 fail_open: stage_policy.fail_open,
             })
         };

@@ -40,11 +40,38 @@ pub fn context(
     }
 }
 
+/// Longest refusal reason passed on to the caller.
+const MAX_REASON_BYTES: usize = 1 << 10;
+/// Most text a rewrite or redaction may return: a guardrail shrinks or edits
+/// what it is given, it does not inflate it (the cap keeps a faulty one from
+/// sending megabytes upstream or to the caller).
+const fn max_output(input: usize) -> usize {
+    input * 2 + (64 << 10)
+}
+
 fn denied(slot: &StageSlot, reason: &str) -> ApiError {
+    let mut end = reason.len().min(MAX_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     ApiError::forbidden(
         "guardrail_denied",
-        format!("{} (guardrail '{}')", reason, slot.plugin.name()),
+        format!("{} (guardrail '{}')", &reason[..end], slot.plugin.name()),
     )
+}
+
+fn oversized(slot: &StageSlot, got: usize, cap: usize) -> ApiError {
+    ApiError::plugin_failed(format!(
+        "guardrail '{}' returned {got} bytes, more than its cap of {cap}",
+        slot.plugin.name()
+    ))
+}
+
+fn text_len(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|m| m.role.len() + m.content.len())
+        .sum()
 }
 
 fn failed(e: PluginError) -> ApiError {
@@ -73,6 +100,10 @@ pub async fn screen_request(
             RequestDecision::Allow => {}
             RequestDecision::Deny(reason) => return Err(denied(slot, &reason)),
             RequestDecision::Rewrite(next) if next.len() == messages.len() => {
+                let cap = max_output(text_len(&messages));
+                if text_len(&next) > cap {
+                    return Err(oversized(slot, text_len(&next), cap));
+                }
                 messages = next;
                 rewritten = true;
             }
@@ -135,6 +166,10 @@ pub async fn screen_response(
                     ResponseDecision::Allow => {}
                     ResponseDecision::Deny(reason) => return Err(denied(slot, &reason)),
                     ResponseDecision::Redact(clean) => {
+                        let cap = max_output(text.len());
+                        if clean.len() > cap {
+                            return Err(oversized(slot, clean.len(), cap));
+                        }
                         text = clean;
                         redacted = true;
                     }

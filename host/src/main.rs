@@ -81,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::TokenCommand,
     },
+    /// A tenant's own plugins: list, upload, rollback, delete.
+    Plugin {
+        #[command(subcommand)]
+        command: cli::PluginCommand,
+    },
     /// Usage report: requests and tokens per day, user and/or task, with totals.
     Usage(cli::UsageArgs),
     /// The request log, newest first.
@@ -172,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => cli::run(target, command.call()).await?,
         Command::Task { command } => cli::run(target, command.call()).await?,
         Command::Token { command } => cli::run(target, command.call()).await?,
+        Command::Plugin { command } => cli::run(target, command.call()?).await?,
         Command::Usage(args) => cli::run(target, args.call()).await?,
         Command::Logs(args) => cli::run(target, args.call()).await?,
         Command::Events(args) => cli::run(target, args.call()).await?,

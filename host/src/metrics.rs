@@ -8,6 +8,8 @@ pub struct Metrics {
     chain_runs: AtomicU64,
     chain_micros: AtomicU64,
     plugin_failures: AtomicU64,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -26,6 +28,16 @@ impl Metrics {
         self.plugin_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A tenant chain rebuilt after its plugins or policy changed.
+    pub fn reload(&self) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A changed plugin or policy that was rejected.
+    pub fn reload_failure(&self) {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn render(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
@@ -33,12 +45,16 @@ impl Metrics {
              # TYPE warden_chain_runs_total counter\nwarden_chain_runs_total {}\n\
              # TYPE warden_chain_seconds_total counter\nwarden_chain_seconds_total {:.6}\n\
              # TYPE warden_plugin_failures_total counter\nwarden_plugin_failures_total {}\n\
-             # TYPE warden_plugin_instances_created_total counter\nwarden_plugin_instances_created_total {}\n",
+             # TYPE warden_plugin_instances_created_total counter\nwarden_plugin_instances_created_total {}\n\
+             # TYPE warden_chain_reloads_total counter\nwarden_chain_reloads_total {}\n\
+             # TYPE warden_reload_failures_total counter\nwarden_reload_failures_total {}\n",
             get(&self.requests),
             get(&self.chain_runs),
             get(&self.chain_micros) as f64 / 1e6,
             get(&self.plugin_failures),
             crate::runtime::INSTANCES_CREATED.load(Ordering::Relaxed),
+            get(&self.reloads),
+            get(&self.reload_failures),
         )
     }
 }

@@ -119,6 +119,10 @@ impl PolicySource {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn for_tenant(&self, tenant_id: &str) -> anyhow::Result<Policy> {
         let safe = !tenant_id.is_empty()
             && tenant_id

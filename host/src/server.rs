@@ -46,12 +46,15 @@ pub struct RunningServer {
     pub app: Arc<App>,
     shutdown: tokio::sync::watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
+    /// Hot reload of plugins and policies (none when the chain is off).
+    reload: Option<crate::reload::Watcher>,
 }
 
 impl RunningServer {
     /// Stops accepting, lets requests in flight finish, writes the last
     /// records and closes the database (once nobody else holds the app).
     pub async fn stop(self) {
+        drop(self.reload);
         let _ = self.shutdown.send(true);
         let workers = self.workers;
         let _ = tokio::task::spawn_blocking(move || {
@@ -126,11 +129,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .with_context(|| format!("binding {addr}"))?;
     }
     tracing::info!(%addr, workers, tls = app.config.tls.is_some(), "warden listening");
+    let reload = crate::reload::spawn(&app)?;
     Ok(RunningServer {
         addr,
         app,
         shutdown,
         workers: handles,
+        reload,
     })
 }
 

@@ -377,3 +377,29 @@ pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A private copy of the built plugins, so tests can add files to it.
+pub fn private_plugins() -> TempDir {
+    let dir = TempDir::new("plugins");
+    for entry in std::fs::read_dir(plugin_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(&path, dir.0.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+/// Writes a file the way deploy tools should: a temporary name, then a rename.
+pub fn put(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// The default policy with one guardrail after the five stages.
+pub fn policy_with_guardrail(plugin: &str) -> String {
+    let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();
+    format!("{default}\n[[guardrails]]\nplugin = \"{plugin}\"\n")
+}

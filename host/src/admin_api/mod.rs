@@ -4,12 +4,14 @@
 //! `super_admin` sees all. Every change lands in the audit log with the actor
 //! and the reason.
 
+mod plugins;
 mod tenants;
 mod tokens;
 mod users;
 mod views;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -100,10 +102,16 @@ pub struct AdminCall {
 impl AdminCall {
     async fn read(req: Request<Incoming>) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, MAX_ADMIN_BODY).collect().await {
+        // Components are uploaded as the body itself; everything else is small JSON.
+        let limit = if parts.method == Method::PUT && parts.uri.path().contains("/plugins/") {
+            plugins::MAX_PLUGIN_BYTES
+        } else {
+            MAX_ADMIN_BODY
+        };
+        let body = match Limited::new(body, limit).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(ApiError::payload_too_large(MAX_ADMIN_BODY))
+                return Err(ApiError::payload_too_large(limit))
             }
             Err(e) => return Err(ApiError::bad_request("body_read_failed", e.to_string())),
         };
@@ -180,10 +188,29 @@ fn require_reason(reason: Option<String>) -> Result<String, ApiError> {
         })
 }
 
-pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let caller = admin_caller(app, &req)?;
     let call = AdminCall::read(req).await?;
-    dispatch(app, &caller, &call)
+    execute(app, &caller, call).await
+}
+
+/// Runs one admin call: the few that wait on slow work (compiling an
+/// uploaded plugin) asynchronously, the rest through [`dispatch`].
+pub async fn execute(
+    app: &Arc<App>,
+    caller: &Caller,
+    call: AdminCall,
+) -> Result<Response<Body>, ApiError> {
+    let segments: Vec<&str> = call.path.split('/').collect();
+    match (&call.method, segments.as_slice()) {
+        (&Method::PUT, ["tenants", t, "plugins", name]) => {
+            plugins::upload(app, caller, t, name, call.body.clone()).await
+        }
+        (&Method::POST, ["tenants", t, "plugins", name, "rollback"]) => {
+            plugins::rollback(app, caller, t, name, call.json()?).await
+        }
+        _ => dispatch(app, caller, &call),
+    }
 }
 
 /// Runs one admin call for an authenticated caller.
@@ -220,6 +247,10 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
             tenants::archive_task(app, caller, t, id, call.json()?)
         }
         (Method::GET, ["tenants", t, "tokens"]) => tokens::list(app, caller, t),
+        (Method::GET, ["tenants", t, "plugins"]) => plugins::list(app, caller, t),
+        (Method::POST, ["tenants", t, "plugins", name, "delete"]) => {
+            plugins::delete(app, caller, t, name, call.json()?)
+        }
         (Method::GET, ["tenants", t, "keys"]) => tokens::list_keys(app, caller, t),
         (Method::POST, ["tenants", t, "keys", "rotate"]) => {
             tokens::rotate_key(app, caller, t, call.json()?)

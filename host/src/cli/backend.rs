@@ -22,6 +22,8 @@ pub struct Call {
     pub path: String,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<Value>,
+    /// A body sent as it is (an uploaded component) instead of JSON.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Call {
@@ -31,6 +33,18 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            raw: None,
+        }
+    }
+
+    /// A `PUT` of raw bytes.
+    pub fn put_bytes(path: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Self {
+            method: Method::PUT,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            raw: Some(bytes),
         }
     }
 
@@ -40,6 +54,7 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body: Some(body),
+            raw: None,
         }
     }
 
@@ -99,14 +114,18 @@ impl Backend {
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))
                         .collect::<HashMap<_, _>>(),
-                    body: call
-                        .body
-                        .map(|b| serde_json::to_vec(&b))
-                        .transpose()?
-                        .unwrap_or_default()
-                        .into(),
+                    body: match call.raw {
+                        Some(raw) => raw.into(),
+                        None => call
+                            .body
+                            .map(|b| serde_json::to_vec(&b))
+                            .transpose()?
+                            .unwrap_or_default()
+                            .into(),
+                    },
                 };
-                let response = admin_api::dispatch(app, &Caller::local_operator(), &admin_call)
+                let response = admin_api::execute(app, &Caller::local_operator(), admin_call)
+                    .await
                     .unwrap_or_else(|e| e.into_response());
                 let status = response.status().as_u16();
                 let bytes = response
@@ -123,7 +142,9 @@ impl Backend {
                     .request(call.method, &url)
                     .bearer_auth(token)
                     .query(&call.query);
-                if let Some(body) = &call.body {
+                if let Some(raw) = call.raw {
+                    request = request.header("content-type", "application/wasm").body(raw);
+                } else if let Some(body) = &call.body {
                     request = request
                         .header("content-type", "application/json")
                         .body(serde_json::to_vec(body)?);

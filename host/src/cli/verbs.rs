@@ -198,6 +198,37 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// List a tenant's own plugins and their versions.
+    List(InTenant),
+    /// Upload a component: checked, compiled, self-tested, then live.
+    Upload {
+        #[arg(long)]
+        tenant: String,
+        /// The name policies use for it.
+        name: String,
+        /// The `.wasm` component.
+        file: std::path::PathBuf,
+    },
+    /// Make the version before the live one live again.
+    Rollback {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete a plugin and its versions (refused while the policy names it).
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
 /// `warden usage`: sums per local day, user and task, with totals.
 #[derive(Args)]
 pub struct UsageArgs {
@@ -290,6 +321,7 @@ const USERS: &[Column] = &[
     ("tokens month", "/usage/tokens_this_month"),
     ("score", "/deviation_score"),
 ];
+const PLUGINS: &[Column] = &[("plugin", "/name"), ("live version", "/live")];
 const TENANTS: &[Column] = &[
     ("tenant", "/id"),
     ("name", "/name"),
@@ -507,6 +539,41 @@ impl TokenCommand {
                 reason,
             } => post_with_reason(tenant_path(tenant, &format!("tokens/{jti}/revoke")), reason),
         }
+    }
+}
+
+impl PluginCommand {
+    pub fn call(&self) -> anyhow::Result<(Call, View)> {
+        Ok(match self {
+            Self::List(t) => (
+                Call::get(tenant_path(&t.tenant, "plugins")),
+                View::Table(PLUGINS),
+            ),
+            Self::Upload { tenant, name, file } => {
+                let bytes = std::fs::read(file)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+                (
+                    Call::put_bytes(tenant_path(tenant, &format!("plugins/{name}")), bytes),
+                    View::Record,
+                )
+            }
+            Self::Rollback {
+                tenant,
+                name,
+                reason,
+            } => post_with_reason(
+                tenant_path(tenant, &format!("plugins/{name}/rollback")),
+                reason,
+            ),
+            Self::Delete {
+                tenant,
+                name,
+                reason,
+            } => post_with_reason(
+                tenant_path(tenant, &format!("plugins/{name}/delete")),
+                reason,
+            ),
+        })
     }
 }
 

@@ -1,0 +1,233 @@
+//! A tenant's own plugins: upload (validate, compile off the request path,
+//! self-test in the sandbox, then go live atomically), list with versions,
+//! roll back, delete. Files and versions: see plugin_store.rs.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use super::tenants::Reason;
+use super::{audit, internal, json, require_reason, Caller};
+use crate::app::App;
+use crate::chain::Chains;
+use crate::error::ApiError;
+use crate::http::Body;
+use crate::plugin_store::{valid_name, PluginStore};
+
+/// Largest component accepted (Python and JS components run to tens of MiB).
+pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
+
+fn chains(app: &App) -> Result<&Chains, ApiError> {
+    app.chains.as_ref().ok_or_else(|| {
+        ApiError::bad_request(
+            "chain_disabled",
+            "this server runs without the plugin chain",
+        )
+    })
+}
+
+fn checked_name(name: &str) -> Result<(), ApiError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_plugin_name",
+            format!("invalid plugin name '{name}': use 1-64 letters, digits, '-' or '_'"),
+        ))
+    }
+}
+
+fn rejected(message: String) -> ApiError {
+    ApiError::bad_request("plugin_rejected", message)
+}
+
+/// `GET /admin/v1/tenants/{t}/plugins`: the tenant's plugins and versions.
+pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let store = PluginStore::new(chains(app)?.plugin_dir(), tenant);
+    json(StatusCode::OK, &json!({ "data": store.list() }))
+}
+
+/// Compiles `wasm` off the request path, self-tests it, stores it as a new
+/// version and makes it live for the tenant; returns (version, stage, what
+/// the self-test checked).
+async fn go_live(
+    app: &Arc<App>,
+    tenant: &str,
+    name: &str,
+    wasm: Bytes,
+) -> Result<(u32, String, String), ApiError> {
+    let chains = chains(app)?;
+    // Compiling takes from milliseconds to seconds: never on a worker thread.
+    let compiled = {
+        let (app, name, wasm) = (app.clone(), name.to_string(), wasm.clone());
+        tokio::task::spawn_blocking(move || {
+            app.chains
+                .as_ref()
+                .expect("checked above")
+                .compile(&name, &wasm)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| rejected(format!("{e:#}")))?
+    };
+    let stage = compiled.stage.to_string();
+    let self_test = chains
+        .self_test(tenant, compiled.clone())
+        .await
+        .map_err(|e| rejected(format!("{e:#}")))?;
+    swap_in(chains, tenant, name, compiled)?;
+    let store = PluginStore::new(chains.plugin_dir(), tenant);
+    let version = store.add(name, &wasm).map_err(|e| internal(e.into()))?;
+    store
+        .make_live(name, version)
+        .map_err(|e| internal(e.into()))?;
+    Ok((version, stage, self_test))
+}
+
+/// Swaps a plugin into the tenant's set and rebuilds the tenant's chain; if
+/// the chain does not build with it (the policy names it for another
+/// stage, say), the previous version is put back and the upload refused.
+fn swap_in(
+    chains: &Chains,
+    tenant: &str,
+    name: &str,
+    compiled: Arc<crate::runtime::CompiledPlugin>,
+) -> Result<(), ApiError> {
+    let previous = chains.own_plugin(tenant, name);
+    chains.install_plugin(Some(tenant), name, Some(compiled));
+    if let Err(e) = chains.rebuild(tenant) {
+        chains.install_plugin(Some(tenant), name, previous);
+        return Err(rejected(format!(
+            "the tenant's chain does not build with it; the running version stays: {e:#}"
+        )));
+    }
+    Ok(())
+}
+
+/// `PUT /admin/v1/tenants/{t}/plugins/{name}` with the component's bytes.
+pub async fn upload(
+    app: &Arc<App>,
+    caller: &Caller,
+    tenant: &str,
+    name: &str,
+    wasm: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    checked_name(name)?;
+    if wasm.is_empty() {
+        return Err(rejected("the body must be the component's bytes".into()));
+    }
+    let (version, stage, self_test) = go_live(app, tenant, name, wasm.clone()).await?;
+    audit(
+        app,
+        caller,
+        tenant,
+        "plugin.upload",
+        name,
+        None,
+        json!({ "version": version, "stage": stage, "bytes": wasm.len() }),
+    )?;
+    json(
+        StatusCode::CREATED,
+        &json!({ "name": name, "version": version, "stage": stage, "live": true, "self_test": self_test }),
+    )
+}
+
+/// `POST /admin/v1/tenants/{t}/plugins/{name}/rollback {reason}`: the
+/// version before the live one goes live again (compiled and self-tested
+/// like an upload).
+pub async fn rollback(
+    app: &Arc<App>,
+    caller: &Caller,
+    tenant: &str,
+    name: &str,
+    body: Reason,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    checked_name(name)?;
+    let reason = require_reason(body.reason)?;
+    let chains = chains(app)?;
+    let store = PluginStore::new(chains.plugin_dir(), tenant);
+    let previous = store.previous(name).ok_or_else(|| {
+        ApiError::bad_request(
+            "no_previous_version",
+            format!("plugin '{name}' has no version before the live one"),
+        )
+    })?;
+    let bytes = store
+        .read_version(name, previous)
+        .map_err(|e| internal(e.into()))?;
+    let compiled = {
+        let (app, name, bytes) = (app.clone(), name.to_string(), bytes.clone());
+        tokio::task::spawn_blocking(move || {
+            app.chains
+                .as_ref()
+                .expect("checked above")
+                .compile(&name, &bytes)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| rejected(format!("{e:#}")))?
+    };
+    swap_in(chains, tenant, name, compiled)?;
+    store
+        .make_live(name, previous)
+        .map_err(|e| internal(e.into()))?;
+    audit(
+        app,
+        caller,
+        tenant,
+        "plugin.rollback",
+        name,
+        Some(reason),
+        json!({ "version": previous }),
+    )?;
+    json(
+        StatusCode::OK,
+        &json!({ "name": name, "version": previous, "live": true }),
+    )
+}
+
+/// `POST /admin/v1/tenants/{t}/plugins/{name}/delete {reason}`: refused
+/// while the tenant's policy names the plugin.
+pub fn delete(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    name: &str,
+    body: Reason,
+) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    checked_name(name)?;
+    let reason = require_reason(body.reason)?;
+    let chains = chains(app)?;
+    if chains.policy_uses(tenant, name) {
+        return Err(ApiError::conflict(
+            "plugin_in_use",
+            format!(
+                "the policy of tenant '{tenant}' names plugin '{name}'; change the policy first"
+            ),
+        ));
+    }
+    let store = PluginStore::new(chains.plugin_dir(), tenant);
+    if store.versions(name).versions.is_empty() && !store.live_path(name).exists() {
+        return Err(ApiError::not_found(format!(
+            "no plugin '{name}' in tenant '{tenant}'"
+        )));
+    }
+    store.delete(name).map_err(|e| internal(e.into()))?;
+    chains.install_plugin(Some(tenant), name, None);
+    audit(
+        app,
+        caller,
+        tenant,
+        "plugin.delete",
+        name,
+        Some(reason),
+        json!({}),
+    )?;
+    json(StatusCode::OK, &json!({ "name": name, "deleted": true }))
+}

@@ -1,0 +1,212 @@
+//! A tenant admin uploads guardrail components through the admin API and the
+//! CLI: checked, compiled off the request path, self-tested, then live for
+//! the next request; a broken upload is refused while the running version
+//! keeps serving; rollback and delete work; another tenant's admin cannot
+//! touch them.
+
+mod common;
+
+use common::*;
+use warden::state::model::Role;
+
+const PII: &str = "invoice api for ali@example.com";
+
+async fn upload(
+    env: &TestEnv,
+    admin: &str,
+    tenant: &str,
+    name: &str,
+    wasm: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let response = env
+        .http
+        .put(format!(
+            "{}/admin/v1/tenants/{tenant}/plugins/{name}",
+            env.base
+        ))
+        .bearer_auth(admin)
+        .header("content-type", "application/wasm")
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+    )
+}
+
+async fn answer(env: &TestEnv, token: &str, prompt: &str) -> (u16, String) {
+    let response = env.chat(token, prompt, false).await;
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_go_live_on_the_next_request_and_roll_back() {
+    let plugins = private_plugins();
+    let plugin_path = plugins.0.clone();
+    let env = TestEnv::start_with(
+        vec![TenantSpec::new("acme"), TenantSpec::new("globex")],
+        |c| c.plugin_dir = plugin_path,
+    )
+    .await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    let other_admin = env.user_with_role("globex", "gina", Role::Admin);
+    let user = env.token("acme");
+    // The policy names acme's own guardrail "guard", which does not exist
+    // yet: the running chain stays until an upload makes it whole.
+    put(
+        &env.policies.0.join("acme.toml"),
+        policy_with_guardrail("guard").as_bytes(),
+    );
+    let redactor = std::fs::read(plugin_dir().join("pii-redactor.wasm")).unwrap();
+    let limiter = std::fs::read(plugin_dir().join("max-prompt-length.wasm")).unwrap();
+
+    // Garbage and a component of the wrong kind for the policy are refused.
+    let (status, body) = upload(&env, &admin, "acme", "guard", b"\0asm not really".to_vec()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("plugin_rejected")),
+        "{body}"
+    );
+    let intent = std::fs::read(plugin_dir().join("intent.wasm")).unwrap();
+    let (status, body) = upload(&env, &admin, "acme", "guard", intent).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("guardrail"),
+        "{body}"
+    );
+
+    // v1: the redactor, live for the very next request.
+    let (status, body) = upload(&env, &admin, "acme", "guard", redactor.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        (body["version"].as_u64(), body["stage"].as_str()),
+        (Some(1), Some("guardrail"))
+    );
+    assert!(body["self_test"].as_str().unwrap().contains("on-request"));
+    let (status, text) = answer(&env, &user, PII).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("[redacted]") && !text.contains("ali@example.com"),
+        "{text}"
+    );
+
+    // v2: the length limiter replaces it (no redaction, long prompts refused).
+    let (status, body) = upload(&env, &admin, "acme", "guard", limiter).await;
+    assert_eq!((status, body["version"].as_u64()), (201, Some(2)), "{body}");
+    assert!(answer(&env, &user, PII).await.1.contains("ali@example.com"));
+    let long = format!("invoice api {}", "x".repeat(3_000));
+    let (status, text) = answer(&env, &user, &long).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("guardrail_denied") && text.contains("3012 characters"),
+        "{text}"
+    );
+
+    // A broken v3 is refused; v2 keeps serving.
+    let (status, _) = upload(&env, &admin, "acme", "guard", b"broken".to_vec()).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer(&env, &user, &long).await.0, 403);
+
+    // Rollback to v1.
+    let (status, body) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/plugins/guard/rollback",
+            Some(serde_json::json!({"reason": "v2 too strict"})),
+        )
+        .await;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(1)), "{body}");
+    assert!(answer(&env, &user, PII).await.1.contains("[redacted]"));
+    let (_, listed) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/plugins", None)
+        .await;
+    assert_eq!(listed["data"][0]["name"], "guard");
+    assert_eq!(listed["data"][0]["live"], 1);
+    assert_eq!(listed["data"][0]["versions"].as_array().unwrap().len(), 2);
+
+    // Another tenant's admin sees and changes none of it.
+    let (status, _) = upload(&env, &other_admin, "acme", "guard", redactor.clone()).await;
+    assert_eq!(status, 404);
+    let (status, _) = env
+        .admin(&other_admin, "GET", "/admin/v1/tenants/acme/plugins", None)
+        .await;
+    assert_eq!(status, 404);
+
+    // Delete is refused while the policy names the plugin.
+    let reason = Some(serde_json::json!({"reason": "cleanup"}));
+    let (status, body) = env
+        .admin(
+            &admin,
+            "POST",
+            "/admin/v1/tenants/acme/plugins/guard/delete",
+            reason.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("plugin_in_use")),
+        "{body}"
+    );
+    let (_, events) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/events", None)
+        .await;
+    let actions: Vec<_> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        actions.contains(&"plugin.rollback".to_string())
+            && actions.iter().filter(|a| *a == "plugin.upload").count() == 2,
+        "{actions:?}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_uploads_through_the_running_server() {
+    let plugins = private_plugins();
+    let plugin_path = plugins.0.clone();
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
+        c.plugin_dir = plugin_path
+    })
+    .await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    let file = plugin_dir().join("pii-redactor.wasm");
+    let base = env.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        warden_output(&[
+            "plugin",
+            "upload",
+            "--tenant",
+            "acme",
+            "redactor",
+            file.to_str().unwrap(),
+            "--server",
+            &base,
+            "--token",
+            &admin,
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(body["version"], 1);
+    assert!(plugins.0.join("tenants/acme/redactor.wasm").is_file());
+    env.stop().await;
+}

@@ -45,13 +45,9 @@ async fn answer(env: &TestEnv, token: &str, prompt: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_go_live_on_the_next_request_and_roll_back() {
-    let plugins = private_plugins();
-    let plugin_path = plugins.0.clone();
-    let env = TestEnv::start_with(
-        vec![TenantSpec::new("acme"), TenantSpec::new("globex")],
-        |c| c.plugin_dir = plugin_path,
-    )
-    .await;
+    let (env, _plugins) =
+        TestEnv::start_with_own_plugins(vec![TenantSpec::new("acme"), TenantSpec::new("globex")])
+            .await;
     let admin = env.user_with_role("acme", "maya", Role::Admin);
     let other_admin = env.user_with_role("globex", "gina", Role::Admin);
     let user = env.token("acme");
@@ -174,12 +170,7 @@ async fn uploads_go_live_on_the_next_request_and_roll_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_uploads_through_the_running_server() {
-    let plugins = private_plugins();
-    let plugin_path = plugins.0.clone();
-    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        c.plugin_dir = plugin_path
-    })
-    .await;
+    let (env, plugins) = TestEnv::start_with_own_plugins(vec![TenantSpec::new("acme")]).await;
     let admin = env.user_with_role("acme", "maya", Role::Admin);
     let file = plugin_dir().join("pii-redactor.wasm");
     let base = env.base.clone();

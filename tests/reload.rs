@@ -59,13 +59,9 @@ async fn events(env: &TestEnv, admin: &str, tenant: &str) -> Vec<(String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_and_tenant_plugins_go_live_without_a_restart() {
-    let plugins = private_plugins();
-    let plugin_path = plugins.0.clone();
-    let env = TestEnv::start_with(
-        vec![TenantSpec::new("acme"), TenantSpec::new("globex")],
-        |c| c.plugin_dir = plugin_path,
-    )
-    .await;
+    let (env, plugins) =
+        TestEnv::start_with_own_plugins(vec![TenantSpec::new("acme"), TenantSpec::new("globex")])
+            .await;
     let (acme, globex) = (env.token("acme"), env.token("globex"));
     let root = env.user_with_role("acme", "root", Role::SuperAdmin);
     assert!(echo(&env, &acme).await.contains("ali@example.com"));

@@ -188,6 +188,17 @@ impl TestEnv {
         }
     }
 
+    /// As `start`, with a private copy of the built plugins as the plugin
+    /// directory, so a test can add and change plugin files.
+    pub async fn start_with_own_plugins(tenants: Vec<TenantSpec>) -> (Self, TempDir) {
+        let plugins = private_plugins();
+        let dir = plugins.0.clone();
+        (
+            Self::start_with(tenants, |c| c.plugin_dir = dir).await,
+            plugins,
+        )
+    }
+
     pub fn app(&self) -> &warden::app::App {
         &self.server.as_ref().unwrap().app
     }

@@ -50,6 +50,26 @@ pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, 
     json(StatusCode::OK, &json!({ "data": store.list() }))
 }
 
+/// Compiles a component in the blocking pool: compiling takes from
+/// milliseconds (Rust) to seconds (Python, JS), never on a worker thread.
+async fn compile_off_worker(
+    app: &Arc<App>,
+    name: &str,
+    wasm: Bytes,
+) -> Result<Arc<crate::runtime::CompiledPlugin>, ApiError> {
+    chains(app)?;
+    let (app, name) = (app.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        app.chains
+            .as_ref()
+            .expect("checked by the caller")
+            .compile(&name, &wasm)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| rejected(format!("{e:#}")))
+}
+
 /// Compiles `wasm` off the request path, self-tests it, stores it as a new
 /// version and makes it live for the tenant; returns (version, stage, what
 /// the self-test checked).
@@ -60,19 +80,7 @@ async fn go_live(
     wasm: Bytes,
 ) -> Result<(u32, String, String), ApiError> {
     let chains = chains(app)?;
-    // Compiling takes from milliseconds to seconds: never on a worker thread.
-    let compiled = {
-        let (app, name, wasm) = (app.clone(), name.to_string(), wasm.clone());
-        tokio::task::spawn_blocking(move || {
-            app.chains
-                .as_ref()
-                .expect("checked above")
-                .compile(&name, &wasm)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| rejected(format!("{e:#}")))?
-    };
+    let compiled = compile_off_worker(app, name, wasm.clone()).await?;
     let stage = compiled.stage.to_string();
     let self_test = chains
         .self_test(tenant, compiled.clone())
@@ -160,18 +168,7 @@ pub async fn rollback(
     let bytes = store
         .read_version(name, previous)
         .map_err(|e| internal(e.into()))?;
-    let compiled = {
-        let (app, name, bytes) = (app.clone(), name.to_string(), bytes.clone());
-        tokio::task::spawn_blocking(move || {
-            app.chains
-                .as_ref()
-                .expect("checked above")
-                .compile(&name, &bytes)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| rejected(format!("{e:#}")))?
-    };
+    let compiled = compile_off_worker(app, name, bytes.into()).await?;
     swap_in(chains, tenant, name, compiled)?;
     store
         .make_live(name, previous)

@@ -46,6 +46,9 @@ pub struct Chains {
     kv_tree: sled::Tree,
     by_tenant: ArcSwap<HashMap<String, Arc<TenantChain>>>,
     build_lock: std::sync::Mutex<()>,
+    /// Held by whoever changes plugin files and the plugin sets together
+    /// (the hot-reload watcher, an upload), so they never interleave.
+    reload_lock: std::sync::Mutex<()>,
 }
 
 /// Where a tenant's own plugins live.
@@ -80,7 +83,13 @@ impl Chains {
             kv_tree,
             by_tenant: ArcSwap::from_pointee(HashMap::new()),
             build_lock: std::sync::Mutex::new(()),
+            reload_lock: std::sync::Mutex::new(()),
         })
+    }
+
+    /// See `reload_lock`: never held across an `.await`.
+    pub fn reload_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reload_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn plugin_dir(&self) -> &Path {

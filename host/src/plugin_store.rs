@@ -135,6 +135,19 @@ impl PluginStore {
         )
     }
 
+    /// Forgets a version that did not go live, and puts the live file back
+    /// as it was (`previous`, or no file).
+    pub fn discard(&self, name: &str, version: u32, previous: Option<u32>) -> std::io::Result<()> {
+        match previous {
+            Some(previous) => self.make_live(name, previous)?,
+            None => {
+                let _ = std::fs::remove_file(self.live_path(name));
+                let _ = std::fs::remove_file(self.versions_dir(name).join("LIVE"));
+            }
+        }
+        std::fs::remove_file(self.version_path(name, version))
+    }
+
     /// The stored version before the live one.
     pub fn previous(&self, name: &str) -> Option<u32> {
         let versions = self.versions(name);

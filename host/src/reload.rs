@@ -164,6 +164,7 @@ pub fn spawn(app: &Arc<App>) -> anyhow::Result<Option<Watcher>> {
 /// Recompiles changed plugins, then rebuilds the affected tenants' chains.
 fn apply(app: &App, changes: Changes) {
     let Some(chains) = &app.chains else { return };
+    let _reloading = chains.reload_lock();
     let started = std::time::Instant::now();
     for (tenant, name, path) in &changes.plugins {
         if let Err(e) = chains.reload_plugin(tenant.as_deref(), name, path) {

@@ -86,12 +86,21 @@ async fn go_live(
         .self_test(tenant, compiled.clone())
         .await
         .map_err(|e| rejected(format!("{e:#}")))?;
-    swap_in(chains, tenant, name, compiled)?;
+    // Files first, then the swap, under the reload lock: the watcher, which
+    // sees these files too, then only ever reads the newest version.
+    let _reloading = chains.reload_lock();
     let store = PluginStore::new(chains.plugin_dir(), tenant);
+    let previous = store.versions(name).live;
     let version = store.add(name, &wasm).map_err(|e| internal(e.into()))?;
     store
         .make_live(name, version)
         .map_err(|e| internal(e.into()))?;
+    if let Err(e) = swap_in(chains, tenant, name, compiled) {
+        store
+            .discard(name, version, previous)
+            .map_err(|e| internal(e.into()))?;
+        return Err(e);
+    }
     Ok((version, stage, self_test))
 }
 
@@ -169,10 +178,19 @@ pub async fn rollback(
         .read_version(name, previous)
         .map_err(|e| internal(e.into()))?;
     let compiled = compile_off_worker(app, name, bytes.into()).await?;
-    swap_in(chains, tenant, name, compiled)?;
+    let _reloading = chains.reload_lock();
+    let current = store.versions(name).live;
     store
         .make_live(name, previous)
         .map_err(|e| internal(e.into()))?;
+    if let Err(e) = swap_in(chains, tenant, name, compiled) {
+        if let Some(current) = current {
+            store
+                .make_live(name, current)
+                .map_err(|e| internal(e.into()))?;
+        }
+        return Err(e);
+    }
     audit(
         app,
         caller,

@@ -201,3 +201,45 @@ async fn the_cli_uploads_through_the_running_server() {
     assert!(plugins.0.join("tenants/acme/redactor.wasm").is_file());
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_plugins_are_cached_across_restarts() {
+    let cold = std::time::Instant::now();
+    let mut env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    println!(
+        "start, compiling every plugin: {} ms",
+        cold.elapsed().as_millis()
+    );
+    let cache = env.state.0.join("compiled");
+    let artifacts = || {
+        let mut names: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let plugins = std::fs::read_dir(plugin_dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wasm")
+        })
+        .count();
+    let first = artifacts();
+    assert_eq!(first.len(), plugins, "one artifact per plugin: {first:?}");
+
+    let started = std::time::Instant::now();
+    env.restart().await;
+    println!(
+        "restart with cached artifacts: {} ms",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(artifacts(), first, "the restart compiled nothing new");
+    let token = env.token("acme");
+    assert_eq!(env.chat(&token, "invoice api", false).await.status(), 200);
+    env.stop().await;
+}

@@ -46,6 +46,7 @@ impl App {
             let runtime = PluginRuntime::new(&RuntimeConfig {
                 max_instances: config.runtime.max_instances,
                 max_memory_bytes: config.runtime.max_memory_mib << 20,
+                artifact_dir: Some(config.state_dir.join("compiled")),
             })?;
             let chains = Chains::load(
                 runtime,

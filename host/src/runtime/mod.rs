@@ -3,6 +3,7 @@
 //! and sandboxed per-tenant instances (see [`plugin`]).
 
 pub mod bindings;
+mod cache;
 mod host_imports;
 mod limits;
 mod plugin;
@@ -34,6 +35,8 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Ceiling for any one linear memory; tenants' caps are at most this.
     pub max_memory_bytes: usize,
+    /// Where compiled components are cached (`None`: compile every time).
+    pub artifact_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +44,7 @@ impl Default for RuntimeConfig {
         Self {
             max_instances: 1000,
             max_memory_bytes: 256 << 20,
+            artifact_dir: None,
         }
     }
 }
@@ -49,6 +53,7 @@ pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<PluginState>,
     ticker_stop: Arc<AtomicBool>,
+    cache: Option<cache::ArtifactCache>,
 }
 
 impl PluginRuntime {
@@ -92,15 +97,23 @@ impl PluginRuntime {
             engine,
             linker,
             ticker_stop,
+            cache: config
+                .artifact_dir
+                .as_deref()
+                .map(cache::ArtifactCache::new),
         })
     }
 
     /// Compiles and type-checks a component. Slow (milliseconds to seconds):
     /// never call it on the request path.
     pub fn compile(&self, name: &str, wasm: &[u8]) -> anyhow::Result<CompiledPlugin> {
-        let component = Component::new(&self.engine, wasm).map_err(|e| {
-            wasm_error(&format!("plugin '{name}' is not a valid wasm component"), e)
-        })?;
+        let started = std::time::Instant::now();
+        let (component, cached) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, wasm),
+            None => Component::new(&self.engine, wasm).map(|c| (c, false)),
+        }
+        .map_err(|e| wasm_error(&format!("plugin '{name}' is not a valid wasm component"), e))?;
+        tracing::debug!(plugin = %name, cached, ms = started.elapsed().as_millis() as u64, "plugin loaded");
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             wasm_error(
                 &format!(

@@ -18,6 +18,9 @@ use super::bindings::{auth, deviation, guardrail, intent, quota, task_validation
 use super::host_imports::{PluginScope, PluginState};
 use super::stage::{Stage, StageExports, StageGuest};
 
+/// Instantiation may take this many call deadlines.
+const INSTANTIATE_BUDGET_FACTOR: u64 = 10;
+
 /// A component compiled and type-checked against the host's imports.
 pub struct CompiledPlugin {
     pub name: String,
@@ -157,7 +160,10 @@ impl TenantPlugin {
         let mut store = Store::new(self.compiled.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks);
+        // Creating an instance is mostly host work (and slower when the
+        // process is busy): it gets a larger budget than a call, which
+        // still bounds a component whose start function never returns.
+        store.set_epoch_deadline(self.deadline_ticks * INSTANTIATE_BUDGET_FACTOR);
         let instance = self
             .compiled
             .pre

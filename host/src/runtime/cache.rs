@@ -1,0 +1,74 @@
+//! Compiled components cached on disk, so a restart does not recompile every
+//! tenant's plugins (compiling is milliseconds for a Rust component, seconds
+//! for Python or JavaScript ones).
+//!
+//! An artifact is named by the SHA-256 of the component's bytes and a hash
+//! of the engine's settings: a different component, or a different wasmtime
+//! or configuration, is a miss, never a wrong artifact.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+pub struct ArtifactCache {
+    dir: PathBuf,
+}
+
+impl ArtifactCache {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
+        let mut settings = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut settings);
+        let digest: String = Sha256::digest(wasm)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.dir
+            .join(format!("{digest}-{:016x}.cwasm", settings.finish()))
+    }
+
+    /// The cached artifact of `wasm`, or a fresh compilation (then cached).
+    /// Returns whether it came from the cache.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> wasmtime::Result<(Component, bool)> {
+        let path = self.path(engine, wasm);
+        if path.is_file() {
+            // SAFETY: the file is an artifact this process wrote from these
+            // exact bytes with these exact engine settings (both are in its
+            // name), in Warden's own state directory.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, true)),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "ignoring a bad cached artifact")
+                }
+            }
+        }
+        let component = Component::new(engine, wasm)?;
+        if let Err(e) = self.store(&path, &component) {
+            tracing::warn!(error = %e, "cannot cache a compiled plugin");
+        }
+        Ok((component, false))
+    }
+
+    fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = path.with_extension("partial");
+        let artifact = component
+            .serialize()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        std::fs::write(&tmp, artifact)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+}

@@ -74,8 +74,17 @@ fn text_len(messages: &[Message]) -> usize {
         .sum()
 }
 
-fn failed(e: PluginError) -> ApiError {
-    ApiError::plugin_failed(e.to_string())
+/// A guardrail's answer; `None` when it failed and its policy lets the
+/// call go on without it (`fail_open`), an error when it fails closed.
+fn tolerate<T>(slot: &StageSlot, result: Result<T, PluginError>) -> Result<Option<T>, ApiError> {
+    match result {
+        Ok(decision) => Ok(Some(decision)),
+        Err(e) if slot.fail_open => {
+            tracing::warn!(error = %e, "guardrail failed open");
+            Ok(None)
+        }
+        Err(e) => Err(ApiError::plugin_failed(e.to_string())),
+    }
 }
 
 /// Runs every guardrail's `on-request`; returns the messages to forward when
@@ -88,13 +97,9 @@ pub async fn screen_request(
     let mut messages = original;
     let mut rewritten = false;
     for slot in guardrails {
-        let decision = match slot.plugin.on_request(context, &messages).await {
-            Ok(decision) => decision,
-            Err(e) if slot.fail_open => {
-                tracing::warn!(error = %e, "guardrail failed open");
-                continue;
-            }
-            Err(e) => return Err(failed(e)),
+        let Some(decision) = tolerate(slot, slot.plugin.on_request(context, &messages).await)?
+        else {
+            continue;
         };
         match decision {
             RequestDecision::Allow => {}
@@ -154,13 +159,9 @@ pub async fn screen_response(
     for mut choice in choices {
         if let Some(mut text) = choice["message"]["content"].as_str().map(str::to_string) {
             for slot in guardrails {
-                let decision = match slot.plugin.on_response(context, &text).await {
-                    Ok(decision) => decision,
-                    Err(e) if slot.fail_open => {
-                        tracing::warn!(error = %e, "guardrail failed open");
-                        continue;
-                    }
-                    Err(e) => return Err(failed(e)),
+                let Some(decision) = tolerate(slot, slot.plugin.on_response(context, &text).await)?
+                else {
+                    continue;
                 };
                 match decision {
                     ResponseDecision::Allow => {}

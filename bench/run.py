@@ -14,7 +14,8 @@ import urllib.request
 WARDEN = sys.argv[1]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DURATION = int(os.environ.get("DURATION", "10"))
-PORTS = {"mock": 18081, "nginx": 18082, "warden-no-chain": 18083, "warden-chain": 18084}
+PORTS = {"mock": 18081, "nginx": 18082, "warden-no-chain": 18083, "warden-chain": 18084,
+         "warden-guardrails": 18085}
 WORK = tempfile.mkdtemp(prefix="warden-bench-")
 BODY = json.dumps({
     "model": "gpt-4o-mini",
@@ -54,13 +55,29 @@ def seed(state):
     return warden("token", "issue", "--tenant", "bench", "--user", "ali", "--task", "invoice-backend", *common)
 
 
-def start_warden(name, chain):
+def guardrail_policies():
+    """A policy directory where tenant `bench` adds three guardrails to the five stages."""
+    directory = os.path.join(WORK, "policies-guardrails")
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(ROOT, "policies", "default.toml")) as f:
+        default = f.read()
+    with open(os.path.join(directory, "default.toml"), "w") as f:
+        f.write(default)
+    with open(os.path.join(directory, "bench.toml"), "w") as f:
+        f.write(default + '\n[[guardrails]]\nplugin = "pii-redactor"\nconfig = { blocked_topics = "salary" }\n'
+                '\n[[guardrails]]\nplugin = "max-prompt-length"\n'
+                '\n[[guardrails]]\nplugin = "pii-redactor"\n')
+    return directory
+
+
+def start_warden(name, chain, policy_dir=None):
     state = os.path.join(WORK, name)
     token = seed(state)
+    policy_dir = policy_dir or os.path.join(ROOT, "policies")
     config = os.path.join(WORK, f"{name}.toml")
     with open(config, "w") as f:
         f.write(f'listen = "127.0.0.1:{PORTS[name]}"\nstate_dir = "{state}"\n'
-                f'plugin_dir = "{ROOT}/build/plugins"\npolicy_dir = "{ROOT}/policies"\n'
+                f'plugin_dir = "{ROOT}/build/plugins"\npolicy_dir = "{policy_dir}"\n'
                 f'chain_enabled = {"true" if chain else "false"}\n'
                 f'[upstream]\nbase_url = "http://127.0.0.1:{PORTS["mock"]}/v1"\napi_key_env = "BENCH_KEY"\n')
     proc = start([WARDEN, "serve", "--config", config], env={**os.environ, "RUST_LOG": "warn", "BENCH_KEY": "k"})
@@ -131,9 +148,11 @@ def main():
         nginx()
         plain, token_plain = start_warden("warden-no-chain", chain=False)
         full, token_full = start_warden("warden-chain", chain=True)
+        guarded, token_guarded = start_warden("warden-guardrails", chain=True, policy_dir=guardrail_policies())
         targets = [("mock LLM, direct", PORTS["mock"], "x", mock), ("nginx proxy_pass", PORTS["nginx"], "x", None),
                    ("Warden, chain disabled", PORTS["warden-no-chain"], token_plain, plain),
-                   ("Warden, 5-stage chain + logging", PORTS["warden-chain"], token_full, full)]
+                   ("Warden, 5-stage chain + logging", PORTS["warden-chain"], token_full, full),
+                   ("Warden, chain + 3 tenant guardrails", PORTS["warden-guardrails"], token_guarded, guarded)]
         results = {}
         for name, port, token, proc in targets:
             wrk(port, token, 8)  # warm-up: connections, warm plugin instances, caches
@@ -161,6 +180,8 @@ def main():
         print(f"- the chain itself, timed inside Warden: {results[(chain_name, 'chain', 1)]:.1f} µs per request at c=1, "
               f"{results[(chain_name, 'chain', 64)]:.1f} µs at c=64 (five plugin calls, quota and score bookkeeping)")
         print(f"- full chain minus chain disabled at p50 (c=1): {on1[1] - off1[1]:.0f} µs")
+        guarded1 = results[(targets[4][0], 1)]
+        print(f"- three tenant guardrails add {guarded1[1] - on1[1]:.0f} µs at p50 over the full chain (c=1)")
         print(f"- full-chain throughput is {100 * on64[0] / off64[0]:.0f}% of chain-disabled (c=64; goal ≥ 60%)")
         print(f"- chain-disabled throughput is {100 * off64[0] / ngx[0]:.0f}% of nginx's (c=64; goal ≥ 50%)")
     finally:

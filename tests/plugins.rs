@@ -243,3 +243,41 @@ async fn compiled_plugins_are_cached_across_restarts() {
     assert_eq!(env.chat(&token, "invoice api", false).await.status(), 200);
     env.stop().await;
 }
+
+#[test]
+fn plugin_test_runs_a_component_locally_against_a_sample() {
+    let plugin = plugin_dir().join("pii-redactor.wasm");
+    let sample = repo_root().join("examples/guardrails/sample-request.json");
+    let (plugin, sample) = (plugin.to_str().unwrap(), sample.to_str().unwrap());
+    let report = warden_json(&[
+        "plugin",
+        "test",
+        plugin,
+        "--request",
+        sample,
+        "--response",
+        "sent to bo@example.org",
+    ]);
+    assert_eq!(report["stage"], "guardrail");
+    let rewritten = report["on_request"]["rewrite"][1]["content"]
+        .as_str()
+        .unwrap();
+    assert_eq!(rewritten, "mail [redacted] the invoice [redacted]");
+    assert_eq!(report["on_response"]["redact"], "sent to [redacted]");
+    let denied = warden_json(&[
+        "plugin",
+        "test",
+        plugin,
+        "--request",
+        sample,
+        "--config",
+        "blocked_topics=invoice",
+    ]);
+    assert!(denied["on_request"]["deny"]
+        .as_str()
+        .unwrap()
+        .contains("'invoice'"));
+    let broken = warden_output(&["plugin", "test", sample, "--request", sample]);
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("not a valid wasm component"));
+}

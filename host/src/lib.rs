@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod mock_llm;
 pub mod pipeline;
 pub mod plugin_store;
+pub mod plugin_test;
 pub mod policy;
 pub mod ratelimit;
 pub mod reload;

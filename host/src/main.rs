@@ -177,7 +177,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => cli::run(target, command.call()).await?,
         Command::Task { command } => cli::run(target, command.call()).await?,
         Command::Token { command } => cli::run(target, command.call()).await?,
-        Command::Plugin { command } => cli::run(target, command.call()?).await?,
+        Command::Plugin { command } => match command.test_locally().await {
+            Some(report) => println!("{}", serde_json::to_string_pretty(&report?)?),
+            None => cli::run(target, command.call()?).await?,
+        },
         Command::Usage(args) => cli::run(target, args.call()).await?,
         Command::Logs(args) => cli::run(target, args.call()).await?,
         Command::Events(args) => cli::run(target, args.call()).await?,

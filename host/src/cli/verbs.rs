@@ -219,6 +219,20 @@ pub enum PluginCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Run a component locally against a sample request, without a server.
+    Test {
+        /// The `.wasm` component.
+        file: std::path::PathBuf,
+        /// A chat completion body (JSON file) to screen.
+        #[arg(long)]
+        request: std::path::PathBuf,
+        /// An answer text to screen with `on-response`.
+        #[arg(long)]
+        response: Option<String>,
+        /// Config values the plugin reads, `key=value` (repeat).
+        #[arg(long = "config")]
+        config: Vec<String>,
+    },
     /// Delete a plugin and its versions (refused while the policy names it).
     Delete {
         #[arg(long)]
@@ -573,7 +587,43 @@ impl PluginCommand {
                 tenant_path(tenant, &format!("plugins/{name}/delete")),
                 reason,
             ),
+            Self::Test { .. } => {
+                anyhow::bail!("`plugin test` runs locally, not through the admin API")
+            }
         })
+    }
+
+    /// `plugin test`: the report, when this is that verb.
+    pub async fn test_locally(&self) -> Option<anyhow::Result<Value>> {
+        let Self::Test {
+            file,
+            request,
+            response,
+            config,
+        } = self
+        else {
+            return None;
+        };
+        let report = async {
+            let wasm = std::fs::read(file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            let text = std::fs::read_to_string(request)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", request.display()))?;
+            let request: Value = serde_json::from_str(&text)?;
+            let config = config
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| anyhow::anyhow!("--config wants key=value, not '{kv}'"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let name = file
+                .file_stem()
+                .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
+            warden::plugin_test::run(&name, &wasm, &request, response.as_deref(), config).await
+        };
+        Some(report.await)
     }
 }
 

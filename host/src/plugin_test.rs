@@ -1,0 +1,109 @@
+//! `warden plugin test`: runs a component locally, in the same sandbox a
+//! tenant's calls get, against a sample request (an OpenAI chat body) and
+//! an optional answer text, and reports what it decided. No server, no
+//! state: the plugin's key-value store is a temporary one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::runtime::bindings::guardrail::{
+    CallContext, Message, RequestDecision, ResponseDecision,
+};
+use crate::runtime::bindings::types;
+use crate::runtime::{PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage};
+
+/// The messages of a chat body, their content flattened to text.
+fn messages_of(request: &Value) -> Vec<Message> {
+    request["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| Message {
+            role: m["role"].as_str().unwrap_or("user").to_string(),
+            content: match &m["content"] {
+                Value::String(s) => s.clone(),
+                Value::Array(parts) => parts
+                    .iter()
+                    .filter_map(|p| p["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                _ => String::new(),
+            },
+        })
+        .collect()
+}
+
+/// Compiles `wasm`, calls it like the proxy would, and reports the result.
+pub async fn run(
+    name: &str,
+    wasm: &[u8],
+    request: &Value,
+    response: Option<&str>,
+    config: HashMap<String, String>,
+) -> anyhow::Result<Value> {
+    let runtime = PluginRuntime::new(&RuntimeConfig {
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })?;
+    let compiled = Arc::new(runtime.compile(name, wasm)?);
+    let stage = compiled.stage;
+    if stage != Stage::Guardrail {
+        return Ok(
+            json!({ "plugin": name, "stage": stage.as_str(), "note": "compiled; sample calls are run for guardrails only so far" }),
+        );
+    }
+    let kv = sled::Config::new()
+        .temporary(true)
+        .open()?
+        .open_tree("plugin_kv")?;
+    let scope = Arc::new(PluginScope::new(
+        Arc::from("test"),
+        Arc::from(name),
+        config,
+        kv,
+    ));
+    let plugin = runtime.instantiate_for_tenant(compiled, scope, SandboxLimits::default());
+    let context = CallContext {
+        identity: types::Identity {
+            tenant_id: "test".into(),
+            user_id: "test".into(),
+            role: types::Role::User,
+        },
+        task_id: request["metadata"]["task_id"]
+            .as_str()
+            .unwrap_or("test")
+            .to_string(),
+        endpoint: "chat.completions".into(),
+        model: request["model"].as_str().unwrap_or("test").to_string(),
+    };
+    let failed = |e: crate::runtime::PluginError| anyhow::anyhow!("{e}: {}", e.detail);
+    let on_request = match plugin
+        .on_request(&context, &messages_of(request))
+        .await
+        .map_err(failed)?
+    {
+        RequestDecision::Allow => json!("allow"),
+        RequestDecision::Deny(reason) => json!({ "deny": reason }),
+        RequestDecision::Rewrite(messages) => json!({ "rewrite": messages
+            .iter()
+            .map(|m| json!({ "role": m.role, "content": m.content }))
+            .collect::<Vec<_>>() }),
+    };
+    let on_response = match response {
+        None => Value::Null,
+        Some(text) => match plugin.on_response(&context, text).await.map_err(failed)? {
+            ResponseDecision::Allow => json!("allow"),
+            ResponseDecision::Deny(reason) => json!({ "deny": reason }),
+            ResponseDecision::Redact(text) => json!({ "redact": text }),
+        },
+    };
+    Ok(json!({
+        "plugin": name,
+        "stage": stage.as_str(),
+        "on_request": on_request,
+        "on_response": on_response,
+    }))
+}

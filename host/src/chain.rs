@@ -1,8 +1,11 @@
-//! Per-tenant plugin chains. Compiled plugins are shared process-wide; each
-//! tenant gets its own [`TenantChain`] (its own scopes and warm instances),
-//! built on the tenant's first request and cached behind an `ArcSwap` so the
-//! request path reads it without a lock. A request holds its chain's `Arc`
-//! for its whole life, so swapping a chain never disturbs requests in flight.
+//! Per-tenant plugin chains. Compiled plugins are shared process-wide (and a
+//! tenant may bring its own, found first); each tenant gets its own
+//! [`TenantChain`] (its own scopes and warm instances): the five stages and
+//! its guardrails. Chains are built at start-up (or on a new tenant's first
+//! request), rebuilt when plugins or policies change (reload.rs, uploads),
+//! and kept behind an `ArcSwap` so the request path reads them without a
+//! lock. A request holds its chain's `Arc` for its whole life, so swapping a
+//! chain never disturbs requests in flight.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -120,15 +120,7 @@ async fn policies_and_tenant_plugins_go_live_without_a_restart() {
     })
     .await;
     assert!(echo(&env, &acme).await.contains("[redacted]"));
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(metrics.contains("warden_chain_reloads_total"), "{metrics}");
     assert!(
         !metrics.contains("warden_reload_failures_total 0\n"),

@@ -65,15 +65,7 @@ async fn misbehaving_tenant_fails_closed_while_others_succeed(mode: &str, expect
     }
     // The proxy is still healthy afterwards, and counted every failure.
     assert_eq!(env.chat(&good, "invoice api", false).await.status(), 200);
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("warden_plugin_failures_total 9\n"),
         "{metrics}"

@@ -135,16 +135,20 @@ impl PluginStore {
         )
     }
 
-    /// Forgets a version that did not go live, and puts the live file back
-    /// as it was (`previous`, or no file).
-    pub fn discard(&self, name: &str, version: u32, previous: Option<u32>) -> std::io::Result<()> {
+    /// Puts the live file back as it was: `previous`, or no live file.
+    pub fn restore_live(&self, name: &str, previous: Option<u32>) -> std::io::Result<()> {
         match previous {
-            Some(previous) => self.make_live(name, previous)?,
+            Some(previous) => self.make_live(name, previous),
             None => {
                 let _ = std::fs::remove_file(self.live_path(name));
                 let _ = std::fs::remove_file(self.versions_dir(name).join("LIVE"));
+                Ok(())
             }
         }
+    }
+
+    /// Forgets a stored version (one that never went live).
+    pub fn remove_version(&self, name: &str, version: u32) -> std::io::Result<()> {
         std::fs::remove_file(self.version_path(name, version))
     }
 

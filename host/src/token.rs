@@ -266,15 +266,15 @@ fn still_valid(directory: &Directory, kid: &str, claims: &Claims) -> Result<(), 
 
 /// Verifies a bearer token against the directory snapshot.
 pub fn verify(directory: &Directory, token: &str) -> Result<Arc<Claims>, TokenError> {
+    // A hit is re-checked in place: no copy of the kid on the request path.
     let hit = VERIFIED.with_borrow(|cache| {
         cache
             .get(token)
             .filter(|v| v.generation == directory.generation)
-            .map(|v| (v.kid.clone(), Arc::clone(&v.claims)))
+            .map(|v| still_valid(directory, &v.kid, &v.claims).map(|()| Arc::clone(&v.claims)))
     });
-    if let Some((kid, claims)) = hit {
-        still_valid(directory, &kid, &claims)?;
-        return Ok(claims);
+    if let Some(result) = hit {
+        return result;
     }
     let claims = Arc::new(verify_signed(directory, token)?);
     let kid = jsonwebtoken::decode_header(token)

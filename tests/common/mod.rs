@@ -199,6 +199,19 @@ impl TestEnv {
         )
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.base);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn app(&self) -> &warden::app::App {
         &self.server.as_ref().unwrap().app
     }

@@ -86,37 +86,43 @@ async fn go_live(
         .self_test(tenant, compiled.clone())
         .await
         .map_err(|e| rejected(format!("{e:#}")))?;
-    // Files first, then the swap, under the reload lock: the watcher, which
-    // sees these files too, then only ever reads the newest version.
-    let _reloading = chains.reload_lock();
     let store = PluginStore::new(chains.plugin_dir(), tenant);
-    let previous = store.versions(name).live;
+    let _reloading = chains.reload_lock();
     let version = store.add(name, &wasm).map_err(|e| internal(e.into()))?;
-    store
-        .make_live(name, version)
-        .map_err(|e| internal(e.into()))?;
-    if let Err(e) = swap_in(chains, tenant, name, compiled) {
+    if let Err(e) = publish(chains, &store, tenant, name, version, compiled) {
         store
-            .discard(name, version, previous)
+            .remove_version(name, version)
             .map_err(|e| internal(e.into()))?;
         return Err(e);
     }
     Ok((version, stage, self_test))
 }
 
-/// Swaps a plugin into the tenant's set and rebuilds the tenant's chain; if
-/// the chain does not build with it (the policy names it for another
-/// stage, say), the previous version is put back and the upload refused.
-fn swap_in(
+/// Makes a stored version live: its file first, then the swap into the
+/// tenant's plugin set and chain. If the chain does not build with it (the
+/// policy names it for another stage, say), the previous plugin and live
+/// file are put back and the change is refused. Callers hold the reload
+/// lock, so the watcher, which sees these files too, only ever reads the
+/// newest version.
+fn publish(
     chains: &Chains,
+    store: &PluginStore,
     tenant: &str,
     name: &str,
+    version: u32,
     compiled: Arc<crate::runtime::CompiledPlugin>,
 ) -> Result<(), ApiError> {
-    let previous = chains.own_plugin(tenant, name);
+    let live_before = store.versions(name).live;
+    store
+        .make_live(name, version)
+        .map_err(|e| internal(e.into()))?;
+    let running = chains.own_plugin(tenant, name);
     chains.install_plugin(Some(tenant), name, Some(compiled));
     if let Err(e) = chains.rebuild(tenant) {
-        chains.install_plugin(Some(tenant), name, previous);
+        chains.install_plugin(Some(tenant), name, running);
+        store
+            .restore_live(name, live_before)
+            .map_err(|e| internal(e.into()))?;
         return Err(rejected(format!(
             "the tenant's chain does not build with it; the running version stays: {e:#}"
         )));
@@ -179,18 +185,7 @@ pub async fn rollback(
         .map_err(|e| internal(e.into()))?;
     let compiled = compile_off_worker(app, name, bytes.into()).await?;
     let _reloading = chains.reload_lock();
-    let current = store.versions(name).live;
-    store
-        .make_live(name, previous)
-        .map_err(|e| internal(e.into()))?;
-    if let Err(e) = swap_in(chains, tenant, name, compiled) {
-        if let Some(current) = current {
-            store
-                .make_live(name, current)
-                .map_err(|e| internal(e.into()))?;
-        }
-        return Err(e);
-    }
+    publish(chains, &store, tenant, name, previous, compiled)?;
     audit(
         app,
         caller,

@@ -11,32 +11,6 @@ use warden::state::model::Role;
 
 const PII: &str = "invoice api for ali@example.com";
 
-async fn upload(
-    env: &TestEnv,
-    admin: &str,
-    tenant: &str,
-    name: &str,
-    wasm: Vec<u8>,
-) -> (u16, serde_json::Value) {
-    let response = env
-        .http
-        .put(format!(
-            "{}/admin/v1/tenants/{tenant}/plugins/{name}",
-            env.base
-        ))
-        .bearer_auth(admin)
-        .header("content-type", "application/wasm")
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&response.text().await.unwrap()).unwrap(),
-    )
-}
-
 async fn answer(env: &TestEnv, token: &str, prompt: &str) -> (u16, String) {
     let response = env.chat(token, prompt, false).await;
     let status = response.status().as_u16();
@@ -61,14 +35,16 @@ async fn uploads_go_live_on_the_next_request_and_roll_back() {
     let limiter = std::fs::read(plugin_dir().join("max-prompt-length.wasm")).unwrap();
 
     // Garbage and a component of the wrong kind for the policy are refused.
-    let (status, body) = upload(&env, &admin, "acme", "guard", b"\0asm not really".to_vec()).await;
+    let (status, body) = env
+        .upload_plugin(&admin, "acme", "guard", b"\0asm not really".to_vec())
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (400, Some("plugin_rejected")),
         "{body}"
     );
     let intent = std::fs::read(plugin_dir().join("intent.wasm")).unwrap();
-    let (status, body) = upload(&env, &admin, "acme", "guard", intent).await;
+    let (status, body) = env.upload_plugin(&admin, "acme", "guard", intent).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["error"]["message"]
@@ -79,7 +55,9 @@ async fn uploads_go_live_on_the_next_request_and_roll_back() {
     );
 
     // v1: the redactor, live for the very next request.
-    let (status, body) = upload(&env, &admin, "acme", "guard", redactor.clone()).await;
+    let (status, body) = env
+        .upload_plugin(&admin, "acme", "guard", redactor.clone())
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         (body["version"].as_u64(), body["stage"].as_str()),
@@ -94,7 +72,7 @@ async fn uploads_go_live_on_the_next_request_and_roll_back() {
     );
 
     // v2: the length limiter replaces it (no redaction, long prompts refused).
-    let (status, body) = upload(&env, &admin, "acme", "guard", limiter).await;
+    let (status, body) = env.upload_plugin(&admin, "acme", "guard", limiter).await;
     assert_eq!((status, body["version"].as_u64()), (201, Some(2)), "{body}");
     assert!(answer(&env, &user, PII).await.1.contains("ali@example.com"));
     let long = format!("invoice api {}", "x".repeat(3_000));
@@ -106,7 +84,9 @@ async fn uploads_go_live_on_the_next_request_and_roll_back() {
     );
 
     // A broken v3 is refused; v2 keeps serving.
-    let (status, _) = upload(&env, &admin, "acme", "guard", b"broken".to_vec()).await;
+    let (status, _) = env
+        .upload_plugin(&admin, "acme", "guard", b"broken".to_vec())
+        .await;
     assert_eq!(status, 400);
     assert_eq!(answer(&env, &user, &long).await.0, 403);
 
@@ -129,7 +109,9 @@ async fn uploads_go_live_on_the_next_request_and_roll_back() {
     assert_eq!(listed["data"][0]["versions"].as_array().unwrap().len(), 2);
 
     // Another tenant's admin sees and changes none of it.
-    let (status, _) = upload(&env, &other_admin, "acme", "guard", redactor.clone()).await;
+    let (status, _) = env
+        .upload_plugin(&other_admin, "acme", "guard", redactor.clone())
+        .await;
     assert_eq!(status, 404);
     let (status, _) = env
         .admin(&other_admin, "GET", "/admin/v1/tenants/acme/plugins", None)

@@ -86,19 +86,8 @@ async fn streamed_completion_arrives_as_sse_chunks_identical_to_the_plain_answer
     );
     let text = String::from_utf8(body).unwrap();
     assert!(text.trim_end().ends_with("data: [DONE]"));
-    let assembled: String = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
     assert_eq!(
-        assembled,
+        streamed_content(&text),
         plain["choices"][0]["message"]["content"].as_str().unwrap()
     );
 

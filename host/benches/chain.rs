@@ -1,13 +1,17 @@
 //! The chain's own cost, without HTTP: each default plugin called the way the
 //! pipeline calls it, on warm instances (reuse) and on a fresh instance per
-//! call (`max_reuse = 1`). Needs the plugins built (scripts/build-plugins.sh).
+//! call (`max_reuse = 1`); then the example guardrails in Rust, Python and
+//! JavaScript the same two ways, with their memory. Needs the plugins built
+//! (scripts/build-plugins.sh).
 //!
 //!     cargo bench -p warden --bench chain
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use warden::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
+use warden::runtime::bindings::{
+    auth, deviation, guardrail, intent, quota, task_validation, types,
+};
 use warden::runtime::{
     PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage, TenantPlugin,
 };
@@ -51,8 +55,8 @@ fn task() -> types::Task {
     }
 }
 
-/// Median of `rounds` timings of `CALLS` calls, in µs per call.
-async fn time<F, Fut>(mut call: F) -> f64
+/// Median of 5 rounds of `calls / 5` calls each, in µs per call.
+async fn time_calls<F, Fut>(calls: u32, mut call: F) -> f64
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -60,13 +64,38 @@ where
     let mut rounds = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        for _ in 0..CALLS / 5 {
+        for _ in 0..calls / 5 {
             call().await;
         }
-        rounds.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS / 5));
+        rounds.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(calls / 5));
     }
     rounds.sort_by(f64::total_cmp);
     rounds[2]
+}
+
+async fn time<F, Fut>(call: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    time_calls(CALLS, call).await
+}
+
+fn kv_tree() -> sled::Tree {
+    sled::Config::new()
+        .temporary(true)
+        .open()
+        .unwrap()
+        .open_tree("kv")
+        .unwrap()
+}
+
+fn limits(max_reuse: u32) -> SandboxLimits {
+    SandboxLimits {
+        max_reuse,
+        deadline: Duration::from_millis(10),
+        ..SandboxLimits::default()
+    }
 }
 
 async fn measure(
@@ -74,17 +103,8 @@ async fn measure(
     plugins: &std::collections::HashMap<String, Arc<warden::runtime::CompiledPlugin>>,
     max_reuse: u32,
 ) -> Vec<(Stage, f64)> {
-    let kv = sled::Config::new()
-        .temporary(true)
-        .open()
-        .unwrap()
-        .open_tree("kv")
-        .unwrap();
-    let limits = SandboxLimits {
-        max_reuse,
-        deadline: Duration::from_millis(10),
-        ..SandboxLimits::default()
-    };
+    let kv = kv_tree();
+    let limits = limits(max_reuse);
     let load = |name: &str| -> TenantPlugin {
         let scope = Arc::new(PluginScope::new(
             Arc::from("acme"),
@@ -203,9 +223,81 @@ async fn measure(
     ]
 }
 
+/// Calls of a warm instance are many; a fresh Python or JavaScript instance
+/// costs milliseconds, so fewer of those.
+const GUARDRAIL_WARM_CALLS: u32 = 20_000;
+const GUARDRAIL_FRESH_CALLS: u32 = 500;
+
+struct GuardrailFigures {
+    name: &'static str,
+    language: &'static str,
+    wasm_mib: f64,
+    warm_us: f64,
+    fresh_us: f64,
+    memory_mib: f64,
+}
+
+/// One guardrail's `on-request` on a typical prompt, warm and fresh, and the
+/// linear memory one live instance of it holds.
+async fn measure_guardrail(
+    runtime: &PluginRuntime,
+    name: &'static str,
+    language: &'static str,
+    path: &std::path::Path,
+) -> GuardrailFigures {
+    let wasm = std::fs::read(path).expect("build the examples first: scripts/build-plugins.sh");
+    let compiled = Arc::new(runtime.compile(name, &wasm).unwrap());
+    let kv = kv_tree();
+    let load = |max_reuse| {
+        let scope = Arc::new(PluginScope::new(
+            Arc::from("acme"),
+            Arc::from(name),
+            Default::default(),
+            kv.clone(),
+        ));
+        runtime.instantiate_for_tenant(compiled.clone(), scope, limits(max_reuse))
+    };
+    let context = guardrail::CallContext {
+        identity: identity(),
+        task_id: "invoice-backend".into(),
+        endpoint: "chat.completions".into(),
+        model: "gpt-4o-mini".into(),
+    };
+    let messages = vec![
+        guardrail::Message {
+            role: "system".into(),
+            content: "You help build the invoice backend.".into(),
+        },
+        guardrail::Message {
+            role: "user".into(),
+            content: "Write the REST endpoint that creates an invoice with tax lines and \
+                      stores it in postgres; validate the customer's VAT number first."
+                .into(),
+        },
+    ];
+    let (warm, fresh) = (load(u32::MAX), load(1));
+    let warm_us = time_calls(GUARDRAIL_WARM_CALLS, || async {
+        warm.on_request(&context, &messages).await.unwrap();
+    })
+    .await;
+    let fresh_us = time_calls(GUARDRAIL_FRESH_CALLS, || async {
+        fresh.on_request(&context, &messages).await.unwrap();
+    })
+    .await;
+    GuardrailFigures {
+        name,
+        language,
+        wasm_mib: wasm.len() as f64 / f64::from(1 << 20),
+        warm_us,
+        fresh_us,
+        memory_mib: warm.warm_memory_bytes() as f64 / f64::from(1 << 20),
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/plugins");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = root.join("build/plugins");
     let runtime = PluginRuntime::new(&RuntimeConfig::default()).unwrap();
     let plugins = runtime
         .compile_dir(&dir)
@@ -222,4 +314,27 @@ async fn main() {
         fresh.iter().map(|x| x.1).sum(),
     );
     println!("| **all five** | **{w:.1}** | **{f:.1}** |");
+
+    println!();
+    println!("| guardrail | language | component (MiB) | warm instance (µs/call) | fresh instance per call (µs/call) | memory of a live instance (MiB) |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (name, language, path) in [
+        ("pii-redactor", "Rust", dir.join("pii-redactor.wasm")),
+        (
+            "secret-scanner",
+            "Python",
+            root.join("build/examples/secret-scanner.wasm"),
+        ),
+        (
+            "blocked-words",
+            "JavaScript",
+            root.join("build/examples/blocked-words.wasm"),
+        ),
+    ] {
+        let g = measure_guardrail(&runtime, name, language, &path).await;
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.0} | {:.1} |",
+            g.name, g.language, g.wasm_mib, g.warm_us, g.fresh_us, g.memory_mib
+        );
+    }
 }

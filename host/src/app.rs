@@ -46,7 +46,13 @@ impl App {
             let runtime = PluginRuntime::new(&RuntimeConfig {
                 max_instances: config.runtime.max_instances,
                 max_memory_bytes: config.runtime.max_memory_mib << 20,
-                artifact_dir: Some(config.state_dir.join("compiled")),
+                artifact_dir: Some(
+                    config
+                        .runtime
+                        .artifact_dir
+                        .clone()
+                        .unwrap_or_else(|| config.state_dir.join("compiled")),
+                ),
             })?;
             let chains = Chains::load(
                 runtime,

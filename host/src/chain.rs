@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
@@ -176,9 +177,11 @@ impl Chains {
         Ok(Arc::new(self.runtime.compile(name, wasm)?))
     }
 
-    /// Calls a freshly compiled plugin once, inside the tenant's sandbox
-    /// limits, before it may go live: it must instantiate and answer.
-    /// Returns what was checked.
+    /// Calls a freshly compiled plugin inside the tenant's sandbox before it
+    /// may go live: a first call that warms the process up (code and
+    /// memory image touched for the first time), then a call on a fresh
+    /// instance within the limits and config the policy gives it. Returns
+    /// what was checked.
     pub async fn self_test(
         &self,
         tenant_id: &str,
@@ -186,21 +189,27 @@ impl Chains {
     ) -> anyhow::Result<String> {
         use crate::runtime::bindings::{guardrail, types};
         let policy = self.policies.for_tenant(tenant_id)?;
+        let name = compiled.name.clone();
+        let config = policy
+            .stages
+            .values()
+            .chain(&policy.guardrails)
+            .find(|s| s.plugin == name)
+            .map(|s| s.config_strings())
+            .unwrap_or_default();
         let scope = Arc::new(PluginScope::new(
             Arc::from(tenant_id),
-            Arc::from(compiled.name.as_str()),
-            HashMap::new(),
+            Arc::from(name.as_str()),
+            config,
             self.kv_tree.clone(),
         ));
         let stage = compiled.stage;
-        let plugin = self
-            .runtime
-            .instantiate_for_tenant(compiled, scope, policy.sandbox.limits());
         if stage != Stage::Guardrail {
             return Ok(format!(
                 "compiled as a {stage} plugin (no sample call for this stage yet)"
             ));
         }
+        let limits = policy.limits_of(&name);
         let context = guardrail::CallContext {
             identity: types::Identity {
                 tenant_id: tenant_id.to_string(),
@@ -215,14 +224,26 @@ impl Chains {
             role: "user".into(),
             content: "Write a unit test for the invoice total.".into(),
         }];
-        let failed =
-            |e: crate::runtime::PluginError| anyhow::anyhow!("self-test: {e}: {}", e.detail);
-        plugin.on_request(&context, &sample).await.map_err(failed)?;
-        plugin
-            .on_response(&context, "Here is the test.")
-            .await
-            .map_err(failed)?;
-        Ok("on-request and on-response answered a sample call within the sandbox limits".into())
+        let mut fresh_call = Duration::ZERO;
+        for limits in [limits.cold_start(), limits] {
+            let plugin =
+                self.runtime
+                    .instantiate_for_tenant(compiled.clone(), scope.clone(), limits);
+            let failed =
+                |e: crate::runtime::PluginError| anyhow::anyhow!("self-test: {e}: {}", e.detail);
+            let started = Instant::now();
+            plugin.on_request(&context, &sample).await.map_err(failed)?;
+            fresh_call = started.elapsed();
+            plugin
+                .on_response(&context, "Here is the test.")
+                .await
+                .map_err(failed)?;
+        }
+        Ok(format!(
+            "on-request and on-response answered a sample call within the sandbox limits \
+             (on-request on a fresh instance: {} µs)",
+            fresh_call.as_micros()
+        ))
     }
 
     /// The tenant's own compiled plugin of that name, if any.
@@ -232,12 +253,43 @@ impl Chains {
 
     /// Whether the tenant's current policy names this plugin.
     pub fn policy_uses(&self, tenant_id: &str, name: &str) -> bool {
-        self.policies.for_tenant(tenant_id).is_ok_and(|p| {
-            p.stages
-                .values()
-                .chain(&p.guardrails)
-                .any(|s| s.plugin == name)
-        })
+        !self.policy_stages(tenant_id, name).is_empty()
+    }
+
+    /// The stages the tenant's current policy runs this plugin at.
+    pub fn policy_stages(&self, tenant_id: &str, name: &str) -> Vec<Stage> {
+        let Ok(policy) = self.policies.for_tenant(tenant_id) else {
+            return Vec::new();
+        };
+        let stages = policy
+            .stages
+            .iter()
+            .filter(|(_, s)| s.plugin == name)
+            .map(|(stage, _)| *stage);
+        let guardrail = policy
+            .guardrails
+            .iter()
+            .any(|g| g.plugin == name)
+            .then_some(Stage::Guardrail);
+        stages.chain(guardrail).collect()
+    }
+
+    /// Plugins the tenant's policy names that are loaded neither for the
+    /// tenant nor shared: its chain cannot be built until they are.
+    pub fn missing_plugins(&self, tenant_id: &str) -> Vec<String> {
+        let Ok(policy) = self.policies.for_tenant(tenant_id) else {
+            return Vec::new();
+        };
+        let mut missing: Vec<String> = policy
+            .stages
+            .values()
+            .chain(&policy.guardrails)
+            .filter(|s| self.resolve(tenant_id, &s.plugin).is_none())
+            .map(|s| s.plugin.clone())
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
     }
 
     /// Puts a compiled plugin into the shared set or a tenant's own set
@@ -279,7 +331,6 @@ impl Chains {
 
     fn build(&self, tenant_id: &str, policy: &Policy) -> anyhow::Result<TenantChain> {
         let tenant: Arc<str> = Arc::from(tenant_id);
-        let limits = policy.sandbox.limits();
         let slot = |stage: Stage,
                     stage_policy: &crate::policy::StagePolicy|
          -> anyhow::Result<StageSlot> {
@@ -303,9 +354,11 @@ impl Chains {
                 self.kv_tree.clone(),
             ));
             Ok(StageSlot {
-                plugin: self
-                    .runtime
-                    .instantiate_for_tenant(compiled, scope, limits.clone()),
+                plugin: self.runtime.instantiate_for_tenant(
+                    compiled,
+                    scope,
+                    policy.limits_for(stage_policy),
+                ),
                 fail_open: stage_policy.fail_open,
             })
         };

@@ -67,6 +67,9 @@ pub struct RuntimeSection {
     pub max_instances: u32,
     /// Ceiling for one plugin memory; per-tenant caps are set in policies.
     pub max_memory_mib: usize,
+    /// Where compiled plugins are cached across restarts; default
+    /// `<state_dir>/compiled`. Servers may share one directory.
+    pub artifact_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -107,6 +110,7 @@ impl Default for RuntimeSection {
         Self {
             max_instances: 1000,
             max_memory_mib: 256,
+            artifact_dir: None,
         }
     }
 }

@@ -46,6 +46,16 @@ impl Default for SandboxSection {
 }
 
 impl SandboxSection {
+    /// These limits with one plugin's overrides applied.
+    pub fn with(&self, o: &SandboxOverride) -> SandboxSection {
+        SandboxSection {
+            deadline_ms: o.deadline_ms.unwrap_or(self.deadline_ms),
+            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
+            max_reuse: o.max_reuse.unwrap_or(self.max_reuse),
+            warm_instances: o.warm_instances.unwrap_or(self.warm_instances),
+        }
+    }
+
     pub fn limits(&self) -> SandboxLimits {
         SandboxLimits {
             deadline: Duration::from_millis(self.deadline_ms.max(1)),
@@ -67,6 +77,20 @@ pub struct StagePolicy {
     /// Let the request continue when this plugin fails (intent and deviation only).
     #[serde(default)]
     pub fail_open: bool,
+    /// This plugin's own sandbox limits, over the tenant's `[sandbox]`:
+    /// e.g. a longer deadline for a Python guardrail, or `max_reuse = 1`
+    /// for one that must start fresh on every call.
+    #[serde(default)]
+    pub sandbox: SandboxOverride,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxOverride {
+    pub deadline_ms: Option<u64>,
+    pub memory_mib: Option<usize>,
+    pub max_reuse: Option<u32>,
+    pub warm_instances: Option<usize>,
 }
 
 impl StagePolicy {
@@ -86,6 +110,21 @@ impl StagePolicy {
 }
 
 impl Policy {
+    /// The sandbox limits of one plugin of this policy.
+    pub fn limits_for(&self, plugin: &StagePolicy) -> SandboxLimits {
+        self.sandbox.with(&plugin.sandbox).limits()
+    }
+
+    /// The limits the policy gives the plugin named `name` (the first entry
+    /// naming it), or the tenant's `[sandbox]` if it names it nowhere.
+    pub fn limits_of(&self, name: &str) -> SandboxLimits {
+        self.stages
+            .values()
+            .chain(&self.guardrails)
+            .find(|s| s.plugin == name)
+            .map_or_else(|| self.sandbox.limits(), |s| self.limits_for(s))
+    }
+
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
         let policy: Policy = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         for stage in Stage::ALL {

@@ -199,6 +199,33 @@ impl TestEnv {
         )
     }
 
+    /// `PUT /admin/v1/tenants/{tenant}/plugins/{name}` with a component.
+    pub async fn upload_plugin(
+        &self,
+        admin: &str,
+        tenant: &str,
+        name: &str,
+        wasm: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .put(format!(
+                "{}/admin/v1/tenants/{tenant}/plugins/{name}",
+                self.base
+            ))
+            .bearer_auth(admin)
+            .header("content-type", "application/wasm")
+            .body(wasm)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+        )
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         let url = format!("{}/metrics", self.base);
@@ -398,6 +425,35 @@ pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
             return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// The answer text of an SSE body: every chunk's `delta.content`, joined.
+pub fn streamed_content(sse: &str) -> String {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect()
+}
+
+/// As `eventually`, for a check that awaits (e.g. an HTTP call); up to 10 s.
+pub async fn eventually_async<F, Fut>(mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     false
 }

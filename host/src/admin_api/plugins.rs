@@ -39,6 +39,12 @@ fn checked_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
+fn merge(body: &mut serde_json::Value, fields: serde_json::Value) {
+    if let (Some(body), serde_json::Value::Object(fields)) = (body.as_object_mut(), fields) {
+        body.extend(fields);
+    }
+}
+
 fn rejected(message: String) -> ApiError {
     ApiError::bad_request("plugin_rejected", message)
 }
@@ -78,7 +84,7 @@ async fn go_live(
     tenant: &str,
     name: &str,
     wasm: Bytes,
-) -> Result<(u32, String, String), ApiError> {
+) -> Result<(u32, String, String, Published), ApiError> {
     let chains = chains(app)?;
     let compiled = compile_off_worker(app, name, wasm.clone()).await?;
     let stage = compiled.stage.to_string();
@@ -89,21 +95,50 @@ async fn go_live(
     let store = PluginStore::new(chains.plugin_dir(), tenant);
     let _reloading = chains.reload_lock();
     let version = store.add(name, &wasm).map_err(|e| internal(e.into()))?;
-    if let Err(e) = publish(chains, &store, tenant, name, version, compiled) {
-        store
-            .remove_version(name, version)
-            .map_err(|e| internal(e.into()))?;
-        return Err(e);
+    match publish(chains, &store, tenant, name, version, compiled) {
+        Ok(published) => Ok((version, stage, self_test, published)),
+        Err(e) => {
+            store
+                .remove_version(name, version)
+                .map_err(|e| internal(e.into()))?;
+            Err(e)
+        }
     }
-    Ok((version, stage, self_test))
+}
+
+/// What publishing a version achieved.
+enum Published {
+    /// The tenant's chain was rebuilt with it: the next request uses it.
+    Live,
+    /// Stored and loaded, but the policy also names plugins not uploaded
+    /// yet (listed): the running chain stays until they are.
+    Waiting(Vec<String>),
+}
+
+impl Published {
+    fn fields(&self) -> serde_json::Value {
+        match self {
+            Published::Live => json!({ "live": true }),
+            Published::Waiting(missing) => json!({
+                "live": false,
+                "waiting_for": missing,
+                "note": format!(
+                    "the tenant's policy also names {}, not loaded yet; the running chain stays until it is uploaded",
+                    missing.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
 }
 
 /// Makes a stored version live: its file first, then the swap into the
-/// tenant's plugin set and chain. If the chain does not build with it (the
-/// policy names it for another stage, say), the previous plugin and live
-/// file are put back and the change is refused. Callers hold the reload
-/// lock, so the watcher, which sees these files too, only ever reads the
-/// newest version.
+/// tenant's plugin set and chain. A component of another stage than the
+/// policy runs it at is refused first. If the chain still does not build
+/// with it for a reason of its own, the previous plugin and live file are
+/// put back and the change is refused; if only other plugins the policy
+/// names are missing, it stays loaded and waits for them. Callers hold the
+/// reload lock, so the watcher, which sees these files too, only ever reads
+/// the newest version.
 fn publish(
     chains: &Chains,
     store: &PluginStore,
@@ -111,23 +146,37 @@ fn publish(
     name: &str,
     version: u32,
     compiled: Arc<crate::runtime::CompiledPlugin>,
-) -> Result<(), ApiError> {
+) -> Result<Published, ApiError> {
+    let expected = chains.policy_stages(tenant, name);
+    if !expected.is_empty() && !expected.contains(&compiled.stage) {
+        let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        return Err(rejected(format!(
+            "the policy of tenant '{tenant}' runs '{name}' as the {} stage, but this component implements the {} stage",
+            expected.join(" and "),
+            compiled.stage
+        )));
+    }
     let live_before = store.versions(name).live;
     store
         .make_live(name, version)
         .map_err(|e| internal(e.into()))?;
     let running = chains.own_plugin(tenant, name);
     chains.install_plugin(Some(tenant), name, Some(compiled));
-    if let Err(e) = chains.rebuild(tenant) {
-        chains.install_plugin(Some(tenant), name, running);
-        store
-            .restore_live(name, live_before)
-            .map_err(|e| internal(e.into()))?;
-        return Err(rejected(format!(
-            "the tenant's chain does not build with it; the running version stays: {e:#}"
-        )));
+    match chains.rebuild(tenant) {
+        Ok(()) => Ok(Published::Live),
+        Err(_) if !chains.missing_plugins(tenant).is_empty() => {
+            Ok(Published::Waiting(chains.missing_plugins(tenant)))
+        }
+        Err(e) => {
+            chains.install_plugin(Some(tenant), name, running);
+            store
+                .restore_live(name, live_before)
+                .map_err(|e| internal(e.into()))?;
+            Err(rejected(format!(
+                "the tenant's chain does not build with it; the running version stays: {e:#}"
+            )))
+        }
     }
-    Ok(())
 }
 
 /// `PUT /admin/v1/tenants/{t}/plugins/{name}` with the component's bytes.
@@ -143,7 +192,7 @@ pub async fn upload(
     if wasm.is_empty() {
         return Err(rejected("the body must be the component's bytes".into()));
     }
-    let (version, stage, self_test) = go_live(app, tenant, name, wasm.clone()).await?;
+    let (version, stage, self_test, published) = go_live(app, tenant, name, wasm.clone()).await?;
     audit(
         app,
         caller,
@@ -153,10 +202,10 @@ pub async fn upload(
         None,
         json!({ "version": version, "stage": stage, "bytes": wasm.len() }),
     )?;
-    json(
-        StatusCode::CREATED,
-        &json!({ "name": name, "version": version, "stage": stage, "live": true, "self_test": self_test }),
-    )
+    let mut body =
+        json!({ "name": name, "version": version, "stage": stage, "self_test": self_test });
+    merge(&mut body, published.fields());
+    json(StatusCode::CREATED, &body)
 }
 
 /// `POST /admin/v1/tenants/{t}/plugins/{name}/rollback {reason}`: the
@@ -185,7 +234,7 @@ pub async fn rollback(
         .map_err(|e| internal(e.into()))?;
     let compiled = compile_off_worker(app, name, bytes.into()).await?;
     let _reloading = chains.reload_lock();
-    publish(chains, &store, tenant, name, previous, compiled)?;
+    let published = publish(chains, &store, tenant, name, previous, compiled)?;
     audit(
         app,
         caller,
@@ -195,10 +244,9 @@ pub async fn rollback(
         Some(reason),
         json!({ "version": previous }),
     )?;
-    json(
-        StatusCode::OK,
-        &json!({ "name": name, "version": previous, "live": true }),
-    )
+    let mut body = json!({ "name": name, "version": previous });
+    merge(&mut body, published.fields());
+    json(StatusCode::OK, &body)
 }
 
 /// `POST /admin/v1/tenants/{t}/plugins/{name}/delete {reason}`: refused

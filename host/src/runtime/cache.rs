@@ -63,7 +63,11 @@ impl ArtifactCache {
 
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = path.with_extension("partial");
+        // Unique per writer: servers sharing the directory may compile the
+        // same component at once; the last rename wins, and both are equal.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{}-{n}.partial", std::process::id()));
         let artifact = component
             .serialize()
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;

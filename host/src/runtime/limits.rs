@@ -8,6 +8,8 @@ pub struct PluginLimiter {
     max_memory_bytes: usize,
     max_table_elements: usize,
     pub memory_exceeded: bool,
+    /// Linear memory the instance holds now, all memories together.
+    pub memory_bytes: usize,
 }
 
 impl PluginLimiter {
@@ -16,6 +18,7 @@ impl PluginLimiter {
             max_memory_bytes,
             max_table_elements: 100_000,
             memory_exceeded: false,
+            memory_bytes: 0,
         }
     }
 }
@@ -23,12 +26,15 @@ impl PluginLimiter {
 impl ResourceLimiter for PluginLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.max_memory_bytes;
         self.memory_exceeded |= !allowed;
+        if allowed {
+            self.memory_bytes += desired - current;
+        }
         Ok(allowed)
     }
 

@@ -66,6 +66,19 @@ impl Default for SandboxLimits {
     }
 }
 
+impl SandboxLimits {
+    /// These limits for the first call of a component in this process: it
+    /// touches the compiled code and the memory image for the first time,
+    /// and gets the instantiation budget instead of a call's.
+    pub fn cold_start(&self) -> SandboxLimits {
+        SandboxLimits {
+            deadline: self.deadline * INSTANTIATE_BUDGET_FACTOR as u32,
+            max_reuse: 1,
+            ..self.clone()
+        }
+    }
+}
+
 /// Why a plugin call failed. Every failure fails the request closed (503)
 /// unless the tenant's policy marks the stage fail-open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +153,14 @@ impl TenantPlugin {
 
     pub fn stage(&self) -> Stage {
         self.compiled.stage
+    }
+
+    /// Linear memory held by this tenant's idle warm instances.
+    pub fn warm_memory_bytes(&self) -> usize {
+        let pool = self.warm.lock().expect("warm pool lock");
+        pool.iter()
+            .map(|w| w.store.data().limiter.memory_bytes)
+            .sum()
     }
 
     fn error(&self, kind: FailureKind, detail: String) -> PluginError {

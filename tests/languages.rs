@@ -265,3 +265,86 @@ fn plugin_test_runs_the_python_and_javascript_examples() {
     );
     assert_eq!(report["on_response"]["redact"], "the ******* is sent");
 }
+
+/// Builds a scaffolded project with its own build.sh, offline: the
+/// toolchains come from the caches build-plugins.sh filled.
+fn build_scaffold(project: &std::path::Path) {
+    let output = std::process::Command::new("bash")
+        .arg(project.join("build.sh"))
+        .env(
+            "CARGO_TARGET_DIR",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target"),
+        )
+        .env("CARGO_NET_OFFLINE", "true")
+        .env("npm_config_offline", "true")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        project.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn plugin_new_scaffolds_a_plugin_that_builds_and_runs_in_each_language() {
+    let dir = TempDir::new("scaffold");
+    let builds: Vec<_> = ["rust", "python", "js"]
+        .into_iter()
+        .map(|lang| {
+            let parent = dir.0.join(lang);
+            let printed = warden(&[
+                "plugin",
+                "new",
+                "--lang",
+                lang,
+                "my-guard",
+                "--dir",
+                parent.to_str().unwrap(),
+            ]);
+            assert!(printed.contains("bash build.sh"), "{printed}");
+            let project = parent.join("my-guard");
+            std::thread::spawn(move || {
+                build_scaffold(&project);
+                project
+            })
+        })
+        .collect();
+    for build in builds {
+        let project = build.join().unwrap();
+        let wasm = project.join("my-guard.wasm");
+        let sample = project.join("sample-request.json");
+        let (wasm, sample) = (wasm.to_str().unwrap(), sample.to_str().unwrap());
+        let denied = warden_json(&[
+            "plugin",
+            "test",
+            wasm,
+            "--request",
+            sample,
+            "--config",
+            "deny_word=invoice",
+        ]);
+        assert_eq!(
+            denied["on_request"]["deny"],
+            "prompts may not mention 'invoice'",
+            "{}: {denied}",
+            project.display()
+        );
+        let allowed = warden_json(&["plugin", "test", wasm, "--request", sample]);
+        assert_eq!(allowed["on_request"], "allow", "{}", project.display());
+    }
+    let again = warden_output(&[
+        "plugin",
+        "new",
+        "--lang",
+        "rust",
+        "my-guard",
+        "--dir",
+        dir.0.join("rust").to_str().unwrap(),
+    ]);
+    assert!(
+        !again.status.success(),
+        "an existing project is never overwritten"
+    );
+}

@@ -31,6 +31,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod reload;
 pub mod runtime;
+pub mod scaffold;
 pub mod server;
 pub mod state;
 pub mod token;

@@ -177,8 +177,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => cli::run(target, command.call()).await?,
         Command::Task { command } => cli::run(target, command.call()).await?,
         Command::Token { command } => cli::run(target, command.call()).await?,
-        Command::Plugin { command } => match command.test_locally().await {
-            Some(report) => println!("{}", serde_json::to_string_pretty(&report?)?),
+        Command::Plugin { command } => match command.run_locally().await {
+            Some(output) => println!("{}", output?),
             None => cli::run(target, command.call()?).await?,
         },
         Command::Usage(args) => cli::run(target, args.call()).await?,

@@ -233,6 +233,17 @@ pub enum PluginCommand {
         #[arg(long = "config")]
         config: Vec<String>,
     },
+    /// Scaffold a working guardrail project to start from.
+    New {
+        /// The language it is written in.
+        #[arg(long, value_enum)]
+        lang: warden::scaffold::Lang,
+        /// The plugin's name (also its directory).
+        name: String,
+        /// Where to create the project directory.
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+    },
     /// Delete a plugin and its versions (refused while the policy names it).
     Delete {
         #[arg(long)]
@@ -587,44 +598,70 @@ impl PluginCommand {
                 tenant_path(tenant, &format!("plugins/{name}/delete")),
                 reason,
             ),
-            Self::Test { .. } => {
-                anyhow::bail!("`plugin test` runs locally, not through the admin API")
+            Self::Test { .. } | Self::New { .. } => {
+                anyhow::bail!(
+                    "`plugin test` and `plugin new` run locally, not through the admin API"
+                )
             }
         })
     }
 
-    /// `plugin test`: the report, when this is that verb.
-    pub async fn test_locally(&self) -> Option<anyhow::Result<Value>> {
-        let Self::Test {
-            file,
-            request,
-            response,
-            config,
-        } = self
-        else {
-            return None;
-        };
-        let report = async {
-            let wasm = std::fs::read(file)
-                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
-            let text = std::fs::read_to_string(request)
-                .map_err(|e| anyhow::anyhow!("reading {}: {e}", request.display()))?;
-            let request: Value = serde_json::from_str(&text)?;
-            let config = config
-                .iter()
-                .map(|kv| {
-                    kv.split_once('=')
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .ok_or_else(|| anyhow::anyhow!("--config wants key=value, not '{kv}'"))
-                })
-                .collect::<anyhow::Result<_>>()?;
-            let name = file
-                .file_stem()
-                .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
-            warden::plugin_test::run(&name, &wasm, &request, response.as_deref(), config).await
-        };
-        Some(report.await)
+    /// What `plugin test` and `plugin new` print, when this is one of
+    /// them; they run locally, never through the admin API.
+    pub async fn run_locally(&self) -> Option<anyhow::Result<String>> {
+        match self {
+            Self::Test {
+                file,
+                request,
+                response,
+                config,
+            } => Some(
+                test_plugin(file, request, response.as_deref(), config)
+                    .await
+                    .and_then(|report| Ok(serde_json::to_string_pretty(&report)?)),
+            ),
+            Self::New { lang, name, dir } => Some(new_plugin(*lang, name, dir)),
+            _ => None,
+        }
     }
+}
+
+async fn test_plugin(
+    file: &std::path::Path,
+    request: &std::path::Path,
+    response: Option<&str>,
+    config: &[String],
+) -> anyhow::Result<Value> {
+    let wasm =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+    let text = std::fs::read_to_string(request)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", request.display()))?;
+    let request: Value = serde_json::from_str(&text)?;
+    let config = config
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--config wants key=value, not '{kv}'"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let name = file
+        .file_stem()
+        .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
+    warden::plugin_test::run(&name, &wasm, &request, response, config).await
+}
+
+fn new_plugin(
+    lang: warden::scaffold::Lang,
+    name: &str,
+    parent: &std::path::Path,
+) -> anyhow::Result<String> {
+    let (dir, files) = warden::scaffold::create(lang, name, parent)?;
+    let dir = dir.display();
+    Ok(format!(
+        "created {dir}/: {}\nnext:\n  cd {dir} && bash build.sh\n  warden plugin test {name}.wasm --request sample-request.json --config deny_word=invoice\n  warden plugin upload --tenant TENANT {name} {name}.wasm",
+        files.join(", ")
+    ))
 }
 
 impl UsageArgs {

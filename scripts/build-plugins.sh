@@ -56,7 +56,9 @@ fi
 js=examples/guardrails/blocked-words-js
 command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 if [[ ! -f $js/node_modules/.package-lock.json || $js/package-lock.json -nt $js/node_modules/.package-lock.json ]]; then
-  npm ci --prefix "$js" --no-audit --no-fund --loglevel=error >/dev/null
+  # `npm install` honours the lock file; `npm ci` refuses it because npm
+  # leaves other platforms' optional native packages out of lock files.
+  npm install --prefix "$js" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 if stale "$examples/blocked-words.wasm" "$js" wit; then
   npm run --prefix "$js" --silent build >/dev/null

@@ -263,3 +263,60 @@ fn plugin_test_runs_a_component_locally_against_a_sample() {
     assert!(!broken.status.success());
     assert!(String::from_utf8_lossy(&broken.stderr).contains("not a valid wasm component"));
 }
+
+/// The redactor as if built against `warden:policy@2.0.0`: every
+/// `warden:policy/<interface>@0.1.0` name in the binary rewritten in place
+/// (same length, so the component stays well-formed).
+fn built_for_wit_2() -> Vec<u8> {
+    let mut wasm = std::fs::read(plugin_dir().join("pii-redactor.wasm")).unwrap();
+    let (package, old) = (b"warden:policy/", b"@0.1.0");
+    let mut at = 0;
+    let mut patched = 0;
+    while let Some(start) = wasm[at..]
+        .windows(package.len())
+        .position(|w| w == package)
+        .map(|p| p + at)
+    {
+        let end = (start + 64).min(wasm.len());
+        if let Some(v) = wasm[start..end].windows(old.len()).position(|w| w == old) {
+            wasm[start + v..start + v + old.len()].copy_from_slice(b"@2.0.0");
+            patched += 1;
+        }
+        at = start + package.len();
+    }
+    assert!(patched > 0);
+    wasm
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_for_another_wit_major_version_is_refused_and_says_why() {
+    let wasm = built_for_wit_2();
+    let (env, _plugins) = TestEnv::start_with_own_plugins(vec![TenantSpec::new("acme")]).await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    let (status, body) = env
+        .upload_plugin(&admin, "acme", "guard", wasm.clone())
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("built against warden:policy@2.0.0")
+            && message.contains("serves warden:policy@0.1.0"),
+        "{message}"
+    );
+    env.stop().await;
+
+    let dir = TempDir::new("wit2");
+    let file = dir.0.join("guard.wasm");
+    std::fs::write(&file, &wasm).unwrap();
+    let sample = repo_root().join("examples/guardrails/sample-request.json");
+    let output = warden_output(&[
+        "plugin",
+        "test",
+        file.to_str().unwrap(),
+        "--request",
+        sample.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warden:policy@2.0.0"), "{stderr}");
+}

@@ -186,7 +186,7 @@ async fn reloading_in_a_loop_under_load_fails_no_request() {
     println!("{ok} requests answered during 20 reloads, {failed} failed");
     assert!(ok > 100, "only {ok} requests ran");
     assert_eq!(failed, 0);
-    let reloads = env.app().metrics.render();
+    let reloads = env.metrics().await;
     assert!(
         !reloads.contains("warden_chain_reloads_total 0\n"),
         "{reloads}"

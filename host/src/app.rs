@@ -53,6 +53,11 @@ impl App {
                         .clone()
                         .unwrap_or_else(|| config.state_dir.join("compiled")),
                 ),
+                warm: crate::runtime::WarmLimits {
+                    max_instances: config.runtime.max_idle_instances,
+                    max_bytes: config.runtime.max_idle_memory_mib << 20,
+                    idle_ttl: std::time::Duration::from_secs(config.runtime.idle_ttl_secs),
+                },
             })?;
             let chains = Chains::load(
                 runtime,

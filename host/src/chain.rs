@@ -148,6 +148,11 @@ impl Chains {
         Ok(())
     }
 
+    /// Idle warm instances across all tenants, and their linear memory.
+    pub fn warm_idle(&self) -> (usize, usize) {
+        self.runtime.warm_idle()
+    }
+
     /// Tenants with a live chain.
     pub fn live_tenants(&self) -> Vec<String> {
         self.by_tenant.load().keys().cloned().collect()

@@ -70,6 +70,11 @@ pub struct RuntimeSection {
     /// Where compiled plugins are cached across restarts; default
     /// `<state_dir>/compiled`. Servers may share one directory.
     pub artifact_dir: Option<PathBuf>,
+    /// Idle warm instances kept across all tenants (at most half of
+    /// `max_instances`), their total memory, and how long one may sit idle.
+    pub max_idle_instances: usize,
+    pub max_idle_memory_mib: usize,
+    pub idle_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -111,6 +116,9 @@ impl Default for RuntimeSection {
             max_instances: 1000,
             max_memory_mib: 256,
             artifact_dir: None,
+            max_idle_instances: 500,
+            max_idle_memory_mib: 1024,
+            idle_ttl_secs: 120,
         }
     }
 }

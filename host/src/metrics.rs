@@ -38,8 +38,11 @@ impl Metrics {
         self.reload_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self) -> String {
+    /// The Prometheus text; `warm` is (idle instances, their bytes) when
+    /// the chain runs.
+    pub fn render(&self, warm: Option<(usize, usize)>) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (warm_instances, warm_bytes) = warm.unwrap_or_default();
         format!(
             "# TYPE warden_requests_total counter\nwarden_requests_total {}\n\
              # TYPE warden_chain_runs_total counter\nwarden_chain_runs_total {}\n\
@@ -47,7 +50,9 @@ impl Metrics {
              # TYPE warden_plugin_failures_total counter\nwarden_plugin_failures_total {}\n\
              # TYPE warden_plugin_instances_created_total counter\nwarden_plugin_instances_created_total {}\n\
              # TYPE warden_chain_reloads_total counter\nwarden_chain_reloads_total {}\n\
-             # TYPE warden_reload_failures_total counter\nwarden_reload_failures_total {}\n",
+             # TYPE warden_reload_failures_total counter\nwarden_reload_failures_total {}\n\
+             # TYPE warden_plugin_warm_instances gauge\nwarden_plugin_warm_instances {}\n\
+             # TYPE warden_plugin_warm_memory_bytes gauge\nwarden_plugin_warm_memory_bytes {}\n",
             get(&self.requests),
             get(&self.chain_runs),
             get(&self.chain_micros) as f64 / 1e6,
@@ -55,6 +60,8 @@ impl Metrics {
             crate::runtime::INSTANCES_CREATED.load(Ordering::Relaxed),
             get(&self.reloads),
             get(&self.reload_failures),
+            warm_instances,
+            warm_bytes,
         )
     }
 }

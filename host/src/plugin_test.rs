@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -65,7 +66,10 @@ pub async fn run(
         config,
         kv,
     ));
-    let plugin = runtime.instantiate_for_tenant(compiled, scope, SandboxLimits::default());
+    let limits = SandboxLimits::default();
+    // The decisions come from a first call, which is cold (code and memory
+    // image touched for the first time) and gets the instantiation budget.
+    let cold = runtime.instantiate_for_tenant(compiled.clone(), scope.clone(), limits.cold_start());
     let context = CallContext {
         identity: types::Identity {
             tenant_id: "test".into(),
@@ -79,12 +83,9 @@ pub async fn run(
         endpoint: "chat.completions".into(),
         model: request["model"].as_str().unwrap_or("test").to_string(),
     };
+    let messages = messages_of(request);
     let failed = |e: crate::runtime::PluginError| anyhow::anyhow!("{e}: {}", e.detail);
-    let on_request = match plugin
-        .on_request(&context, &messages_of(request))
-        .await
-        .map_err(failed)?
-    {
+    let on_request = match cold.on_request(&context, &messages).await.map_err(failed)? {
         RequestDecision::Allow => json!("allow"),
         RequestDecision::Deny(reason) => json!({ "deny": reason }),
         RequestDecision::Rewrite(messages) => json!({ "rewrite": messages
@@ -94,16 +95,45 @@ pub async fn run(
     };
     let on_response = match response {
         None => Value::Null,
-        Some(text) => match plugin.on_response(&context, text).await.map_err(failed)? {
+        Some(text) => match cold.on_response(&context, text).await.map_err(failed)? {
             ResponseDecision::Allow => json!("allow"),
             ResponseDecision::Deny(reason) => json!({ "deny": reason }),
             ResponseDecision::Redact(text) => json!({ "redact": text }),
         },
     };
+    // What `on-request` costs within the default limits: on a fresh
+    // instance, then on the warm one (the proxy reuses instances).
+    let timed = runtime.instantiate_for_tenant(compiled, scope, limits.clone());
+    let over_limit = |e: crate::runtime::PluginError| {
+        anyhow::anyhow!(
+            "{e} (the default limits: {} ms, {} MiB; a tenant's policy can raise them): {}",
+            limits.deadline.as_millis(),
+            limits.memory_bytes >> 20,
+            e.detail
+        )
+    };
+    let mut micros = Vec::with_capacity(WARM_CALLS + 1);
+    for _ in 0..=WARM_CALLS {
+        let started = Instant::now();
+        timed
+            .on_request(&context, &messages)
+            .await
+            .map_err(over_limit)?;
+        micros.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    let fresh = micros.remove(0);
+    micros.sort_by(f64::total_cmp);
     Ok(json!({
         "plugin": name,
         "stage": stage.as_str(),
         "on_request": on_request,
         "on_response": on_response,
+        "on_request_micros": {
+            "fresh_instance": fresh.round(),
+            "warm_instance_median": micros[micros.len() / 2].round(),
+        },
     }))
 }
+
+/// Calls timed on the warm instance.
+const WARM_CALLS: usize = 21;

@@ -92,10 +92,7 @@ impl Lang {
 
 /// `0.1.0` from `package warden:policy@0.1.0;`.
 pub fn wit_version() -> &'static str {
-    WIT.lines()
-        .find_map(|l| l.trim().strip_prefix("package warden:policy@"))
-        .and_then(|v| v.strip_suffix(';'))
-        .expect("wit/warden.wit declares its package version")
+    crate::runtime::version::host_version()
 }
 
 /// A name usable as a plugin name, a crate name and a file name.

@@ -23,7 +23,10 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (_, path) if path.starts_with("/admin/v1/") => crate::admin_api::route(&app, req).await,
         (&Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &br#"{"status":"ok"}"#[..])),
         (&Method::GET, "/metrics") => {
-            let mut response = Response::new(crate::http::full(app.metrics.render()));
+            let mut response = Response::new(crate::http::full(
+                app.metrics
+                    .render(app.chains.as_ref().map(|c| c.warm_idle())),
+            ));
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -9,9 +9,17 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use wasmtime::component::Component;
 use wasmtime::Engine;
+
+/// The SHA-256 of a component's bytes.
+pub type Digest = [u8; 32];
+
+pub fn digest(wasm: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    Sha256::digest(wasm).into()
+}
 
 pub struct ArtifactCache {
     dir: PathBuf,
@@ -24,25 +32,23 @@ impl ArtifactCache {
         }
     }
 
-    fn path(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
+    fn path(&self, engine: &Engine, digest: &Digest) -> PathBuf {
         let mut settings = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut settings);
-        let digest: String = Sha256::digest(wasm)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         self.dir
             .join(format!("{digest}-{:016x}.cwasm", settings.finish()))
     }
 
-    /// The cached artifact of `wasm`, or a fresh compilation (then cached).
-    /// Returns whether it came from the cache.
+    /// The cached artifact of `wasm` (whose SHA-256 is `digest`), or a
+    /// fresh compilation (then cached). Returns whether it came from the cache.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
         wasm: &[u8],
+        digest: &Digest,
     ) -> wasmtime::Result<(Component, bool)> {
-        let path = self.path(engine, wasm);
+        let path = self.path(engine, digest);
         if path.is_file() {
             // SAFETY: the file is an artifact this process wrote from these
             // exact bytes with these exact engine settings (both are in its

@@ -8,11 +8,13 @@ mod host_imports;
 mod limits;
 mod plugin;
 mod stage;
+pub mod version;
+mod warm;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,13 +22,18 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use host_imports::{PluginScope, PluginState};
+use plugin::LoadedComponent;
 pub use plugin::{
     CompiledPlugin, FailureKind, PluginError, SandboxLimits, TenantPlugin, INSTANCES_CREATED,
 };
 pub use stage::Stage;
+use warm::WarmBudget;
+pub use warm::WarmLimits;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Idle warm instances past their TTL are dropped about once a second.
+const SWEEP_EVERY_TICKS: u32 = 1000;
 
 /// Process-wide sizing of the instance pool.
 #[derive(Clone, Debug)]
@@ -37,6 +44,8 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: usize,
     /// Where compiled components are cached (`None`: compile every time).
     pub artifact_dir: Option<std::path::PathBuf>,
+    /// Idle warm instances kept across all tenants.
+    pub warm: WarmLimits,
 }
 
 impl Default for RuntimeConfig {
@@ -45,6 +54,11 @@ impl Default for RuntimeConfig {
             max_instances: 1000,
             max_memory_bytes: 256 << 20,
             artifact_dir: None,
+            warm: WarmLimits {
+                max_instances: 500,
+                max_bytes: 1 << 30,
+                idle_ttl: Duration::from_secs(120),
+            },
         }
     }
 }
@@ -54,6 +68,9 @@ pub struct PluginRuntime {
     linker: Linker<PluginState>,
     ticker_stop: Arc<AtomicBool>,
     cache: Option<cache::ArtifactCache>,
+    warm: Arc<WarmBudget>,
+    /// Compiled components by the SHA-256 of their bytes, while in use.
+    loaded: Mutex<HashMap<cache::Digest, Weak<LoadedComponent>>>,
 }
 
 impl PluginRuntime {
@@ -83,14 +100,25 @@ impl PluginRuntime {
         bindings::AllStages::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| wasm_error("linking host imports", e))?;
 
+        // Never more idle instances than half the pool: the rest is kept
+        // for calls in flight.
+        let warm = WarmBudget::new(WarmLimits {
+            max_instances: config.warm.max_instances.min(n as usize / 2),
+            ..config.warm.clone()
+        });
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (stop, ticking) = (ticker_stop.clone(), engine.clone());
+        let (stop, ticking, sweeping) = (ticker_stop.clone(), engine.clone(), warm.clone());
         std::thread::Builder::new()
             .name("warden-epoch".into())
             .spawn(move || {
+                let mut ticks = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     ticking.increment_epoch();
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
+                        sweeping.sweep();
+                    }
                 }
             })?;
         Ok(Self {
@@ -101,19 +129,27 @@ impl PluginRuntime {
                 .artifact_dir
                 .as_deref()
                 .map(cache::ArtifactCache::new),
+            warm,
+            loaded: Mutex::new(HashMap::new()),
         })
     }
 
     /// Compiles and type-checks a component. Slow (milliseconds to seconds):
-    /// never call it on the request path.
+    /// never call it on the request path. Bytes already loaded (another
+    /// tenant's copy of the same plugin) share that compilation.
     pub fn compile(&self, name: &str, wasm: &[u8]) -> anyhow::Result<CompiledPlugin> {
+        let digest = cache::digest(wasm);
+        if let Some(loaded) = self.loaded(&digest) {
+            return Ok(CompiledPlugin::new(name.to_string(), loaded));
+        }
         let started = std::time::Instant::now();
         let (component, cached) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, wasm),
+            Some(cache) => cache.load_or_compile(&self.engine, wasm, &digest),
             None => Component::new(&self.engine, wasm).map(|c| (c, false)),
         }
         .map_err(|e| wasm_error(&format!("plugin '{name}' is not a valid wasm component"), e))?;
         tracing::debug!(plugin = %name, cached, ms = started.elapsed().as_millis() as u64, "plugin loaded");
+        version::check(&self.engine, &component, name)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             wasm_error(
                 &format!(
@@ -122,7 +158,17 @@ impl PluginRuntime {
                 e,
             )
         })?;
-        CompiledPlugin::new(name.to_string(), pre).with_context(|| format!("plugin '{name}'"))
+        let loaded =
+            Arc::new(LoadedComponent::new(pre).with_context(|| format!("plugin '{name}'"))?);
+        let mut all = self.loaded.lock().expect("loaded components lock");
+        all.retain(|_, l| l.strong_count() > 0);
+        all.insert(digest, Arc::downgrade(&loaded));
+        Ok(CompiledPlugin::new(name.to_string(), loaded))
+    }
+
+    fn loaded(&self, digest: &cache::Digest) -> Option<Arc<LoadedComponent>> {
+        let all = self.loaded.lock().expect("loaded components lock");
+        all.get(digest).and_then(Weak::upgrade)
     }
 
     /// Compiles every `*.wasm` in `dir`, keyed by file stem.
@@ -156,7 +202,12 @@ impl PluginRuntime {
         limits: SandboxLimits,
     ) -> TenantPlugin {
         let ticks = limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1;
-        TenantPlugin::new(compiled, scope, limits, ticks)
+        TenantPlugin::new(compiled, scope, limits, ticks, self.warm.pool())
+    }
+
+    /// Idle warm instances across all tenants, and their linear memory.
+    pub fn warm_idle(&self) -> (usize, usize) {
+        self.warm.idle()
     }
 }
 

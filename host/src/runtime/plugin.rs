@@ -2,13 +2,14 @@
 //!
 //! Instances are never shared between tenants: each tenant's chain holds its
 //! own [`TenantPlugin`], with its own scope (config, key-value prefix) and its
-//! own pool of warm instances. Within one tenant a healthy instance is reused
-//! for up to `max_reuse` calls (a fresh instance costs 10-30 µs for a Rust
-//! component, a call on a live one about 1 µs); an instance that trapped,
-//! ran out of time or hit its memory cap is dropped, never reused.
+//! own pool of warm instances (bounded process-wide: see [`super::warm`]).
+//! Within one tenant a healthy instance is reused for up to `max_reuse` calls
+//! (a fresh instance costs ~50 µs for a Rust component and ~1.7 ms for a
+//! Python or JavaScript one; a call on a live one 2-60 µs); an instance that
+//! trapped, ran out of time or hit its memory cap is dropped, never reused.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::InstancePre;
@@ -17,27 +18,45 @@ use wasmtime::{Store, Trap};
 use super::bindings::{auth, deviation, guardrail, intent, quota, task_validation, types};
 use super::host_imports::{PluginScope, PluginState};
 use super::stage::{Stage, StageExports, StageGuest};
+use super::warm::{WarmInstance, WarmPool};
 
 /// Instantiation may take this many call deadlines.
 const INSTANTIATE_BUDGET_FACTOR: u64 = 10;
 
-/// A component compiled and type-checked against the host's imports.
+/// A component compiled and type-checked against the host's imports. The
+/// compiled code is shared by every plugin loaded from the same bytes (a
+/// thousand tenants uploading one redactor hold one copy).
 pub struct CompiledPlugin {
     pub name: String,
     pub stage: Stage,
+    loaded: Arc<LoadedComponent>,
+}
+
+/// What compiling one component's bytes produced.
+pub(super) struct LoadedComponent {
+    stage: Stage,
     pre: InstancePre<PluginState>,
     exports: StageExports,
 }
 
-impl CompiledPlugin {
-    pub(super) fn new(name: String, pre: InstancePre<PluginState>) -> anyhow::Result<Self> {
+impl LoadedComponent {
+    pub(super) fn new(pre: InstancePre<PluginState>) -> anyhow::Result<Self> {
         let (stage, exports) = StageExports::detect(&pre)?;
         Ok(Self {
-            name,
             stage,
             pre,
             exports,
         })
+    }
+}
+
+impl CompiledPlugin {
+    pub(super) fn new(name: String, loaded: Arc<LoadedComponent>) -> Self {
+        Self {
+            name,
+            stage: loaded.stage,
+            loaded,
+        }
     }
 }
 
@@ -116,19 +135,13 @@ impl std::fmt::Display for PluginError {
 /// Instances created since start (all tenants); exported on `/metrics`.
 pub static INSTANCES_CREATED: AtomicU64 = AtomicU64::new(0);
 
-struct WarmInstance {
-    store: Store<PluginState>,
-    guest: StageGuest,
-    calls: u32,
-}
-
 /// One tenant's use of a compiled plugin.
 pub struct TenantPlugin {
     compiled: Arc<CompiledPlugin>,
     scope: Arc<PluginScope>,
     limits: SandboxLimits,
     deadline_ticks: u64,
-    warm: Mutex<Vec<WarmInstance>>,
+    warm: Arc<WarmPool>,
 }
 
 impl TenantPlugin {
@@ -137,13 +150,14 @@ impl TenantPlugin {
         scope: Arc<PluginScope>,
         limits: SandboxLimits,
         deadline_ticks: u64,
+        warm: Arc<WarmPool>,
     ) -> Self {
         Self {
             compiled,
             scope,
             limits,
             deadline_ticks,
-            warm: Mutex::new(Vec::new()),
+            warm,
         }
     }
 
@@ -157,10 +171,7 @@ impl TenantPlugin {
 
     /// Linear memory held by this tenant's idle warm instances.
     pub fn warm_memory_bytes(&self) -> usize {
-        let pool = self.warm.lock().expect("warm pool lock");
-        pool.iter()
-            .map(|w| w.store.data().limiter.memory_bytes)
-            .sum()
+        self.warm.idle_bytes()
     }
 
     fn error(&self, kind: FailureKind, detail: String) -> PluginError {
@@ -173,12 +184,12 @@ impl TenantPlugin {
     }
 
     async fn checkout(&self) -> Result<WarmInstance, PluginError> {
-        if let Some(warm) = self.warm.lock().expect("warm pool lock").pop() {
+        if let Some(warm) = self.warm.take() {
             return Ok(warm);
         }
         INSTANCES_CREATED.fetch_add(1, Ordering::Relaxed);
         let state = PluginState::new(self.scope.clone(), self.limits.memory_bytes);
-        let mut store = Store::new(self.compiled.pre.engine(), state);
+        let mut store = Store::new(self.compiled.loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         // Creating an instance is mostly host work (and slower when the
@@ -187,20 +198,18 @@ impl TenantPlugin {
         store.set_epoch_deadline(self.deadline_ticks * INSTANTIATE_BUDGET_FACTOR);
         let instance = self
             .compiled
+            .loaded
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| self.classify(&store, e))?;
         let guest = self
             .compiled
+            .loaded
             .exports
             .load(&mut store, &instance)
             .map_err(|e| self.error(FailureKind::Instantiate, format!("{e:#}")))?;
-        Ok(WarmInstance {
-            store,
-            guest,
-            calls: 0,
-        })
+        Ok(WarmInstance::new(store, guest))
     }
 
     fn classify(&self, store: &Store<PluginState>, err: wasmtime::Error) -> PluginError {
@@ -219,12 +228,8 @@ impl TenantPlugin {
     /// Returns a healthy instance to the warm pool (or drops it).
     fn checkin(&self, mut warm: WarmInstance) {
         warm.calls += 1;
-        if warm.calls >= self.limits.max_reuse {
-            return;
-        }
-        let mut pool = self.warm.lock().expect("warm pool lock");
-        if pool.len() < self.limits.warm_instances {
-            pool.push(warm);
+        if warm.calls < self.limits.max_reuse {
+            self.warm.put(warm, self.limits.warm_instances);
         }
     }
 }

@@ -16,13 +16,6 @@ fn with_redactor() -> String {
 
 const PII: &str = "invoice api for ali@example.com card 4111-1111-1111-1111";
 
-async fn answer(env: &TestEnv, token: &str, prompt: &str) -> (u16, serde_json::Value) {
-    let response = env.chat(token, prompt, false).await;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_guardrail_rewrites_redacts_and_refuses_for_that_tenant_only() {
     let env = TestEnv::start(vec![
@@ -33,7 +26,7 @@ async fn a_tenants_guardrail_rewrites_redacts_and_refuses_for_that_tenant_only()
     let (acme, globex) = (env.token("acme"), env.token("globex"));
 
     // Redacted before forwarding (the mock echoes what it received) and in the log.
-    let (status, body) = answer(&env, &acme, PII).await;
+    let (status, body) = env.chat_json(&acme, PII).await;
     assert_eq!(status, 200, "{body}");
     let content = body["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(content.contains("[redacted]"), "{content}");
@@ -43,14 +36,8 @@ async fn a_tenants_guardrail_rewrites_redacts_and_refuses_for_that_tenant_only()
     );
     assert!(
         eventually(|| env
-            .app()
-            .db
-            .recent_requests("acme", 1)
-            .unwrap()
-            .first()
-            .is_some_and(
-                |r| r.prompt.contains("[redacted]") && !r.prompt.contains("ali@example.com")
-            ))
+            .last_logged_prompt("acme")
+            .is_some_and(|p| p.contains("[redacted]") && !p.contains("ali@example.com")))
         .await
     );
 
@@ -79,13 +66,15 @@ async fn a_tenants_guardrail_rewrites_redacts_and_refuses_for_that_tenant_only()
     );
 
     // Another tenant's calls never meet acme's guardrail.
-    let (status, body) = answer(&env, &globex, PII).await;
+    let (status, body) = env.chat_json(&globex, PII).await;
     assert_eq!(status, 200);
     assert!(body["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()
         .contains("ali@example.com"));
-    let (status, _) = answer(&env, &globex, "invoice api: salary table schema").await;
+    let (status, _) = env
+        .chat_json(&globex, "invoice api: salary table schema")
+        .await;
     assert_eq!(status, 200);
     env.stop().await;
 }

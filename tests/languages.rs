@@ -45,16 +45,6 @@ plugin = \"pii-redactor\"
     )
 }
 
-async fn answer(env: &TestEnv, token: &str, prompt: &str) -> (u16, serde_json::Value) {
-    let response = env.chat(token, prompt, false).await;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
-    )
-}
-
 fn content(body: &serde_json::Value) -> &str {
     body["choices"][0]["message"]["content"].as_str().unwrap()
 }
@@ -165,7 +155,7 @@ async fn python_javascript_and_rust_guardrails_run_in_one_tenant_chain() {
     // received), Rust redacts the e-mail address, and JavaScript masks the
     // mock's "mock LLM" in the answer.
     let prompt = format!("invoice api fails with api_key={KEY}, mail ali@example.com");
-    let (status, body) = answer(&env, &acme, &prompt).await;
+    let (status, body) = env.chat_json(&acme, &prompt).await;
     assert_eq!(status, 200, "{body}");
     let text = content(&body);
     assert!(text.contains("[secret removed]"), "{text}");
@@ -180,12 +170,8 @@ async fn python_javascript_and_rust_guardrails_run_in_one_tenant_chain() {
     );
     assert!(
         eventually(|| env
-            .app()
-            .db
-            .recent_requests("acme", 1)
-            .unwrap()
-            .first()
-            .is_some_and(|r| r.prompt.contains("[secret removed]") && !r.prompt.contains(KEY)))
+            .last_logged_prompt("acme")
+            .is_some_and(|p| p.contains("[secret removed]") && !p.contains(KEY)))
         .await,
         "the request log keeps the rewritten prompt"
     );
@@ -206,7 +192,7 @@ async fn python_javascript_and_rust_guardrails_run_in_one_tenant_chain() {
             .await,
         "globex's policy was never picked up"
     );
-    let (status, body) = answer(&env, &globex, &prompt).await;
+    let (status, body) = env.chat_json(&globex, &prompt).await;
     assert_eq!(status, 403, "{body}");
     assert!(
         body["error"]["message"]
@@ -215,7 +201,9 @@ async fn python_javascript_and_rust_guardrails_run_in_one_tenant_chain() {
             .contains("contains a credential"),
         "{body}"
     );
-    let (status, body) = answer(&env, &globex, "invoice api: status of Project Falcon?").await;
+    let (status, body) = env
+        .chat_json(&globex, "invoice api: status of Project Falcon?")
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(content(&body).contains("mock LLM"), "{body}");
 

@@ -199,6 +199,23 @@ impl TestEnv {
         )
     }
 
+    /// A non-streamed chat call: its status and JSON body.
+    pub async fn chat_json(&self, token: &str, prompt: &str) -> (u16, serde_json::Value) {
+        let response = self.chat(token, prompt, false).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        )
+    }
+
+    /// The prompt of the tenant's latest logged request.
+    pub fn last_logged_prompt(&self, tenant: &str) -> Option<String> {
+        let records = self.app().db.recent_requests(tenant, 1).unwrap();
+        records.into_iter().next().map(|r| r.prompt)
+    }
+
     /// `PUT /admin/v1/tenants/{tenant}/plugins/{name}` with a component.
     pub async fn upload_plugin(
         &self,

@@ -176,10 +176,35 @@ async fn python_javascript_and_rust_guardrails_run_in_one_tenant_chain() {
         "the request log keeps the rewritten prompt"
     );
 
-    // Streamed calls are rewritten too.
+    // Streamed calls are rewritten, and their answers screened: the stream
+    // is held until JavaScript has masked it, and arrives as SSE events
+    // holding exactly the screened text of the plain answer.
     let streamed = env.chat(&acme, &prompt, true).await;
     assert_eq!(streamed.status(), 200);
-    let stream = streamed_content(&streamed.text().await.unwrap());
+    let sse = streamed.text().await.unwrap();
+    assert!(sse.trim_end().ends_with("data: [DONE]"), "{sse}");
+    assert_eq!(streamed_content(&sse), text, "{sse}");
+
+    // A tenant that prefers the first token fast turns stream screening
+    // off: requests are still screened, answers stream as they come.
+    put(
+        &env.policies.0.join("acme.toml"),
+        format!(
+            "screen_streamed_answers = false\n{}",
+            three_language_policy()
+        )
+        .as_bytes(),
+    );
+    assert!(
+        eventually_async(|| async {
+            let sse = env.chat(&acme, &prompt, true).await.text().await.unwrap();
+            streamed_content(&sse).contains("mock LLM")
+        })
+        .await,
+        "the policy change never took effect"
+    );
+    let sse = env.chat(&acme, &prompt, true).await.text().await.unwrap();
+    let stream = streamed_content(&sse);
     assert!(
         stream.contains("[secret removed]") && !stream.contains(KEY),
         "{stream}"

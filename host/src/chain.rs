@@ -33,6 +33,8 @@ pub struct TenantChain {
     pub deviation: StageSlot,
     /// The tenant's guardrails, in policy order.
     pub guardrails: Vec<StageSlot>,
+    /// Whether streamed answers are held until the guardrails screened them.
+    pub screen_streams: bool,
 }
 
 /// Compiled plugins by name.
@@ -379,6 +381,7 @@ impl Chains {
                 .iter()
                 .map(|g| slot(Stage::Guardrail, g))
                 .collect::<anyhow::Result<_>>()?,
+            screen_streams: policy.screen_streamed_answers,
         })
     }
 }

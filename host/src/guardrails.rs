@@ -5,8 +5,15 @@
 //! sees. A failing guardrail fails the call closed unless its policy says
 //! `fail_open`.
 //!
-//! Streamed answers pass through unscreened for now (screening them needs
-//! buffering or a per-chunk contract).
+//! A streamed answer is screened too, unless the tenant's policy sets
+//! `screen_streamed_answers = false`: the stream is then held until it is
+//! complete, its text assembled per choice and screened like a complete
+//! answer, and sent as the same SSE events (a redaction puts the new text in
+//! each choice's first content delta and empties the others). That costs the
+//! caller the time to the first token; a tenant that prefers speed turns it
+//! off and gets its requests screened only.
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
@@ -139,6 +146,35 @@ pub fn apply_rewrite(body: &Bytes, messages: &[Message]) -> Result<Bytes, ApiErr
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// Runs every guardrail's `on-response` on one answer text; returns the
+/// text to send when any guardrail redacted it.
+async fn screen_text(
+    guardrails: &[StageSlot],
+    context: &CallContext,
+    original: &str,
+) -> Result<Option<String>, ApiError> {
+    let mut text: Option<String> = None;
+    for slot in guardrails {
+        let current = text.as_deref().unwrap_or(original);
+        let Some(decision) = tolerate(slot, slot.plugin.on_response(context, current).await)?
+        else {
+            continue;
+        };
+        match decision {
+            ResponseDecision::Allow => {}
+            ResponseDecision::Deny(reason) => return Err(denied(slot, &reason)),
+            ResponseDecision::Redact(clean) => {
+                let cap = max_output(current.len());
+                if clean.len() > cap {
+                    return Err(oversized(slot, clean.len(), cap));
+                }
+                text = Some(clean);
+            }
+        }
+    }
+    Ok(text)
+}
+
 /// Runs every guardrail's `on-response` on each choice's text of a complete
 /// chat completion; returns the body to send (rewritten when redacted).
 pub async fn screen_response(
@@ -157,26 +193,11 @@ pub async fn screen_response(
         .unwrap_or_default();
     let mut screened = Vec::with_capacity(choices.len());
     for mut choice in choices {
-        if let Some(mut text) = choice["message"]["content"].as_str().map(str::to_string) {
-            for slot in guardrails {
-                let Some(decision) = tolerate(slot, slot.plugin.on_response(context, &text).await)?
-                else {
-                    continue;
-                };
-                match decision {
-                    ResponseDecision::Allow => {}
-                    ResponseDecision::Deny(reason) => return Err(denied(slot, &reason)),
-                    ResponseDecision::Redact(clean) => {
-                        let cap = max_output(text.len());
-                        if clean.len() > cap {
-                            return Err(oversized(slot, clean.len(), cap));
-                        }
-                        text = clean;
-                        redacted = true;
-                    }
-                }
+        if let Some(text) = choice["message"]["content"].as_str() {
+            if let Some(clean) = screen_text(guardrails, context, text).await? {
+                choice["message"]["content"] = clean.into();
+                redacted = true;
             }
-            choice["message"]["content"] = text.into();
         }
         screened.push(choice);
     }
@@ -187,4 +208,131 @@ pub async fn screen_response(
     serde_json::to_vec(&value)
         .map(Bytes::from)
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Runs every guardrail's `on-response` on each choice's text of a whole
+/// SSE stream; returns the stream to send (its content deltas rewritten
+/// when redacted).
+pub async fn screen_stream(
+    guardrails: &[StageSlot],
+    context: &CallContext,
+    sse: Bytes,
+) -> Result<Bytes, ApiError> {
+    let mut redacted = BTreeMap::new();
+    for (index, text) in sse::assemble(&sse) {
+        if let Some(clean) = screen_text(guardrails, context, &text).await? {
+            redacted.insert(index, clean);
+        }
+    }
+    Ok(if redacted.is_empty() {
+        sse
+    } else {
+        sse::replace_content(&sse, &redacted)
+    })
+}
+
+/// Reading and rewriting the content deltas of a chat completion stream.
+mod sse {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+    use serde_json::Value;
+
+    /// The JSON of each `data:` event, with the event's text, in order;
+    /// `None` for events that are not JSON (`[DONE]`, comments).
+    fn events(sse: &[u8]) -> Vec<(&str, Option<Value>)> {
+        let text = std::str::from_utf8(sse).unwrap_or_default();
+        text.split_inclusive("\n\n")
+            .map(|event| {
+                let data = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start);
+                (event, data.and_then(|d| serde_json::from_str(d).ok()))
+            })
+            .collect()
+    }
+
+    fn deltas(event: &Value) -> impl Iterator<Item = (u64, &str)> {
+        event["choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((c["index"].as_u64()?, c["delta"]["content"].as_str()?)))
+    }
+
+    /// Each choice's text: its content deltas joined.
+    pub fn assemble(sse: &[u8]) -> BTreeMap<u64, String> {
+        let mut texts: BTreeMap<u64, String> = BTreeMap::new();
+        for (_, event) in events(sse) {
+            for (index, content) in event.iter().flat_map(deltas) {
+                texts.entry(index).or_default().push_str(content);
+            }
+        }
+        texts
+    }
+
+    /// The same events, with each redacted choice's whole new text in its
+    /// first content delta and its later content deltas emptied.
+    pub fn replace_content(sse: &[u8], redacted: &BTreeMap<u64, String>) -> Bytes {
+        let mut placed = BTreeMap::new();
+        let mut out = String::with_capacity(sse.len());
+        for (raw, event) in events(sse) {
+            let Some(mut event) = event else {
+                out.push_str(raw);
+                continue;
+            };
+            let mut changed = false;
+            for choice in event["choices"].as_array_mut().into_iter().flatten() {
+                let Some(index) = choice["index"].as_u64() else {
+                    continue;
+                };
+                let (Some(text), Some(_)) =
+                    (redacted.get(&index), choice["delta"]["content"].as_str())
+                else {
+                    continue;
+                };
+                let first = placed.insert(index, ()).is_none();
+                choice["delta"]["content"] = if first { text.as_str() } else { "" }.into();
+                changed = true;
+            }
+            if changed {
+                out.push_str("data: ");
+                out.push_str(&event.to_string());
+                out.push_str("\n\n");
+            } else {
+                out.push_str(raw);
+            }
+        }
+        Bytes::from(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const STREAM: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n\
+            data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"mail ali@\"}}]}\n\n\
+            data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"example.com now\"}}]}\n\n\
+            data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+            data: [DONE]\n\n";
+
+        #[test]
+        fn a_choices_text_is_its_deltas_joined() {
+            let texts = assemble(STREAM.as_bytes());
+            assert_eq!(texts[&0], "mail ali@example.com now");
+        }
+
+        #[test]
+        fn a_redaction_replaces_the_deltas_and_keeps_the_events() {
+            let redacted = BTreeMap::from([(0, "mail [redacted] now".to_string())]);
+            let out = replace_content(STREAM.as_bytes(), &redacted);
+            let out = std::str::from_utf8(&out).unwrap();
+            assert_eq!(assemble(out.as_bytes())[&0], "mail [redacted] now");
+            assert_eq!(out.matches("data: ").count(), 5, "{out}");
+            assert!(out.ends_with("data: [DONE]\n\n"), "{out}");
+            assert!(out.contains("\"finish_reason\":\"stop\""), "{out}");
+            assert!(!out.contains("example.com"), "{out}");
+        }
+    }
 }

@@ -22,6 +22,14 @@ pub struct Policy {
     /// five stages (`[[guardrails]]` tables).
     #[serde(default)]
     pub guardrails: Vec<StagePolicy>,
+    /// Hold a streamed answer until the guardrails have screened all of it
+    /// (the default); `false` streams it unscreened, for speed.
+    #[serde(default = "screen_streams_by_default")]
+    pub screen_streamed_answers: bool,
+}
+
+fn screen_streams_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{authenticate, header_value};
 use crate::app::App;
-use crate::chain::{drift_str, label_str};
+use crate::chain::{drift_str, label_str, StageSlot};
 use crate::error::ApiError;
 use crate::guardrails;
 use crate::http::{full, Body};
@@ -351,7 +351,13 @@ async fn proxy(
     let content_type = upstream.headers().get(CONTENT_TYPE).cloned();
     record.status = status.as_u16();
 
-    let body: Body = if stream && status.is_success() {
+    let hold_stream = chain.as_deref().is_some_and(|c| c.screen_streams);
+    let body: Body = if let (true, Some(context), true) =
+        (stream && status.is_success(), &guard_context, hold_stream)
+    {
+        let screen = (guardrails, context);
+        full(screened_stream(app, upstream, add_usage, screen, record, reserved, started).await?)
+    } else if stream && status.is_success() {
         let app = app.clone();
         MeteredStream::new(
             upstream,
@@ -477,6 +483,43 @@ fn rewrite_body(body: &Bytes, add_usage: bool) -> Result<Bytes, ApiError> {
 /// record with the user's counters, taken under the same lock, before the
 /// response is finished, so an answered request survives `kill -9`
 /// (see state/journal.rs).
+/// A streamed answer held until the tenant's guardrails have screened all
+/// of it (see guardrails.rs), then sent whole, as the same SSE events.
+async fn screened_stream(
+    app: &App,
+    upstream: reqwest::Response,
+    add_usage: bool,
+    (guardrails, context): (&[StageSlot], &guardrail::CallContext),
+    mut record: RequestRecord,
+    reserved: u64,
+    started: Instant,
+) -> Result<Bytes, ApiError> {
+    let (done, summary) = tokio::sync::oneshot::channel();
+    let metered = MeteredStream::new(
+        upstream,
+        add_usage,
+        Box::new(move |summary: StreamSummary| {
+            let _ = done.send(summary);
+        }),
+    );
+    let collected = metered.collect().await;
+    let summary = summary.await.ok();
+    let usage = summary.as_ref().and_then(|s| s.usage);
+    record.response_bytes = summary.as_ref().map_or(0, |s| s.bytes);
+    let screened = match collected {
+        Ok(sse) => guardrails::screen_stream(guardrails, context, sse.to_bytes()).await,
+        Err(e) => Err(ApiError::bad_gateway(format!(
+            "the provider's stream failed: {e}"
+        ))),
+    };
+    if let Err(e) = &screened {
+        record.status = e.status.as_u16();
+        record.error = Some(e.message.clone());
+    }
+    complete(app, record, reserved, usage, started);
+    screened
+}
+
 fn complete(
     app: &App,
     mut record: RequestRecord,

@@ -1,58 +1,12 @@
-"""Runs the four measurements and prints a Markdown table (see bench/run.sh)."""
+"""Runs the five measurements and prints a Markdown table (see bench/run.sh)."""
 
-import json
 import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 
-WARDEN = sys.argv[1]
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DURATION = int(os.environ.get("DURATION", "10"))
+from harness import (DURATION, ROOT, WARDEN, WORK, chain_metrics, rss_mib, seed, serve, start, stop_all, wait_port,
+                     wrk)
+
 PORTS = {"mock": 18081, "nginx": 18082, "warden-no-chain": 18083, "warden-chain": 18084,
          "warden-guardrails": 18085}
-WORK = tempfile.mkdtemp(prefix="warden-bench-")
-BODY = json.dumps({
-    "model": "gpt-4o-mini",
-    "messages": [{"role": "user", "content": "Write the REST endpoint that creates an invoice with tax lines"}],
-})
-procs = []
-
-
-def start(args, **kw):
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-    procs.append(p)
-    return p
-
-
-def wait_port(port):
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # something answers
-        except Exception:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def warden(*args):
-    return subprocess.run([WARDEN, *args], check=True, capture_output=True, text=True, cwd=ROOT).stdout.strip()
-
-
-def seed(state):
-    common = ["--state-dir", state]
-    warden("tenant", "create", "bench", *common)
-    warden("user", "create", "--tenant", "bench", "ali", *common)
-    warden("task", "create", "--tenant", "bench", "invoice-backend", "--title", "Invoice backend",
-           "--description", "REST API for invoices", "--keyword", "invoice", "--keyword", "rest", *common)
-    return warden("token", "issue", "--tenant", "bench", "--user", "ali", "--task", "invoice-backend", *common)
 
 
 def guardrail_policies():
@@ -73,15 +27,7 @@ def guardrail_policies():
 def start_warden(name, chain, policy_dir=None):
     state = os.path.join(WORK, name)
     token = seed(state)
-    policy_dir = policy_dir or os.path.join(ROOT, "policies")
-    config = os.path.join(WORK, f"{name}.toml")
-    with open(config, "w") as f:
-        f.write(f'listen = "127.0.0.1:{PORTS[name]}"\nstate_dir = "{state}"\n'
-                f'plugin_dir = "{ROOT}/build/plugins"\npolicy_dir = "{policy_dir}"\n'
-                f'chain_enabled = {"true" if chain else "false"}\n'
-                f'[upstream]\nbase_url = "http://127.0.0.1:{PORTS["mock"]}/v1"\napi_key_env = "BENCH_KEY"\n')
-    proc = start([WARDEN, "serve", "--config", config], env={**os.environ, "RUST_LOG": "warn", "BENCH_KEY": "k"})
-    wait_port(PORTS[name])
+    proc = serve(name, PORTS[name], state, policy_dir or os.path.join(ROOT, "policies"), PORTS["mock"], chain)
     return proc, token
 
 
@@ -97,48 +43,6 @@ http {{ access_log off;
 """)
     start(["nginx", "-c", conf, "-p", WORK])
     wait_port(PORTS["nginx"])
-
-
-def to_us(value):
-    m = re.match(r"([\d.]+)(us|ms|s)", value)
-    n, unit = float(m.group(1)), m.group(2)
-    return n * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
-
-
-def wrk(port, token, connections):
-    script = os.path.join(WORK, "post.lua")
-    with open(script, "w") as f:
-        f.write(f"""wrk.method = "POST"
-wrk.body = {json.dumps(BODY)}
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {token}"
-wrk.headers["X-Task-Id"] = "invoice-backend"
-""")
-    out = subprocess.run(["wrk", "-t", "1" if connections == 1 else "2", "-c", str(connections), "-d", f"{DURATION}s",
-                          "--latency", "-s", script, f"http://127.0.0.1:{port}/v1/chat/completions"],
-                         check=True, capture_output=True, text=True).stdout
-    if "Non-2xx" in out:
-        raise SystemExit(f"errors during the run on port {port}:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = to_us(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))
-    p99 = to_us(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))
-    return rps, p50, p99
-
-
-def chain_metrics(port):
-    """(chain runs, chain seconds) from Warden's /metrics; None elsewhere."""
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except Exception:
-        return None
-    runs = float(re.search(r"^warden_chain_runs_total (\S+)", text, re.M).group(1))
-    secs = float(re.search(r"^warden_chain_seconds_total (\S+)", text, re.M).group(1))
-    return runs, secs
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
 
 
 def main():
@@ -185,14 +89,7 @@ def main():
         print(f"- full-chain throughput is {100 * on64[0] / off64[0]:.0f}% of chain-disabled (c=64; goal ≥ 60%)")
         print(f"- chain-disabled throughput is {100 * off64[0] / ngx[0]:.0f}% of nginx's (c=64; goal ≥ 50%)")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(WORK, ignore_errors=True)
+        stop_all()
 
 
 main()

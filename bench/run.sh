@@ -5,6 +5,7 @@
 # chain disabled, and Warden with the full five-stage chain and logging on.
 #   bash bench/run.sh            # 10 s per measurement
 #   DURATION=30 bash bench/run.sh
+#   bash bench/run.sh isolation  # another tenant's latency beside a looping plugin
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -13,4 +14,5 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
 fi
 bash scripts/build-plugins.sh
 cargo build --locked --release -p warden
-exec python3 bench/run.py "$CARGO_TARGET_DIR/release/warden"
+# `bash bench/run.sh isolation`: one tenant's looping plugin beside another's calls.
+exec python3 "bench/${1:-run}.py" "$CARGO_TARGET_DIR/release/warden"

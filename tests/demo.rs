@@ -42,7 +42,12 @@ fn the_printed_curl_line_answers_through_all_five_stages() {
     let _ = demo.wait();
     let _ = std::fs::remove_dir_all(&state);
     let text = String::from_utf8_lossy(&output.stdout).to_lowercase();
-    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        text.starts_with("http/1.1 200"),
+        "{text}\ncurl {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(text.contains("x-warden-intent: code"), "{text}");
     assert!(text.contains("x-warden-deviation-score: 0.00"), "{text}");
     assert!(text.contains("mock answer about"), "{text}");

@@ -1,6 +1,6 @@
 //! A plugin that traps, loops forever or allocates without bound fails only
 //! its own request (503 naming the stage), fast, while other tenants'
-//! requests keep succeeding.
+//! requests keep succeeding; one that keeps failing is paused for its tenant.
 
 mod common;
 
@@ -103,5 +103,30 @@ async fn a_failing_scoring_stage_may_fail_open_by_policy() {
         response.headers().get("x-warden-intent").is_none(),
         "no intent when the stage failed open"
     );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_keeps_failing_is_paused_for_its_tenant_only() {
+    let env = TestEnv::start(vec![
+        TenantSpec::new("acme"),
+        TenantSpec::new("broken").with_policy(misbehaving_intent_policy("spin")),
+    ])
+    .await;
+    let (good, bad) = (env.token("acme"), env.token("broken"));
+    // Three calls run into the deadline...
+    for _ in 0..3 {
+        let (_, _, message) = error_of(env.chat(&bad, "invoice api", false).await).await;
+        assert!(message.contains("time limit"), "{message}");
+    }
+    // ...then the plugin is paused: refused without being run (the
+    // message says so), so it no longer spends its deadline of CPU.
+    let refused = env.chat(&bad, "invoice api", false).await;
+    assert_eq!(refused.status(), 503);
+    let (_, code, message) = error_of(refused).await;
+    assert_eq!(code, "policy_plugin_failed");
+    assert!(message.contains("paused"), "{message}");
+    // Only for that tenant.
+    assert_eq!(env.chat(&good, "invoice api", false).await.status(), 200);
     env.stop().await;
 }

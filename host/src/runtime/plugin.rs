@@ -8,9 +8,9 @@
 //! Python or JavaScript one; a call on a live one 2-60 µs); an instance that
 //! trapped, ran out of time or hit its memory cap is dropped, never reused.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
@@ -106,6 +106,8 @@ pub enum FailureKind {
     Trap,
     Deadline,
     Memory,
+    /// Refused without running: it failed repeatedly just before.
+    Tripped,
 }
 
 #[derive(Debug, Clone)]
@@ -123,12 +125,49 @@ impl std::fmt::Display for PluginError {
             FailureKind::Trap => "trapped",
             FailureKind::Deadline => "exceeded its time limit",
             FailureKind::Memory => "exceeded its memory limit",
+            FailureKind::Tripped => "failed repeatedly and is paused",
         };
         write!(
             f,
             "the {} stage plugin '{}' {what}",
             self.stage, self.plugin
         )
+    }
+}
+
+/// After this many failed calls in a row a tenant's plugin is paused: its
+/// calls fail at once for `PAUSE`, then one call probes it again. A plugin
+/// that loops to its deadline on every call would otherwise spend that
+/// deadline of CPU on every request, and slow other tenants' requests that
+/// share the worker thread (measured: bench/isolation.py).
+const TRIP_AFTER: u32 = 3;
+const PAUSE: Duration = Duration::from_secs(5);
+
+/// The pause state of one tenant's plugin.
+#[derive(Default)]
+struct Breaker {
+    failures_in_a_row: AtomicU32,
+    /// Until when (ms on `Breaker::now_ms`'s clock) calls are refused.
+    paused_until: AtomicU64,
+}
+
+impl Breaker {
+    fn now_ms() -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    fn paused(&self) -> bool {
+        Self::now_ms() < self.paused_until.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, ok: bool) {
+        if ok {
+            self.failures_in_a_row.store(0, Ordering::Relaxed);
+        } else if self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TRIP_AFTER {
+            let until = Self::now_ms() + PAUSE.as_millis() as u64;
+            self.paused_until.store(until, Ordering::Relaxed);
+        }
     }
 }
 
@@ -142,6 +181,7 @@ pub struct TenantPlugin {
     limits: SandboxLimits,
     deadline_ticks: u64,
     warm: Arc<WarmPool>,
+    breaker: Breaker,
 }
 
 impl TenantPlugin {
@@ -158,6 +198,7 @@ impl TenantPlugin {
             limits,
             deadline_ticks,
             warm,
+            breaker: Breaker::default(),
         }
     }
 
@@ -225,6 +266,16 @@ impl TenantPlugin {
         self.error(kind, format!("{err:#}"))
     }
 
+    fn paused_error(&self) -> PluginError {
+        self.error(
+            FailureKind::Tripped,
+            format!(
+                "{TRIP_AFTER} calls in a row failed; its calls are refused for {} s after the last failure",
+                PAUSE.as_secs()
+            ),
+        )
+    }
+
     /// Returns a healthy instance to the warm pool (or drops it).
     fn checkin(&self, mut warm: WarmInstance) {
         warm.calls += 1;
@@ -234,28 +285,37 @@ impl TenantPlugin {
     }
 }
 
-/// Generates one typed call method per stage: check out an instance, arm its
-/// deadline, call the export, and check the instance back in only if the call
-/// succeeded.
+/// Generates one typed call method per stage: refuse at once while the
+/// plugin is paused; otherwise check out an instance, arm its deadline, call
+/// the export, check the instance back in only if the call succeeded, and
+/// count the outcome towards the pause.
 macro_rules! stage_call {
     ($method:ident, $variant:ident, $export:ident, ($($arg:ident: $ty:ty),*), $out:ty) => {
         pub async fn $method(&self, $($arg: $ty),*) -> Result<$out, PluginError> {
-            let mut warm = self.checkout().await?;
-            let StageGuest::$variant(guest) = &warm.guest else {
-                return Err(self.error(
-                    FailureKind::Instantiate,
-                    format!("plugin does not implement the {} stage", self.stage()),
-                ));
-            };
-            let guest = guest.clone();
-            warm.store.set_epoch_deadline(self.deadline_ticks);
-            match guest.$export(&mut warm.store, $($arg),*).await {
-                Ok(out) => {
-                    self.checkin(warm);
-                    Ok(out)
-                }
-                Err(e) => Err(self.classify(&warm.store, e)),
+            if self.breaker.paused() {
+                return Err(self.paused_error());
             }
+            let result = async {
+                let mut warm = self.checkout().await?;
+                let StageGuest::$variant(guest) = &warm.guest else {
+                    return Err(self.error(
+                        FailureKind::Instantiate,
+                        format!("plugin does not implement the {} stage", self.stage()),
+                    ));
+                };
+                let guest = guest.clone();
+                warm.store.set_epoch_deadline(self.deadline_ticks);
+                match guest.$export(&mut warm.store, $($arg),*).await {
+                    Ok(out) => {
+                        self.checkin(warm);
+                        Ok(out)
+                    }
+                    Err(e) => Err(self.classify(&warm.store, e)),
+                }
+            }
+            .await;
+            self.breaker.record(result.is_ok());
+            result
         }
     };
 }

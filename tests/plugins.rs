@@ -320,3 +320,43 @@ async fn a_plugin_built_for_another_wit_major_version_is_refused_and_says_why() 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("warden:policy@2.0.0"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_own_stage_plugin_is_self_tested_with_a_call_of_its_stage() {
+    let (env, _plugins) = TestEnv::start_with_own_plugins(vec![TenantSpec::new("acme")]).await;
+    let admin = env.user_with_role("acme", "maya", Role::Admin);
+    // acme's intent stage is its own plugin "my-intent", configured to spin.
+    let policy = misbehaving_intent_policy("spin").replace("\"test-misbehave\"", "\"my-intent\"");
+    put(&env.policies.0.join("acme.toml"), policy.as_bytes());
+
+    // The looping fixture does not pass: its sample call hits the deadline.
+    let looping = std::fs::read(plugin_dir().join("test-misbehave.wasm")).unwrap();
+    let (status, body) = env
+        .upload_plugin(&admin, "acme", "my-intent", looping)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("self-test") && message.contains("time limit"),
+        "{message}"
+    );
+
+    // The real intent plugin answers its sample call and goes live.
+    let intent = std::fs::read(plugin_dir().join("intent.wasm")).unwrap();
+    let (status, body) = env.upload_plugin(&admin, "acme", "my-intent", intent).await;
+    assert_eq!(
+        (status, body["stage"].as_str()),
+        (201, Some("intent")),
+        "{body}"
+    );
+    assert!(
+        body["self_test"]
+            .as_str()
+            .unwrap()
+            .contains("answered a sample call of its stage"),
+        "{body}"
+    );
+    let token = env.token("acme");
+    assert_eq!(env.chat(&token, "invoice api", false).await.status(), 200);
+    env.stop().await;
+}

@@ -9,51 +9,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use warden::runtime::bindings::{
-    auth, deviation, guardrail, intent, quota, task_validation, types,
-};
 use warden::runtime::{
-    PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage, TenantPlugin,
+    samples, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage, TenantPlugin,
 };
 
 const CALLS: u32 = 20_000;
 const HISTORY: u64 = 50;
-
-fn identity() -> types::Identity {
-    types::Identity {
-        tenant_id: "acme".into(),
-        user_id: "ali".into(),
-        role: types::Role::User,
-    }
-}
-
-fn claims() -> types::TokenClaims {
-    types::TokenClaims {
-        token_id: "0123456789abcdef0123456789abcdef".into(),
-        issued_at: 1_700_000_000,
-        expires_at: 1_800_000_000,
-        tasks: vec!["invoice-backend".into()],
-        endpoints: vec!["chat.completions".into()],
-        models: vec!["gpt-4o-mini".into()],
-    }
-}
-
-fn task() -> types::Task {
-    types::Task {
-        id: "invoice-backend".into(),
-        title: "Invoice backend".into(),
-        description:
-            "Build the REST API and database layer that creates, stores and sends invoices.".into(),
-        keywords: [
-            "invoice", "billing", "api", "rest", "postgres", "pdf", "tax",
-        ]
-        .map(String::from)
-        .to_vec(),
-        endpoints: vec![],
-        models: vec!["gpt-4o-mini".into()],
-        active: true,
-    }
-}
 
 /// Median of 5 rounds of `calls / 5` calls each, in µs per call.
 async fn time_calls<F, Fut>(calls: u32, mut call: F) -> f64
@@ -121,69 +82,11 @@ async fn measure(
         load("intent"),
         load("deviation"),
     );
-    let auth_req = auth::AuthRequest {
-        identity: identity(),
-        claims: claims(),
-        user_status: types::UserStatus::Active,
-        tenant_status: types::TenantStatus::Active,
-        endpoint: "chat.completions".into(),
-    };
-    let task_req = task_validation::TaskRequest {
-        identity: identity(),
-        claims: claims(),
-        task_id: "invoice-backend".into(),
-        endpoint: "chat.completions".into(),
-        model: "gpt-4o-mini".into(),
-        task: Some(task()),
-    };
-    let quota_req = quota::QuotaRequest {
-        identity: identity(),
-        limits: types::Limits {
-            requests_per_minute: Some(60),
-            requests_per_day: Some(200),
-            tokens_per_day: Some(300_000),
-            tokens_per_month: None,
-        },
-        usage: types::Usage {
-            requests_this_minute: 1,
-            requests_today: 10,
-            tokens_today: 5_000,
-            tokens_this_month: 50_000,
-            minute_resets_in: 30,
-            day_resets_in: 3_600,
-            month_resets_in: 86_400,
-        },
-        estimated_tokens: 600,
-    };
-    let intent_req = intent::IntentRequest {
-        prompt: "Write the REST endpoint that creates an invoice with tax lines and stores it in postgres".into(),
-        task: task(),
-    };
-    let history: Vec<types::HistoryEntry> = (0..HISTORY)
-        .map(|n| types::HistoryEntry {
-            at_ms: 1_700_000_000_000 + n * 60_000,
-            same_task: true,
-            label: types::IntentLabel::Code,
-            drift: types::Drift::OnTask,
-        })
-        .collect();
-    let deviation_req = deviation::DeviationRequest {
-        identity: identity(),
-        task_id: "invoice-backend".into(),
-        current: types::Intent {
-            label: types::IntentLabel::Code,
-            confidence: 0.9,
-            drift: types::Drift::OnTask,
-        },
-        history,
-        stats: types::UsageStats {
-            requests_last_hour: 10,
-            baseline_requests_per_hour: 8.0,
-            unrelated_last_ten_minutes: 0,
-        },
-        score: 0.3,
-        score_updated_at_ms: 1_700_000_000_000,
-    };
+    let auth_req = samples::auth_request("acme");
+    let task_req = samples::task_request("acme");
+    let quota_req = samples::quota_request("acme");
+    let intent_req = samples::intent_request();
+    let deviation_req = samples::deviation_request("acme", HISTORY);
     vec![
         (
             Stage::Auth,
@@ -257,24 +160,8 @@ async fn measure_guardrail(
         ));
         runtime.instantiate_for_tenant(compiled.clone(), scope, limits(max_reuse))
     };
-    let context = guardrail::CallContext {
-        identity: identity(),
-        task_id: "invoice-backend".into(),
-        endpoint: "chat.completions".into(),
-        model: "gpt-4o-mini".into(),
-    };
-    let messages = vec![
-        guardrail::Message {
-            role: "system".into(),
-            content: "You help build the invoice backend.".into(),
-        },
-        guardrail::Message {
-            role: "user".into(),
-            content: "Write the REST endpoint that creates an invoice with tax lines and \
-                      stores it in postgres; validate the customer's VAT number first."
-                .into(),
-        },
-    ];
+    let context = samples::guardrail_context("acme");
+    let messages = samples::guardrail_messages();
     let (warm, fresh) = (load(u32::MAX), load(1));
     let warm_us = time_calls(GUARDRAIL_WARM_CALLS, || async {
         warm.on_request(&context, &messages).await.unwrap();

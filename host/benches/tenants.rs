@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use warden::runtime::bindings::{guardrail, types};
-use warden::runtime::{PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, TenantPlugin};
+use warden::runtime::{
+    samples, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, TenantPlugin,
+};
 
 const TENANTS: usize = 1000;
 
@@ -39,24 +40,6 @@ fn scope(tenant: &str, plugin: &str, kv: &sled::Tree) -> Arc<PluginScope> {
         Default::default(),
         kv.clone(),
     ))
-}
-
-async fn call_once(plugin: &TenantPlugin, tenant: &str) {
-    let context = guardrail::CallContext {
-        identity: types::Identity {
-            tenant_id: tenant.into(),
-            user_id: "ali".into(),
-            role: types::Role::User,
-        },
-        task_id: "invoice-backend".into(),
-        endpoint: "chat.completions".into(),
-        model: "gpt-4o-mini".into(),
-    };
-    let messages = [guardrail::Message {
-        role: "user".into(),
-        content: "Write the endpoint that stores an invoice; mail ali@example.com".into(),
-    }];
-    plugin.on_request(&context, &messages).await.unwrap();
 }
 
 struct Row {
@@ -105,7 +88,7 @@ async fn scenario(label: &str, wasm: &[u8], distinct_bytes: bool) -> Vec<Row> {
     });
     let started = Instant::now();
     for (tenant, plugin) in &plugins {
-        call_once(plugin, tenant).await;
+        samples::call(plugin, tenant).await.unwrap();
     }
     let (idle, idle_bytes) = runtime.warm_idle();
     rows.push(Row {

@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 
 use crate::policy::{Policy, PolicySource};
 use crate::runtime::bindings::types::{Drift, IntentLabel};
-use crate::runtime::{CompiledPlugin, PluginRuntime, PluginScope, Stage, TenantPlugin};
+use crate::runtime::{samples, CompiledPlugin, PluginRuntime, PluginScope, Stage, TenantPlugin};
 
 /// One stage of a tenant's chain.
 pub struct StageSlot {
@@ -185,16 +185,15 @@ impl Chains {
     }
 
     /// Calls a freshly compiled plugin inside the tenant's sandbox before it
-    /// may go live: a first call that warms the process up (code and
-    /// memory image touched for the first time), then a call on a fresh
-    /// instance within the limits and config the policy gives it. Returns
-    /// what was checked.
+    /// may go live, with a typical request of its stage: a first call that
+    /// warms the process up (code and memory image touched for the first
+    /// time), then a call on a fresh instance within the limits and config
+    /// the policy gives it. Returns what was checked.
     pub async fn self_test(
         &self,
         tenant_id: &str,
         compiled: Arc<CompiledPlugin>,
     ) -> anyhow::Result<String> {
-        use crate::runtime::bindings::{guardrail, types};
         let policy = self.policies.for_tenant(tenant_id)?;
         let name = compiled.name.clone();
         let config = policy
@@ -211,44 +210,25 @@ impl Chains {
             self.kv_tree.clone(),
         ));
         let stage = compiled.stage;
-        if stage != Stage::Guardrail {
-            return Ok(format!(
-                "compiled as a {stage} plugin (no sample call for this stage yet)"
-            ));
-        }
         let limits = policy.limits_of(&name);
-        let context = guardrail::CallContext {
-            identity: types::Identity {
-                tenant_id: tenant_id.to_string(),
-                user_id: "self-test".into(),
-                role: types::Role::User,
-            },
-            task_id: "self-test".into(),
-            endpoint: "chat.completions".into(),
-            model: "self-test".into(),
-        };
-        let sample = [guardrail::Message {
-            role: "user".into(),
-            content: "Write a unit test for the invoice total.".into(),
-        }];
         let mut fresh_call = Duration::ZERO;
         for limits in [limits.cold_start(), limits] {
             let plugin =
                 self.runtime
                     .instantiate_for_tenant(compiled.clone(), scope.clone(), limits);
-            let failed =
-                |e: crate::runtime::PluginError| anyhow::anyhow!("self-test: {e}: {}", e.detail);
             let started = Instant::now();
-            plugin.on_request(&context, &sample).await.map_err(failed)?;
-            fresh_call = started.elapsed();
-            plugin
-                .on_response(&context, "Here is the test.")
+            samples::call(&plugin, tenant_id)
                 .await
-                .map_err(failed)?;
+                .map_err(|e| anyhow::anyhow!("self-test: {e}: {}", e.detail))?;
+            fresh_call = started.elapsed();
         }
+        let what = if stage == Stage::Guardrail {
+            "on-request and on-response answered a sample call"
+        } else {
+            "answered a sample call of its stage"
+        };
         Ok(format!(
-            "on-request and on-response answered a sample call within the sandbox limits \
-             (on-request on a fresh instance: {} µs)",
+            "{what} within the sandbox limits (on a fresh instance: {} µs)",
             fresh_call.as_micros()
         ))
     }

@@ -7,6 +7,7 @@ mod cache;
 mod host_imports;
 mod limits;
 mod plugin;
+pub mod samples;
 mod stage;
 pub mod version;
 mod warm;

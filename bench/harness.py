@@ -55,12 +55,13 @@ def seed(state, tenant="bench"):
     return warden("token", "issue", "--tenant", tenant, "--user", "ali", "--task", "invoice-backend", *common)
 
 
-def serve(name, port, state, policy_dir, mock_port, chain=True):
+def serve(name, port, state, policy_dir, mock_port, chain=True, plugin_dir=None):
     """A Warden server on `port` over an already seeded state directory."""
+    plugin_dir = plugin_dir or os.path.join(ROOT, "build", "plugins")
     config = os.path.join(WORK, f"{name}.toml")
     with open(config, "w") as f:
         f.write(f'listen = "127.0.0.1:{port}"\nstate_dir = "{state}"\n'
-                f'plugin_dir = "{ROOT}/build/plugins"\npolicy_dir = "{policy_dir}"\n'
+                f'plugin_dir = "{plugin_dir}"\npolicy_dir = "{policy_dir}"\n'
                 f'chain_enabled = {"true" if chain else "false"}\n'
                 f'[upstream]\nbase_url = "http://127.0.0.1:{mock_port}/v1"\napi_key_env = "BENCH_KEY"\n')
     proc = start([WARDEN, "serve", "--config", config], env={**os.environ, "RUST_LOG": "warn", "BENCH_KEY": "k"})

@@ -25,6 +25,7 @@ plugins=(
   intent:warden-plugin-intent
   deviation:warden-plugin-deviation
   test-misbehave:warden-fixture-misbehave
+  test-oversize:warden-fixture-oversize
   pii-redactor:warden-example-pii-redactor
   max-prompt-length:warden-example-max-prompt-length
 )

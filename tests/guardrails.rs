@@ -78,3 +78,50 @@ async fn a_tenants_guardrail_rewrites_redacts_and_refuses_for_that_tenant_only()
     assert_eq!(status, 200);
     env.stop().await;
 }
+
+fn oversize_policy(mode: &str) -> String {
+    let mut policy = policy_with_guardrail("test-oversize");
+    policy.push_str(&format!("config = {{ mode = \"{mode}\" }}\n"));
+    policy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guardrail_returning_too_much_fails_only_its_call_and_long_reasons_are_cut() {
+    let env = TestEnv::start(vec![
+        TenantSpec::new("acme"),
+        TenantSpec::new("rewrites").with_policy(oversize_policy("rewrite")),
+        TenantSpec::new("redacts").with_policy(oversize_policy("redact")),
+        TenantSpec::new("denies").with_policy(oversize_policy("deny")),
+    ])
+    .await;
+    // A 1 MiB rewrite of a short prompt, or a 1 MiB redaction of a short
+    // answer, is over the cap (2 × input + 64 KiB): the call fails closed.
+    for tenant in ["rewrites", "redacts"] {
+        let response = env.chat(&env.token(tenant), "invoice api", false).await;
+        assert_eq!(response.status(), 503, "{tenant}");
+        let (_, code, message) = error_of(response).await;
+        assert_eq!(code, "policy_plugin_failed", "{tenant}");
+        assert!(
+            message.contains("test-oversize") && message.contains("more than its cap"),
+            "{tenant}: {message}"
+        );
+    }
+    // A 300 KiB refusal reason reaches the caller cut to 1 KiB.
+    let response = env.chat(&env.token("denies"), "invoice api", false).await;
+    assert_eq!(response.status(), 403);
+    let (_, code, message) = error_of(response).await;
+    assert_eq!(code, "guardrail_denied");
+    assert!(message.len() < 1100, "{} bytes", message.len());
+    assert!(
+        message.ends_with("(guardrail 'test-oversize')"),
+        "{message}"
+    );
+    // Nobody else is touched.
+    assert_eq!(
+        env.chat(&env.token("acme"), "invoice api", false)
+            .await
+            .status(),
+        200
+    );
+    env.stop().await;
+}

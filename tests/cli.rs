@@ -242,3 +242,40 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
         "{report}"
     );
 }
+
+#[test]
+fn eval_intent_scores_the_intent_plugin_against_the_labelled_set() {
+    let root = repo_root();
+    let plugin = plugin_dir().join("intent.wasm");
+    let data = root.join("data/intent");
+    let report = warden_json(&[
+        "eval",
+        "intent",
+        "--plugin",
+        plugin.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(report["examples"], 300);
+    // Every prompt lands in exactly one cell of each matrix.
+    let cells = |key: &str| -> u64 {
+        report[key]["rows_are_truth"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap())
+            .map(|n| n.as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!((cells("labels"), cells("drift")), (300, 300));
+    let major = &report["major_deviation"];
+    for figure in ["precision", "recall", "f1"] {
+        let value = major[figure].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&value), "{figure} = {value}");
+    }
+    // The truth has 72 major deviations: found + missed.
+    let found = report["drift"]["rows_are_truth"][2][2].as_u64().unwrap();
+    let missed = major["missed"].as_array().unwrap().len() as u64;
+    assert_eq!(found + missed, 72);
+}

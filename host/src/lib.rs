@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod eval;
 pub mod guardrails;
 pub mod http;
 pub mod metrics;

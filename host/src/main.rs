@@ -92,6 +92,28 @@ enum Command {
     Logs(cli::LogArgs),
     /// The audit log, newest first.
     Events(cli::EventArgs),
+    /// Score a plugin against a labelled dataset.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// An intent plugin against data/intent: confusion matrices, and
+    /// precision, recall and F1 for major deviations.
+    Intent {
+        /// The intent component to score.
+        #[arg(long, default_value = "build/plugins/intent.wasm")]
+        plugin: PathBuf,
+        /// The directory holding tasks.json and eval.jsonl.
+        #[arg(long, default_value = "data/intent")]
+        data: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The server logs at `info`; admin verbs only say what went wrong.
@@ -184,6 +206,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Usage(args) => cli::run(target, args.call()).await?,
         Command::Logs(args) => cli::run(target, args.call()).await?,
         Command::Events(args) => cli::run(target, args.call()).await?,
+        Command::Eval {
+            command: EvalCommand::Intent { plugin, data, json },
+        } => {
+            let wasm = std::fs::read(&plugin)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", plugin.display()))?;
+            let report = warden::eval::intent(&wasm, &data).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", warden::eval::render(&report));
+            }
+        }
     }
     Ok(())
 }

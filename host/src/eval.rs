@@ -1,0 +1,234 @@
+//! `warden eval intent`: scores an intent plugin against the labelled set in
+//! `data/intent/` (tasks.json, eval.jsonl). Every prompt goes through the
+//! plugin in the same sandbox a tenant's calls get; the report has the label
+//! confusion matrix, the drift confusion matrix, and precision, recall and
+//! F1 for detecting major deviations.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::chain::{drift_str, label_str};
+use crate::runtime::bindings::{intent, types};
+use crate::runtime::{PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage};
+
+const LABELS: [&str; 5] = ["code", "test", "doc", "analysis", "off_topic"];
+const DRIFTS: [&str; 3] = ["on-task", "slight", "major"];
+
+#[derive(Deserialize)]
+struct TaskRecord {
+    id: String,
+    title: String,
+    description: String,
+    keywords: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Example {
+    task: String,
+    prompt: String,
+    intent: String,
+    deviation: String,
+}
+
+fn read_data(dir: &Path) -> anyhow::Result<(HashMap<String, types::Task>, Vec<Example>)> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+    };
+    let tasks: Vec<TaskRecord> = serde_json::from_str(&read("tasks.json")?)?;
+    let tasks = tasks
+        .into_iter()
+        .map(|t| {
+            let task = types::Task {
+                id: t.id.clone(),
+                title: t.title,
+                description: t.description,
+                keywords: t.keywords,
+                endpoints: vec![],
+                models: vec![],
+                active: true,
+            };
+            (t.id, task)
+        })
+        .collect();
+    let examples = read("eval.jsonl")?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(n, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| anyhow::anyhow!("eval.jsonl line {}: {e}", n + 1))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((tasks, examples))
+}
+
+/// The dataset's `on_task` is the WIT's `on-task`.
+fn drift_name(label: &str) -> &str {
+    if label == "on_task" {
+        "on-task"
+    } else {
+        label
+    }
+}
+
+fn index(names: &[&str], name: &str) -> anyhow::Result<usize> {
+    names
+        .iter()
+        .position(|n| *n == name)
+        .ok_or_else(|| anyhow::anyhow!("unknown label '{name}' (expected one of {names:?})"))
+}
+
+fn ratio(num: u32, den: u32) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        f64::from(num) / f64::from(den)
+    }
+}
+
+/// Runs the intent plugin in `wasm` on every example in `data_dir`.
+pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
+    let (tasks, examples) = read_data(data_dir)?;
+    let runtime = PluginRuntime::new(&RuntimeConfig {
+        max_instances: 8,
+        ..RuntimeConfig::default()
+    })?;
+    let compiled = Arc::new(runtime.compile("intent", wasm)?);
+    anyhow::ensure!(
+        compiled.stage == Stage::Intent,
+        "the component implements the {} stage, not intent",
+        compiled.stage
+    );
+    let kv = sled::Config::new()
+        .temporary(true)
+        .open()?
+        .open_tree("kv")?;
+    let scope = Arc::new(PluginScope::new(
+        Arc::from("eval"),
+        Arc::from("intent"),
+        HashMap::new(),
+        kv,
+    ));
+    let plugin = runtime.instantiate_for_tenant(compiled, scope, SandboxLimits::default());
+
+    let mut labels = [[0u32; 5]; 5];
+    let mut drifts = [[0u32; 3]; 3];
+    let mut micros = Vec::with_capacity(examples.len());
+    let mut missed = Vec::new();
+    let mut false_alarms = Vec::new();
+    for example in &examples {
+        let task = tasks
+            .get(&example.task)
+            .ok_or_else(|| anyhow::anyhow!("unknown task '{}'", example.task))?;
+        let request = intent::IntentRequest {
+            prompt: example.prompt.clone(),
+            task: task.clone(),
+        };
+        let started = Instant::now();
+        let answer = plugin
+            .intent(&request)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}: {}", e.detail))?;
+        micros.push(started.elapsed().as_secs_f64() * 1e6);
+        let (got_label, got_drift) = (label_str(answer.label), drift_str(answer.drift));
+        labels[index(&LABELS, &example.intent)?][index(&LABELS, got_label)?] += 1;
+        let want_drift = drift_name(&example.deviation);
+        drifts[index(&DRIFTS, want_drift)?][index(&DRIFTS, got_drift)?] += 1;
+        match (want_drift == "major", got_drift == "major") {
+            (true, false) => missed
+                .push(json!({ "task": example.task, "prompt": example.prompt, "got": got_drift })),
+            (false, true) => false_alarms.push(
+                json!({ "task": example.task, "prompt": example.prompt, "want": want_drift }),
+            ),
+            _ => {}
+        }
+    }
+    let major = 2;
+    let tp = drifts[major][major];
+    let predicted: u32 = drifts.iter().map(|row| row[major]).sum();
+    let actual: u32 = drifts[major].iter().sum();
+    let (precision, recall) = (ratio(tp, predicted), ratio(tp, actual));
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    micros.sort_by(f64::total_cmp);
+    let label_accuracy = ratio((0..5).map(|i| labels[i][i]).sum(), examples.len() as u32);
+    Ok(json!({
+        "examples": examples.len(),
+        "major_deviation": { "precision": precision, "recall": recall, "f1": f1,
+                             "missed": missed, "false_alarms": false_alarms },
+        "label_accuracy": label_accuracy,
+        "labels": { "order": LABELS, "rows_are_truth": labels },
+        "drift": { "order": DRIFTS, "rows_are_truth": drifts },
+        "micros_per_prompt": { "p50": micros[micros.len() / 2], "max": micros[micros.len() - 1] },
+    }))
+}
+
+/// The report as text: the figures, both confusion matrices, the misses.
+pub fn render(report: &Value) -> String {
+    let mut out = String::new();
+    let m = &report["major_deviation"];
+    let f = |v: &Value| v.as_f64().unwrap_or_default();
+    out.push_str(&format!(
+        "{} prompts. Major deviation: precision {:.2}, recall {:.2}, F1 {:.2}. Label accuracy {:.2}. \
+         {:.0} µs per prompt (p50).\n",
+        report["examples"],
+        f(&m["precision"]),
+        f(&m["recall"]),
+        f(&m["f1"]),
+        f(&report["label_accuracy"]),
+        f(&report["micros_per_prompt"]["p50"]),
+    ));
+    for (title, key) in [("labels", "labels"), ("drift", "drift")] {
+        let order: Vec<&str> = report[key]["order"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        out.push_str(&format!(
+            "\n{title} (rows: truth, columns: plugin)\n{:>10}",
+            ""
+        ));
+        for name in &order {
+            out.push_str(&format!("{name:>10}"));
+        }
+        out.push('\n');
+        for (name, row) in order.iter().zip(
+            report[key]["rows_are_truth"]
+                .as_array()
+                .into_iter()
+                .flatten(),
+        ) {
+            out.push_str(&format!("{name:>10}"));
+            for n in row.as_array().into_iter().flatten() {
+                out.push_str(&format!("{:>10}", n.as_u64().unwrap_or_default()));
+            }
+            out.push('\n');
+        }
+    }
+    for (title, key) in [
+        ("missed major deviations", "missed"),
+        ("false alarms", "false_alarms"),
+    ] {
+        let list = m[key].as_array().map(Vec::as_slice).unwrap_or_default();
+        out.push_str(&format!("\n{title} ({}):\n", list.len()));
+        for item in list {
+            out.push_str(&format!(
+                "  [{}] {}\n",
+                item["task"].as_str().unwrap_or(""),
+                item["prompt"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    out
+}

@@ -278,4 +278,17 @@ fn eval_intent_scores_the_intent_plugin_against_the_labelled_set() {
     let found = report["drift"]["rows_are_truth"][2][2].as_u64().unwrap();
     let missed = major["missed"].as_array().unwrap().len() as u64;
     assert_eq!(found + missed, 72);
+
+    // With goals, the command fails below them and names the figure.
+    let (plugin, data) = (plugin.to_str().unwrap(), data.to_str().unwrap());
+    let args = ["eval", "intent", "--plugin", plugin, "--data", data];
+    let passes = warden_output(&[&args[..], &["--min-precision", "0.01"]].concat());
+    assert!(passes.status.success());
+    let fails = warden_output(&[&args[..], &["--min-recall", "1.01"]].concat());
+    assert!(!fails.status.success());
+    let stderr = String::from_utf8_lossy(&fails.stderr);
+    assert!(
+        stderr.contains("recall") && stderr.contains("below 1.01"),
+        "{stderr}"
+    );
 }

@@ -173,6 +173,25 @@ pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
     }))
 }
 
+/// An error naming each figure below its goal (for CI).
+pub fn check_goals(
+    report: &Value,
+    min_precision: Option<f64>,
+    min_recall: Option<f64>,
+) -> anyhow::Result<()> {
+    let major = &report["major_deviation"];
+    let short: Vec<String> = [("precision", min_precision), ("recall", min_recall)]
+        .into_iter()
+        .filter_map(|(name, goal)| {
+            let value = major[name].as_f64().unwrap_or_default();
+            goal.filter(|goal| value < *goal)
+                .map(|goal| format!("major-deviation {name} {value:.3} is below {goal}"))
+        })
+        .collect();
+    anyhow::ensure!(short.is_empty(), "{}", short.join("; "));
+    Ok(())
+}
+
 /// The report as text: the figures, both confusion matrices, the misses.
 pub fn render(report: &Value) -> String {
     let mut out = String::new();

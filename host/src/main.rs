@@ -113,6 +113,12 @@ enum EvalCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Fail (exit 1) if major-deviation precision is below this.
+        #[arg(long)]
+        min_precision: Option<f64>,
+        /// Fail (exit 1) if major-deviation recall is below this.
+        #[arg(long)]
+        min_recall: Option<f64>,
     },
 }
 
@@ -207,7 +213,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => cli::run(target, args.call()).await?,
         Command::Events(args) => cli::run(target, args.call()).await?,
         Command::Eval {
-            command: EvalCommand::Intent { plugin, data, json },
+            command:
+                EvalCommand::Intent {
+                    plugin,
+                    data,
+                    json,
+                    min_precision,
+                    min_recall,
+                },
         } => {
             let wasm = std::fs::read(&plugin)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", plugin.display()))?;
@@ -217,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", warden::eval::render(&report));
             }
+            warden::eval::check_goals(&report, min_precision, min_recall)?;
         }
     }
     Ok(())

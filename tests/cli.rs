@@ -247,7 +247,7 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
 fn eval_intent_scores_the_intent_plugin_against_the_labelled_set() {
     let root = repo_root();
     let plugin = plugin_dir().join("intent.wasm");
-    let data = root.join("data/intent");
+    let data = root.join("data/intent/eval");
     let report = warden_json(&[
         "eval",
         "intent",

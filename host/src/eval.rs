@@ -1,8 +1,8 @@
-//! `warden eval intent`: scores an intent plugin against the labelled set in
-//! `data/intent/` (tasks.json, eval.jsonl). Every prompt goes through the
-//! plugin in the same sandbox a tenant's calls get; the report has the label
-//! confusion matrix, the drift confusion matrix, and precision, recall and
-//! F1 for detecting major deviations.
+//! `warden eval intent`: scores an intent plugin against a labelled set
+//! (`data/intent/eval/` by default: tasks.json, examples.jsonl). Every prompt
+//! goes through the plugin in the same sandbox a tenant's calls get; the
+//! report has the label confusion matrix, the drift confusion matrix, and
+//! precision, recall and F1 for detecting major deviations.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -57,13 +57,13 @@ fn read_data(dir: &Path) -> anyhow::Result<(HashMap<String, types::Task>, Vec<Ex
             (t.id, task)
         })
         .collect();
-    let examples = read("eval.jsonl")?
+    let examples = read("examples.jsonl")?
         .lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(n, line)| {
             serde_json::from_str(line)
-                .map_err(|e| anyhow::anyhow!("eval.jsonl line {}: {e}", n + 1))
+                .map_err(|e| anyhow::anyhow!("examples.jsonl line {}: {e}", n + 1))
         })
         .collect::<anyhow::Result<_>>()?;
     Ok((tasks, examples))

@@ -101,14 +101,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum EvalCommand {
-    /// An intent plugin against data/intent: confusion matrices, and
+    /// An intent plugin against data/intent/eval: confusion matrices, and
     /// precision, recall and F1 for major deviations.
     Intent {
         /// The intent component to score.
         #[arg(long, default_value = "build/plugins/intent.wasm")]
         plugin: PathBuf,
-        /// The directory holding tasks.json and eval.jsonl.
-        #[arg(long, default_value = "data/intent")]
+        /// The directory holding tasks.json and examples.jsonl.
+        #[arg(long, default_value = "data/intent/eval")]
         data: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]

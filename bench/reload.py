@@ -11,10 +11,12 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import BODY, ROOT, WARDEN, WORK, seed, serve, start, stop_all
+from harness import BODY, ROOT, WARDEN, WORK, rss_mib, seed, serve, start, stop_all
 
 MOCK, PORT = 18081, 18087
 ROUNDS = 10
+# Swaps for the memory check: old versions must be freed, not piled up.
+MANY = int(os.environ.get("RELOADS", "1000"))
 PROMPT = "invoice api for ali@example.com with key sk-proj-abcdefghijklmnopqrstuvwx1234"
 
 
@@ -71,7 +73,7 @@ def main():
         with open(os.path.join(policies, "bench.toml"), "w") as f:
             f.write(default + '\n[[guardrails]]\nplugin = "guard"\nconfig = { max_chars = "40" }\n'
                     'sandbox = { deadline_ms = 50 }\n')
-        serve("reload", PORT, state, policies, MOCK, plugin_dir=plugins)
+        server = serve("reload", PORT, state, policies, MOCK, plugin_dir=plugins)
         assert which(answer(token)) == "pii-redactor"
 
         rust = []
@@ -82,6 +84,13 @@ def main():
         cold = swap_in(python, guard, token, "secret-scanner")
         swap_in(os.path.join(plugins, "pii-redactor.wasm"), guard, token, "pii-redactor")
         cached = swap_in(python, guard, token, "secret-scanner")
+        # Memory across many reloads, alternating two Rust versions.
+        rss = [(0, rss_mib(server.pid))]
+        for n in range(1, MANY + 1):
+            name = "max-prompt-length" if n % 2 else "pii-redactor"
+            swap_in(os.path.join(plugins, f"{name}.wasm"), guard, token, name)
+            if n in (10, 100, MANY):
+                rss.append((n, rss_mib(server.pid)))
         rust.sort()
         print("\n| plugin file renamed into a tenant's directory → new version serving | ms |")
         print("|---|---:|")
@@ -89,6 +98,10 @@ def main():
               f"| {rust[len(rust) // 2]:.0f} |")
         print(f"| Python guardrail, first time (compiled) | {cold:.0f} |")
         print(f"| Python guardrail again (compiled artifact cached) | {cached:.0f} |")
+        print("\n| reloads of tenant `bench`'s guardrail | server RSS (MiB) |")
+        print("|---:|---:|")
+        for n, mib in rss:
+            print(f"| {n} | {mib:.0f} |")
     finally:
         stop_all()
 

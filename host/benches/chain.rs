@@ -42,15 +42,6 @@ where
     time_calls(CALLS, call).await
 }
 
-fn kv_tree() -> sled::Tree {
-    sled::Config::new()
-        .temporary(true)
-        .open()
-        .unwrap()
-        .open_tree("kv")
-        .unwrap()
-}
-
 fn limits(max_reuse: u32) -> SandboxLimits {
     SandboxLimits {
         max_reuse,
@@ -64,7 +55,7 @@ async fn measure(
     plugins: &std::collections::HashMap<String, Arc<warden::runtime::CompiledPlugin>>,
     max_reuse: u32,
 ) -> Vec<(Stage, f64)> {
-    let kv = kv_tree();
+    let kv = warden::runtime::scratch_kv_tree().unwrap();
     let limits = limits(max_reuse);
     let load = |name: &str| -> TenantPlugin {
         let scope = Arc::new(PluginScope::new(
@@ -150,7 +141,7 @@ async fn measure_guardrail(
 ) -> GuardrailFigures {
     let wasm = std::fs::read(path).expect("build the examples first: scripts/build-plugins.sh");
     let compiled = Arc::new(runtime.compile(name, &wasm).unwrap());
-    let kv = kv_tree();
+    let kv = warden::runtime::scratch_kv_tree().unwrap();
     let load = |max_reuse| {
         let scope = Arc::new(PluginScope::new(
             Arc::from("acme"),

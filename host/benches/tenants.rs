@@ -52,12 +52,7 @@ struct Row {
 /// same), then calls each once; returns the rows.
 async fn scenario(label: &str, wasm: &[u8], distinct_bytes: bool) -> Vec<Row> {
     let runtime = PluginRuntime::new(&RuntimeConfig::default()).unwrap();
-    let kv = sled::Config::new()
-        .temporary(true)
-        .open()
-        .unwrap()
-        .open_tree("kv")
-        .unwrap();
+    let kv = warden::runtime::scratch_kv_tree().unwrap();
     let mut rows = vec![Row {
         what: format!("{label}: runtime only"),
         rss: rss_mib(),

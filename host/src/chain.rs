@@ -197,10 +197,7 @@ impl Chains {
         let policy = self.policies.for_tenant(tenant_id)?;
         let name = compiled.name.clone();
         let config = policy
-            .stages
-            .values()
-            .chain(&policy.guardrails)
-            .find(|s| s.plugin == name)
+            .entry(&name)
             .map(|s| s.config_strings())
             .unwrap_or_default();
         let scope = Arc::new(PluginScope::new(

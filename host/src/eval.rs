@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 
 use crate::chain::{drift_str, label_str};
 use crate::runtime::bindings::{intent, types};
-use crate::runtime::{PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage};
+use crate::runtime::{
+    scratch_kv_tree, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage,
+};
 
 const LABELS: [&str; 5] = ["code", "test", "doc", "analysis", "off_topic"];
 const DRIFTS: [&str; 3] = ["on-task", "slight", "major"];
@@ -96,25 +98,18 @@ fn ratio(num: u32, den: u32) -> f64 {
 /// Runs the intent plugin in `wasm` on every example in `data_dir`.
 pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
     let (tasks, examples) = read_data(data_dir)?;
-    let runtime = PluginRuntime::new(&RuntimeConfig {
-        max_instances: 8,
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = PluginRuntime::new(&RuntimeConfig::local())?;
     let compiled = Arc::new(runtime.compile("intent", wasm)?);
     anyhow::ensure!(
         compiled.stage == Stage::Intent,
         "the component implements the {} stage, not intent",
         compiled.stage
     );
-    let kv = sled::Config::new()
-        .temporary(true)
-        .open()?
-        .open_tree("kv")?;
     let scope = Arc::new(PluginScope::new(
         Arc::from("eval"),
         Arc::from("intent"),
         HashMap::new(),
-        kv,
+        scratch_kv_tree()?,
     ));
     let plugin = runtime.instantiate_for_tenant(compiled, scope, SandboxLimits::default());
 

@@ -13,7 +13,9 @@ use crate::runtime::bindings::guardrail::{
     CallContext, Message, RequestDecision, ResponseDecision,
 };
 use crate::runtime::bindings::types;
-use crate::runtime::{PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage};
+use crate::runtime::{
+    scratch_kv_tree, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage,
+};
 
 /// The messages of a chat body, their content flattened to text.
 fn messages_of(request: &Value) -> Vec<Message> {
@@ -45,10 +47,7 @@ pub async fn run(
     response: Option<&str>,
     config: HashMap<String, String>,
 ) -> anyhow::Result<Value> {
-    let runtime = PluginRuntime::new(&RuntimeConfig {
-        max_instances: 8,
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = PluginRuntime::new(&RuntimeConfig::local())?;
     let compiled = Arc::new(runtime.compile(name, wasm)?);
     let stage = compiled.stage;
     if stage != Stage::Guardrail {
@@ -56,15 +55,11 @@ pub async fn run(
             json!({ "plugin": name, "stage": stage.as_str(), "note": "compiled; sample calls are run for guardrails only so far" }),
         );
     }
-    let kv = sled::Config::new()
-        .temporary(true)
-        .open()?
-        .open_tree("plugin_kv")?;
     let scope = Arc::new(PluginScope::new(
         Arc::from("test"),
         Arc::from(name),
         config,
-        kv,
+        scratch_kv_tree()?,
     ));
     let limits = SandboxLimits::default();
     // The decisions come from a first call, which is cold (code and memory

@@ -126,11 +126,16 @@ impl Policy {
     /// The limits the policy gives the plugin named `name` (the first entry
     /// naming it), or the tenant's `[sandbox]` if it names it nowhere.
     pub fn limits_of(&self, name: &str) -> SandboxLimits {
+        self.entry(name)
+            .map_or_else(|| self.sandbox.limits(), |s| self.limits_for(s))
+    }
+
+    /// The first stage or guardrail entry that names plugin `name`.
+    pub fn entry(&self, name: &str) -> Option<&StagePolicy> {
         self.stages
             .values()
             .chain(&self.guardrails)
             .find(|s| s.plugin == name)
-            .map_or_else(|| self.sandbox.limits(), |s| self.limits_for(s))
     }
 
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {

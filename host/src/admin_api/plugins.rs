@@ -162,12 +162,12 @@ fn publish(
         .map_err(|e| internal(e.into()))?;
     let running = chains.own_plugin(tenant, name);
     chains.install_plugin(Some(tenant), name, Some(compiled));
-    match chains.rebuild(tenant) {
-        Ok(()) => Ok(Published::Live),
-        Err(_) if !chains.missing_plugins(tenant).is_empty() => {
-            Ok(Published::Waiting(chains.missing_plugins(tenant)))
-        }
-        Err(e) => {
+    let Err(e) = chains.rebuild(tenant) else {
+        return Ok(Published::Live);
+    };
+    match chains.missing_plugins(tenant) {
+        missing if !missing.is_empty() => Ok(Published::Waiting(missing)),
+        _ => {
             chains.install_plugin(Some(tenant), name, running);
             store
                 .restore_live(name, live_before)

@@ -64,6 +64,26 @@ impl Default for RuntimeConfig {
     }
 }
 
+impl RuntimeConfig {
+    /// A small runtime for running plugins outside a server (`warden plugin
+    /// test`, `warden eval`).
+    pub fn local() -> Self {
+        Self {
+            max_instances: 8,
+            ..Self::default()
+        }
+    }
+}
+
+/// A key-value tree in a temporary database, for plugins run outside a
+/// server: their `kv` import works and nothing is kept.
+pub fn scratch_kv_tree() -> anyhow::Result<sled::Tree> {
+    Ok(sled::Config::new()
+        .temporary(true)
+        .open()?
+        .open_tree("plugin_kv")?)
+}
+
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<PluginState>,

@@ -163,7 +163,11 @@ impl Breaker {
 
     fn record(&self, ok: bool) {
         if ok {
-            self.failures_in_a_row.store(0, Ordering::Relaxed);
+            // Read first: a healthy plugin's calls then never write this
+            // cache line, which every worker shares.
+            if self.failures_in_a_row.load(Ordering::Relaxed) != 0 {
+                self.failures_in_a_row.store(0, Ordering::Relaxed);
+            }
         } else if self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TRIP_AFTER {
             let until = Self::now_ms() + PAUSE.as_millis() as u64;
             self.paused_until.store(until, Ordering::Relaxed);

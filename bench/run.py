@@ -1,6 +1,7 @@
 """Runs the five measurements and prints a Markdown table (see bench/run.sh)."""
 
 import os
+import time
 
 from harness import (DURATION, ROOT, WARDEN, WORK, chain_metrics, rss_mib, seed, serve, start, stop_all, wait_port,
                      wrk)

@@ -156,7 +156,11 @@ async fn reloading_in_a_loop_under_load_fails_no_request() {
                     .map(|r| r.status().as_u16());
                 match status {
                     Ok(200) => ok += 1,
-                    _ => failed += 1,
+                    other => {
+                        // Say what failed, so a rare failure can be diagnosed.
+                        eprintln!("request failed during reloads: {other:?}");
+                        failed += 1
+                    }
                 }
             }
             (ok, failed)

@@ -167,3 +167,40 @@ impl WarmBudget {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(max_instances: usize, max_bytes: usize) -> Arc<WarmBudget> {
+        WarmBudget::new(WarmLimits {
+            max_instances,
+            max_bytes,
+            idle_ttl: Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn idle_instances_are_capped_by_count_and_bytes() {
+        let b = budget(2, 100);
+        assert!(b.reserve(40));
+        assert!(b.reserve(40));
+        assert!(!b.reserve(1), "a third instance is over the count");
+        assert_eq!(b.idle(), (2, 80), "a refusal takes nothing");
+        b.release(40);
+        assert!(!b.reserve(61), "61 more bytes are over the byte cap");
+        assert!(b.reserve(60));
+        assert_eq!(b.idle(), (2, 100));
+    }
+
+    #[test]
+    fn a_dropped_pool_gives_back_nothing_it_did_not_hold_and_is_forgotten() {
+        let b = budget(4, 1 << 20);
+        let pool = b.pool();
+        assert_eq!(pool.idle_bytes(), 0);
+        drop(pool);
+        b.sweep();
+        assert!(b.pools.lock().unwrap().is_empty());
+        assert_eq!(b.idle(), (0, 0));
+    }
+}

@@ -133,6 +133,23 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
         "leaked prompt",
     ]);
     assert_eq!(chat().await, 403);
+    let queue = remote(&["review", "--tenant", "acme"]);
+    assert!(
+        queue.starts_with("ali  blocked  score 0.00  leaked prompt"),
+        "the admin's reason is the evidence of a manual block: {queue}",
+    );
+    let blocks: serde_json::Value = serde_json::from_str(&remote(&[
+        "events",
+        "--tenant",
+        "acme",
+        "--user",
+        "ali",
+        "--action",
+        "user.block",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(blocks["data"][0]["reason"], "leaked prompt", "{blocks}");
     remote(&[
         "user", "enable", "--tenant", "acme", "ali", "--reason", "cleared",
     ]);

@@ -121,4 +121,26 @@ impl App {
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
         format!("{}{n:08x}", self.request_prefix)
     }
+
+    /// An audit-log entry stamped now, with a fresh id.
+    pub fn event(
+        &self,
+        tenant: &str,
+        actor: String,
+        action: &str,
+        target: &str,
+        reason: Option<String>,
+        details: serde_json::Value,
+    ) -> crate::state::model::Event {
+        crate::state::model::Event {
+            id: self.next_request_id().replacen("req_", "evt_", 1),
+            at_ms: crate::clock::now_ms(),
+            tenant_id: tenant.to_string(),
+            actor,
+            action: action.to_string(),
+            target: target.to_string(),
+            reason,
+            details,
+        }
+    }
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod eval;
+pub mod evidence;
 pub mod guardrails;
 pub mod http;
 pub mod metrics;

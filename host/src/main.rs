@@ -92,6 +92,8 @@ enum Command {
     Logs(cli::LogArgs),
     /// The audit log, newest first.
     Events(cli::EventArgs),
+    /// Flagged and blocked users, with the prompts and signals that put them there.
+    Review(cli::ReviewArgs),
     /// Score a plugin against a labelled dataset.
     Eval {
         #[command(subcommand)]
@@ -212,6 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Usage(args) => cli::run(target, args.call()).await?,
         Command::Logs(args) => cli::run(target, args.call()).await?,
         Command::Events(args) => cli::run(target, args.call()).await?,
+        Command::Review(args) => cli::run(target, args.call()).await?,
         Command::Eval {
             command:
                 EvalCommand::Intent {

@@ -17,10 +17,12 @@ use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, 
 use crate::runtime::PluginError;
 use crate::state::model::{Role, Task, Tenant, TenantStatus, User, UserStatus};
 use crate::state::HistoryItem;
+use crate::state::OffTaskPrompt;
 use crate::token::Claims;
 
 /// What the host knows about a call before the chain runs.
 pub struct CallFacts<'a> {
+    pub request_id: &'a str,
     pub claims: &'a Claims,
     pub tenant: &'a Tenant,
     pub user: &'a User,
@@ -242,20 +244,52 @@ pub async fn run(
         return Ok(assessment);
     };
     let warning = (outcome.action != types::Action::None).then(|| outcome.reason.clone());
-    let new_score = app.activity.with_user(tenant_id, user_id, at, |a| {
+    let (new_score, evidence) = app.activity.with_user(tenant_id, user_id, at, |a| {
         a.counters.score = (a.counters.score + outcome.score_delta).max(0.0);
         a.counters.score_updated_at_ms = now;
+        let (label, drift) = (label_str(intent.label), drift_str(intent.drift));
         a.remember(HistoryItem {
             at_ms: now,
             task_id: facts.task_id.to_string(),
-            label: label_str(intent.label).to_string(),
-            drift: drift_str(intent.drift).to_string(),
+            label: label.to_string(),
+            drift: drift.to_string(),
         });
+        if intent.drift != types::Drift::OnTask {
+            a.remember_off_task(OffTaskPrompt {
+                at_ms: now,
+                request_id: facts.request_id.to_string(),
+                task_id: facts.task_id.to_string(),
+                prompt: OffTaskPrompt::excerpt(facts.prompt),
+                label: label.to_string(),
+                drift: drift.to_string(),
+                confidence: intent.confidence,
+            });
+        }
         if warning.is_some() {
             a.last_warning = warning.clone();
         }
-        a.counters.score
+        let evidence = warning
+            .is_some()
+            .then(|| a.off_task.iter().cloned().collect());
+        (a.counters.score, evidence)
     });
+    if let Some(prompts) = evidence {
+        crate::evidence::record(
+            app,
+            tenant_id,
+            user_id,
+            crate::evidence::Scoring {
+                request_id: facts.request_id,
+                task_id: facts.task_id,
+                intent,
+                outcome: &outcome,
+                score_before: score,
+                score_after: new_score,
+                stats: &request.stats,
+                prompts,
+            },
+        );
+    }
     assessment.deviation_delta = Some(outcome.score_delta);
     assessment.score = Some(new_score);
     assessment.action = Some(outcome.action);

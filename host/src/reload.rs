@@ -18,7 +18,6 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use crate::app::App;
-use crate::state::model::Event;
 
 /// Quiet time after the last change before reloading: editors and copies
 /// write a file in several steps.
@@ -208,16 +207,14 @@ fn apply(app: &App, changes: Changes) {
 
 /// Writes a reload outcome to the tenant's audit log (actor `warden`).
 fn record(app: &App, tenant: &str, action: &str, target: &str, reason: String) {
-    let event = Event {
-        id: app.next_request_id().replacen("req_", "evt_", 1),
-        at_ms: crate::clock::now_ms(),
-        tenant_id: tenant.to_string(),
-        actor: "warden".into(),
-        action: action.into(),
-        target: target.into(),
-        reason: Some(reason),
-        details: serde_json::json!({}),
-    };
+    let event = app.event(
+        tenant,
+        "warden".into(),
+        action,
+        target,
+        Some(reason),
+        serde_json::json!({}),
+    );
     if let Err(e) = app.db.append_event(&event) {
         tracing::error!(error = %e, "cannot record a reload event");
     }

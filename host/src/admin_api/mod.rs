@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{json_response, Body};
-use crate::state::model::{Event, Role, TenantStatus, UserStatus};
+use crate::state::model::{Role, TenantStatus, UserStatus};
 
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
@@ -162,16 +162,7 @@ fn audit(
     reason: Option<String>,
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let event = Event {
-        id: app.next_request_id().replacen("req_", "evt_", 1),
-        at_ms: crate::clock::now_ms(),
-        tenant_id: tenant.to_string(),
-        actor: caller.actor(),
-        action: action.to_string(),
-        target: target.to_string(),
-        reason,
-        details,
-    };
+    let event = app.event(tenant, caller.actor(), action, target, reason, details);
     app.db.append_event(&event).map_err(internal)
 }
 
@@ -229,6 +220,7 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
         (Method::GET, ["tenants", t, "users"]) => users::list(app, caller, t),
         (Method::POST, ["tenants", t, "users"]) => users::create(app, caller, t, call.json()?),
         (Method::GET, ["tenants", t, "users", u]) => users::show(app, caller, t, u),
+        (Method::GET, ["tenants", t, "review"]) => users::review(app, caller, t),
         (Method::POST, ["tenants", t, "users", u, "block"]) => {
             users::set_status(app, caller, t, u, UserStatus::Blocked, call.json()?)
         }

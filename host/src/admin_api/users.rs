@@ -49,6 +49,46 @@ pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, 
     json(StatusCode::OK, &json!({ "data": data }))
 }
 
+/// Events scanned, newest first, to find each reviewed user's evidence.
+const REVIEW_SCAN: usize = 20_000;
+
+/// `GET /admin/v1/tenants/{t}/review`: flagged and blocked users, blocked
+/// first, each with the event that put them there: the newest `user.flag`
+/// or `user.block`, automatic (with the prompts and signals) or an admin's
+/// (with their reason).
+pub fn review(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let directory = app.db.directory();
+    let mut users: Vec<&User> = directory
+        .tenant(tenant)
+        .map(|e| {
+            e.users
+                .values()
+                .filter(|u| u.status != UserStatus::Active)
+                .collect()
+        })
+        .unwrap_or_default();
+    users.sort_by(|a, b| {
+        (b.status == UserStatus::Blocked)
+            .cmp(&(a.status == UserStatus::Blocked))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let mut evidence = app
+        .db
+        .latest_events(tenant, &ids, &["user.flag", "user.block"], REVIEW_SCAN)
+        .map_err(internal)?;
+    let data: Vec<_> = users
+        .into_iter()
+        .map(|u| {
+            let mut item = view(app, u);
+            item["evidence"] = json!(evidence.remove(&u.id));
+            item
+        })
+        .collect();
+    json(StatusCode::OK, &json!({ "data": data }))
+}
+
 pub fn show(
     app: &App,
     caller: &Caller,
@@ -130,6 +170,7 @@ pub fn set_status(
             a.counters.score = 0.0;
             a.counters.score_updated_at_ms = at.now_ms;
             a.last_warning = None;
+            a.off_task.clear();
         });
         "user.enable"
     } else {

@@ -9,7 +9,7 @@ use super::{json, Caller};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::Body;
-use crate::state::{usage_report, Grouping, LogFilter, UsageQuery};
+use crate::state::{usage_report, EventFilter, Grouping, LogFilter, UsageQuery};
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
@@ -67,7 +67,7 @@ pub fn logs(
     json(StatusCode::OK, &page)
 }
 
-/// `GET /admin/v1/tenants/{t}/events?limit=&cursor=`
+/// `GET /admin/v1/tenants/{t}/events?user=&action=&limit=&cursor=`
 pub fn events(
     app: &App,
     caller: &Caller,
@@ -79,6 +79,10 @@ pub fn events(
         .db
         .query_events(
             tenant,
+            &EventFilter {
+                target: query.get("user").or(query.get("target")).cloned(),
+                action: query.get("action").cloned(),
+            },
             query.get("cursor").map(String::as_str),
             page_size(query)?,
         )

@@ -239,6 +239,7 @@ async fn proxy(
     let assessment = match &chain {
         Some(chain) => {
             let facts = CallFacts {
+                request_id,
                 claims: &claims,
                 tenant,
                 user,

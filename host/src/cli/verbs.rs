@@ -299,6 +299,12 @@ pub struct LogArgs {
 pub struct EventArgs {
     #[arg(long)]
     tenant: String,
+    /// Only events applied to this user (or token or task id).
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this action (`user.block`), or a family (`user.`).
+    #[arg(long)]
+    action: Option<String>,
     #[arg(long, default_value_t = 50)]
     limit: usize,
     #[arg(long)]
@@ -335,6 +341,8 @@ pub enum View {
     Table(&'static [Column]),
     /// Only the issued token, so scripts can capture it.
     Token,
+    /// The review queue: each user with the prompts that put them there.
+    Review,
 }
 
 const USERS: &[Column] = &[
@@ -692,10 +700,58 @@ impl LogArgs {
 impl EventArgs {
     pub fn call(&self) -> (Call, View) {
         let call = Call::get(tenant_path(&self.tenant, "events"))
+            .param("user", self.user.as_ref())
+            .param("action", self.action.as_ref())
             .param("limit", Some(self.limit))
             .param("cursor", self.cursor.as_ref());
         (call, View::Table(EVENTS))
     }
+}
+
+/// `warden review`: flagged and blocked users with their evidence.
+#[derive(Args)]
+pub struct ReviewArgs {
+    #[arg(long)]
+    tenant: String,
+}
+
+impl ReviewArgs {
+    pub fn call(&self) -> (Call, View) {
+        (Call::get(tenant_path(&self.tenant, "review")), View::Review)
+    }
+}
+
+/// One block per user: standing and reason, then each off-task prompt.
+fn review_text(answer: &Value) -> String {
+    let users = answer["data"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if users.is_empty() {
+        return "no flagged or blocked users".into();
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    let mut out = String::new();
+    for item in users {
+        let evidence = &item["evidence"];
+        out.push_str(&format!(
+            "{}  {}  score {:.2}  {}\n",
+            text(&item["user"]["id"]),
+            text(&item["user"]["status"]),
+            item["deviation_score"].as_f64().unwrap_or(0.0),
+            evidence["reason"].as_str().unwrap_or("-"),
+        ));
+        let prompts = evidence["details"]["prompts"].as_array();
+        for prompt in prompts.map(Vec::as_slice).unwrap_or(&[]) {
+            out.push_str(&format!(
+                "    [{} {} {:.2}] {}: {}\n",
+                text(&prompt["drift"]),
+                text(&prompt["label"]),
+                prompt["confidence"].as_f64().unwrap_or(0.0),
+                text(&prompt["task_id"]),
+                text(&prompt["prompt"]).replace('\n', " "),
+            ));
+        }
+    }
+    out.push_str("re-enable: warden user enable --tenant T ID --reason '...'");
+    out
 }
 
 /// What to print for an answer.
@@ -705,6 +761,7 @@ pub fn show(view: &View, answer: &Value, as_json: bool) -> String {
     }
     match view {
         View::Record => serde_json::to_string_pretty(answer).unwrap_or_default(),
+        View::Review => review_text(answer),
         View::Token => answer["token"].as_str().unwrap_or_default().to_string(),
         View::Table(columns) => {
             let rows = answer["data"].as_array().map(Vec::as_slice).unwrap_or(&[]);

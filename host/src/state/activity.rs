@@ -13,6 +13,10 @@ use crate::calendar::{Moment, Windows};
 use crate::runtime::bindings::types;
 
 const HISTORY_LEN: usize = 50;
+/// Off-task prompts kept per user as evidence for an automatic action.
+const OFF_TASK_KEPT: usize = 5;
+/// Characters of each such prompt kept (the request log has the full text).
+const EVIDENCE_PROMPT_CHARS: usize = 300;
 const MINUTE_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,12 +27,38 @@ pub struct HistoryItem {
     pub drift: String,
 }
 
+/// An off-task prompt, kept as evidence for the action it may lead to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OffTaskPrompt {
+    pub at_ms: u64,
+    pub request_id: String,
+    pub task_id: String,
+    /// The first 300 characters.
+    pub prompt: String,
+    pub label: String,
+    pub drift: String,
+    pub confidence: f32,
+}
+
+impl OffTaskPrompt {
+    /// Keeps the head of `prompt` only: evidence, not a second request log.
+    pub fn excerpt(prompt: &str) -> String {
+        match prompt.char_indices().nth(EVIDENCE_PROMPT_CHARS) {
+            Some((cut, _)) => format!("{}…", &prompt[..cut]),
+            None => prompt.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserActivity {
     /// Quota windows and score: what the journal keeps after each request.
     #[serde(flatten)]
     pub counters: Counters,
     pub history: VecDeque<HistoryItem>,
+    /// The latest off-task prompts, oldest first.
+    #[serde(default)]
+    pub off_task: VecDeque<OffTaskPrompt>,
     pub last_warning: Option<String>,
     /// Changed since the state writer last persisted it.
     #[serde(skip)]
@@ -167,6 +197,13 @@ impl UserActivity {
             self.history.pop_front();
         }
         self.history.push_back(item);
+    }
+
+    pub fn remember_off_task(&mut self, deviation: OffTaskPrompt) {
+        if self.off_task.len() == OFF_TASK_KEPT {
+            self.off_task.pop_front();
+        }
+        self.off_task.push_back(deviation);
     }
 
     /// History as the deviation stage sees it, relative to `current_task`.

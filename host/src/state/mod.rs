@@ -10,9 +10,9 @@ mod retention;
 mod rollup;
 mod writer;
 
-pub use activity::{Activity, HistoryItem, UserActivity};
+pub use activity::{Activity, HistoryItem, OffTaskPrompt, UserActivity};
 pub(crate) use db::compound_key;
 pub use db::{Db, Directory, TenantEntry};
-pub use queries::{LogFilter, Page};
+pub use queries::{EventFilter, LogFilter, Page};
 pub use rollup::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 pub use writer::StateWriter;

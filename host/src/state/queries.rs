@@ -3,6 +3,8 @@
 //! time-ordered per tenant, so "newest first" is a reverse range scan that
 //! stops after one page, never a full scan of the tree.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::db::{compound_key, Db};
@@ -30,6 +32,31 @@ impl LogFilter {
                 .as_ref()
                 .is_none_or(|i| Some(i) == r.intent.as_ref())
             && self.status.is_none_or(|s| s == r.status)
+    }
+}
+
+/// Filters of an audit-log query; `None` matches everything.
+#[derive(Debug, Default)]
+pub struct EventFilter {
+    /// The user, token or task an event was applied to.
+    pub target: Option<String>,
+    /// e.g. `user.block`; a prefix ending in `.` (`user.`) matches a family.
+    pub action: Option<String>,
+}
+
+impl EventFilter {
+    fn matches(&self, e: &Event) -> bool {
+        self.target.as_ref().is_none_or(|t| *t == e.target)
+            && self
+                .action
+                .as_ref()
+                .is_none_or(|a| match a.strip_suffix('.') {
+                    Some(family) => e
+                        .action
+                        .strip_prefix(family)
+                        .is_some_and(|r| r.starts_with('.')),
+                    None => *a == e.action,
+                })
     }
 }
 
@@ -124,19 +151,56 @@ impl Db {
     pub fn query_events(
         &self,
         tenant: &str,
+        filter: &EventFilter,
         cursor: Option<&str>,
         limit: usize,
     ) -> anyhow::Result<Page<Event>> {
-        page(&self.events, tenant, None, None, cursor, limit, |_| true)
+        page(&self.events, tenant, None, None, cursor, limit, |e| {
+            filter.matches(e)
+        })
+    }
+
+    /// The newest event with one of `actions` for each of `targets`, in one
+    /// newest-first scan that stops once every target has one (or after
+    /// `max_scan` events: older evidence is a page of `query_events` away).
+    pub fn latest_events(
+        &self,
+        tenant: &str,
+        targets: &[&str],
+        actions: &[&str],
+        max_scan: usize,
+    ) -> anyhow::Result<HashMap<String, Event>> {
+        let mut found = HashMap::new();
+        let start = time_key(tenant, 0);
+        let end = time_key(tenant, u64::MAX);
+        for item in self.events.range(start..end).rev().take(max_scan) {
+            if found.len() == targets.len() {
+                break;
+            }
+            let event: Event = serde_json::from_slice(&item?.1)?;
+            if targets.contains(&event.target.as_str())
+                && actions.contains(&event.action.as_str())
+                && !found.contains_key(&event.target)
+            {
+                found.insert(event.target.clone(), event);
+            }
+        }
+        Ok(found)
     }
 
     /// Appends to the audit log (flushed before the admin call returns).
     pub fn append_event(&self, event: &Event) -> anyhow::Result<()> {
+        self.insert_event(event)?;
+        self.flush()
+    }
+
+    /// Appends to the audit log; sled flushes it within a second.
+    pub fn insert_event(&self, event: &Event) -> anyhow::Result<()> {
         let mut key = time_key(&event.tenant_id, event.at_ms);
         key.push(0);
         key.extend_from_slice(event.id.as_bytes());
         self.events.insert(key, serde_json::to_vec(event)?)?;
-        self.flush()
+        Ok(())
     }
 
     /// Every token record of a tenant (never the tokens themselves), newest first.

@@ -183,3 +183,69 @@ async fn drifting_user_is_warned_blocked_reviewed_and_re_enabled() {
     assert_eq!(queue["data"].as_array().unwrap().len(), 0);
     env.stop().await;
 }
+
+/// The default policy with embedded classification switched on.
+fn embedded_policy() -> String {
+    let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();
+    format!("embedded_intent = true\n{default}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_classification_is_logged_and_stripped_from_plain_and_streamed_answers() {
+    let env = TestEnv::start(vec![
+        TenantSpec::new("acme").with_policy(embedded_policy()),
+        TenantSpec::new("plain"),
+    ])
+    .await;
+    let (acme, plain) = (env.token("acme"), env.token("plain"));
+    let prompt = ON_TASK[1];
+
+    // What the model answers without the instruction is what the client sees with it.
+    let (status, reference) = env.chat_json(&plain, prompt).await;
+    assert_eq!(status, 200);
+    let expected = reference["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, answer) = env.chat_json(&acme, prompt).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        expected.as_str()
+    );
+
+    let streamed = env.chat(&acme, prompt, true).await;
+    assert_eq!(streamed.status(), 200);
+    let sse = streamed.text().await.unwrap();
+    assert_eq!(streamed_content(&sse), expected, "{sse}");
+    assert!(!sse.contains("warden-intent"), "{sse}");
+    assert!(
+        sse.ends_with("data: [DONE]\n\n"),
+        "the stream stays well formed"
+    );
+
+    // An off-task prompt: the model's label is logged beside the local one.
+    let (status, _) = env.chat_json(&acme, OFF_TASK[0]).await;
+    assert_eq!(status, 200);
+    let logged = || env.app().db.recent_requests("acme", 10).unwrap();
+    assert!(eventually(|| logged().len() == 3).await);
+    let labels: Vec<(Option<String>, Option<String>)> = logged()
+        .into_iter()
+        .map(|r| (r.intent, r.model_intent))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            (Some("off_topic".into()), Some("off_topic".into())),
+            (Some("test".into()), Some("test".into())),
+            (Some("test".into()), Some("test".into())),
+        ],
+        "newest first"
+    );
+    // A tenant without the option forwards no instruction and logs no model label.
+    assert_eq!(
+        env.app().db.recent_requests("plain", 1).unwrap()[0].model_intent,
+        None
+    );
+    env.stop().await;
+}

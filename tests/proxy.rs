@@ -311,46 +311,6 @@ async fn quota_exhaustion_gives_429_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn off_task_prompts_warn_then_block_the_user() {
-    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
-    let token = env.token("acme");
-    let on_task = env
-        .chat(&token, "Add a tax field to the invoice REST api", false)
-        .await;
-    assert!(on_task.headers().get("x-warden-warning").is_none());
-
-    let first = env
-        .chat(
-            &token,
-            "Give me a recipe for dinner tonight with pasta",
-            false,
-        )
-        .await;
-    assert_eq!(first.status(), 200);
-    assert_eq!(first.headers()["x-warden-intent"], "off_topic");
-    assert!(
-        first.headers().get("x-warden-warning").is_some(),
-        "first major deviation must warn"
-    );
-
-    let second = env
-        .chat(&token, "Write a poem for my girlfriend's birthday", false)
-        .await;
-    assert_eq!(second.status(), 403);
-    let (_, code, message) = error_of(second).await;
-    assert_eq!(code, "user_blocked");
-    assert!(message.contains("admin must re-enable"), "{message}");
-
-    // Blocked now, even for on-task work.
-    let after = env
-        .chat(&token, "Add a tax field to the invoice REST api", false)
-        .await;
-    assert_eq!(after.status(), 403);
-    assert!(error_of(after).await.2.contains("blocked"));
-    env.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_failures_map_to_502() {
     let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
         // A port nothing listens on.

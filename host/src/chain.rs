@@ -35,6 +35,8 @@ pub struct TenantChain {
     pub guardrails: Vec<StageSlot>,
     /// Whether streamed answers are held until the guardrails screened them.
     pub screen_streams: bool,
+    /// Whether the answering model is asked to label each prompt.
+    pub embedded_intent: bool,
 }
 
 /// Compiled plugins by name.
@@ -359,6 +361,7 @@ impl Chains {
                 .map(|g| slot(Stage::Guardrail, g))
                 .collect::<anyhow::Result<_>>()?,
             screen_streams: policy.screen_streamed_answers,
+            embedded_intent: policy.embedded_intent,
         })
     }
 }

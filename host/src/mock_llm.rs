@@ -90,6 +90,35 @@ fn answer_for(prompt: &str, max_tokens: Option<u64>) -> Vec<String> {
         .collect()
 }
 
+/// Whether Warden asked for the prompt's label (embedded classification).
+fn asked_for_label(messages: &[serde_json::Value]) -> bool {
+    messages.iter().any(|m| {
+        m.get("role").and_then(|r| r.as_str()) == Some("system")
+            && m.get("content")
+                .and_then(|c| c.as_str())
+                .is_some_and(|c| c.contains(crate::embedded_intent::MARKER_OPEN))
+    })
+}
+
+/// The mock's stand-in for a model's judgement: a few telling words.
+fn label_for(prompt: &str) -> &'static str {
+    let prompt = prompt.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| prompt.contains(w));
+    if has(&[
+        "recipe", "poem", "birthday", "holiday", "vacation", "homework", "movie",
+    ]) {
+        "off_topic"
+    } else if has(&["test", "failing", "bug"]) {
+        "test"
+    } else if has(&["document", "readme", "docs"]) {
+        "doc"
+    } else if has(&["review", "why", "compare", "analy"]) {
+        "analysis"
+    } else {
+        "code"
+    }
+}
+
 fn error(status: StatusCode, message: &str) -> Response<Body> {
     json_response(
         status,
@@ -147,7 +176,13 @@ async fn handle(options: MockOptions, req: Request<Incoming>) -> Response<Body> 
 fn complete(request: MockRequest, latency: Duration) -> Response<Body> {
     let prompt_tokens: u64 =
         request.messages.iter().map(words_in).sum::<u64>() + 3 * request.messages.len() as u64;
-    let pieces = answer_for(&last_user_text(&request.messages), request.max_tokens);
+    let prompt = last_user_text(&request.messages);
+    let mut pieces = answer_for(&prompt, request.max_tokens);
+    if asked_for_label(&request.messages) {
+        // The label line, split mid-marker as a real stream may split it.
+        pieces.push("\n[[warden-".into());
+        pieces.push(format!("intent: {}]]", label_for(&prompt)));
+    }
     let completion_tokens = pieces.len() as u64;
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                        "total_tokens": prompt_tokens + completion_tokens});

@@ -26,6 +26,10 @@ pub struct Policy {
     /// (the default); `false` streams it unscreened, for speed.
     #[serde(default = "screen_streams_by_default")]
     pub screen_streamed_answers: bool,
+    /// Ask the answering model to label each prompt too (see
+    /// embedded_intent.rs); the label is logged beside the local one.
+    #[serde(default)]
+    pub embedded_intent: bool,
 }
 
 fn screen_streams_by_default() -> bool {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::config::UpstreamConfig;
 use crate::error::ApiError;
 use crate::http::BoxError;
+use crate::sse::{EventRewrite, SseRewriter};
 
 pub struct Upstream {
     /// Identifies this upstream's clients in each thread's client cache.
@@ -215,8 +216,9 @@ type Completion = Box<dyn FnOnce(StreamSummary) + Send>;
 pub struct MeteredStream {
     inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     scanner: SseUsageScanner,
-    /// Set when Warden asked for usage the client did not: that chunk is removed.
-    hide_usage: Option<UsageChunkFilter>,
+    /// Event rewrites (hiding the usage chunk Warden asked for, stripping an
+    /// embedded intent label); `None` passes chunks through untouched.
+    rewriter: Option<SseRewriter>,
     bytes: u64,
     on_complete: Option<Completion>,
 }
@@ -224,13 +226,13 @@ pub struct MeteredStream {
 impl MeteredStream {
     pub fn new(
         response: reqwest::Response,
-        hide_usage_chunk: bool,
+        rewrites: Vec<Box<dyn EventRewrite>>,
         on_complete: Completion,
     ) -> Self {
         Self {
             inner: Box::pin(response.bytes_stream()),
             scanner: SseUsageScanner::default(),
-            hide_usage: hide_usage_chunk.then(UsageChunkFilter::default),
+            rewriter: (!rewrites.is_empty()).then(|| SseRewriter::new(rewrites)),
             bytes: 0,
             on_complete: Some(on_complete),
         }
@@ -263,8 +265,8 @@ impl http_body::Body for MeteredStream {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
                     self.scanner.feed(&chunk);
-                    let chunk = match &mut self.hide_usage {
-                        Some(filter) => filter.feed(&chunk),
+                    let chunk = match &mut self.rewriter {
+                        Some(rewriter) => rewriter.feed(&chunk),
                         None => chunk,
                     };
                     if chunk.is_empty() {
@@ -280,9 +282,9 @@ impl http_body::Body for MeteredStream {
                 }
                 Poll::Ready(None) => {
                     let rest = self
-                        .hide_usage
+                        .rewriter
                         .as_mut()
-                        .map(UsageChunkFilter::finish)
+                        .map(SseRewriter::finish)
                         .unwrap_or_default();
                     self.bytes += rest.len() as u64;
                     self.finish(None);
@@ -302,54 +304,6 @@ impl Drop for MeteredStream {
     }
 }
 
-/// Removes the usage-only chunk (`"choices":[]` with a `usage` object) from
-/// an SSE stream, passing every other event through as soon as it is whole.
-/// Only an incomplete trailing event is held between chunks.
-#[derive(Default)]
-pub struct UsageChunkFilter {
-    pending: Vec<u8>,
-    finished: bool,
-}
-
-impl UsageChunkFilter {
-    fn is_usage_chunk(event: &[u8]) -> bool {
-        let has = |needle: &[u8]| event.windows(needle.len()).any(|w| w == needle);
-        has(b"\"choices\":[]") && has(b"\"usage\":{")
-    }
-
-    pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
-        self.pending.extend_from_slice(chunk);
-        let Some(end) = self.pending.windows(2).rposition(|w| w == b"\n\n") else {
-            return Bytes::new();
-        };
-        let complete: Vec<u8> = self.pending.drain(..end + 2).collect();
-        let mut out = Vec::with_capacity(complete.len());
-        let mut rest = &complete[..];
-        while let Some(pos) = rest.windows(2).position(|w| w == b"\n\n") {
-            let (event, tail) = rest.split_at(pos + 2);
-            if !Self::is_usage_chunk(event) {
-                out.extend_from_slice(event);
-            }
-            rest = tail;
-        }
-        Bytes::from(out)
-    }
-
-    /// Whatever is left when the provider's stream ends.
-    pub fn finish(&mut self) -> Bytes {
-        if self.finished {
-            return Bytes::new();
-        }
-        self.finished = true;
-        let rest = std::mem::take(&mut self.pending);
-        if Self::is_usage_chunk(&rest) {
-            Bytes::new()
-        } else {
-            Bytes::from(rest)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,24 +320,6 @@ mod tests {
                 prompt_tokens: 7,
                 completion_tokens: 3
             })
-        );
-    }
-
-    #[test]
-    fn the_usage_chunk_is_removed_and_everything_else_kept() {
-        let mut f = UsageChunkFilter::default();
-        let mut out = Vec::new();
-        out.extend_from_slice(
-            &f.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\nda"),
-        );
-        out.extend_from_slice(
-            &f.feed(b"ta: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n"),
-        );
-        out.extend_from_slice(&f.feed(b"\n"));
-        out.extend_from_slice(&f.finish());
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\ndata: [DONE]\n\n"
         );
     }
 

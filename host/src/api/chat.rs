@@ -16,12 +16,14 @@ use serde::Deserialize;
 use super::{authenticate, header_value};
 use crate::app::App;
 use crate::chain::{drift_str, label_str, StageSlot};
+use crate::embedded_intent::{self, StreamStripper};
 use crate::error::ApiError;
 use crate::guardrails;
 use crate::http::{full, Body};
 use crate::pipeline::{self, Assessment, CallFacts};
 use crate::runtime::bindings::guardrail;
-use crate::state::model::RequestRecord;
+use crate::sse::{EventRewrite, HideUsageChunk};
+use crate::state::model::{RequestRecord, Task};
 use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
 
 const ENDPOINT: &str = "chat.completions";
@@ -227,6 +229,7 @@ async fn proxy(
         deviation_score: None,
         action: None,
         error: None,
+        model_intent: None,
     };
 
     // The chain.
@@ -292,10 +295,23 @@ async fn proxy(
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
-    let mut forward = if chat.metadata.is_some() || add_usage {
-        rewrite_body(&body, add_usage)?
+    // Embedded classification: the answering model labels the prompt too.
+    let embedded_task = task.filter(|_| chain.as_deref().is_some_and(|c| c.embedded_intent));
+    let mut forward = if chat.metadata.is_some() || add_usage || embedded_task.is_some() {
+        rewrite_body(&body, add_usage, embedded_task)?
     } else {
         body.clone()
+    };
+    let model_label = embedded_intent::LabelSlot::default();
+    let stream_rewrites = || {
+        let mut rewrites: Vec<Box<dyn EventRewrite>> = Vec::new();
+        if add_usage {
+            rewrites.push(Box::new(HideUsageChunk));
+        }
+        if embedded_task.is_some() {
+            rewrites.push(Box::new(StreamStripper::new(model_label.clone())));
+        }
+        rewrites
     };
     let stream = chat.stream;
     let reserved = assessment.reserved_tokens;
@@ -357,13 +373,16 @@ async fn proxy(
         (stream && status.is_success(), &guard_context, hold_stream)
     {
         let screen = (guardrails, context);
-        full(screened_stream(app, upstream, add_usage, screen, record, reserved, started).await?)
+        let rewrites = (stream_rewrites(), model_label.clone());
+        full(screened_stream(app, upstream, rewrites, screen, record, reserved, started).await?)
     } else if stream && status.is_success() {
         let app = app.clone();
+        let label = model_label.clone();
         MeteredStream::new(
             upstream,
-            add_usage,
+            stream_rewrites(),
             Box::new(move |summary: StreamSummary| {
+                record.model_intent = label.get().cloned();
                 record.response_bytes = summary.bytes;
                 record.error = summary.error;
                 complete(&app, record, reserved, summary.usage, started);
@@ -400,6 +419,13 @@ async fn proxy(
             status = StatusCode::BAD_GATEWAY;
             record.status = status.as_u16();
         }
+        let bytes = if embedded_task.is_some() && status.is_success() {
+            let (clean, label) = embedded_intent::strip_completion(bytes);
+            record.model_intent = label;
+            clean
+        } else {
+            bytes
+        };
         let bytes = match &guard_context {
             Some(context) if status.is_success() => {
                 match guardrails::screen_response(guardrails, context, bytes).await {
@@ -450,8 +476,13 @@ async fn proxy(
 }
 
 /// Removes `metadata.task_id` (Warden's, not the provider's) from a body,
-/// and asks for stream usage when `add_usage`.
-fn rewrite_body(body: &Bytes, add_usage: bool) -> Result<Bytes, ApiError> {
+/// asks for stream usage when `add_usage`, and for the model's own label of
+/// the prompt when `embedded_task` is set.
+fn rewrite_body(
+    body: &Bytes,
+    add_usage: bool,
+    embedded_task: Option<&Task>,
+) -> Result<Bytes, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
@@ -474,6 +505,9 @@ fn rewrite_body(body: &Bytes, add_usage: bool) -> Result<Bytes, ApiError> {
             object.remove("metadata");
         }
     }
+    if let Some(task) = embedded_task {
+        embedded_intent::instruct(&mut value, task);
+    }
     serde_json::to_vec(&value)
         .map(Bytes::from)
         .map_err(|e| ApiError::internal(e.to_string()))
@@ -489,7 +523,7 @@ fn rewrite_body(body: &Bytes, add_usage: bool) -> Result<Bytes, ApiError> {
 async fn screened_stream(
     app: &App,
     upstream: reqwest::Response,
-    add_usage: bool,
+    (rewrites, model_label): (Vec<Box<dyn EventRewrite>>, embedded_intent::LabelSlot),
     (guardrails, context): (&[StageSlot], &guardrail::CallContext),
     mut record: RequestRecord,
     reserved: u64,
@@ -498,7 +532,7 @@ async fn screened_stream(
     let (done, summary) = tokio::sync::oneshot::channel();
     let metered = MeteredStream::new(
         upstream,
-        add_usage,
+        rewrites,
         Box::new(move |summary: StreamSummary| {
             let _ = done.send(summary);
         }),
@@ -507,6 +541,7 @@ async fn screened_stream(
     let summary = summary.await.ok();
     let usage = summary.as_ref().and_then(|s| s.usage);
     record.response_bytes = summary.as_ref().map_or(0, |s| s.bytes);
+    record.model_intent = model_label.get().cloned();
     let screened = match collected {
         Ok(sse) => guardrails::screen_stream(guardrails, context, sse.to_bytes()).await,
         Err(e) => Err(ApiError::bad_gateway(format!(

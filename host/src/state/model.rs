@@ -158,6 +158,9 @@ pub struct RequestRecord {
     pub deviation_score: Option<f32>,
     pub action: Option<String>,
     pub error: Option<String>,
+    /// The answering model's own label (embedded classification), when on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_intent: Option<String>,
 }
 
 /// One entry of the audit log: who changed what, and why.

@@ -59,6 +59,7 @@ mod tests {
             deviation_score: None,
             action: None,
             error: None,
+            model_intent: None,
         }
     }
 

@@ -41,7 +41,7 @@ async fn answered_requests_survive_kill_9() {
             .bearer_auth(&token)
             .header("x-task-id", TASK)
             .header("content-type", "application/json")
-            .body(format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"invoice api {i}"}}]}}"#))
+            .body(format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"Write the REST endpoint that creates invoice number {i}"}}]}}"#))
             .send()
             .await
             .unwrap();

@@ -30,14 +30,16 @@ struct TaskRecord {
 }
 
 #[derive(Deserialize)]
-struct Example {
-    task: String,
-    prompt: String,
-    intent: String,
-    deviation: String,
+pub(crate) struct Example {
+    pub task: String,
+    pub prompt: String,
+    pub intent: String,
+    pub deviation: String,
 }
 
-fn read_data(dir: &Path) -> anyhow::Result<(HashMap<String, types::Task>, Vec<Example>)> {
+pub(crate) fn read_data(
+    dir: &Path,
+) -> anyhow::Result<(HashMap<String, types::Task>, Vec<Example>)> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read_to_string(&path)
@@ -72,7 +74,7 @@ fn read_data(dir: &Path) -> anyhow::Result<(HashMap<String, types::Task>, Vec<Ex
 }
 
 /// The dataset's `on_task` is the WIT's `on-task`.
-fn drift_name(label: &str) -> &str {
+pub(crate) fn drift_name(label: &str) -> &str {
     if label == "on_task" {
         "on-task"
     } else {

@@ -39,4 +39,5 @@ pub mod server;
 pub mod sse;
 pub mod state;
 pub mod token;
+pub mod train;
 pub mod upstream;

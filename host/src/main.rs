@@ -99,6 +99,36 @@ enum Command {
         #[command(subcommand)]
         command: EvalCommand,
     },
+    /// Fit a built-in model on a labelled set.
+    Train {
+        #[command(subcommand)]
+        command: TrainCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// The default intent classifier: writes the weights the intent plugin
+    /// embeds (rebuild it with scripts/build-plugins.sh).
+    Intent {
+        /// The directory holding tasks.json and examples.jsonl.
+        #[arg(long, default_value = "data/intent/train")]
+        data: PathBuf,
+        #[arg(long, default_value = "data/intent/model.bin")]
+        out: PathBuf,
+        /// Score with each task held out in turn instead of writing weights.
+        #[arg(long)]
+        cross_validate: bool,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 40)]
+        epochs: usize,
+        #[arg(long, default_value_t = 0.2)]
+        learning_rate: f32,
+        /// L2 penalty per step.
+        #[arg(long, default_value_t = 3e-3)]
+        l2: f32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -234,6 +264,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", warden::eval::render(&report));
             }
             warden::eval::check_goals(&report, min_precision, min_recall)?;
+        }
+        Command::Train {
+            command:
+                TrainCommand::Intent {
+                    data,
+                    out,
+                    cross_validate,
+                    seed,
+                    epochs,
+                    learning_rate,
+                    l2,
+                },
+        } => {
+            let options = warden_intent_model::TrainOptions {
+                seed,
+                epochs,
+                learning_rate,
+                l2,
+            };
+            let report = if cross_validate {
+                warden::train::cross_validate(&data, &options)?
+            } else {
+                warden::train::intent(&data, &out, &options)?
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }
     Ok(())

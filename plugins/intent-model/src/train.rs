@@ -1,0 +1,84 @@
+//! Training: stochastic gradient descent on the softmax cross-entropy of
+//! both heads, with a fixed seed so the same data gives the same bytes.
+
+use crate::{Model, DRIFTS, OUTPUTS};
+
+/// One labelled prompt, as features.
+pub struct Example {
+    pub features: Vec<u32>,
+    /// Index into [`crate::DRIFTS`].
+    pub drift: usize,
+    /// Index into [`crate::LABELS`]; `None` for a major deviation.
+    pub label: Option<usize>,
+}
+
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub learning_rate: f32,
+    /// L2 penalty per step on the weights an example touches.
+    pub l2: f32,
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            epochs: 40,
+            learning_rate: 0.2,
+            l2: 3e-3,
+            seed: 7,
+        }
+    }
+}
+
+/// xorshift64*: a tiny deterministic generator for the shuffles.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+pub fn train(examples: &[Example], options: &TrainOptions) -> Model {
+    let mut model = Model::zeros();
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    let mut rng = Rng(options.seed | 1);
+    // Each drift class weighs the same in total, however rare it is.
+    let mut counts = [0usize; 3];
+    examples.iter().for_each(|e| counts[e.drift] += 1);
+    let class_weight =
+        counts.map(|c| (examples.len() as f32 / (DRIFTS.len() * c.max(1)) as f32).sqrt());
+    for epoch in 0..options.epochs {
+        for i in (1..order.len()).rev() {
+            order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        let rate = options.learning_rate / (1.0 + epoch as f32 * 0.1);
+        for &i in &order {
+            let example = &examples[i];
+            let prediction = model.predict(&example.features);
+            let mut gradient = [0.0f32; OUTPUTS];
+            let weight = class_weight[example.drift];
+            for (k, p) in prediction.drift.iter().enumerate() {
+                let target = if k == example.drift { 1.0 } else { 0.0 };
+                gradient[k] = (p - target) * weight;
+            }
+            if let Some(label) = example.label {
+                for (k, p) in prediction.label.iter().enumerate() {
+                    let target = if k == label { 1.0 } else { 0.0 };
+                    gradient[3 + k] = p - target;
+                }
+            }
+            for &f in &example.features {
+                let row = &mut model.weights[f as usize * OUTPUTS..][..OUTPUTS];
+                for (w, g) in row.iter_mut().zip(&gradient) {
+                    *w -= rate * (g + options.l2 * *w);
+                }
+            }
+        }
+    }
+    model
+}

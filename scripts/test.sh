@@ -18,6 +18,10 @@ cargo test --locked --release -p warden -p warden-intent-model
 # never trained on). The goal is precision and recall >= 0.9; recall is 0.88
 # today, so the gate holds today's floor until the model reaches the goal.
 "$CARGO_TARGET_DIR/release/warden" eval intent --min-precision 0.9 --min-recall 0.85
+# Benign and abusive users through the real proxy (fixed seed): no benign
+# user may be blocked; the goal is every abuser blocked within 5 unrelated
+# requests, today's floor is 7.
+"$CARGO_TARGET_DIR/release/warden" eval workload --check --block-within 7
 
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 python3 -m pytest -q tests/python

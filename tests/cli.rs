@@ -346,3 +346,42 @@ fn train_intent_rebuilds_the_shipped_weights_from_the_training_set() {
     assert!(held_out["recall"].as_f64().unwrap() > 0.8, "{cv}");
     assert!(held_out["precision"].as_f64().unwrap() > 0.8, "{cv}");
 }
+
+#[test]
+fn eval_workload_sends_benign_and_abusive_users_through_the_proxy() {
+    let (data, plugins) = (repo_root().join("data/intent/eval"), plugin_dir());
+    let args = [
+        "eval",
+        "workload",
+        "--plugins",
+        plugins.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--benign",
+        "6",
+        "--abusers",
+        "4",
+        "--requests",
+        "10",
+        "--json",
+    ];
+    let report = warden_json(&args);
+    assert_eq!(report["benign"]["users"], 6);
+    assert_eq!(report["benign"]["calls"], 60, "{report}");
+    let users = report["users"].as_array().unwrap();
+    assert_eq!(users.len(), 10);
+    // Abusers switch to unrelated prompts and are refused; nobody calls on
+    // after a 403, and each block is counted in unrelated requests.
+    for user in users.iter().filter(|u| u["kind"] != "benign") {
+        let until = user["unrelated_until_blocked"].as_u64();
+        assert!(until.is_some_and(|n| (1..=12).contains(&n)), "{user}");
+        let last = user["incidents"].as_array().unwrap().last().unwrap();
+        assert_eq!(last["status"], 403, "{user}");
+    }
+    // The same seed gives the same run.
+    assert_eq!(warden_json(&args)["users"], report["users"]);
+    // An impossible goal fails the run and names who missed it.
+    let strict = warden_output(&[&args[..], &["--check", "--block-within", "0"]].concat());
+    assert!(!strict.status.success());
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("blocked only after"));
+}

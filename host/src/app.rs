@@ -23,7 +23,7 @@ pub struct App {
     pub upstream: Upstream,
     pub metrics: crate::metrics::Metrics,
     /// Time for quota windows; tests move it to a window's boundary.
-    pub clock: crate::clock::Clock,
+    pub clock: Arc<crate::clock::Clock>,
     /// The state writer; it ends (after a last write) once the app is dropped.
     writer_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     request_seq: AtomicU64,
@@ -42,6 +42,7 @@ impl App {
             &config.state_dir,
             config.log_retention(),
         )?;
+        let clock = Arc::new(crate::clock::Clock::default());
         let chains = if config.chain_enabled {
             let runtime = PluginRuntime::new(&RuntimeConfig {
                 max_instances: config.runtime.max_instances,
@@ -64,6 +65,7 @@ impl App {
                 &config.plugin_dir,
                 PolicySource::new(&config.policy_dir),
                 db.plugin_kv.clone(),
+                clock.clone(),
             )
             .with_context(|| {
                 format!(
@@ -94,7 +96,7 @@ impl App {
             chains,
             upstream,
             metrics: crate::metrics::Metrics::default(),
-            clock: crate::clock::Clock::default(),
+            clock,
             writer_task: std::sync::Mutex::new(Some(writer_task)),
             request_seq: AtomicU64::new(0),
             request_prefix: format!("req_{started:x}"),

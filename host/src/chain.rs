@@ -52,6 +52,8 @@ pub struct Chains {
     own: ArcSwap<HashMap<String, PluginSet>>,
     policies: PolicySource,
     kv_tree: sled::Tree,
+    /// The server's clock, handed to every plugin's `clock` import.
+    clock: Arc<crate::clock::Clock>,
     by_tenant: ArcSwap<HashMap<String, Arc<TenantChain>>>,
     build_lock: std::sync::Mutex<()>,
     /// Held by whoever changes plugin files and the plugin sets together
@@ -71,6 +73,7 @@ impl Chains {
         plugin_dir: &Path,
         policies: PolicySource,
         kv_tree: sled::Tree,
+        clock: Arc<crate::clock::Clock>,
     ) -> anyhow::Result<Self> {
         let shared = runtime.compile_dir(plugin_dir)?;
         let mut own = HashMap::new();
@@ -89,6 +92,7 @@ impl Chains {
             own: ArcSwap::from_pointee(own),
             policies,
             kv_tree,
+            clock,
             by_tenant: ArcSwap::from_pointee(HashMap::new()),
             build_lock: std::sync::Mutex::new(()),
             reload_lock: std::sync::Mutex::new(()),
@@ -202,12 +206,15 @@ impl Chains {
             .entry(&name)
             .map(|s| s.config_strings())
             .unwrap_or_default();
-        let scope = Arc::new(PluginScope::new(
-            Arc::from(tenant_id),
-            Arc::from(name.as_str()),
-            config,
-            self.kv_tree.clone(),
-        ));
+        let scope = Arc::new(
+            PluginScope::new(
+                Arc::from(tenant_id),
+                Arc::from(name.as_str()),
+                config,
+                self.kv_tree.clone(),
+            )
+            .with_clock(self.clock.clone()),
+        );
         let stage = compiled.stage;
         let limits = policy.limits_of(&name);
         let mut fresh_call = Duration::ZERO;
@@ -333,12 +340,15 @@ impl Chains {
                     compiled.stage
                 );
             }
-            let scope = Arc::new(PluginScope::new(
-                tenant.clone(),
-                Arc::from(compiled.name.as_str()),
-                stage_policy.config_strings(),
-                self.kv_tree.clone(),
-            ));
+            let scope = Arc::new(
+                PluginScope::new(
+                    tenant.clone(),
+                    Arc::from(compiled.name.as_str()),
+                    stage_policy.config_strings(),
+                    self.kv_tree.clone(),
+                )
+                .with_clock(self.clock.clone()),
+            );
             Ok(StageSlot {
                 plugin: self.runtime.instantiate_for_tenant(
                     compiled,

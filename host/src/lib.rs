@@ -36,6 +36,7 @@ pub mod reload;
 pub mod runtime;
 pub mod scaffold;
 pub mod server;
+pub mod simulate;
 pub mod sse;
 pub mod state;
 pub mod token;

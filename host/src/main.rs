@@ -152,6 +152,33 @@ enum EvalCommand {
         #[arg(long)]
         min_recall: Option<f64>,
     },
+    /// Benign and abusive users through the real proxy (in-process server,
+    /// mock LLM): who was warned or blocked, and how fast abusers were.
+    Workload {
+        /// The directory of the plugins the server runs.
+        #[arg(long, default_value = "build/plugins")]
+        plugins: PathBuf,
+        /// The labelled prompts the users send.
+        #[arg(long, default_value = "data/intent/eval")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 24)]
+        benign: usize,
+        #[arg(long, default_value_t = 12)]
+        abusers: usize,
+        /// Calls per benign user.
+        #[arg(long, default_value_t = 30)]
+        requests: usize,
+        #[arg(long)]
+        json: bool,
+        /// Fail (exit 1) if a benign user was blocked or an abuser was not
+        /// blocked within --block-within unrelated requests.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, default_value_t = 5)]
+        block_within: u64,
+    },
 }
 
 /// The server logs at `info`; admin verbs only say what went wrong.
@@ -264,6 +291,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", warden::eval::render(&report));
             }
             warden::eval::check_goals(&report, min_precision, min_recall)?;
+        }
+        Command::Eval {
+            command:
+                EvalCommand::Workload {
+                    plugins,
+                    data,
+                    seed,
+                    benign,
+                    abusers,
+                    requests,
+                    json,
+                    check,
+                    block_within,
+                },
+        } => {
+            let options = warden::simulate::WorkloadOptions {
+                plugin_dir: plugins,
+                data,
+                seed,
+                benign,
+                abusers,
+                requests,
+            };
+            let report = warden::simulate::run(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", warden::simulate::render(&report));
+            }
+            if check {
+                warden::simulate::check_goals(&report, block_within)?;
+            }
         }
         Command::Train {
             command:

@@ -26,6 +26,9 @@ pub struct PluginScope {
     /// plugin to `tenant \0 plugin \0`.
     pub kv_tree: sled::Tree,
     kv_prefix: Vec<u8>,
+    /// The server's clock (tests and simulations move it), read by the
+    /// `clock` import so plugins and the host agree on the time.
+    clock: Arc<crate::clock::Clock>,
 }
 
 impl PluginScope {
@@ -46,7 +49,14 @@ impl PluginScope {
             config,
             kv_tree,
             kv_prefix,
+            clock: Arc::default(),
         }
+    }
+
+    /// This scope reading time from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn kv_key(&self, key: &str) -> Vec<u8> {
@@ -109,7 +119,7 @@ impl log::Host for PluginState {
 
 impl clock::Host for PluginState {
     fn now_ms(&mut self) -> u64 {
-        crate::clock::now_ms()
+        self.scope.clock.now_ms()
     }
 }
 

@@ -15,13 +15,11 @@ cargo build --locked --release -p warden
 cargo test --locked --release -p warden -p warden-intent-model
 
 # The intent classifier's quality gate on the evaluation set (tasks the model
-# never trained on). The goal is precision and recall >= 0.9; recall is 0.88
-# today, so the gate holds today's floor until the model reaches the goal.
-"$CARGO_TARGET_DIR/release/warden" eval intent --min-precision 0.9 --min-recall 0.85
+# never trained on): major-deviation precision and recall >= 0.9.
+"$CARGO_TARGET_DIR/release/warden" eval intent --min-precision 0.9 --min-recall 0.9
 # Benign and abusive users through the real proxy (fixed seed): no benign
-# user may be blocked; the goal is every abuser blocked within 5 unrelated
-# requests, today's floor is 7.
-"$CARGO_TARGET_DIR/release/warden" eval workload --check --block-within 7
+# user blocked, every abuser blocked within 5 unrelated requests.
+"$CARGO_TARGET_DIR/release/warden" eval workload --check
 
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 python3 -m pytest -q tests/python

@@ -324,7 +324,7 @@ fn train_intent_rebuilds_the_shipped_weights_from_the_training_set() {
         "--out",
         weights.to_str().unwrap(),
     ]);
-    assert_eq!(report["examples"], 400);
+    assert_eq!(report["examples"], 458);
     // Same data, same seed: the same bytes as the weights the plugin embeds.
     let shipped = std::fs::read(root.join("data/intent/model.bin")).unwrap();
     assert!(

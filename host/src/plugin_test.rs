@@ -97,8 +97,9 @@ pub async fn run(
         },
     };
     // What `on-request` costs within the default limits: on a fresh
-    // instance, then on the warm one (the proxy reuses instances).
-    let timed = runtime.instantiate_for_tenant(compiled, scope, limits.clone());
+    // instance, then on the warm one (the proxy reuses instances). A busy
+    // machine can push one call past the deadline, so a fresh instance gets
+    // three tries; a plugin that is really too slow fails all of them.
     let over_limit = |e: crate::runtime::PluginError| {
         anyhow::anyhow!(
             "{e} (the default limits: {} ms, {} MiB; a tenant's policy can raise them): {}",
@@ -107,8 +108,22 @@ pub async fn run(
             e.detail
         )
     };
-    let mut micros = Vec::with_capacity(WARM_CALLS + 1);
-    for _ in 0..=WARM_CALLS {
+    let mut measured = None;
+    for _ in 0..FRESH_TRIES {
+        let instance =
+            runtime.instantiate_for_tenant(compiled.clone(), scope.clone(), limits.clone());
+        let started = Instant::now();
+        match instance.on_request(&context, &messages).await {
+            Ok(_) => {
+                measured = Some(Ok((instance, started.elapsed().as_secs_f64() * 1e6)));
+                break;
+            }
+            Err(e) => measured = Some(Err(e)),
+        }
+    }
+    let (timed, fresh) = measured.expect("at least one try").map_err(over_limit)?;
+    let mut micros = Vec::with_capacity(WARM_CALLS);
+    for _ in 0..WARM_CALLS {
         let started = Instant::now();
         timed
             .on_request(&context, &messages)
@@ -116,7 +131,6 @@ pub async fn run(
             .map_err(over_limit)?;
         micros.push(started.elapsed().as_secs_f64() * 1e6);
     }
-    let fresh = micros.remove(0);
     micros.sort_by(f64::total_cmp);
     Ok(json!({
         "plugin": name,
@@ -132,3 +146,5 @@ pub async fn run(
 
 /// Calls timed on the warm instance.
 const WARM_CALLS: usize = 21;
+/// Fresh instances tried before a call over the deadline is the plugin's fault.
+const FRESH_TRIES: usize = 3;

@@ -14,6 +14,7 @@ use crate::token::{self, TokenRequest};
 pub struct DemoOptions {
     pub listen: SocketAddr,
     pub plugin_dir: PathBuf,
+    pub policy_dir: PathBuf,
     pub state_dir: PathBuf,
     /// Send one request through the proxy, print the answer and exit.
     pub once: bool,
@@ -90,6 +91,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         listen: options.listen,
         state_dir: options.state_dir.clone(),
         plugin_dir: options.plugin_dir.clone(),
+        policy_dir: options.policy_dir.clone(),
         ..Config::default()
     };
     config.upstream.base_url = format!("http://{mock_addr}/v1");

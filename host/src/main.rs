@@ -46,6 +46,10 @@ enum Command {
         listen: SocketAddr,
         #[arg(long, default_value = "build/plugins")]
         plugin_dir: PathBuf,
+        /// Policy files (`default.toml`, `acme.toml`); without them the
+        /// embedded default policy.
+        #[arg(long, default_value = "policies")]
+        policy_dir: PathBuf,
         /// Send one request through the proxy, print the answer and exit.
         #[arg(long)]
         once: bool,
@@ -230,11 +234,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo {
             listen,
             plugin_dir,
+            policy_dir,
             once,
         } => {
             warden::demo::run(warden::demo::DemoOptions {
                 listen,
                 plugin_dir,
+                policy_dir,
                 // The demo keeps its own state unless told otherwise.
                 state_dir: target
                     .state_dir

@@ -20,12 +20,11 @@ BINARY = os.path.join(TARGET, "release", "warden")
 TASK = "invoice-backend"
 
 
-@pytest.fixture(scope="module")
-def demo():
+def start_demo(*extra):
     state = tempfile.mkdtemp(prefix="warden-sdk-")
     log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
-        [BINARY, "demo", "--listen", "127.0.0.1:0", "--state-dir", state],
+        [BINARY, "demo", "--listen", "127.0.0.1:0", "--state-dir", state, *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -44,6 +43,26 @@ def demo():
         proc.kill()
         log.seek(0)
         raise AssertionError(f"warden demo did not print the SDK snippet; exit {proc.wait()}; log:\n{log.read()}")
+    return proc, base, token
+
+
+@pytest.fixture(scope="module")
+def demo():
+    proc, base, token = start_demo()
+    yield base, token
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def embedded_demo():
+    """The demo tenant with embedded classification on (`embedded_intent = true`)."""
+    policies = tempfile.mkdtemp(prefix="warden-sdk-policies-")
+    with open(os.path.join(ROOT, "policies", "default.toml")) as f:
+        default = f.read()
+    with open(os.path.join(policies, "default.toml"), "w") as f:
+        f.write("embedded_intent = true\n" + default)
+    proc, base, token = start_demo("--policy-dir", policies)
     yield base, token
     proc.terminate()
     proc.wait(timeout=10)
@@ -87,3 +106,20 @@ def test_errors_surface_as_sdk_exceptions(demo):
         bad_key.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "invoice api"}])
     models = client(demo).models.list()
     assert [m.id for m in models.data] == ["gpt-4o-mini"]
+
+
+def test_embedded_classification_is_invisible_to_the_sdk(demo, embedded_demo):
+    """The model is asked for its own label; the SDK sees only the answer."""
+    prompt = [{"role": "user", "content": "Add tax lines to the invoice PDF"}]
+    plain = client(demo).chat.completions.create(model="gpt-4o-mini", messages=prompt)
+    expected = plain.choices[0].message.content
+    labelled = client(embedded_demo).chat.completions.create(model="gpt-4o-mini", messages=prompt)
+    assert labelled.choices[0].message.content == expected
+    # The instruction reached the model and it answered with the label line
+    # (the provider counts both); only the label line was taken out.
+    assert labelled.usage.prompt_tokens > plain.usage.prompt_tokens
+    assert labelled.usage.completion_tokens == plain.usage.completion_tokens + 2
+    stream = client(embedded_demo).chat.completions.create(model="gpt-4o-mini", messages=prompt, stream=True)
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert streamed == expected
+    assert "warden-intent" not in streamed

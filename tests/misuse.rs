@@ -86,6 +86,22 @@ async fn drifting_user_is_warned_blocked_reviewed_and_re_enabled() {
     assert!(message.contains("admin must re-enable"), "{message}");
     let next = env.chat(&drifter, ON_TASK[1], false).await;
     assert_eq!(next.status(), 403, "blocked for on-task work too");
+    // The blocking call is logged with its intent and score beside the 403.
+    let db = env.app().db.clone();
+    let blocking = || {
+        db.recent_requests("acme", 100)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.prompt == OFF_TASK[1])
+    };
+    assert!(eventually(|| blocking().is_some()).await);
+    let logged = blocking().unwrap();
+    assert_eq!(logged.status, 403);
+    assert_eq!(
+        (logged.drift.as_deref(), logged.action.as_deref()),
+        (Some("major"), Some("block"))
+    );
+    assert_eq!(logged.deviation_score, Some(2.0));
 
     // Every automatic action is an event with its evidence.
     let (status, events) = env

@@ -396,6 +396,16 @@ pub fn parse_label(s: &str) -> IntentLabel {
     }
 }
 
+pub fn action_str(action: crate::runtime::bindings::types::Action) -> &'static str {
+    use crate::runtime::bindings::types::Action;
+    match action {
+        Action::None => "none",
+        Action::Warn => "warn",
+        Action::Flag => "flag",
+        Action::Block => "block",
+    }
+}
+
 pub fn drift_str(drift: Drift) -> &'static str {
     match drift {
         Drift::OnTask => "on-task",

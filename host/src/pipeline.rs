@@ -48,6 +48,9 @@ pub struct Assessment {
     pub reserved_tokens: u64,
     /// Daily windows after this call's reservation, for the response headers.
     pub rate_limit: Option<crate::ratelimit::RateLimitInfo>,
+    /// Set when this call blocked the user: the refusal to answer with
+    /// (nothing is reserved any more).
+    pub blocked: Option<ApiError>,
 }
 
 pub(crate) fn wit_role(role: Role) -> types::Role {
@@ -303,13 +306,17 @@ pub async fn run(
                 tracing::error!(error = %e, "could not store a block");
             }
             tracing::warn!(tenant = tenant_id, user = user_id, score = new_score, reason = %outcome.reason, "user blocked");
-            return Err(ApiError::forbidden(
+            // Returned as an assessment, not an error, so the request log
+            // keeps this call's intent and score beside the refusal.
+            assessment.blocked = Some(ApiError::forbidden(
                 "user_blocked",
                 format!(
                     "access disabled: {} (deviation score {new_score:.2}); an admin must re-enable the account",
                     outcome.reason
                 ),
             ));
+            assessment.reserved_tokens = 0;
+            return Ok(assessment);
         }
         types::Action::Flag if facts.user.status == UserStatus::Active => {
             if let Err(e) = app

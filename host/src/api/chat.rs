@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{authenticate, header_value};
 use crate::app::App;
-use crate::chain::{drift_str, label_str, StageSlot};
+use crate::chain::{action_str, drift_str, label_str, StageSlot};
 use crate::embedded_intent::{self, StreamStripper};
 use crate::error::ApiError;
 use crate::guardrails;
@@ -285,7 +285,13 @@ async fn proxy(
     }
     record.deviation_delta = assessment.deviation_delta;
     record.deviation_score = assessment.score;
-    record.action = assessment.action.map(|a| format!("{a:?}").to_lowercase());
+    record.action = assessment.action.map(|a| action_str(a).to_string());
+    if let Some(refusal) = assessment.blocked {
+        record.status = refusal.status.as_u16();
+        record.error = Some(refusal.message.clone());
+        complete(app, record, 0, Some(Usage::default()), started);
+        return Err(refusal);
+    }
 
     // Forward. The body goes out untouched unless it carried our metadata.
     // A streamed answer carries token counts only when asked for: ask for

@@ -34,18 +34,20 @@ impl SseRewriter {
         }
     }
 
-    /// Passes `event` through the rewrites from `first` on.
+    /// Passes `event` through the rewrites from `first` on; the last one
+    /// writes straight into `out`, so one rewrite copies nothing extra.
     fn apply(&mut self, first: usize, event: &[u8], out: &mut Vec<u8>) {
-        let mut current = event.to_vec();
-        for rewrite in &mut self.rewrites[first..] {
-            if current.is_empty() {
-                return;
+        match self.rewrites.len() - first.min(self.rewrites.len()) {
+            0 => out.extend_from_slice(event),
+            1 => self.rewrites[first].event(event, out),
+            _ => {
+                let mut next = Vec::with_capacity(event.len());
+                self.rewrites[first].event(event, &mut next);
+                if !next.is_empty() {
+                    self.apply(first + 1, &next, out);
+                }
             }
-            let mut next = Vec::with_capacity(current.len());
-            rewrite.event(&current, &mut next);
-            current = next;
         }
-        out.extend_from_slice(&current);
     }
 
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {

@@ -308,14 +308,15 @@ async fn proxy(
     } else {
         body.clone()
     };
-    let model_label = embedded_intent::LabelSlot::default();
+    // Only a call with embedded classification has a label to catch.
+    let model_label = embedded_task.map(|_| embedded_intent::LabelSlot::default());
     let stream_rewrites = || {
         let mut rewrites: Vec<Box<dyn EventRewrite>> = Vec::new();
         if add_usage {
             rewrites.push(Box::new(HideUsageChunk));
         }
-        if embedded_task.is_some() {
-            rewrites.push(Box::new(StreamStripper::new(model_label.clone())));
+        if let Some(label) = &model_label {
+            rewrites.push(Box::new(StreamStripper::new(label.clone())));
         }
         rewrites
     };
@@ -388,7 +389,7 @@ async fn proxy(
             upstream,
             stream_rewrites(),
             Box::new(move |summary: StreamSummary| {
-                record.model_intent = label.get().cloned();
+                record.model_intent = label.and_then(|l| l.get().cloned());
                 record.response_bytes = summary.bytes;
                 record.error = summary.error;
                 complete(&app, record, reserved, summary.usage, started);
@@ -529,7 +530,10 @@ fn rewrite_body(
 async fn screened_stream(
     app: &App,
     upstream: reqwest::Response,
-    (rewrites, model_label): (Vec<Box<dyn EventRewrite>>, embedded_intent::LabelSlot),
+    (rewrites, model_label): (
+        Vec<Box<dyn EventRewrite>>,
+        Option<embedded_intent::LabelSlot>,
+    ),
     (guardrails, context): (&[StageSlot], &guardrail::CallContext),
     mut record: RequestRecord,
     reserved: u64,
@@ -547,7 +551,7 @@ async fn screened_stream(
     let summary = summary.await.ok();
     let usage = summary.as_ref().and_then(|s| s.usage);
     record.response_bytes = summary.as_ref().map_or(0, |s| s.bytes);
-    record.model_intent = model_label.get().cloned();
+    record.model_intent = model_label.and_then(|l| l.get().cloned());
     let screened = match collected {
         Ok(sse) => guardrails::screen_stream(guardrails, context, sse.to_bytes()).await,
         Err(e) => Err(ApiError::bad_gateway(format!(

@@ -95,6 +95,39 @@ impl Calendar {
             .to_string()
     }
 
+    /// An instant as local `YYYY-MM-DD HH:MM:SS`, for people to read.
+    pub fn local_time(&self, at_ms: u64) -> String {
+        Timestamp::from_millisecond(at_ms as i64)
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+            .to_zoned(self.zone.clone())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+
+    /// Local midnight starting `date` (`YYYY-MM-DD`), in UTC milliseconds.
+    pub fn start_of(&self, date: &str) -> Option<u64> {
+        let date: jiff::civil::Date = date.parse().ok()?;
+        let ms = date
+            .to_zoned(self.zone.clone())
+            .ok()?
+            .timestamp()
+            .as_millisecond();
+        u64::try_from(ms).ok()
+    }
+
+    /// The local dates of the `days` days ending today, oldest first.
+    pub fn last_days(&self, now_ms: u64, days: u32) -> Vec<String> {
+        let today = Timestamp::from_millisecond(now_ms as i64)
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+            .to_zoned(self.zone.clone())
+            .date();
+        (0..days)
+            .rev()
+            .filter_map(|back| today.checked_sub(jiff::Span::new().days(back)).ok())
+            .map(|d| d.to_string())
+            .collect()
+    }
+
     /// Today's and this month's first local dates, as `YYYY-MM-DD`.
     pub fn today_and_month_start(&self, now_ms: u64) -> (String, String) {
         let today = Timestamp::from_millisecond(now_ms as i64)

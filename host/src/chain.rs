@@ -59,6 +59,30 @@ pub struct Chains {
     /// Held by whoever changes plugin files and the plugin sets together
     /// (the hot-reload watcher, an upload), so they never interleave.
     reload_lock: std::sync::Mutex<()>,
+    /// Each tenant's last plugin failures, newest last (the console's plugin health).
+    failures: std::sync::Mutex<HashMap<String, std::collections::VecDeque<PluginFailure>>>,
+}
+
+/// A plugin call that failed a request (trap, deadline, memory, bad output).
+#[derive(Debug, Clone)]
+pub struct PluginFailure {
+    pub at_ms: u64,
+    pub message: String,
+}
+
+/// Failures remembered per tenant.
+const FAILURES_KEPT: usize = 5;
+
+/// One slot of a tenant's policy as the console shows it.
+#[derive(Debug, Clone)]
+pub struct SlotInfo {
+    pub stage: Stage,
+    pub plugin: String,
+    /// The tenant's own upload (else a shared plugin).
+    pub own: bool,
+    /// Compiled and ready; false when the file is missing.
+    pub loaded: bool,
+    pub fail_open: bool,
 }
 
 /// Where a tenant's own plugins live.
@@ -96,6 +120,7 @@ impl Chains {
             by_tenant: ArcSwap::from_pointee(HashMap::new()),
             build_lock: std::sync::Mutex::new(()),
             reload_lock: std::sync::Mutex::new(()),
+            failures: Default::default(),
         })
     }
 
@@ -265,6 +290,67 @@ impl Chains {
             .any(|g| g.plugin == name)
             .then_some(Stage::Guardrail);
         stages.chain(guardrail).collect()
+    }
+
+    /// The stages and guardrails of the tenant's policy, in the order they run.
+    pub fn describe(&self, tenant_id: &str) -> anyhow::Result<Vec<SlotInfo>> {
+        let policy = self.policies.for_tenant(tenant_id)?;
+        let slot = |stage: Stage, s: &crate::policy::StagePolicy| SlotInfo {
+            stage,
+            plugin: s.plugin.clone(),
+            own: self.own_plugin(tenant_id, &s.plugin).is_some(),
+            loaded: self.resolve(tenant_id, &s.plugin).is_some(),
+            fail_open: s.fail_open,
+        };
+        let stages = Stage::ALL
+            .iter()
+            .filter_map(|stage| policy.stages.get(stage).map(|s| slot(*stage, s)));
+        let guardrails = policy.guardrails.iter().map(|g| slot(Stage::Guardrail, g));
+        Ok(stages.chain(guardrails).collect())
+    }
+
+    /// The deviation stage's `warn_at`, `flag_at` and `block_at`, as set.
+    pub fn deviation_thresholds(&self, tenant_id: &str) -> Vec<(&'static str, f32)> {
+        let Ok(policy) = self.policies.for_tenant(tenant_id) else {
+            return Vec::new();
+        };
+        let Some(config) = policy
+            .stages
+            .get(&Stage::Deviation)
+            .map(|s| s.config_strings())
+        else {
+            return Vec::new();
+        };
+        [
+            ("warn", "warn_at"),
+            ("flag", "flag_at"),
+            ("block", "block_at"),
+        ]
+        .into_iter()
+        .filter_map(|(name, key)| Some((name, config.get(key)?.parse().ok()?)))
+        .collect()
+    }
+
+    /// Remembers a plugin failure of a tenant's request.
+    pub fn note_failure(&self, tenant_id: &str, at_ms: u64, message: &str) {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let list = failures.entry(tenant_id.to_string()).or_default();
+        if list.len() == FAILURES_KEPT {
+            list.pop_front();
+        }
+        list.push_back(PluginFailure {
+            at_ms,
+            message: message.to_string(),
+        });
+    }
+
+    /// A tenant's last plugin failures, newest first.
+    pub fn failures(&self, tenant_id: &str) -> Vec<PluginFailure> {
+        let failures = self.failures.lock().expect("failures lock");
+        failures
+            .get(tenant_id)
+            .map(|l| l.iter().rev().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Plugins the tenant's policy names that are loaded neither for the

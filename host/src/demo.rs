@@ -23,6 +23,8 @@ pub struct DemoOptions {
 pub const TENANT: &str = "acme";
 pub const USER: &str = "ali";
 pub const TASK: &str = "invoice-backend";
+/// The tenant's admin, who opens the web console.
+pub const ADMIN: &str = "maya";
 
 fn seed(db: &Db) -> anyhow::Result<String> {
     admin::create_tenant(db, TENANT, "Acme Corp", Default::default())?;
@@ -39,6 +41,16 @@ fn seed(db: &Db) -> anyhow::Result<String> {
                 tokens_per_day: Some(300_000),
                 tokens_per_month: Some(5_000_000),
             },
+        },
+    )?;
+    admin::create_user(
+        db,
+        NewUser {
+            tenant_id: TENANT,
+            id: ADMIN,
+            name: "Maya (owner)",
+            role: Role::Admin,
+            limits: Limits::default(),
         },
     )?;
     admin::create_task(
@@ -109,6 +121,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     println!(
         "curl -sS -i {base}/v1/chat/completions -H 'Authorization: Bearer {token}' -H 'X-Task-Id: {TASK}' \
          -H 'Content-Type: application/json' -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Write the REST endpoint that creates an invoice\"}}]}}'\n"
+    );
+    let (code, _) = crate::ui::issue_login_code(&server.app, TENANT, ADMIN)?;
+    println!(
+        "The web console: {base}/ui/link?code={code}\n\
+         (signs in admin '{ADMIN}' once, within 15 minutes; Ali signs in at {base}/ui with his token)\n"
     );
     println!("Or with the official openai Python SDK:\n");
     println!(

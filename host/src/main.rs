@@ -98,6 +98,8 @@ enum Command {
     Events(cli::EventArgs),
     /// Flagged and blocked users, with the prompts and signals that put them there.
     Review(cli::ReviewArgs),
+    /// A one-time link that signs a user in to the web console (/ui).
+    LoginLink(cli::LoginLinkArgs),
     /// Score a plugin against a labelled dataset.
     Eval {
         #[command(subcommand)]
@@ -278,6 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => cli::run(target, args.call()).await?,
         Command::Events(args) => cli::run(target, args.call()).await?,
         Command::Review(args) => cli::run(target, args.call()).await?,
+        Command::LoginLink(args) => cli::run(target, args.call()).await?,
         Command::Eval {
             command:
                 EvalCommand::Intent {

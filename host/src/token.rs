@@ -188,6 +188,8 @@ pub fn issue(db: &Db, request: TokenRequest<'_>) -> anyhow::Result<String> {
         issued_at: claims.iat,
         expires_at: claims.exp,
         revoked: false,
+        tasks: claims.tasks.clone(),
+        models: claims.models.clone(),
     })?;
     Ok(token)
 }

@@ -227,6 +227,9 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
         (Method::POST, ["tenants", t, "users", u, "enable"]) => {
             users::set_status(app, caller, t, u, UserStatus::Active, call.json()?)
         }
+        (Method::POST, ["tenants", t, "users", u, "login-link"]) => {
+            users::login_link(app, caller, t, u)
+        }
         (Method::PUT, ["tenants", t, "users", u, "limits"]) => {
             users::set_limits(app, caller, t, u, call.json()?)
         }

@@ -217,3 +217,35 @@ pub fn set_limits(
     )?;
     json(StatusCode::OK, &view(app, &record))
 }
+
+/// `POST /admin/v1/tenants/{t}/users/{u}/login-link`: a one-time link that
+/// signs the user in to the web console, valid for 15 minutes.
+pub fn login_link(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    user: &str,
+) -> Result<Response<Body>, ApiError> {
+    let user = find(app, caller, tenant, user)?;
+    if user.role == Role::SuperAdmin && caller.role != Role::SuperAdmin {
+        return Err(ApiError::forbidden(
+            "admin_required",
+            "only a super_admin signs in as a super_admin",
+        ));
+    }
+    let (code, expires_ms) =
+        crate::ui::issue_login_code(app, tenant, &user.id).map_err(internal)?;
+    audit(
+        app,
+        caller,
+        tenant,
+        "user.login_link",
+        &user.id,
+        None,
+        json!({ "expires_at_ms": expires_ms }),
+    )?;
+    json(
+        StatusCode::CREATED,
+        &json!({ "user": user.id, "path": format!("/ui/link?code={code}"), "expires_at_ms": expires_ms }),
+    )
+}

@@ -270,6 +270,9 @@ async fn proxy(
         Err(e) => {
             if e.code == "policy_plugin_failed" {
                 app.metrics.plugin_failure();
+                if let Some(chains) = &app.chains {
+                    chains.note_failure(&tenant.id, record.at_ms, &e.message);
+                }
             }
             // Nothing is reserved any more; persist the score and history.
             record.status = e.status.as_u16();

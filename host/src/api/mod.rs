@@ -21,6 +21,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/v1/models") => models::handle(&app, &req),
         (&Method::GET, "/v1/me") => me::handle(&app, &req),
         (_, path) if path.starts_with("/admin/v1/") => crate::admin_api::route(&app, req).await,
+        (_, path) if crate::ui::is_console_path(path) => return crate::ui::route(&app, req).await,
         (&Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &br#"{"status":"ok"}"#[..])),
         (&Method::GET, "/metrics") => {
             let mut response = Response::new(crate::http::full(

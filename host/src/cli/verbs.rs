@@ -343,6 +343,8 @@ pub enum View {
     Token,
     /// The review queue: each user with the prompts that put them there.
     Review,
+    /// A sign-in link: the server's base URL and the answer's path.
+    Link(String),
 }
 
 const USERS: &[Column] = &[
@@ -721,6 +723,31 @@ impl ReviewArgs {
     }
 }
 
+/// `warden login-link USER`: a one-time sign-in link to the web console.
+#[derive(Args)]
+pub struct LoginLinkArgs {
+    /// The user who signs in.
+    user: String,
+    #[arg(long)]
+    tenant: String,
+    /// The console's address as the user's browser reaches it.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    base_url: String,
+}
+
+impl LoginLinkArgs {
+    pub fn call(&self) -> (Call, View) {
+        (
+            Call::send(
+                Method::POST,
+                tenant_path(&self.tenant, &format!("users/{}/login-link", self.user)),
+                serde_json::json!({}),
+            ),
+            View::Link(self.base_url.trim_end_matches('/').to_string()),
+        )
+    }
+}
+
 /// One block per user: standing and reason, then each off-task prompt.
 fn review_text(answer: &Value) -> String {
     let users = answer["data"].as_array().map(Vec::as_slice).unwrap_or(&[]);
@@ -762,6 +789,11 @@ pub fn show(view: &View, answer: &Value, as_json: bool) -> String {
     match view {
         View::Record => serde_json::to_string_pretty(answer).unwrap_or_default(),
         View::Review => review_text(answer),
+        View::Link(base) => format!(
+            "{base}{}\n(signs {} in to the console once, within 15 minutes)",
+            answer["path"].as_str().unwrap_or_default(),
+            answer["user"].as_str().unwrap_or_default()
+        ),
         View::Token => answer["token"].as_str().unwrap_or_default().to_string(),
         View::Table(columns) => {
             let rows = answer["data"].as_array().map(Vec::as_slice).unwrap_or(&[]);

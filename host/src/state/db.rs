@@ -11,6 +11,7 @@
 //! - `usage_daily`: tenant_id \0 YYYY-MM-DD \0 user \0 task → DailyUsage (rollup.rs)
 //! - `plugin_kv`: tenant_id \0 plugin \0 key → plugin bytes
 //! - `events`:    tenant_id \0 at_ms(be u64) \0 event id → Event (audit log)
+//! - `ui_sessions`, `ui_login_codes`: web-console sign-ins (sessions.rs)
 //!
 //! Identity and policy state is read from [`Directory`], an immutable
 //! snapshot swapped after every write, so a slow disk never turns a valid
@@ -65,6 +66,8 @@ pub struct Db {
     pub(crate) usage_daily: sled::Tree,
     pub(crate) events: sled::Tree,
     pub plugin_kv: sled::Tree,
+    pub(crate) ui_sessions: sled::Tree,
+    pub(crate) ui_login_codes: sled::Tree,
     directory: ArcSwap<Directory>,
 }
 
@@ -133,6 +136,8 @@ impl Db {
             usage_daily: tree("usage_daily")?,
             events: tree("events")?,
             plugin_kv: tree("plugin_kv")?,
+            ui_sessions: tree("ui_sessions")?,
+            ui_login_codes: tree("ui_login_codes")?,
             directory: ArcSwap::from_pointee(Directory::default()),
             db,
         };

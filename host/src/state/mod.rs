@@ -8,6 +8,7 @@ pub mod model;
 mod queries;
 mod retention;
 mod rollup;
+mod sessions;
 mod writer;
 
 pub use activity::{Activity, HistoryItem, OffTaskPrompt, UserActivity};
@@ -15,4 +16,5 @@ pub(crate) use db::compound_key;
 pub use db::{Db, Directory, TenantEntry};
 pub use queries::{EventFilter, LogFilter, Page};
 pub use rollup::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
+pub use sessions::{LoginCode, Session};
 pub use writer::StateWriter;

@@ -132,6 +132,11 @@ pub struct TokenRecord {
     pub issued_at: u64,
     pub expires_at: u64,
     pub revoked: bool,
+    /// The tasks and models the token allows (what the user's page lists).
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 /// One proxied request, as the request log keeps it.

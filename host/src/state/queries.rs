@@ -147,6 +147,22 @@ impl Db {
         )
     }
 
+    /// One request of the log, by its time and id.
+    pub fn request(
+        &self,
+        tenant: &str,
+        at_ms: u64,
+        id: &str,
+    ) -> anyhow::Result<Option<RequestRecord>> {
+        let mut key = time_key(tenant, at_ms);
+        key.push(0);
+        key.extend_from_slice(id.as_bytes());
+        self.logs
+            .get(key)?
+            .map(|v| Ok(serde_json::from_slice(&v)?))
+            .transpose()
+    }
+
     /// A page of a tenant's audit log, newest first.
     pub fn query_events(
         &self,

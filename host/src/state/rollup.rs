@@ -29,6 +29,9 @@ pub struct DailyUsage {
     pub tokens_out: u64,
     /// Sum of latencies, for averages.
     pub latency_ms: u64,
+    /// Estimated cost in millionths of a US dollar (see pricing.rs).
+    #[serde(default)]
+    pub cost_micro_usd: u64,
 }
 
 impl DailyUsage {
@@ -39,6 +42,7 @@ impl DailyUsage {
         self.tokens_in += other.tokens_in;
         self.tokens_out += other.tokens_out;
         self.latency_ms += other.latency_ms;
+        self.cost_micro_usd += other.cost_micro_usd;
     }
 
     fn of(record: &RequestRecord) -> Self {
@@ -50,6 +54,11 @@ impl DailyUsage {
             tokens_in: record.tokens_in,
             tokens_out: record.tokens_out,
             latency_ms: record.latency_ms,
+            cost_micro_usd: crate::pricing::cost_micro_usd(
+                &record.model,
+                record.tokens_in,
+                record.tokens_out,
+            ),
         }
     }
 }

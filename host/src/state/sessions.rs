@@ -1,0 +1,109 @@
+//! Web-console sessions and one-time login codes, kept in sled so that a
+//! restart signs nobody out. Keys are the SHA-256 of the secret, never the
+//! secret: a copy of the database opens no session.
+//!
+//! - `ui_sessions`: sha256(session id) → Session
+//! - `ui_login_codes`: sha256(code) → LoginCode (removed when used)
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::db::Db;
+
+/// A signed-in browser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub tenant_id: String,
+    pub user_id: String,
+    /// Sent back in every state-changing form.
+    pub csrf: String,
+    /// The token the session was opened with; revoking it ends the session.
+    pub jti: Option<String>,
+    pub expires_ms: u64,
+}
+
+/// A one-time sign-in link's code (`warden login-link`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginCode {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub expires_ms: u64,
+}
+
+fn key(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+impl Db {
+    pub fn put_session(&self, secret: &str, session: &Session) -> anyhow::Result<()> {
+        self.ui_sessions
+            .insert(key(secret), serde_json::to_vec(session)?)?;
+        self.ui_sessions.flush()?;
+        Ok(())
+    }
+
+    /// The session of `secret` if it has not expired at `now_ms`.
+    pub fn session(&self, secret: &str, now_ms: u64) -> anyhow::Result<Option<Session>> {
+        let Some(bytes) = self.ui_sessions.get(key(secret))? else {
+            return Ok(None);
+        };
+        let session: Session = serde_json::from_slice(&bytes)?;
+        if session.expires_ms <= now_ms {
+            self.ui_sessions.remove(key(secret))?;
+            return Ok(None);
+        }
+        Ok(Some(session))
+    }
+
+    pub fn delete_session(&self, secret: &str) -> anyhow::Result<()> {
+        self.ui_sessions.remove(key(secret))?;
+        self.ui_sessions.flush()?;
+        Ok(())
+    }
+
+    /// Drops sessions and login codes that expired before `now_ms`.
+    pub fn prune_sessions(&self, now_ms: u64) -> anyhow::Result<usize> {
+        #[derive(Deserialize)]
+        struct Expiry {
+            expires_ms: u64,
+        }
+        let mut removed = 0;
+        for tree in [&self.ui_sessions, &self.ui_login_codes] {
+            for item in tree.iter() {
+                let (k, v) = item?;
+                if serde_json::from_slice::<Expiry>(&v).map_or(true, |e| e.expires_ms <= now_ms) {
+                    tree.remove(k)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    pub fn put_login_code(&self, code: &str, login: &LoginCode) -> anyhow::Result<()> {
+        self.ui_login_codes
+            .insert(key(code), serde_json::to_vec(login)?)?;
+        self.ui_login_codes.flush()?;
+        Ok(())
+    }
+
+    /// Uses a login code up: the first caller gets it, nobody after.
+    pub fn take_login_code(&self, code: &str, now_ms: u64) -> anyhow::Result<Option<LoginCode>> {
+        let Some(bytes) = self.ui_login_codes.remove(key(code))? else {
+            return Ok(None);
+        };
+        self.ui_login_codes.flush()?;
+        let login: LoginCode = serde_json::from_slice(&bytes)?;
+        Ok((login.expires_ms > now_ms).then_some(login))
+    }
+
+    /// Whether a login code exists and is unexpired, without using it.
+    pub fn login_code_valid(&self, code: &str, now_ms: u64) -> bool {
+        self.ui_login_codes
+            .get(key(code))
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<LoginCode>(&b).ok())
+            .is_some_and(|l| l.expires_ms > now_ms)
+    }
+}

@@ -1,0 +1,187 @@
+//! A tenant at a glance: requests, tokens and cost per day; top users and
+//! tasks; who is warned, flagged or blocked; plugin health. Everything
+//! comes from the daily rollups and the in-memory directory: no log scan.
+
+use hyper::Response;
+use maud::{html, Markup};
+
+use super::Page;
+use crate::http::Body;
+use crate::state::model::UserStatus;
+use crate::state::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
+use crate::ui::chart;
+use crate::ui::layout::{int, tag, usd};
+
+/// Days in the overview's charts.
+const DAYS: u32 = 14;
+
+/// Usage over `days` grouped one way, from the rollups.
+pub(super) fn report(
+    page: &Page<'_>,
+    days: &[String],
+    group: Grouping,
+    user: Option<&str>,
+    task: Option<&str>,
+) -> (Vec<UsageRow>, DailyUsage) {
+    let (Some(from), Some(to)) = (days.first(), days.last()) else {
+        return Default::default();
+    };
+    usage_report(
+        &page.app.db,
+        &UsageQuery {
+            tenant: page.tenant,
+            from,
+            to,
+            user,
+            task,
+            group,
+        },
+    )
+    .unwrap_or_default()
+}
+
+/// The values of `rows` (grouped by day) for each of `days`, zero where none.
+pub(super) fn per_day(
+    days: &[String],
+    rows: &[UsageRow],
+    value: impl Fn(&DailyUsage) -> f64,
+) -> Vec<f64> {
+    days.iter()
+        .map(|d| {
+            rows.iter()
+                .find(|r| r.day.as_deref() == Some(d))
+                .map_or(0.0, |r| value(&r.usage))
+        })
+        .collect()
+}
+
+fn top(
+    rows: Vec<UsageRow>,
+    name: impl Fn(&UsageRow) -> Option<&String>,
+    link: impl Fn(&str) -> String,
+) -> Markup {
+    let mut rows = rows;
+    rows.sort_by_key(|r| std::cmp::Reverse(r.usage.tokens_in + r.usage.tokens_out));
+    html! {
+        table {
+            thead { tr { th { "Name" } th.num { "Requests" } th.num { "Tokens" } th.num { "Est. cost" } } }
+            tbody {
+                @for row in rows.iter().take(5) {
+                    @let id = name(row).map_or("", String::as_str);
+                    tr {
+                        td { a href=(link(id)) { (id) } }
+                        td.num { (int(row.usage.requests)) }
+                        td.num { (int(row.usage.tokens_in + row.usage.tokens_out)) }
+                        td.num { (usd(row.usage.cost_micro_usd)) }
+                    }
+                }
+                @if rows.is_empty() { tr { td.muted colspan="4" { "No requests in these days." } } }
+            }
+        }
+    }
+}
+
+pub fn page(page: &Page<'_>) -> Response<Body> {
+    let app = page.app;
+    let directory = app.db.directory();
+    let Some(entry) = directory.tenant(page.tenant) else {
+        return page.not_found("no such tenant");
+    };
+    let now = app.clock.now_ms();
+    let days = entry.calendar.last_days(now, DAYS);
+    let by_day = Grouping {
+        day: true,
+        ..Default::default()
+    };
+    let (daily, totals) = report(page, &days, by_day, None, None);
+    let today = daily
+        .last()
+        .filter(|r| r.day.as_ref() == days.last())
+        .map(|r| r.usage)
+        .unwrap_or_default();
+    let (by_user, _) = report(
+        page,
+        &days,
+        Grouping {
+            user: true,
+            ..Default::default()
+        },
+        None,
+        None,
+    );
+    let (by_task, _) = report(
+        page,
+        &days,
+        Grouping {
+            task: true,
+            ..Default::default()
+        },
+        None,
+        None,
+    );
+
+    let at = app.moment(page.tenant);
+    let (mut warned, mut flagged, mut blocked) = (0, 0, 0);
+    for user in entry.users.values() {
+        match user.status {
+            UserStatus::Blocked => blocked += 1,
+            UserStatus::Flagged => flagged += 1,
+            UserStatus::Active => {
+                if app.activity.peek(page.tenant, &user.id, &at).2.is_some() {
+                    warned += 1
+                }
+            }
+        }
+    }
+    let slots = app.chains.as_ref().map(|c| c.describe(page.tenant));
+    let failures = app
+        .chains
+        .as_ref()
+        .map(|c| c.failures(page.tenant))
+        .unwrap_or_default();
+    let tokens = |u: &DailyUsage| (u.tokens_in + u.tokens_out) as f64;
+
+    let body = html! {
+        h1 { "Overview" }
+        p.sub { "Tenant " (page.tenant) " · last " (DAYS) " days · times in " (entry.calendar.name()) }
+        div.grid {
+            div.panel.stat { div.label { "Requests today" } div.value { (int(today.requests)) } div.note { (int(today.failed)) " refused or failed" } }
+            div.panel.stat { div.label { "Tokens today" } div.value { (int(today.tokens_in + today.tokens_out)) } div.note { (int(totals.tokens_in + totals.tokens_out)) " in " (DAYS) " days" } }
+            div.panel.stat { div.label { "Est. cost today" } div.value { (usd(today.cost_micro_usd)) } div.note { (usd(totals.cost_micro_usd)) " in " (DAYS) " days" } }
+            div.panel.stat {
+                div.label { "Users needing attention" }
+                div.value { a href=(page.url("review")) { (flagged + blocked) } }
+                div.note #standing-counts { (warned) " warned · " (flagged) " flagged · " (blocked) " blocked" }
+            }
+        }
+        div.grid {
+            div.panel { h2 { "Requests per day" } (chart::daily_bars(&days, &per_day(&days, &daily, |u| u.requests as f64), |v| int(v as u64))) }
+            div.panel { h2 { "Tokens per day" } (chart::daily_bars(&days, &per_day(&days, &daily, tokens), |v| int(v as u64))) }
+            div.panel { h2 { "Estimated cost per day" } (chart::daily_bars(&days, &per_day(&days, &daily, |u| u.cost_micro_usd as f64), |v| usd(v as u64))) }
+        }
+        div.grid {
+            div.panel { h2 { "Top users" } (top(by_user, |r| r.user.as_ref(), |id| page.url(&format!("users/{id}")))) }
+            div.panel { h2 { "Top tasks" } (top(by_task, |r| r.task.as_ref(), |id| page.url(&format!("tasks/{id}")))) }
+        }
+        div.panel {
+            div.spread { h2 { "Plugin health" } a href=(page.url("plugins")) { "Plugins →" } }
+            @match slots {
+                None => p.muted { "This server runs without the plugin chain." },
+                Some(Err(e)) => p.flash.bad { "The tenant's policy does not load: " (format!("{e:#}")) },
+                Some(Ok(slots)) => {
+                    div.row {
+                        @for slot in &slots {
+                            span { (slot.stage.as_str()) " " (tag(Some(if slot.loaded { "ok" } else { "missing" }))) }
+                        }
+                    }
+                    @if let Some(last) = failures.first() {
+                        p.flash.bad { (failures.len()) " recent plugin failure(s); the last at " (page.local_time(last.at_ms)) ": " (last.message) }
+                    } @else {
+                        p.muted { "No plugin failure since the server started." }
+                    }
+                }
+            }
+        }
+    };
+    page.render("Overview", "", body)
+}

@@ -1,0 +1,235 @@
+//! Users: the list with standing and today's usage against quota; one
+//! user's page with charts, per-task usage, score timeline, audit events,
+//! request log, and the forms that change their access.
+
+use hyper::Response;
+use maud::{html, Markup};
+
+use super::logs::log_table;
+use super::overview::{per_day, report};
+use super::Page;
+use crate::http::Body;
+use crate::state::model::{Role, User, UserStatus};
+use crate::state::{EventFilter, Grouping, LogFilter};
+use crate::ui::chart;
+use crate::ui::layout::{csrf, excerpt, flash, int, quota, status_badge, usd};
+
+fn role(role: Role) -> &'static str {
+    match role {
+        Role::SuperAdmin => "super_admin",
+        Role::Admin => "admin",
+        Role::User => "user",
+    }
+}
+
+pub fn list(page: &Page<'_>) -> Response<Body> {
+    let directory = page.app.db.directory();
+    let Some(entry) = directory.tenant(page.tenant) else {
+        return page.not_found("no such tenant");
+    };
+    let mut users: Vec<&User> = entry.users.values().collect();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    let at = page.app.moment(page.tenant);
+    let body = html! {
+        h1 { "Users" }
+        p.sub { (users.len()) " users · today's usage against their daily quota" }
+        (flash(&page.query))
+        div.panel {
+            table #users {
+                thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Requests today" } th { "Tokens today" } th.num { "Score" } th { "Last warning" } } }
+                tbody {
+                    @for user in &users {
+                        @let (usage, score, warning) = page.app.activity.peek(page.tenant, &user.id, &at);
+                        tr {
+                            td { a href=(page.url(&format!("users/{}", user.id))) { (user.id) } br; span.muted { (user.name) } }
+                            td { (role(user.role)) }
+                            td { (status_badge(user.status)) }
+                            td { (quota(usage.requests_today, user.limits.requests_per_day)) }
+                            td { (quota(usage.tokens_today, user.limits.tokens_per_day)) }
+                            td.num { (format!("{score:.2}")) }
+                            td.muted { (warning.as_deref().map(|w| excerpt(w, 80)).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+        div.panel {
+            h2 { "Add a user" }
+            form.stack method="post" action=(page.url("users")) {
+                (csrf(page.viewer))
+                label for="new-id" { "User id" }
+                input #new-id name="id" required pattern="[A-Za-z0-9._@-]{1,64}" placeholder="ali";
+                label for="new-name" { "Name" }
+                input #new-name name="name" placeholder="Ali Hassan";
+                label for="new-role" { "Role" }
+                select #new-role name="role" { option value="user" { "user" } option value="admin" { "admin" } }
+                button type="submit" { "Add user" }
+            }
+        }
+    };
+    page.render("Users", "users", body)
+}
+
+/// Re-enable, block and limits forms, each asking for a reason.
+pub(super) fn access_forms(page: &Page<'_>, user: &User, back: &str) -> Markup {
+    let base = page.url(&format!("users/{}", user.id));
+    let limit = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+    html! {
+        div.actions {
+            @if user.status != UserStatus::Active {
+                form.enable method="post" action={ (base) "/enable" } {
+                    (csrf(page.viewer))
+                    input type="hidden" name="back" value=(back);
+                    label for={ "enable-reason-" (user.id) } { "Re-enable " (user.id) }
+                    input id={ "enable-reason-" (user.id) } name="reason" required placeholder="Reason (kept in the audit log)";
+                    button type="submit" { "Re-enable" }
+                }
+            }
+            @if user.status != UserStatus::Blocked {
+                form.block method="post" action={ (base) "/block" } data-confirm={ "Block " (user.id) "? Their calls will be refused." } {
+                    (csrf(page.viewer))
+                    input type="hidden" name="back" value=(back);
+                    label for={ "block-reason-" (user.id) } { "Block " (user.id) }
+                    input id={ "block-reason-" (user.id) } name="reason" required placeholder="Reason (kept in the audit log)";
+                    button.danger type="submit" { "Block" }
+                }
+            }
+            form.limits method="post" action={ (base) "/limits" } {
+                (csrf(page.viewer))
+                input type="hidden" name="back" value=(back);
+                label { "Limits (blank = unlimited)" }
+                div.row {
+                    label.field { "Requests / minute" input name="requests_per_minute" inputmode="numeric" size="9" value=(limit(user.limits.requests_per_minute)); }
+                    label.field { "Requests / day" input name="requests_per_day" inputmode="numeric" size="9" value=(limit(user.limits.requests_per_day)); }
+                }
+                div.row {
+                    label.field { "Tokens / day" input name="tokens_per_day" inputmode="numeric" size="9" value=(limit(user.limits.tokens_per_day)); }
+                    label.field { "Tokens / month" input name="tokens_per_month" inputmode="numeric" size="9" value=(limit(user.limits.tokens_per_month)); }
+                }
+                input name="reason" required placeholder="Reason (kept in the audit log)";
+                button.secondary type="submit" { "Change limits" }
+            }
+        }
+    }
+}
+
+/// One audit event, as a table row.
+pub(super) fn event_rows(page: &Page<'_>, events: &[crate::state::model::Event]) -> Markup {
+    html! {
+        @for event in events {
+            tr {
+                td { (page.local_time(event.at_ms)) }
+                td { code { (event.action) } }
+                td { (event.actor) }
+                td { (event.reason.as_deref().unwrap_or("")) }
+            }
+        }
+        @if events.is_empty() { tr { td.muted colspan="4" { "No events." } } }
+    }
+}
+
+pub fn detail(page: &Page<'_>, user_id: &str) -> Response<Body> {
+    let app = page.app;
+    let directory = app.db.directory();
+    let Some(entry) = directory.tenant(page.tenant) else {
+        return page.not_found("no such tenant");
+    };
+    let Some(user) = entry.users.get(user_id) else {
+        return page.not_found(&format!("no user '{user_id}' in tenant '{}'", page.tenant));
+    };
+    let at = app.moment(page.tenant);
+    let (usage, score, warning) = app.activity.peek(page.tenant, user_id, &at);
+    let days = entry.calendar.last_days(app.clock.now_ms(), 30);
+    let by_day = Grouping {
+        day: true,
+        ..Default::default()
+    };
+    let (daily, totals) = report(page, &days, by_day, Some(user_id), None);
+    let (by_task, _) = report(
+        page,
+        &days,
+        Grouping {
+            task: true,
+            ..Default::default()
+        },
+        Some(user_id),
+        None,
+    );
+    let filter = LogFilter {
+        user: Some(user_id.to_string()),
+        ..Default::default()
+    };
+    let recent = app
+        .db
+        .query_requests(page.tenant, &filter, None, 200)
+        .map(|p| p.data)
+        .unwrap_or_default();
+    let mut timeline: Vec<(u64, f32)> = recent
+        .iter()
+        .filter_map(|r| Some((r.at_ms, r.deviation_score?)))
+        .collect();
+    timeline.reverse();
+    let thresholds = app
+        .chains
+        .as_ref()
+        .map(|c| c.deviation_thresholds(page.tenant))
+        .unwrap_or_default();
+    let events = app
+        .db
+        .query_events(
+            page.tenant,
+            &EventFilter {
+                target: Some(user_id.to_string()),
+                action: None,
+            },
+            None,
+            20,
+        )
+        .map(|p| p.data)
+        .unwrap_or_default();
+    let back = page.url(&format!("users/{user_id}"));
+    let body = html! {
+        div.spread {
+            div { h1 { (user.name) " " (status_badge(user.status)) } p.sub { (user.id) " · " (role(user.role)) " · deviation score " (format!("{score:.2}")) } }
+            a href={ (page.url("logs")) "?user=" (user.id) } { "All requests →" }
+        }
+        (flash(&page.query))
+        @if let Some(w) = &warning { p.flash.warn { "Last warning: " (w) } }
+        div.grid {
+            div.panel.stat { div.label { "Requests today" } div.value { (int(usage.requests_today)) } div.note { (quota(usage.requests_today, user.limits.requests_per_day)) } }
+            div.panel.stat { div.label { "Tokens today" } div.value { (int(usage.tokens_today)) } div.note { (quota(usage.tokens_today, user.limits.tokens_per_day)) } }
+            div.panel.stat { div.label { "Tokens this month" } div.value { (int(usage.tokens_this_month)) } div.note { (quota(usage.tokens_this_month, user.limits.tokens_per_month)) } }
+            div.panel.stat { div.label { "Last 30 days" } div.value { (usd(totals.cost_micro_usd)) } div.note { (int(totals.requests)) " requests, estimated cost" } }
+        }
+        div.panel { h2 { "Access" } (access_forms(page, user, &back)) }
+        div.grid {
+            div.panel { h2 { "Tokens per day (30 days)" } (chart::daily_bars(&days, &per_day(&days, &daily, |u| (u.tokens_in + u.tokens_out) as f64), |v| int(v as u64))) }
+            div.panel { h2 { "Deviation score" } (chart::score_line(&timeline, &thresholds)) }
+        }
+        div.grid {
+            div.panel {
+                h2 { "Per task (30 days)" }
+                table {
+                    thead { tr { th { "Task" } th.num { "Requests" } th.num { "Tokens" } th.num { "Est. cost" } } }
+                    tbody {
+                        @for row in &by_task {
+                            @let task = row.task.as_deref().unwrap_or("");
+                            tr {
+                                td { a href=(page.url(&format!("tasks/{task}"))) { (task) } }
+                                td.num { (int(row.usage.requests)) }
+                                td.num { (int(row.usage.tokens_in + row.usage.tokens_out)) }
+                                td.num { (usd(row.usage.cost_micro_usd)) }
+                            }
+                        }
+                    }
+                }
+            }
+            div.panel {
+                h2 { "Events" }
+                table { thead { tr { th { "When" } th { "Action" } th { "By" } th { "Reason" } } } tbody { (event_rows(page, &events)) } }
+            }
+        }
+        div.panel { h2 { "Recent requests" } (log_table(page, &recent[..recent.len().min(50)], false, true)) }
+    };
+    page.render(&user.id, "users", body)
+}

@@ -1,0 +1,209 @@
+//! Signing in: with a Warden token (any user's: admins land on their
+//! tenant, users on their own page), or with a one-time link printed by
+//! `warden login-link`. Both forms are guarded by a double-submit cookie,
+//! since there is no session yet to hold a CSRF token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use maud::{html, Markup};
+
+use super::form::Form;
+use super::layout;
+use super::session::{self, LOGIN_COOKIE, SESSION_COOKIE};
+use super::{html, redirect, with_cookie};
+use crate::app::App;
+use crate::http::Body;
+use crate::token;
+
+/// A fresh double-submit token, in a cookie and in the form.
+fn login_page(
+    title: &str,
+    secure: bool,
+    status: StatusCode,
+    body: impl FnOnce(&str) -> Markup,
+) -> Response<Body> {
+    let nonce = session::random_secret();
+    let page = layout::bare(title, html! { div.login.panel { (body(&nonce)) } });
+    with_cookie(
+        html(status, page),
+        session::set_cookie(LOGIN_COOKIE, &nonce, 900, secure),
+    )
+}
+
+pub fn form(
+    query: &HashMap<String, String>,
+    secure: bool,
+    error: Option<(StatusCode, &str)>,
+) -> Response<Body> {
+    let ended = query.contains_key("ended");
+    let status = error.map_or(StatusCode::OK, |e| e.0);
+    login_page("Sign in", secure, status, |nonce| {
+        html! {
+            h1 { "Warden console" }
+            p.sub { "Sign in with your Warden token, or open the one-time link your admin sent you." }
+            @if let Some((_, message)) = error { p.flash.bad { (message) } }
+            @if ended { p.flash.warn { "Your session has ended: sign in again." } }
+            form.stack method="post" action="/ui/login" {
+                input type="hidden" name="nonce" value=(nonce);
+                label for="token" { "Token" }
+                textarea id="token" name="token" class="token" required autocomplete="off" spellcheck="false" placeholder="eyJ…" {}
+                button type="submit" { "Sign in" }
+            }
+        }
+    })
+}
+
+fn signed_in(app: &App, secret: &str, home: &str) -> Response<Body> {
+    let secure = app.config.tls.is_some();
+    let response = with_cookie(
+        redirect(home),
+        session::set_cookie(
+            SESSION_COOKIE,
+            secret,
+            session::session_max_age_secs(),
+            secure,
+        ),
+    );
+    with_cookie(response, session::set_cookie(LOGIN_COOKIE, "", 0, secure))
+}
+
+/// Reads a sign-in form, refusing it without the double-submit token.
+async fn read_form(req: Request<Incoming>) -> Result<Form, Response<Body>> {
+    let forged = !session::from_this_site(&req);
+    let cookie = session::cookie(&req, LOGIN_COOKIE).map(String::from);
+    let form = Form::read(req)
+        .await
+        .map_err(|m| super::error_page(StatusCode::BAD_REQUEST, &m, None))?;
+    let nonce_ok = match (cookie.as_deref(), form.get("nonce")) {
+        (Some(cookie), Some(field)) => session::same_secret(cookie, field),
+        _ => false,
+    };
+    if forged || !nonce_ok {
+        return Err(super::error_page(
+            StatusCode::FORBIDDEN,
+            "this sign-in form has expired or came from another site: open the sign-in page again",
+            None,
+        ));
+    }
+    Ok(form)
+}
+
+pub async fn with_token(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let secure = app.config.tls.is_some();
+    let form = match read_form(req).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let Some(text) = form.get("token") else {
+        return self::form(
+            &HashMap::new(),
+            secure,
+            Some((StatusCode::BAD_REQUEST, "paste your token")),
+        );
+    };
+    let claims = match token::verify(&app.db.directory(), text) {
+        Ok(claims) => claims,
+        Err(e) => {
+            let message = format!("this token cannot sign in: {e}");
+            return self::form(
+                &HashMap::new(),
+                secure,
+                Some((StatusCode::UNAUTHORIZED, &message)),
+            );
+        }
+    };
+    match session::open(
+        app,
+        &claims.tid,
+        &claims.sub,
+        Some(claims.jti.clone()),
+        Some(claims.exp * 1000),
+    ) {
+        Ok(secret) => {
+            let home = match session::viewer_home(app, &claims.tid, &claims.sub) {
+                Some(home) => home,
+                None => {
+                    return self::form(
+                        &HashMap::new(),
+                        secure,
+                        Some((
+                            StatusCode::UNAUTHORIZED,
+                            "the token's user no longer exists",
+                        )),
+                    )
+                }
+            };
+            signed_in(app, &secret, &home)
+        }
+        Err(e) => super::error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"), None),
+    }
+}
+
+/// `GET /ui/link?code=…`: a button, not a sign-in: link previews and
+/// prefetchers must not use the code up.
+pub fn link_form(app: &App, query: &HashMap<String, String>, secure: bool) -> Response<Body> {
+    let code = query.get("code").map(String::as_str).unwrap_or("");
+    if !app.db.login_code_valid(code, app.clock.now_ms()) {
+        return form(
+            &HashMap::new(),
+            secure,
+            Some((
+                StatusCode::GONE,
+                "this sign-in link was used already or has expired: ask for a new one",
+            )),
+        );
+    }
+    login_page("Sign in", secure, StatusCode::OK, |nonce| {
+        html! {
+            h1 { "Warden console" }
+            p.sub { "This one-time link signs you in once, then stops working." }
+            form.stack method="post" action="/ui/link" {
+                input type="hidden" name="nonce" value=(nonce);
+                input type="hidden" name="code" value=(code);
+                button type="submit" { "Sign in" }
+            }
+        }
+    })
+}
+
+pub async fn with_link(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let secure = app.config.tls.is_some();
+    let form = match read_form(req).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let now = app.clock.now_ms();
+    let login = match app.db.take_login_code(form.get("code").unwrap_or(""), now) {
+        Ok(Some(login)) => login,
+        Ok(None) => {
+            return self::form(
+                &HashMap::new(),
+                secure,
+                Some((
+                    StatusCode::GONE,
+                    "this sign-in link was used already or has expired: ask for a new one",
+                )),
+            )
+        }
+        Err(e) => {
+            return super::error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"), None)
+        }
+    };
+    let Some(home) = session::viewer_home(app, &login.tenant_id, &login.user_id) else {
+        return self::form(
+            &HashMap::new(),
+            secure,
+            Some((
+                StatusCode::UNAUTHORIZED,
+                "this link's user no longer exists",
+            )),
+        );
+    };
+    match session::open(app, &login.tenant_id, &login.user_id, None, None) {
+        Ok(secret) => signed_in(app, &secret, &home),
+        Err(e) => super::error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"), None),
+    }
+}

@@ -1,0 +1,304 @@
+// End-to-end tests of the web console in a real headless browser (Debian's
+// Chromium, driven by playwright-core). The set-up is Maya's: the CLI
+// creates tenants, users, a task and tokens in a state directory; then the
+// real `warden serve` runs on it, in front of the mock LLM. Users call the
+// API over HTTP as any client would; admins and users use the console.
+//
+// Run from the repository: `npm test --prefix tests/e2e` after building
+// (scripts/test.sh does both). Screenshots land in tests/e2e/artifacts/.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, copyFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "../..");
+const targetDir = process.env.CARGO_TARGET_DIR || join(repo, "target");
+const warden = process.env.WARDEN_BIN || join(targetDir, "release", "warden");
+const artifacts = join(here, "artifacts");
+const UPSTREAM_KEY = "e2e-upstream-key";
+const TASK = "invoice-backend";
+
+const ON_TASK = "Add a tax field to the invoice REST api";
+const OFF_TASK = [
+  "Give me a recipe for dinner tonight with pasta",
+  "Write a poem for my girlfriend's birthday",
+  "Write a cover letter for a marketing job at another company",
+  "Plan my holiday in Lisbon with a list of restaurants",
+];
+
+let work, state, base, children = [], browser;
+const tokens = {};
+let mayaLink;
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+    server.on("error", fail);
+  });
+}
+
+/// The CLI on the (not yet served) state directory.
+function cli(...args) {
+  return execFileSync(warden, [...args, "--state-dir", state], { encoding: "utf8" }).trim();
+}
+
+async function waitFor(url) {
+  for (let i = 0; i < 400; i++) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${url} never answered`);
+}
+
+function start(args, env = {}) {
+  const child = spawn(warden, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  child.stderr.on("data", (d) => { if (/WARN|ERROR|panicked/.test(d)) process.stderr.write(d); });
+  children.push(child);
+  return child;
+}
+
+/// A chat completion as Ali's (or anyone's) client sends it.
+async function chat(token, content) {
+  const r = await fetch(`${base}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "x-task-id": TASK, "content-type": "application/json" },
+    body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }] }),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  const page = await context.newPage();
+  // Any script the console did not ship (an injected one) would show here.
+  page.on("dialog", (d) => { throw new Error(`a dialog opened: ${d.message()}`); });
+  return page;
+}
+
+async function signInWithToken(page, token) {
+  await page.goto(`${base}/ui/login`);
+  await page.fill("#token", token);
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+before(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), "warden-e2e-"));
+  state = join(work, "state");
+  const port = await freePort();
+  const mockPort = await freePort();
+  base = `http://127.0.0.1:${port}`;
+
+  cli("tenant", "create", "acme", "--name", "Acme Corp");
+  cli("tenant", "create", "globex", "--name", "Globex");
+  cli("user", "create", "--tenant", "acme", "maya", "--name", "Maya (owner)", "--role", "admin");
+  cli("user", "create", "--tenant", "acme", "ali", "--name", "Ali (freelancer)",
+      "--requests-per-day", "200", "--tokens-per-day", "300000");
+  cli("user", "create", "--tenant", "acme", "bo", "--name", "Bo (designer)", "--requests-per-day", "100");
+  cli("user", "create", "--tenant", "globex", "gina", "--role", "admin");
+  cli("task", "create", "--tenant", "acme", TASK, "--title", "Invoice backend",
+      "--description", "Build the REST API and database layer that creates, stores and sends invoices.",
+      "--keyword", "invoice", "--keyword", "billing", "--keyword", "api", "--keyword", "tax", "--keyword", "pdf");
+  tokens.ali = cli("token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK);
+  tokens.bo = cli("token", "issue", "--tenant", "acme", "--user", "bo", "--task", TASK);
+  tokens.maya = cli("token", "issue", "--tenant", "acme", "--user", "maya");
+  tokens.gina = cli("token", "issue", "--tenant", "globex", "--user", "gina");
+  mayaLink = cli("login-link", "maya", "--tenant", "acme", "--base-url", base).split("\n")[0];
+  assert.match(mayaLink, /\/ui\/link\?code=/);
+
+  const config = join(work, "warden.toml");
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(config, [
+    `listen = "127.0.0.1:${port}"`,
+    `state_dir = "${state}"`,
+    `plugin_dir = "${join(repo, "build", "plugins")}"`,
+    `policy_dir = "${join(repo, "policies")}"`,
+    "[upstream]",
+    `base_url = "http://127.0.0.1:${mockPort}/v1"`,
+    'api_key_env = "WARDEN_E2E_UPSTREAM_KEY"',
+    "",
+  ].join("\n"));
+  start(["mock-llm", "--listen", `127.0.0.1:${mockPort}`, "--require-key", UPSTREAM_KEY]);
+  start(["serve", "--config", config], { WARDEN_E2E_UPSTREAM_KEY: UPSTREAM_KEY, RUST_LOG: "warn" });
+  await waitFor(`${base}/healthz`);
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const child of children) child.kill("SIGTERM");
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test("an admin signs in with a one-time link, reviews a blocked user's evidence, re-enables them with a reason, and their next call succeeds", async () => {
+  // Some honest work by two users, then Ali drifts until Warden blocks him.
+  for (let i = 0; i < 3; i++) assert.equal((await chat(tokens.bo, ON_TASK)).status, 200);
+  assert.equal((await chat(tokens.ali, ON_TASK)).status, 200);
+  let blocked = null;
+  for (const prompt of OFF_TASK) {
+    const r = await chat(tokens.ali, prompt);
+    if (r.status === 403) { blocked = r; break; }
+  }
+  assert.ok(blocked, "Ali was never blocked");
+  assert.equal(blocked.body.error.code, "user_blocked");
+  assert.equal((await chat(tokens.ali, ON_TASK)).status, 403, "blocked stays blocked");
+
+  const page = await newPage();
+  await page.goto(mayaLink);
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+  assert.equal(new URL(page.url()).pathname, "/ui/t/acme");
+  assert.match(await page.textContent("#standing-counts"), /1 blocked/);
+  await shot(page, "overview");
+
+  // The link works once.
+  const again = await (await browser.newContext()).newPage();
+  const reused = await again.goto(mayaLink);
+  assert.equal(reused.status(), 410);
+  await again.context().close();
+
+  await page.click("nav >> text=Review");
+  const card = page.locator("#review-ali");
+  await card.waitFor();
+  const evidence = await card.textContent();
+  assert.match(evidence, /blocked/);
+  assert.match(evidence, /recipe for dinner/, "the off-task prompts are the evidence");
+  assert.match(evidence, /off_topic/);
+  assert.match(evidence, /requests in the last hour/);
+  await shot(page, "review");
+
+  await card.locator("form.enable input[name=reason]").fill("Talked to Ali: personal prompts stop today");
+  await Promise.all([page.waitForNavigation(), card.locator("form.enable button").click()]);
+  assert.match(await page.textContent(".flash"), /re-enabled/);
+  assert.equal(await page.locator("#review-ali").count(), 0, "Ali left the queue");
+
+  // The decision and its reason are in the audit log, on Ali's page.
+  await page.goto(`${base}/ui/t/acme/users/ali`);
+  const events = await page.textContent("body");
+  assert.match(events, /user\.enable/);
+  assert.match(events, /Talked to Ali: personal prompts stop today/);
+  await shot(page, "user-detail");
+
+  assert.equal((await chat(tokens.ali, ON_TASK)).status, 200, "Ali works again");
+  await page.context().close();
+});
+
+test("a user signs in and sees their remaining quota go down after a call", async () => {
+  const page = await newPage();
+  await signInWithToken(page, tokens.bo);
+  assert.equal(new URL(page.url()).pathname, "/ui/me");
+  const before = Number((await page.textContent("#remaining-requests")).replace(/,/g, ""));
+  assert.equal((await chat(tokens.bo, ON_TASK)).status, 200);
+  await page.reload();
+  const after = Number((await page.textContent("#remaining-requests")).replace(/,/g, ""));
+  assert.equal(after, before - 1);
+  assert.match(await page.textContent("#snippet"), /X-Task-Id": "invoice-backend"/);
+  await shot(page, "me");
+  // A user has no admin pages.
+  const admin = await page.goto(`${base}/ui/t/acme/users`);
+  assert.equal(admin.status(), 404);
+  await page.context().close();
+});
+
+test("a prompt containing <script> is shown as text and never runs", async () => {
+  const hostile = '<script>window.__pwned = 1; alert("xss")</script><img src=x onerror="window.__pwned = 2"> invoice api';
+  assert.equal((await chat(tokens.bo, hostile)).status, 200);
+  const page = await newPage();
+  await signInWithToken(page, tokens.maya);
+  await page.goto(`${base}/ui/t/acme/logs?user=bo`);
+  const cell = page.locator("td.prompt", { hasText: "window.__pwned" }).first();
+  assert.match(await cell.textContent(), /<script>window\.__pwned = 1/);
+  assert.equal(await page.locator("td.prompt script, td.prompt img").count(), 0);
+  await shot(page, "logs");
+  await Promise.all([page.waitForNavigation(), page.locator("tr", { has: cell }).locator("td a").first().click()]);
+  assert.match(await page.textContent("#full-prompt"), /onerror="window.__pwned = 2"/);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  await page.context().close();
+});
+
+test("a tenant admin cannot open or change another tenant's pages", async () => {
+  const page = await newPage();
+  await signInWithToken(page, tokens.gina);
+  assert.equal(new URL(page.url()).pathname, "/ui/t/globex");
+  for (const path of ["/ui/t/acme", "/ui/t/acme/users/ali", "/ui/t/acme/logs", "/ui/t/acme/review"]) {
+    const r = await page.goto(base + path);
+    assert.equal(r.status(), 404, path);
+    assert.doesNotMatch(await page.textContent("body"), /Ali|invoice/i, path);
+  }
+  // Even with her own valid CSRF token, a change to acme is refused.
+  await page.goto(`${base}/ui/t/globex/users`);
+  const csrf = await page.getAttribute("input[name=csrf]", "value");
+  const r = await page.request.post(`${base}/ui/t/acme/users/ali/block`, {
+    form: { csrf, reason: "not my tenant" }, headers: { origin: base },
+  });
+  assert.equal(r.status(), 404);
+  await page.context().close();
+});
+
+test("a form post without the CSRF token is refused and changes nothing", async () => {
+  const page = await newPage();
+  await signInWithToken(page, tokens.maya);
+  const post = (form) => page.request.post(`${base}/ui/t/acme/users/bo/block`, { form, headers: { origin: base } });
+  assert.equal((await post({ reason: "no token" })).status(), 403);
+  assert.equal((await post({ reason: "wrong token", csrf: "x".repeat(43) })).status(), 403);
+  // The same form from another site, with the right token, is refused too.
+  await page.goto(`${base}/ui/t/acme/users`);
+  const csrf = await page.getAttribute("input[name=csrf]", "value");
+  const foreign = await page.request.post(`${base}/ui/t/acme/users/bo/block`, {
+    form: { csrf, reason: "cross-site" }, headers: { origin: "http://evil.example" },
+  });
+  assert.equal(foreign.status(), 403);
+  assert.equal((await chat(tokens.bo, ON_TASK)).status, 200, "Bo was not blocked");
+  const row = page.locator("#users tr", { hasText: "bo" });
+  assert.match(await row.textContent(), /active/);
+  await page.context().close();
+});
+
+test("the main pages render (screenshots) and an issued token is shown once and works", async () => {
+  const page = await newPage();
+  await signInWithToken(page, tokens.maya);
+  for (const [path, name] of [["users", "users"], ["tasks", "tasks"], ["plugins", "plugins"]]) {
+    const r = await page.goto(`${base}/ui/t/acme/${path}`);
+    assert.equal(r.status(), 200, path);
+    await shot(page, name);
+  }
+  await page.goto(`${base}/ui/t/acme/tokens`);
+  await page.selectOption("#token-user", "bo");
+  await page.check(`input[name=tasks][value=${TASK}]`);
+  await Promise.all([page.waitForNavigation(), page.click("form.stack button[type=submit]")]);
+  const issued = (await page.inputValue("#issued-token")).trim();
+  await shot(page, "token-issued");
+  assert.equal((await chat(issued, ON_TASK)).status, 200, "the new token works");
+  await page.goto(`${base}/ui/t/acme/tokens`);
+  assert.doesNotMatch(await page.content(), new RegExp(issued.slice(-20)), "never shown again");
+  await shot(page, "tokens");
+  // The CSV export has the calls, one per line, with the header.
+  const csv = await page.request.get(`${base}/ui/t/acme/logs.csv?user=bo`);
+  assert.equal(csv.status(), 200);
+  const text = await csv.text();
+  assert.match(text.split("\n")[0], /^time,request_id,user,task/);
+  assert.ok(text.split("\n").filter((l) => l.includes(",bo,")).length >= 5);
+  await page.context().close();
+});

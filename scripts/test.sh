@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs, builds
 # the plugins and the host, runs the Rust tests (unit + integration over real
-# HTTP), the intent classifier's quality gate, then the official openai
-# Python SDK against the real binary.
+# HTTP), the intent classifier's quality gate, the official openai Python SDK
+# against the real binary, then the web console in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -23,3 +23,9 @@ cargo test --locked --release -p warden -p warden-intent-model
 
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 python3 -m pytest -q tests/python
+
+# The web console end to end in a real browser: Debian's Chromium, driven by
+# playwright-core (which never downloads a browser of its own).
+command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+WARDEN_BIN="$CARGO_TARGET_DIR/release/warden" npm test --prefix tests/e2e

@@ -11,6 +11,7 @@
 //! - `usage_daily`: tenant_id \0 YYYY-MM-DD \0 user \0 task → DailyUsage (rollup.rs)
 //! - `plugin_kv`: tenant_id \0 plugin \0 key → plugin bytes
 //! - `events`:    tenant_id \0 at_ms(be u64) \0 event id → Event (audit log)
+//! - `logs_by_user`, `logs_by_task`: indexes of `logs` (log_index.rs)
 //! - `ui_sessions`, `ui_login_codes`: web-console sign-ins (sessions.rs)
 //!
 //! Identity and policy state is read from [`Directory`], an immutable
@@ -63,6 +64,8 @@ pub struct Db {
     pub(crate) tokens: sled::Tree,
     pub(crate) usage: sled::Tree,
     pub(crate) logs: sled::Tree,
+    pub(crate) logs_by_user: sled::Tree,
+    pub(crate) logs_by_task: sled::Tree,
     pub(crate) usage_daily: sled::Tree,
     pub(crate) events: sled::Tree,
     pub plugin_kv: sled::Tree,
@@ -133,6 +136,8 @@ impl Db {
             tokens: tree("tokens")?,
             usage: tree("usage")?,
             logs: tree("logs")?,
+            logs_by_user: tree("logs_by_user")?,
+            logs_by_task: tree("logs_by_task")?,
             usage_daily: tree("usage_daily")?,
             events: tree("events")?,
             plugin_kv: tree("plugin_kv")?,
@@ -142,6 +147,7 @@ impl Db {
             db,
         };
         this.reload()?;
+        this.index_logs_if_needed()?;
         Ok(this)
     }
 

@@ -4,6 +4,7 @@
 mod activity;
 mod db;
 mod journal;
+mod log_index;
 pub mod model;
 mod queries;
 mod retention;
@@ -18,3 +19,32 @@ pub use queries::{EventFilter, LogFilter, Page};
 pub use rollup::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 pub use sessions::{LoginCode, Session};
 pub use writer::StateWriter;
+
+/// A request record for tests: user `ali`, task `t`, one token each way.
+#[cfg(test)]
+pub(crate) fn sample_record(tenant: &str, id: &str, at_ms: u64) -> model::RequestRecord {
+    model::RequestRecord {
+        id: id.into(),
+        at_ms,
+        tenant_id: tenant.into(),
+        user_id: "ali".into(),
+        task_id: "t".into(),
+        endpoint: "chat.completions".into(),
+        model: "m".into(),
+        prompt: "p".into(),
+        status: 200,
+        stream: false,
+        tokens_in: 1,
+        tokens_out: 1,
+        response_bytes: 1,
+        latency_ms: 1,
+        intent: None,
+        confidence: None,
+        drift: None,
+        deviation_delta: None,
+        deviation_score: None,
+        action: None,
+        error: None,
+        model_intent: None,
+    }
+}

@@ -89,9 +89,20 @@ pub(crate) fn time_key(tenant: &str, at_ms: u64) -> Vec<u8> {
     key
 }
 
-/// Newest-first page of a time-keyed tree, for one tenant.
+/// Where a page of the request log is read from.
+enum Source<'a> {
+    /// The tenant's whole log.
+    Log,
+    /// An index (by user or by task): each entry points at a log record.
+    Index(&'a sled::Tree, &'a str),
+}
+
+/// Newest-first page of a time-keyed tree, for one tenant; with an index,
+/// the scan walks the index and reads only the records it points at.
+#[allow(clippy::too_many_arguments)]
 fn page<T: serde::de::DeserializeOwned>(
     tree: &sled::Tree,
+    source: Source<'_>,
     tenant: &str,
     since_ms: Option<u64>,
     until_ms: Option<u64>,
@@ -99,19 +110,43 @@ fn page<T: serde::de::DeserializeOwned>(
     limit: usize,
     mut keep: impl FnMut(&T) -> bool,
 ) -> anyhow::Result<Page<T>> {
-    let start = time_key(tenant, since_ms.unwrap_or(0));
-    let mut end = time_key(tenant, until_ms.unwrap_or(u64::MAX));
+    let (scanned, prefix) = match source {
+        Source::Log => (tree, compound_key(&[tenant])),
+        Source::Index(index, owner) => (index, compound_key(&[tenant, owner])),
+    };
+    let bound = |at_ms: u64| {
+        let mut key = prefix.clone();
+        key.push(0);
+        key.extend_from_slice(&at_ms.to_be_bytes());
+        key
+    };
+    let start = bound(since_ms.unwrap_or(0));
+    let mut end = bound(until_ms.unwrap_or(u64::MAX));
     if let Some(cursor) = cursor {
         let key = unhex(cursor).ok_or_else(|| anyhow::anyhow!("invalid cursor"))?;
-        if !key.starts_with(&compound_key(&[tenant])) {
+        if !key.starts_with(&prefix) {
             anyhow::bail!("invalid cursor");
         }
         end = end.min(key);
     }
     let mut data = Vec::with_capacity(limit.min(512));
     let mut last_key = None;
-    for item in tree.range(start..end).rev() {
+    for item in scanned.range(start..end).rev() {
         let (key, value) = item?;
+        let value = match source {
+            Source::Log => value,
+            Source::Index(..) => {
+                match tree.get(crate::state::log_index::log_key_of(
+                    tenant,
+                    prefix.len(),
+                    &key,
+                ))? {
+                    Some(v) => v,
+                    // Pruned between the two reads.
+                    None => continue,
+                }
+            }
+        };
         let record: T = serde_json::from_slice(&value)?;
         if keep(&record) {
             if data.len() == limit {
@@ -136,8 +171,15 @@ impl Db {
         cursor: Option<&str>,
         limit: usize,
     ) -> anyhow::Result<Page<RequestRecord>> {
+        // The narrowest index the filter allows.
+        let source = match (&filter.user, &filter.task) {
+            (Some(user), _) => Source::Index(&self.logs_by_user, user),
+            (None, Some(task)) => Source::Index(&self.logs_by_task, task),
+            (None, None) => Source::Log,
+        };
         page(
             &self.logs,
+            source,
             tenant,
             filter.since_ms,
             filter.until_ms,
@@ -171,9 +213,16 @@ impl Db {
         cursor: Option<&str>,
         limit: usize,
     ) -> anyhow::Result<Page<Event>> {
-        page(&self.events, tenant, None, None, cursor, limit, |e| {
-            filter.matches(e)
-        })
+        page(
+            &self.events,
+            Source::Log,
+            tenant,
+            None,
+            None,
+            cursor,
+            limit,
+            |e| filter.matches(e),
+        )
     }
 
     /// The newest event with one of `actions` for each of `targets`, in one

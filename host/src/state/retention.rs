@@ -3,7 +3,7 @@
 //! (about 1–2 KiB of disk per request) does not grow without end. Usage
 //! rollups and the audit log are kept: they are small and are the history.
 
-use super::db::Db;
+use super::db::{compound_key, Db};
 use super::queries::time_key;
 
 /// Most records removed in one pass, so a pass never holds the writer long.
@@ -13,7 +13,13 @@ impl Db {
     /// Deletes up to `max` request records older than `cutoff_ms`, oldest
     /// first, across tenants; returns how many it deleted.
     pub fn prune_logs(&self, cutoff_ms: u64, max: usize) -> anyhow::Result<usize> {
+        #[derive(serde::Deserialize)]
+        struct Owners {
+            user_id: String,
+            task_id: String,
+        }
         let mut batch = sled::Batch::default();
+        let (mut by_user, mut by_task) = (sled::Batch::default(), sled::Batch::default());
         let mut removed = 0;
         let tenants: Vec<String> = self.directory().tenants.keys().cloned().collect();
         for tenant in tenants {
@@ -21,12 +27,27 @@ impl Db {
                 break;
             }
             let range = time_key(&tenant, 0)..time_key(&tenant, cutoff_ms);
-            for key in self.logs.range(range).keys().take(max - removed) {
-                batch.remove(key?);
+            for item in self.logs.range(range).take(max - removed) {
+                let (key, value) = item?;
+                // The index entries share the log key's tail (log_index.rs).
+                if let Ok(owners) = serde_json::from_slice::<Owners>(&value) {
+                    let tail = &key[compound_key(&[&tenant]).len()..];
+                    for (batch, owner) in [
+                        (&mut by_user, &owners.user_id),
+                        (&mut by_task, &owners.task_id),
+                    ] {
+                        let mut index = compound_key(&[&tenant, owner]);
+                        index.extend_from_slice(tail);
+                        batch.remove(index);
+                    }
+                }
+                batch.remove(key);
                 removed += 1;
             }
         }
         self.logs.apply_batch(batch)?;
+        self.logs_by_user.apply_batch(by_user)?;
+        self.logs_by_task.apply_batch(by_task)?;
         Ok(removed)
     }
 }
@@ -35,33 +56,7 @@ impl Db {
 mod tests {
     use super::*;
     use crate::state::model::{RequestRecord, Tenant, TenantStatus};
-
-    fn record(tenant: &str, id: &str, at_ms: u64) -> RequestRecord {
-        RequestRecord {
-            id: id.into(),
-            at_ms,
-            tenant_id: tenant.into(),
-            user_id: "ali".into(),
-            task_id: "t".into(),
-            endpoint: "chat.completions".into(),
-            model: "m".into(),
-            prompt: "p".into(),
-            status: 200,
-            stream: false,
-            tokens_in: 1,
-            tokens_out: 1,
-            response_bytes: 1,
-            latency_ms: 1,
-            intent: None,
-            confidence: None,
-            drift: None,
-            deviation_delta: None,
-            deviation_score: None,
-            action: None,
-            error: None,
-            model_intent: None,
-        }
-    }
+    use crate::state::sample_record as record;
 
     #[test]
     fn old_records_go_in_bounded_batches_and_recent_ones_stay() {
@@ -113,6 +108,9 @@ mod tests {
                 .collect();
             assert_eq!(left, [5, 4, 3], "{tenant}");
         }
+        // The indexes lost the pruned records' entries with them.
+        assert_eq!(db.logs_by_user.len(), 6);
+        assert_eq!(db.logs_by_task.len(), 6);
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::db::{compound_key, Db};
+use super::log_index::index_key;
 use super::model::RequestRecord;
 
 /// What one (day, user, task) used.
@@ -87,11 +88,18 @@ pub(crate) fn log_and_count(
             rollup_key(&r.tenant_id, &date, &r.user_id, &r.task_id)
         })
         .collect();
-    (&db.logs, &db.usage_daily)
-        .transaction(|(logs, daily)| {
+    (
+        &db.logs,
+        &db.usage_daily,
+        &db.logs_by_user,
+        &db.logs_by_task,
+    )
+        .transaction(|(logs, daily, by_user, by_task)| {
             let mut deltas: BTreeMap<&[u8], DailyUsage> = BTreeMap::new();
             for ((key, value, record), rollup) in entries.iter().zip(&dated) {
                 if logs.insert(key.as_slice(), value.as_slice())?.is_none() {
+                    by_user.insert(index_key(record, &record.user_id), &[])?;
+                    by_task.insert(index_key(record, &record.task_id), &[])?;
                     deltas
                         .entry(rollup)
                         .or_default()

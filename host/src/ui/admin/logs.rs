@@ -126,6 +126,19 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
         }
     };
     let filters = filter_query(page);
+    let (users, tasks) = {
+        let directory = page.app.db.directory();
+        let entry = directory.tenant(page.tenant);
+        let mut users: Vec<String> = entry
+            .map(|e| e.users.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut tasks: Vec<String> = entry
+            .map(|e| e.tasks.keys().cloned().collect())
+            .unwrap_or_default();
+        users.sort();
+        tasks.sort();
+        (users, tasks)
+    };
     let value = |k: &str| page.param(k).unwrap_or("").to_string();
     let intents = ["code", "test", "doc", "analysis", "off_topic"];
     let body = html! {
@@ -136,8 +149,8 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
         p.sub { "Newest first. Click a time for the whole prompt." }
         div.panel {
             form.filters method="get" action=(page.url("logs")) {
-                label { "User" input name="user" value=(value("user")) size="12"; }
-                label { "Task" input name="task" value=(value("task")) size="12"; }
+                label { "User" input name="user" list="known-users" value=(value("user")) size="12"; }
+                label { "Task" input name="task" list="known-tasks" value=(value("task")) size="12"; }
                 label { "Intent" select name="intent" {
                     option value="" { "any" }
                     @for i in intents { option value=(i) selected[value("intent") == i] { (i) } }
@@ -147,6 +160,8 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
                 label { "To" input type="date" name="until" value=(value("until")); }
                 button type="submit" { "Filter" }
                 a href=(page.url("logs")) { "Clear" }
+                datalist #known-users { @for u in &users { option value=(u) {} } }
+                datalist #known-tasks { @for t in &tasks { option value=(t) {} } }
             }
         }
         div.panel {

@@ -10,6 +10,9 @@ mod tokens;
 mod users;
 mod views;
 
+pub use plugins::MAX_PLUGIN_BYTES;
+pub use users::review_queue;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use crate::admin::NewUser;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::Body;
-use crate::state::model::{Limits, Role, User, UserStatus};
+use crate::state::model::{Event, Limits, Role, User, UserStatus};
 
 /// A user with their live standing: today's usage, score, last warning.
 fn view(app: &App, user: &User) -> serde_json::Value {
@@ -52,19 +52,19 @@ pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, 
 /// Events scanned, newest first, to find each reviewed user's evidence.
 const REVIEW_SCAN: usize = 20_000;
 
-/// `GET /admin/v1/tenants/{t}/review`: flagged and blocked users, blocked
-/// first, each with the event that put them there: the newest `user.flag`
-/// or `user.block`, automatic (with the prompts and signals) or an admin's
-/// (with their reason).
-pub fn review(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
-    caller.scope(tenant)?;
+/// Flagged and blocked users of a tenant, blocked first, each with the event
+/// that put them there: the newest `user.flag` or `user.block`, automatic
+/// (with the prompts and signals) or an admin's (with their reason). The
+/// admin API, the CLI and the console's review queue all read it here.
+pub fn review_queue(app: &App, tenant: &str) -> anyhow::Result<Vec<(User, Option<Event>)>> {
     let directory = app.db.directory();
-    let mut users: Vec<&User> = directory
+    let mut users: Vec<User> = directory
         .tenant(tenant)
         .map(|e| {
             e.users
                 .values()
                 .filter(|u| u.status != UserStatus::Active)
+                .cloned()
                 .collect()
         })
         .unwrap_or_default();
@@ -74,15 +74,28 @@ pub fn review(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>
             .then_with(|| a.id.cmp(&b.id))
     });
     let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
-    let mut evidence = app
-        .db
-        .latest_events(tenant, &ids, &["user.flag", "user.block"], REVIEW_SCAN)
-        .map_err(internal)?;
-    let data: Vec<_> = users
+    let mut evidence =
+        app.db
+            .latest_events(tenant, &ids, &["user.flag", "user.block"], REVIEW_SCAN)?;
+    Ok(users
         .into_iter()
         .map(|u| {
-            let mut item = view(app, u);
-            item["evidence"] = json!(evidence.remove(&u.id));
+            let event = evidence.remove(&u.id);
+            (u, event)
+        })
+        .collect())
+}
+
+/// `GET /admin/v1/tenants/{t}/review`: the review queue, with each user's
+/// standing and evidence.
+pub fn review(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+    caller.scope(tenant)?;
+    let data: Vec<_> = review_queue(app, tenant)
+        .map_err(internal)?
+        .into_iter()
+        .map(|(user, event)| {
+            let mut item = view(app, &user);
+            item["evidence"] = json!(event);
             item
         })
         .collect();

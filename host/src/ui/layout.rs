@@ -125,7 +125,8 @@ pub fn flash(query: &HashMap<String, String>) -> Markup {
         Some("archived") => "Task archived.",
         Some("revoked") => "Token revoked: it is refused from now on.",
         Some("user") => "User created. Issue them a token below.",
-        Some("rollback") => "Plugin rolled back; the chosen version is live.",
+        Some("rollback") => "Plugin rolled back: the previous version is live again.",
+        Some("uploaded") => "Plugin uploaded: it passed its self-test and is live.",
         _ => return html! {},
     };
     html! { p.flash { (message) } }

@@ -117,6 +117,7 @@ pub async fn run(page: &Page<'_>, path: &[&str], form: &Form) -> Response<Body> 
             "revoked",
             page.url("tokens"),
         ),
+        ["plugins"] => return upload_plugin(page, form).await,
         ["plugins", name, "rollback"] => (
             call(
                 Method::POST,
@@ -131,6 +132,28 @@ pub async fn run(page: &Page<'_>, path: &[&str], form: &Form) -> Response<Body> 
     let to = back(page, form, fallback);
     match admin_api::execute(page.app, &page.viewer.caller(), call).await {
         Ok(_) => redirect(&format!("{to}?ok={done}")),
+        Err(e) => error_page(e.status, &e.message, Some(page.viewer)),
+    }
+}
+
+/// Uploads a tenant's plugin: the admin API checks it against the WIT
+/// worlds, compiles it, self-tests it, and only then makes it live.
+async fn upload_plugin(page: &Page<'_>, form: &Form) -> Response<Body> {
+    let (Some(name), Some(file)) = (form.get("name"), form.file.as_ref()) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "choose a name and a .wasm component to upload",
+            Some(page.viewer),
+        );
+    };
+    let call = AdminCall {
+        method: Method::PUT,
+        path: format!("tenants/{}/plugins/{name}", page.tenant),
+        query: Default::default(),
+        body: file.bytes.clone(),
+    };
+    match admin_api::execute(page.app, &page.viewer.caller(), call).await {
+        Ok(_) => redirect(&format!("{}?ok=uploaded", page.url("plugins"))),
         Err(e) => error_page(e.status, &e.message, Some(page.viewer)),
     }
 }

@@ -21,7 +21,7 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
     let failures = chains.failures(page.tenant);
     let body = html! {
         h1 { "Plugins" }
-        p.sub { "The chain every request of this tenant runs, in order. Upload a new version with " code { "warden plugin upload" } "; it is self-tested before it goes live." }
+        p.sub { "The chain every request of this tenant runs, in order. An upload is checked, compiled and self-tested in the sandbox before it goes live; a failing one is refused and the running version stays." }
         (flash(&page.query))
         div.panel {
             h2 { "Chain" }
@@ -50,6 +50,17 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
             @if failures.is_empty() { p.muted { "No plugin failure since the server started." } }
             ul.evidence {
                 @for f in &failures { li { span.muted { (page.local_time(f.at_ms)) } " " (f.message) } }
+            }
+        }
+        div.panel {
+            h2 { "Upload a plugin" }
+            form.stack method="post" action=(page.url("plugins")) enctype="multipart/form-data" {
+                (csrf(page.viewer))
+                label for="plugin-name" { "Name (as the tenant's policy names it)" }
+                input #plugin-name name="name" required pattern="[A-Za-z0-9_-]{1,64}" placeholder="pii-redactor";
+                label for="plugin-file" { "Component (.wasm)" }
+                input #plugin-file type="file" name="file" accept=".wasm" required;
+                button type="submit" { "Upload" }
             }
         }
         div.panel {

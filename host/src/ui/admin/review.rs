@@ -3,18 +3,16 @@
 //! labels, the score before and after, the usage signals) and the forms
 //! to re-enable, block or change limits, each with a reason.
 
-use hyper::Response;
+use hyper::{Response, StatusCode};
 use maud::{html, Markup};
 use serde_json::Value;
 
 use super::users::access_forms;
 use super::Page;
 use crate::http::Body;
-use crate::state::model::{Event, User, UserStatus};
+use crate::state::model::Event;
+use crate::ui::error_page;
 use crate::ui::layout::{flash, status_badge, tag};
-
-/// Events scanned, newest first, for each user's evidence.
-const EVIDENCE_SCAN: usize = 20_000;
 
 fn evidence(page: &Page<'_>, event: Option<&Event>) -> Markup {
     let Some(event) = event else {
@@ -57,46 +55,31 @@ fn evidence(page: &Page<'_>, event: Option<&Event>) -> Markup {
 }
 
 pub fn page(page: &Page<'_>) -> Response<Body> {
-    let directory = page.app.db.directory();
-    let Some(entry) = directory.tenant(page.tenant) else {
-        return page.not_found("no such tenant");
+    let queue = match crate::admin_api::review_queue(page.app, page.tenant) {
+        Ok(queue) => queue,
+        Err(e) => {
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("{e:#}"),
+                Some(page.viewer),
+            )
+        }
     };
-    let mut users: Vec<&User> = entry
-        .users
-        .values()
-        .filter(|u| u.status != UserStatus::Active)
-        .collect();
-    users.sort_by(|a, b| {
-        (b.status == UserStatus::Blocked)
-            .cmp(&(a.status == UserStatus::Blocked))
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
-    let events = page
-        .app
-        .db
-        .latest_events(
-            page.tenant,
-            &ids,
-            &["user.flag", "user.block"],
-            EVIDENCE_SCAN,
-        )
-        .unwrap_or_default();
     let at = page.app.moment(page.tenant);
     let back = page.url("review");
     let body = html! {
         h1 { "Review queue" }
         p.sub { "Flagged and blocked users, with the prompts that put them here. Every decision asks for a reason, kept in the audit log." }
         (flash(&page.query))
-        @if users.is_empty() { div.panel { p { "Nobody is waiting for review." } } }
-        @for user in &users {
+        @if queue.is_empty() { div.panel { p { "Nobody is waiting for review." } } }
+        @for (user, event) in &queue {
             @let (_, score, _) = page.app.activity.peek(page.tenant, &user.id, &at);
             div.panel.review id={ "review-" (user.id) } {
                 div.spread {
                     h2 { a href=(page.url(&format!("users/{}", user.id))) { (user.name) } " " (status_badge(user.status)) }
                     span.muted { (user.id) " · score now " (format!("{score:.2}")) }
                 }
-                (evidence(page, events.get(&user.id)))
+                (evidence(page, event.as_ref()))
                 (access_forms(page, user, &back))
             }
         }

@@ -10,7 +10,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, copyFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, copyFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -130,12 +130,17 @@ before(async () => {
   mayaLink = cli("login-link", "maya", "--tenant", "acme", "--base-url", base).split("\n")[0];
   assert.match(mayaLink, /\/ui\/link\?code=/);
 
+  // A private copy of the built plugins: uploads land in the plugin directory.
+  const plugins = join(work, "plugins");
+  mkdirSync(plugins);
+  for (const file of readdirSync(join(repo, "build", "plugins")).filter((f) => f.endsWith(".wasm"))) {
+    copyFileSync(join(repo, "build", "plugins", file), join(plugins, file));
+  }
   const config = join(work, "warden.toml");
-  const { writeFileSync } = await import("node:fs");
   writeFileSync(config, [
     `listen = "127.0.0.1:${port}"`,
     `state_dir = "${state}"`,
-    `plugin_dir = "${join(repo, "build", "plugins")}"`,
+    `plugin_dir = "${plugins}"`,
     `policy_dir = "${join(repo, "policies")}"`,
     "[upstream]",
     `base_url = "http://127.0.0.1:${mockPort}/v1"`,

@@ -323,28 +323,45 @@ async fn a_login_link_signs_in_once_and_changes_need_the_csrf_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_tls_the_session_cookie_is_secure() {
-    let dir = TempDir::new("console-tls");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(dir.0.join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.0.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let tls = SelfSigned::new();
     let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        c.tls = Some(warden::config::TlsConfig {
-            cert: dir.0.join("cert.pem"),
-            key: dir.0.join("key.pem"),
-        });
+        c.tls = Some(tls.config())
     })
     .await;
-    let port = env.base.rsplit(':').next().unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut browser = Browser::with_client(&format!("https://localhost:{port}"), client);
+    let (client, base) = tls.client(
+        &env.base,
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+    );
+    let mut browser = Browser::with_client(&base, client);
     let signed_in = browser.sign_in(&env.token("acme")).await;
     assert_eq!(signed_in.status(), 303);
     assert!(set_cookie(&signed_in, "warden_session").contains("; Secure"));
     assert_eq!(browser.get("/ui/me").await.status(), 200);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_super_admin_switches_between_tenants() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme"), TenantSpec::new("globex")]).await;
+    let root = env.user_with_role("acme", "root", Role::SuperAdmin);
+    let mut browser = Browser::new(&env.base);
+    assert_eq!(location(&browser.sign_in(&root).await), "/ui/t/acme");
+    // Signed in, the sign-in page sends them home.
+    assert_eq!(location(&browser.get("/ui/login").await), "/ui/t/acme");
+    let tenants = browser.get("/ui/tenants").await.text().await.unwrap();
+    assert!(tenants.contains("href=\"/ui/t/globex\""), "{tenants}");
+    let globex = browser.get("/ui/t/globex/users").await;
+    assert_eq!(globex.status(), 200);
+    assert!(globex
+        .text()
+        .await
+        .unwrap()
+        .contains("/ui/t/globex/users/ali"));
+    assert_eq!(browser.get("/ui/t/nowhere").await.status(), 404);
+    // A tenant admin has no tenant list.
+    let admin = env.user_with_role("globex", "gina", Role::Admin);
+    let mut other = Browser::new(&env.base);
+    other.sign_in(&admin).await;
+    assert_eq!(other.get("/ui/tenants").await.status(), 404);
     env.stop().await;
 }

@@ -364,26 +364,15 @@ async fn a_slow_provider_gives_504_and_the_reservation_is_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_tls_with_http2() {
-    let dir = TempDir::new("tls");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(dir.0.join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.0.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let tls = SelfSigned::new();
     let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        c.tls = Some(warden::config::TlsConfig {
-            cert: dir.0.join("cert.pem"),
-            key: dir.0.join("key.pem"),
-        });
+        c.tls = Some(tls.config())
     })
     .await;
     let token = env.token("acme");
-    let port = env.base.rsplit(':').next().unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
-        .build()
-        .unwrap();
+    let (client, base) = tls.client(&env.base, reqwest::Client::builder());
     let response = client
-        .post(format!("https://localhost:{port}/v1/chat/completions"))
+        .post(format!("{base}/v1/chat/completions"))
         .bearer_auth(&token)
         .header("x-task-id", TASK)
         .header("content-type", "application/json")

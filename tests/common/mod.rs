@@ -500,3 +500,41 @@ pub fn policy_with_guardrail(plugin: &str) -> String {
     let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();
     format!("{default}\n[[guardrails]]\nplugin = \"{plugin}\"\n")
 }
+
+/// A self-signed certificate for `localhost`, written to a temporary directory.
+pub struct SelfSigned {
+    pub dir: TempDir,
+    pub cert_pem: String,
+}
+
+impl SelfSigned {
+    pub fn new() -> Self {
+        let dir = TempDir::new("tls");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(dir.0.join("cert.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.0.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+        Self {
+            dir,
+            cert_pem: cert.cert.pem(),
+        }
+    }
+
+    pub fn config(&self) -> warden::config::TlsConfig {
+        warden::config::TlsConfig {
+            cert: self.dir.0.join("cert.pem"),
+            key: self.dir.0.join("key.pem"),
+        }
+    }
+
+    /// A client that trusts the certificate and reaches `localhost` at the
+    /// server's port; returns it with the `https://localhost:PORT` base.
+    pub fn client(&self, base: &str, builder: reqwest::ClientBuilder) -> (reqwest::Client, String) {
+        let port = base.rsplit(':').next().unwrap();
+        let client = builder
+            .add_root_certificate(reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).unwrap())
+            .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
+            .build()
+            .unwrap();
+        (client, format!("https://localhost:{port}"))
+    }
+}

@@ -60,8 +60,7 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use crate::state::model::{Tenant, TenantStatus};
-    use crate::state::{sample_record, Db, LogFilter};
+    use crate::state::{log_for_test, sample_record, test_db, Db, LogFilter};
 
     fn filter(user: Option<&str>, task: Option<&str>) -> LogFilter {
         LogFilter {
@@ -73,17 +72,7 @@ mod tests {
 
     #[test]
     fn filtered_pages_walk_the_index_and_rebuild_it_when_missing() {
-        let dir = std::env::temp_dir().join(format!("warden-log-index-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let db = Db::open(&dir).unwrap();
-        db.put_tenant(&Tenant {
-            id: "acme".into(),
-            name: "acme".into(),
-            status: TenantStatus::Active,
-            created_at: 0,
-            timezone: "UTC".into(),
-        })
-        .unwrap();
+        let (db, dir) = test_db("log-index", &["acme"]);
         // 500 records of a busy user, 3 of a rare one on another task.
         let mut records: Vec<_> = (0..500)
             .map(|i| sample_record("acme", &format!("r{i:04}"), 1_000 + i))
@@ -94,17 +83,7 @@ mod tests {
             rare.task_id = "docs".into();
             records.push(rare);
         }
-        let entries: Vec<_> = records
-            .iter()
-            .map(|r| {
-                (
-                    crate::state::writer::log_key(r),
-                    serde_json::to_vec(r).unwrap(),
-                    r,
-                )
-            })
-            .collect();
-        crate::state::rollup::log_and_count(&db, &entries).unwrap();
+        log_for_test(&db, &records);
 
         let check = |db: &Db| {
             for f in [

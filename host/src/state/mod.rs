@@ -48,3 +48,32 @@ pub(crate) fn sample_record(tenant: &str, id: &str, at_ms: u64) -> model::Reques
         model_intent: None,
     }
 }
+
+/// A database in a fresh temporary directory with UTC tenants, for tests.
+#[cfg(test)]
+pub(crate) fn test_db(name: &str, tenants: &[&str]) -> (Db, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("warden-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Db::open(&dir).unwrap();
+    for tenant in tenants {
+        db.put_tenant(&model::Tenant {
+            id: tenant.to_string(),
+            name: tenant.to_string(),
+            status: model::TenantStatus::Active,
+            created_at: 0,
+            timezone: "UTC".into(),
+        })
+        .unwrap();
+    }
+    (db, dir)
+}
+
+/// Logs records as the state writer does (log, indexes and rollups at once).
+#[cfg(test)]
+pub(crate) fn log_for_test(db: &Db, records: &[model::RequestRecord]) {
+    let entries: Vec<_> = records
+        .iter()
+        .map(|r| (writer::log_key(r), serde_json::to_vec(r).unwrap(), r))
+        .collect();
+    rollup::log_and_count(db, &entries).unwrap();
+}

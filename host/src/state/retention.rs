@@ -54,25 +54,12 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::state::model::{RequestRecord, Tenant, TenantStatus};
-    use crate::state::sample_record as record;
+    use crate::state::model::RequestRecord;
+    use crate::state::{log_for_test, sample_record as record, test_db};
 
     #[test]
     fn old_records_go_in_bounded_batches_and_recent_ones_stay() {
-        let dir = std::env::temp_dir().join(format!("warden-retention-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let db = Db::open(&dir).unwrap();
-        for tenant in ["acme", "globex"] {
-            db.put_tenant(&Tenant {
-                id: tenant.into(),
-                name: tenant.into(),
-                status: TenantStatus::Active,
-                created_at: 0,
-                timezone: "UTC".into(),
-            })
-            .unwrap();
-        }
+        let (db, dir) = test_db("retention", &["acme", "globex"]);
         let day = 86_400_000;
         let records: Vec<RequestRecord> = (0..6)
             .flat_map(|i| {
@@ -82,17 +69,7 @@ mod tests {
                 ]
             })
             .collect();
-        let entries: Vec<_> = records
-            .iter()
-            .map(|r| {
-                (
-                    crate::state::writer::log_key(r),
-                    serde_json::to_vec(r).unwrap(),
-                    r,
-                )
-            })
-            .collect();
-        crate::state::rollup::log_and_count(&db, &entries).unwrap();
+        log_for_test(&db, &records);
 
         // Keep the last three days: six records are older, removed 4 + 2.
         let cutoff = 3 * day;

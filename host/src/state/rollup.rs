@@ -143,6 +143,29 @@ pub struct Grouping {
     pub task: bool,
 }
 
+impl Grouping {
+    pub fn by_day() -> Self {
+        Self {
+            day: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn by_user() -> Self {
+        Self {
+            user: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn by_task() -> Self {
+        Self {
+            task: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// A report's question: a tenant, an inclusive range of local dates
 /// (`YYYY-MM-DD`), optional user and task filters, and a grouping.
 #[derive(Debug, Clone)]

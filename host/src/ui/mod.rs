@@ -113,7 +113,12 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     // Pages open to everyone: assets and the two ways to sign in.
     match (&method, segments.as_slice()) {
         (&Method::GET, ["static", name]) => return assets::serve(name),
-        (&Method::GET, ["login"]) => return login::form(&query_of(&req), secure, None),
+        (&Method::GET, ["login"]) => {
+            return match session::viewer(app, &req) {
+                Some(viewer) => redirect(&viewer.home()),
+                None => login::form(&query_of(&req), secure, None),
+            }
+        }
         (&Method::POST, ["login"]) => return login::with_token(app, req).await,
         (&Method::GET, ["link"]) => return login::link_form(app, &query_of(&req), secure),
         (&Method::POST, ["link"]) => return login::with_link(app, req).await,

@@ -89,36 +89,15 @@ pub fn page(page: &Page<'_>) -> Response<Body> {
     };
     let now = app.clock.now_ms();
     let days = entry.calendar.last_days(now, DAYS);
-    let by_day = Grouping {
-        day: true,
-        ..Default::default()
-    };
+    let by_day = Grouping::by_day();
     let (daily, totals) = report(page, &days, by_day, None, None);
     let today = daily
         .last()
         .filter(|r| r.day.as_ref() == days.last())
         .map(|r| r.usage)
         .unwrap_or_default();
-    let (by_user, _) = report(
-        page,
-        &days,
-        Grouping {
-            user: true,
-            ..Default::default()
-        },
-        None,
-        None,
-    );
-    let (by_task, _) = report(
-        page,
-        &days,
-        Grouping {
-            task: true,
-            ..Default::default()
-        },
-        None,
-        None,
-    );
+    let (by_user, _) = report(page, &days, Grouping::by_user(), None, None);
+    let (by_task, _) = report(page, &days, Grouping::by_task(), None, None);
 
     let at = app.moment(page.tenant);
     let (mut warned, mut flagged, mut blocked) = (0, 0, 0);

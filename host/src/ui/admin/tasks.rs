@@ -21,16 +21,7 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
     let mut tasks: Vec<&Task> = entry.tasks.values().collect();
     tasks.sort_by(|a, b| b.active.cmp(&a.active).then_with(|| a.id.cmp(&b.id)));
     let days = entry.calendar.last_days(page.app.clock.now_ms(), 30);
-    let (usage, _) = report(
-        page,
-        &days,
-        Grouping {
-            task: true,
-            ..Default::default()
-        },
-        None,
-        None,
-    );
+    let (usage, _) = report(page, &days, Grouping::by_task(), None, None);
     let body = html! {
         h1 { "Tasks" }
         p.sub { "Every call names one of these. Usage over the last 30 days." }
@@ -93,26 +84,8 @@ pub fn detail(page: &Page<'_>, id: &str) -> Response<Body> {
         return page.not_found(&format!("no task '{id}'"));
     };
     let days = entry.calendar.last_days(page.app.clock.now_ms(), 30);
-    let (daily, totals) = report(
-        page,
-        &days,
-        Grouping {
-            day: true,
-            ..Default::default()
-        },
-        None,
-        Some(id),
-    );
-    let (by_user, _) = report(
-        page,
-        &days,
-        Grouping {
-            user: true,
-            ..Default::default()
-        },
-        None,
-        Some(id),
-    );
+    let (daily, totals) = report(page, &days, Grouping::by_day(), None, Some(id));
+    let (by_user, _) = report(page, &days, Grouping::by_user(), None, Some(id));
     let filter = LogFilter {
         task: Some(id.to_string()),
         ..Default::default()

@@ -140,21 +140,9 @@ pub fn detail(page: &Page<'_>, user_id: &str) -> Response<Body> {
     let at = app.moment(page.tenant);
     let (usage, score, warning) = app.activity.peek(page.tenant, user_id, &at);
     let days = entry.calendar.last_days(app.clock.now_ms(), 30);
-    let by_day = Grouping {
-        day: true,
-        ..Default::default()
-    };
+    let by_day = Grouping::by_day();
     let (daily, totals) = report(page, &days, by_day, Some(user_id), None);
-    let (by_task, _) = report(
-        page,
-        &days,
-        Grouping {
-            task: true,
-            ..Default::default()
-        },
-        Some(user_id),
-        None,
-    );
+    let (by_task, _) = report(page, &days, Grouping::by_task(), Some(user_id), None);
     let filter = LogFilter {
         user: Some(user_id.to_string()),
         ..Default::default()

@@ -318,6 +318,26 @@ async fn a_login_link_signs_in_once_and_changes_need_the_csrf_token() {
         "{detail}"
     );
     assert!(!detail.contains("<b>too many"));
+
+    // Only the plugin upload takes a file: a multipart post elsewhere is
+    // refused before its body is read.
+    let multipart = browser
+        .http
+        .post(format!("{}/ui/t/acme/users/ali/enable", env.base))
+        .header("cookie", browser.cookie_header())
+        .header("content-type", "multipart/form-data; boundary=XX")
+        .body(format!(
+            "--XX\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--XX--\r\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(multipart.status(), 400);
+    assert!(multipart
+        .text()
+        .await
+        .unwrap()
+        .contains("does not take files"));
     env.stop().await;
 }
 

@@ -24,13 +24,18 @@ pub struct Form {
 }
 
 impl Form {
-    pub async fn read(req: Request<Incoming>) -> Result<Self, String> {
+    /// Reads a form; `allow_file` lets it be multipart (the plugin upload),
+    /// any other form is refused before its body is read.
+    pub async fn read(req: Request<Incoming>, allow_file: bool) -> Result<Self, String> {
         let boundary = req
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| multer::parse_boundary(v).ok());
         if let Some(boundary) = boundary {
+            if !allow_file {
+                return Err("this form does not take files".into());
+            }
             return Self::read_multipart(req.into_body(), boundary).await;
         }
         let body = Limited::new(req.into_body(), MAX_FORM_BYTES)

@@ -74,7 +74,7 @@ fn signed_in(app: &App, secret: &str, home: &str) -> Response<Body> {
 async fn read_form(req: Request<Incoming>) -> Result<Form, Response<Body>> {
     let forged = !session::from_this_site(&req);
     let cookie = session::cookie(&req, LOGIN_COOKIE).map(String::from);
-    let form = Form::read(req)
+    let form = Form::read(req, false)
         .await
         .map_err(|m| super::error_page(StatusCode::BAD_REQUEST, &m, None))?;
     let nonce_ok = match (cookie.as_deref(), form.get("nonce")) {

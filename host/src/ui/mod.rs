@@ -144,7 +144,9 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 Some(&viewer),
             );
         }
-        let form = match form::Form::read(req).await {
+        // Only an admin's plugin upload may send a file (up to 64 MiB).
+        let upload = viewer.is_admin() && matches!(segments.as_slice(), ["t", _, "plugins"]);
+        let form = match form::Form::read(req, upload).await {
             Ok(form) => form,
             Err(message) => return error_page(StatusCode::BAD_REQUEST, &message, Some(&viewer)),
         };

@@ -319,6 +319,34 @@ async fn a_login_link_signs_in_once_and_changes_need_the_csrf_token() {
     );
     assert!(!detail.contains("<b>too many"));
 
+    // The usage export for invoices: a line per day, user and task, and totals.
+    // (The state writer counts requests into the rollups within ~20 ms.)
+    let mut usage = String::new();
+    for _ in 0..100 {
+        let response = browser.get("/ui/t/acme/usage.csv").await;
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/csv; charset=utf-8"
+        );
+        usage = response.text().await.unwrap();
+        if usage.contains("total,,,2,") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let lines: Vec<&str> = usage.lines().collect();
+    assert_eq!(
+        lines[0],
+        "day,user,task,requests,succeeded,failed,tokens_in,tokens_out,cost_usd"
+    );
+    assert!(lines[1].contains(",ali,invoice-backend,2,1,1,"), "{usage}");
+    assert!(
+        lines.last().unwrap().starts_with("total,,,2,1,1,"),
+        "{usage}"
+    );
+    let bad = browser.get("/ui/t/acme/usage.csv?from=yesterday").await;
+    assert_eq!(bad.status(), 400);
+
     // Only the plugin upload takes a file: a multipart post elsewhere is
     // refused before its body is read.
     let multipart = browser

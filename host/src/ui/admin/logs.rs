@@ -5,11 +5,10 @@ use bytes::Bytes;
 use futures_util::stream;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use hyper::header::{HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use maud::{html, Markup};
 
-use super::Page;
+use super::{csv, Page};
 use crate::app::App;
 use crate::http::{Body, BoxError};
 use crate::state::model::RequestRecord;
@@ -209,22 +208,6 @@ pub fn one(page: &Page<'_>, at: &str, id: &str) -> Response<Body> {
     page.render("Request", "logs", body)
 }
 
-/// One CSV field: quoted when needed, and never read as a formula by a
-/// spreadsheet (a prompt may start with `=`).
-fn csv_field(out: &mut String, value: &str) {
-    let guarded = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if guarded || value.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        if guarded {
-            out.push('\'');
-        }
-        out.push_str(&value.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(value);
-    }
-}
-
 const CSV_HEADER: &str = "time,request_id,user,task,model,status,tokens_in,tokens_out,cost_usd,latency_ms,intent,drift,deviation_score,action,prompt\n";
 
 fn csv_rows(app: &App, tenant: &str, records: &[RequestRecord]) -> String {
@@ -253,13 +236,7 @@ fn csv_rows(app: &App, tenant: &str, records: &[RequestRecord]) -> String {
             r.action.clone().unwrap_or_default(),
             r.prompt.clone(),
         ];
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            csv_field(&mut out, field);
-        }
-        out.push('\n');
+        csv::row(&mut out, &fields);
     }
     out
 }
@@ -304,35 +281,8 @@ pub fn csv(page: &Page<'_>) -> Response<Body> {
             Some((Ok(Frame::data(Bytes::from(rows))), (next, filter)))
         }
     });
-    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    let name = format!(
-        "attachment; filename=\"warden-{}-requests.csv\"",
-        page.tenant
-    );
-    headers.insert(
-        CONTENT_DISPOSITION,
-        HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment")),
-    );
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_never_formulas() {
-        let mut out = String::new();
-        csv_field(&mut out, "plain");
-        out.push('|');
-        csv_field(&mut out, "a, \"b\"\nc");
-        out.push('|');
-        csv_field(&mut out, "=HYPERLINK(\"x\")");
-        assert_eq!(out, "plain|\"a, \"\"b\"\"\nc\"|\"'=HYPERLINK(\"\"x\"\")\"");
-    }
+    csv::response(
+        BodyExt::boxed_unsync(StreamBody::new(body)),
+        &format!("warden-{}-requests.csv", page.tenant),
+    )
 }

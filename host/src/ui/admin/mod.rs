@@ -2,12 +2,14 @@
 //! checked that the viewer administers the tenant.
 
 mod actions;
+mod csv;
 mod logs;
 mod overview;
 mod plugins;
 mod review;
 mod tasks;
 mod tokens;
+mod usage;
 mod users;
 
 use std::collections::HashMap;
@@ -101,6 +103,7 @@ pub async fn route(
         (&Method::GET, ["tokens"], _) => tokens::list(page),
         (&Method::GET, ["logs"], _) => logs::list(page),
         (&Method::GET, ["logs.csv"], _) => logs::csv(page),
+        (&Method::GET, ["usage.csv"], _) => usage::csv(page),
         (&Method::GET, ["logs", at, id], _) => logs::one(page, at, id),
         (&Method::GET, ["plugins"], _) => plugins::list(page),
         (&Method::POST, path, Some(form)) => actions::run(page, path, &form).await,

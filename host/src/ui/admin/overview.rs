@@ -119,9 +119,25 @@ pub fn page(page: &Page<'_>) -> Response<Body> {
         .map(|c| c.failures(page.tenant))
         .unwrap_or_default();
     let tokens = |u: &DailyUsage| (u.tokens_in + u.tokens_out) as f64;
+    // Invoices are per month: this month so far, and the whole last one.
+    let (_, month_start) = entry.calendar.today_and_month_start(now);
+    let last_month = month_start
+        .parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.yesterday().ok())
+        .map(|end| (end.first_of_month(), end));
 
     let body = html! {
-        h1 { "Overview" }
+        div.spread {
+            h1 { "Overview" }
+            div.row #usage-exports {
+                "Usage CSV:"
+                a href=(page.url("usage.csv")) download { "this month" }
+                @if let Some((from, to)) = last_month {
+                    a href={ (page.url("usage.csv")) "?from=" (from) "&to=" (to) } download { "last month" }
+                }
+            }
+        }
         p.sub { "Tenant " (page.tenant) " · last " (DAYS) " days · times in " (entry.calendar.name()) }
         div.grid {
             div.panel.stat { div.label { "Requests today" } div.value { (int(today.requests)) } div.note { (int(today.failed)) " refused or failed" } }

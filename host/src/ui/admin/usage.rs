@@ -1,0 +1,93 @@
+//! Usage export for invoices: requests, tokens and estimated cost per local
+//! day, user and task over a date range, from the daily rollups (no log scan).
+
+use hyper::{Response, StatusCode};
+
+use super::{csv, Page};
+use crate::http::{full, Body};
+use crate::state::{usage_report, Grouping, UsageQuery};
+use crate::ui::error_page;
+
+const HEADER: &str = "day,user,task,requests,succeeded,failed,tokens_in,tokens_out,cost_usd\n";
+
+/// `usage.csv?from=YYYY-MM-DD&to=YYYY-MM-DD` (local dates, inclusive;
+/// default this month), with a totals line.
+pub fn csv(page: &Page<'_>) -> Response<Body> {
+    let directory = page.app.db.directory();
+    let Some(entry) = directory.tenant(page.tenant) else {
+        return page.not_found("no such tenant");
+    };
+    let (today, month_start) = entry
+        .calendar
+        .today_and_month_start(page.app.clock.now_ms());
+    let mut range = [("from", month_start), ("to", today)];
+    for (key, value) in &mut range {
+        if let Some(date) = page.param(key) {
+            match date.parse::<jiff::civil::Date>() {
+                Ok(d) => *value = d.to_string(),
+                Err(_) => {
+                    let message = format!("'{key}' must be a date like 2026-11-22");
+                    return error_page(StatusCode::BAD_REQUEST, &message, Some(page.viewer));
+                }
+            }
+        }
+    }
+    let [(_, from), (_, to)] = &range;
+    let group = Grouping {
+        day: true,
+        user: true,
+        task: true,
+    };
+    let query = UsageQuery {
+        tenant: page.tenant,
+        from,
+        to,
+        user: page.param("user"),
+        task: page.param("task"),
+        group,
+    };
+    let (rows, totals) = match usage_report(&page.app.db, &query) {
+        Ok(report) => report,
+        Err(e) => {
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("{e:#}"),
+                Some(page.viewer),
+            )
+        }
+    };
+    let mut out = String::with_capacity(HEADER.len() + rows.len() * 64);
+    out.push_str(HEADER);
+    let line =
+        |out: &mut String, day: &str, user: &str, task: &str, u: &crate::state::DailyUsage| {
+            csv::row(
+                out,
+                &[
+                    day.to_string(),
+                    user.to_string(),
+                    task.to_string(),
+                    u.requests.to_string(),
+                    u.succeeded.to_string(),
+                    u.failed.to_string(),
+                    u.tokens_in.to_string(),
+                    u.tokens_out.to_string(),
+                    format!("{:.6}", u.cost_micro_usd as f64 / 1e6),
+                ],
+            )
+        };
+    for r in &rows {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        line(
+            &mut out,
+            &text(&r.day),
+            &text(&r.user),
+            &text(&r.task),
+            &r.usage,
+        );
+    }
+    line(&mut out, "total", "", "", &totals);
+    csv::response(
+        full(out),
+        &format!("warden-{}-usage-{from}-{to}.csv", page.tenant),
+    )
+}

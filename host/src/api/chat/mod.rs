@@ -2,16 +2,17 @@
 //! the tenant's chain, forward to the provider, pass the answer back (a
 //! stream chunk by chunk), then reconcile usage and log the request.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use serde::Deserialize;
+
+mod record;
+mod request;
 
 use super::{authenticate, header_value};
 use crate::app::App;
@@ -23,116 +24,17 @@ use crate::http::{full, Body};
 use crate::pipeline::{self, Assessment, CallFacts};
 use crate::runtime::bindings::guardrail;
 use crate::sse::{EventRewrite, HideUsageChunk};
-use crate::state::model::{RequestRecord, Task};
+use crate::state::model::RequestRecord;
 use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
+use record::complete;
+use request::{
+    estimate_tokens, read_body, rewrite_body, task_id_header, truncate, ChatRequest,
+    DEFAULT_COMPLETION_BUDGET,
+};
 
 const ENDPOINT: &str = "chat.completions";
-/// Completion budget assumed when the client sets no `max_tokens`.
-const DEFAULT_COMPLETION_BUDGET: u64 = 512;
-/// Largest oversized body still read (and dropped) before answering 413.
-const DRAIN_CAP: usize = 16 << 20;
 /// Longest prompt text handed to the intent stage.
 const INTENT_PROMPT_CAP: usize = 8 << 10;
-
-#[derive(Deserialize)]
-struct ChatRequest<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    messages: Option<Vec<Message>>,
-    #[serde(default)]
-    stream: bool,
-    max_tokens: Option<u64>,
-    max_completion_tokens: Option<u64>,
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    stream_options: Option<StreamOptions>,
-}
-
-#[derive(Deserialize)]
-struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    role: String,
-    #[serde(default)]
-    content: serde_json::Value,
-}
-
-impl Message {
-    /// The text of a message: a plain string or the `text` parts of an array.
-    fn text(&self) -> Cow<'_, str> {
-        match &self.content {
-            serde_json::Value::String(s) => Cow::Borrowed(s),
-            serde_json::Value::Array(parts) => Cow::Owned(
-                parts
-                    .iter()
-                    .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
-            _ => Cow::Borrowed(""),
-        }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// Prompt tokens (about four bytes each, plus per-message overhead) and the
-/// completion budget: the most this call can cost, reserved up front.
-fn estimate_tokens(messages: &[Message], completion_budget: u64) -> u64 {
-    let prompt: u64 = messages.iter().map(|m| m.text().len() as u64 / 4 + 4).sum();
-    prompt + completion_budget
-}
-
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if let Some(declared) = declared.filter(|n| *n > limit) {
-        // Read (and drop) a moderately oversized body before answering, so
-        // the client is not cut off mid-upload and sees the 413; past the
-        // drain cap the connection is simply closed after the answer.
-        if declared <= DRAIN_CAP {
-            let mut body = req.into_body();
-            let drain = async { while let Some(Ok(_)) = body.frame().await {} };
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
-        }
-        return Err(ApiError::payload_too_large(limit));
-    }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::payload_too_large(limit))
-        }
-        Err(e) => Err(ApiError::bad_request(
-            "body_read_failed",
-            format!("could not read the request body: {e}"),
-        )),
-    }
-}
-
-fn task_id_header(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-task-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(String::from)
-}
 
 pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
@@ -485,49 +387,6 @@ async fn proxy(
     Ok(response)
 }
 
-/// Removes `metadata.task_id` (Warden's, not the provider's) from a body,
-/// asks for stream usage when `add_usage`, and for the model's own label of
-/// the prompt when `embedded_task` is set.
-fn rewrite_body(
-    body: &Bytes,
-    add_usage: bool,
-    embedded_task: Option<&Task>,
-) -> Result<Bytes, ApiError> {
-    let mut value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
-    if let Some(object) = value.as_object_mut() {
-        if add_usage {
-            let options = object
-                .entry("stream_options")
-                .or_insert_with(|| serde_json::json!({}));
-            if let Some(options) = options.as_object_mut() {
-                options.insert("include_usage".into(), true.into());
-            }
-        }
-        let empty = match object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            Some(metadata) => {
-                metadata.remove("task_id");
-                metadata.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            object.remove("metadata");
-        }
-    }
-    if let Some(task) = embedded_task {
-        embedded_intent::instruct(&mut value, task);
-    }
-    serde_json::to_vec(&value)
-        .map(Bytes::from)
-        .map_err(|e| ApiError::internal(e.to_string()))
-}
-
-/// Ends a request's bookkeeping: replaces the reservation with real usage
-/// (the estimate stays when the provider reported none), and journals the
-/// record with the user's counters, taken under the same lock, before the
-/// response is finished, so an answered request survives `kill -9`
-/// (see state/journal.rs).
 /// A streamed answer held until the tenant's guardrails have screened all
 /// of it (see guardrails.rs), then sent whole, as the same SSE events.
 async fn screened_stream(
@@ -567,29 +426,4 @@ async fn screened_stream(
     }
     complete(app, record, reserved, usage, started);
     screened
-}
-
-fn complete(
-    app: &App,
-    mut record: RequestRecord,
-    reserved: u64,
-    usage: Option<Usage>,
-    started: Instant,
-) {
-    let actual = usage.map_or(reserved, |u| u.prompt_tokens + u.completion_tokens);
-    if let Some(u) = usage {
-        record.tokens_in = u.prompt_tokens;
-        record.tokens_out = u.completion_tokens;
-    }
-    record.latency_ms = started.elapsed().as_millis() as u64;
-    let counters = app.activity.with_user(
-        &record.tenant_id,
-        &record.user_id,
-        &app.moment(&record.tenant_id),
-        |a| {
-            a.reconcile(reserved, actual);
-            a.counters()
-        },
-    );
-    app.writer.record(record, Some(counters));
 }

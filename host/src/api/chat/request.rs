@@ -1,0 +1,158 @@
+//! The client's chat-completion request: parsing what Warden reads of it,
+//! reading the body within limits, and the body sent on to the provider.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, CONTENT_LENGTH};
+use hyper::Request;
+use serde::Deserialize;
+
+use crate::embedded_intent;
+use crate::error::ApiError;
+use crate::state::model::Task;
+
+/// Completion budget assumed when the client sets no `max_tokens`.
+pub(super) const DEFAULT_COMPLETION_BUDGET: u64 = 512;
+/// Largest oversized body still read (and dropped) before answering 413.
+const DRAIN_CAP: usize = 16 << 20;
+
+#[derive(Deserialize)]
+pub(super) struct ChatRequest<'a> {
+    #[serde(borrow)]
+    pub(super) model: Option<Cow<'a, str>>,
+    pub(super) messages: Option<Vec<Message>>,
+    #[serde(default)]
+    pub(super) stream: bool,
+    pub(super) max_tokens: Option<u64>,
+    pub(super) max_completion_tokens: Option<u64>,
+    pub(super) metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub(super) stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct StreamOptions {
+    #[serde(default)]
+    pub(super) include_usage: bool,
+}
+
+#[derive(Deserialize)]
+pub(super) struct Message {
+    #[serde(default)]
+    pub(super) role: String,
+    #[serde(default)]
+    pub(super) content: serde_json::Value,
+}
+
+impl Message {
+    /// The text of a message: a plain string or the `text` parts of an array.
+    pub(super) fn text(&self) -> Cow<'_, str> {
+        match &self.content {
+            serde_json::Value::String(s) => Cow::Borrowed(s),
+            serde_json::Value::Array(parts) => Cow::Owned(
+                parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            _ => Cow::Borrowed(""),
+        }
+    }
+}
+
+pub(super) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Prompt tokens (about four bytes each, plus per-message overhead) and the
+/// completion budget: the most this call can cost, reserved up front.
+pub(super) fn estimate_tokens(messages: &[Message], completion_budget: u64) -> u64 {
+    let prompt: u64 = messages.iter().map(|m| m.text().len() as u64 / 4 + 4).sum();
+    prompt + completion_budget
+}
+
+pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(declared) = declared.filter(|n| *n > limit) {
+        // Read (and drop) a moderately oversized body before answering, so
+        // the client is not cut off mid-upload and sees the 413; past the
+        // drain cap the connection is simply closed after the answer.
+        if declared <= DRAIN_CAP {
+            let mut body = req.into_body();
+            let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        }
+        return Err(ApiError::payload_too_large(limit));
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(e) => Err(ApiError::bad_request(
+            "body_read_failed",
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+pub(super) fn task_id_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-task-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+}
+
+/// Removes `metadata.task_id` (Warden's, not the provider's) from a body,
+/// asks for stream usage when `add_usage`, and for the model's own label of
+/// the prompt when `embedded_task` is set.
+pub(super) fn rewrite_body(
+    body: &Bytes,
+    add_usage: bool,
+    embedded_task: Option<&Task>,
+) -> Result<Bytes, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    if let Some(object) = value.as_object_mut() {
+        if add_usage {
+            let options = object
+                .entry("stream_options")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(options) = options.as_object_mut() {
+                options.insert("include_usage".into(), true.into());
+            }
+        }
+        let empty = match object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            Some(metadata) => {
+                metadata.remove("task_id");
+                metadata.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            object.remove("metadata");
+        }
+    }
+    if let Some(task) = embedded_task {
+        embedded_intent::instruct(&mut value, task);
+    }
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}

@@ -383,7 +383,21 @@ async fn a_rotated_key_signs_new_tokens_and_old_tokens_stay_valid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_reports_sum_per_day_user_and_task_with_totals() {
-    let env = TestEnv::start(vec![TenantSpec::new("acme"), TenantSpec::new("globex")]).await;
+    // The server's own price for the model (per million tokens) makes the
+    // estimated cost exact: 1,000 µ$ per token in, 2,000 per token out.
+    let env = TestEnv::start_with(
+        vec![TenantSpec::new("acme"), TenantSpec::new("globex")],
+        |c| {
+            c.pricing = std::collections::HashMap::from([(
+                "gpt-4o-mini".to_string(),
+                warden::pricing::Price {
+                    input: 1000.0,
+                    output: 2000.0,
+                },
+            )])
+        },
+    )
+    .await;
     let admin = env.user_with_role("acme", "maya", Role::Admin);
     let (status, _) = env
         .admin(
@@ -466,6 +480,12 @@ async fn usage_reports_sum_per_day_user_and_task_with_totals() {
         by_user["totals"]["tokens_in"].as_u64().unwrap()
             + by_user["totals"]["tokens_out"].as_u64().unwrap(),
         tokens["ali"] + tokens["bo"]
+    );
+    let totals = &by_user["totals"];
+    assert_eq!(
+        totals["cost_micro_usd"].as_u64().unwrap(),
+        totals["tokens_in"].as_u64().unwrap() * 1000
+            + totals["tokens_out"].as_u64().unwrap() * 2000
     );
 
     // Default grouping: day × user × task; filters narrow the rows and totals.

@@ -35,6 +35,7 @@ impl App {
     /// inside a tokio runtime (it starts the state writer).
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
+        db.set_pricing(crate::pricing::Pricing::new(&config.pricing));
         let activity = Arc::new(Activity::load(&db.usage)?);
         let (writer, writer_task) = StateWriter::spawn(
             db.clone(),

@@ -29,6 +29,10 @@ pub struct Config {
     /// audit log are kept regardless.
     pub log_retention_days: u64,
     pub tls: Option<TlsConfig>,
+    /// Prices per million tokens by model-name prefix, for the estimated
+    /// cost in reports (`"gpt-4o-mini" = { input = 0.15, output = 0.6 }`);
+    /// they come before the built-in list prices.
+    pub pricing: std::collections::HashMap<String, crate::pricing::Price>,
     pub upstream: UpstreamConfig,
     pub runtime: RuntimeSection,
 }
@@ -90,6 +94,7 @@ impl Default for Config {
             prompt_log_cap_bytes: 16 << 10,
             log_retention_days: 90,
             tls: None,
+            pricing: Default::default(),
             upstream: UpstreamConfig::default(),
             runtime: RuntimeSection::default(),
         }
@@ -152,6 +157,16 @@ mod tests {
         assert_eq!(example.upstream.models, default.upstream.models);
         assert_eq!(example.runtime.max_instances, default.runtime.max_instances);
         assert_eq!(example.log_retention_days, default.log_retention_days);
+    }
+
+    #[test]
+    fn prices_take_whole_or_decimal_numbers() {
+        let config: Config =
+            toml::from_str("[pricing]\n\"llama\" = { input = 0, output = 0 }\n\"gpt-4o\" = { input = 2.5, output = 10 }")
+                .unwrap();
+        assert_eq!(config.pricing["gpt-4o"].output, 10.0);
+        assert_eq!(config.pricing["llama"].input, 0.0);
+        assert!(toml::from_str::<Config>("[pricing]\n\"x\" = { input = 1, outptu = 2 }").is_err());
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Db {
     pub(crate) ui_sessions: sled::Tree,
     pub(crate) ui_login_codes: sled::Tree,
     directory: ArcSwap<Directory>,
+    /// Prices for the rollups' estimated cost (the server's configuration).
+    pricing: ArcSwap<crate::pricing::Pricing>,
 }
 
 pub(crate) fn compound_key(parts: &[&str]) -> Vec<u8> {
@@ -144,11 +146,21 @@ impl Db {
             ui_sessions: tree("ui_sessions")?,
             ui_login_codes: tree("ui_login_codes")?,
             directory: ArcSwap::from_pointee(Directory::default()),
+            pricing: ArcSwap::from_pointee(crate::pricing::Pricing::default()),
             db,
         };
         this.reload()?;
         this.index_logs_if_needed()?;
         Ok(this)
+    }
+
+    /// Prices the rollups estimate cost with.
+    pub fn pricing(&self) -> arc_swap::Guard<Arc<crate::pricing::Pricing>> {
+        self.pricing.load()
+    }
+
+    pub fn set_pricing(&self, pricing: crate::pricing::Pricing) {
+        self.pricing.store(Arc::new(pricing));
     }
 
     /// The current snapshot; cheap, lock-free.

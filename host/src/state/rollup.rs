@@ -46,7 +46,7 @@ impl DailyUsage {
         self.cost_micro_usd += other.cost_micro_usd;
     }
 
-    fn of(record: &RequestRecord) -> Self {
+    fn of(record: &RequestRecord, pricing: &crate::pricing::Pricing) -> Self {
         let ok = (200..300).contains(&record.status);
         Self {
             requests: 1,
@@ -55,7 +55,7 @@ impl DailyUsage {
             tokens_in: record.tokens_in,
             tokens_out: record.tokens_out,
             latency_ms: record.latency_ms,
-            cost_micro_usd: crate::pricing::cost_micro_usd(
+            cost_micro_usd: pricing.cost_micro_usd(
                 &record.model,
                 record.tokens_in,
                 record.tokens_out,
@@ -78,6 +78,7 @@ pub(crate) fn log_and_count(
         return Ok(());
     }
     let directory = db.directory();
+    let pricing = db.pricing();
     let dated: Vec<Vec<u8>> = entries
         .iter()
         .map(|(_, _, r)| {
@@ -103,7 +104,7 @@ pub(crate) fn log_and_count(
                     deltas
                         .entry(rollup)
                         .or_default()
-                        .add(&DailyUsage::of(record));
+                        .add(&DailyUsage::of(record, &pricing));
                 }
             }
             for (key, delta) in deltas {

@@ -185,7 +185,11 @@ pub fn one(page: &Page<'_>, at: &str, id: &str) -> Response<Body> {
     let Some(r) = record else {
         return page.not_found(&format!("no request '{id}'"));
     };
-    let cost = crate::pricing::cost_micro_usd(&r.model, r.tokens_in, r.tokens_out);
+    let cost = page
+        .app
+        .db
+        .pricing()
+        .cost_micro_usd(&r.model, r.tokens_in, r.tokens_out);
     let body = html! {
         h1 { "Request " code { (r.id) } }
         p.sub { (page.local_time(r.at_ms)) }
@@ -213,10 +217,11 @@ const CSV_HEADER: &str = "time,request_id,user,task,model,status,tokens_in,token
 fn csv_rows(app: &App, tenant: &str, records: &[RequestRecord]) -> String {
     let directory = app.db.directory();
     let calendar = directory.tenant(tenant).map(|e| &e.calendar);
+    let pricing = app.db.pricing();
     let mut out = String::with_capacity(records.len() * 256);
     for r in records {
         let time = calendar.map(|c| c.local_time(r.at_ms)).unwrap_or_default();
-        let cost = crate::pricing::cost_micro_usd(&r.model, r.tokens_in, r.tokens_out) as f64 / 1e6;
+        let cost = pricing.cost_micro_usd(&r.model, r.tokens_in, r.tokens_out) as f64 / 1e6;
         let fields = [
             time,
             r.id.clone(),

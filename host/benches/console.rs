@@ -46,8 +46,7 @@ fn record(n: u64, now_ms: u64, user: String, task: String) -> RequestRecord {
         deviation_delta: Some(if off_task { 1.0 } else { 0.0 }),
         deviation_score: Some(if off_task { 1.0 } else { 0.0 }),
         action: Some(if off_task { "warn" } else { "none" }.into()),
-        error: None,
-        model_intent: None,
+        ..RequestRecord::default()
     }
 }
 

@@ -33,19 +33,11 @@ pub(crate) fn sample_record(tenant: &str, id: &str, at_ms: u64) -> model::Reques
         model: "m".into(),
         prompt: "p".into(),
         status: 200,
-        stream: false,
         tokens_in: 1,
         tokens_out: 1,
         response_bytes: 1,
         latency_ms: 1,
-        intent: None,
-        confidence: None,
-        drift: None,
-        deviation_delta: None,
-        deviation_score: None,
-        action: None,
-        error: None,
-        model_intent: None,
+        ..Default::default()
     }
 }
 

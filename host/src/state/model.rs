@@ -139,8 +139,9 @@ pub struct TokenRecord {
     pub models: Vec<String>,
 }
 
-/// One proxied request, as the request log keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One proxied request, as the request log keeps it. `Default` is a record
+/// with nothing measured yet: no status, tokens or intent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub id: String,
     pub at_ms: u64,

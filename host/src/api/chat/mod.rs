@@ -118,20 +118,8 @@ async fn proxy(
         endpoint: ENDPOINT.into(),
         model: model.to_string(),
         prompt: truncate(&prompt, app.config.prompt_log_cap_bytes).to_string(),
-        status: 0,
         stream: chat.stream,
-        tokens_in: 0,
-        tokens_out: 0,
-        response_bytes: 0,
-        latency_ms: 0,
-        intent: None,
-        confidence: None,
-        drift: None,
-        deviation_delta: None,
-        deviation_score: None,
-        action: None,
-        error: None,
-        model_intent: None,
+        ..RequestRecord::default()
     };
 
     // The chain.

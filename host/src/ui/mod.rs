@@ -104,7 +104,8 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
 async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path
-        .trim_start_matches("/ui")
+        .strip_prefix("/ui")
+        .unwrap_or(&path)
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
@@ -145,7 +146,8 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
             );
         }
         // Only an admin's plugin upload may send a file (up to 64 MiB).
-        let upload = viewer.is_admin() && matches!(segments.as_slice(), ["t", _, "plugins"]);
+        let upload =
+            matches!(segments.as_slice(), ["t", tenant, "plugins"] if viewer.administers(tenant));
         let form = match form::Form::read(req, upload).await {
             Ok(form) => form,
             Err(message) => return error_page(StatusCode::BAD_REQUEST, &message, Some(&viewer)),

@@ -12,6 +12,7 @@ mod views;
 
 pub use plugins::MAX_PLUGIN_BYTES;
 pub use users::review_queue;
+pub(crate) use views::date_param;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -91,7 +91,10 @@ pub fn events(
 }
 
 /// A `YYYY-MM-DD` query parameter, checked so that range keys stay well formed.
-fn date_param(query: &HashMap<String, String>, key: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn date_param(
+    query: &HashMap<String, String>,
+    key: &str,
+) -> Result<Option<String>, ApiError> {
     query
         .get(key)
         .map(|v| {

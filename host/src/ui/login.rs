@@ -98,46 +98,49 @@ pub async fn with_token(app: &Arc<App>, req: Request<Incoming>) -> Response<Body
         Err(refused) => return refused,
     };
     let Some(text) = form.get("token") else {
-        return self::form(
-            &HashMap::new(),
+        return refused(secure, StatusCode::BAD_REQUEST, "paste your token");
+    };
+    match token::verify(&app.db.directory(), text) {
+        Ok(claims) => open_session(
+            app,
+            &claims.tid,
+            &claims.sub,
+            Some(claims.jti.clone()),
+            Some(claims.exp * 1000),
+        ),
+        Err(e) => refused(
             secure,
-            Some((StatusCode::BAD_REQUEST, "paste your token")),
+            StatusCode::UNAUTHORIZED,
+            &format!("this token cannot sign in: {e}"),
+        ),
+    }
+}
+
+/// The sign-in form again, with why the last attempt was refused.
+fn refused(secure: bool, status: StatusCode, message: &str) -> Response<Body> {
+    form(&HashMap::new(), secure, Some((status, message)))
+}
+
+const LINK_GONE: &str = "this sign-in link was used already or has expired: ask for a new one";
+
+/// Opens a session for a user who still exists, and sends them home.
+fn open_session(
+    app: &App,
+    tenant_id: &str,
+    user_id: &str,
+    jti: Option<String>,
+    token_expires_ms: Option<u64>,
+) -> Response<Body> {
+    let secure = app.config.tls.is_some();
+    let Some(home) = session::user_home(app, tenant_id, user_id) else {
+        return refused(
+            secure,
+            StatusCode::UNAUTHORIZED,
+            "this user no longer exists",
         );
     };
-    let claims = match token::verify(&app.db.directory(), text) {
-        Ok(claims) => claims,
-        Err(e) => {
-            let message = format!("this token cannot sign in: {e}");
-            return self::form(
-                &HashMap::new(),
-                secure,
-                Some((StatusCode::UNAUTHORIZED, &message)),
-            );
-        }
-    };
-    match session::open(
-        app,
-        &claims.tid,
-        &claims.sub,
-        Some(claims.jti.clone()),
-        Some(claims.exp * 1000),
-    ) {
-        Ok(secret) => {
-            let home = match session::viewer_home(app, &claims.tid, &claims.sub) {
-                Some(home) => home,
-                None => {
-                    return self::form(
-                        &HashMap::new(),
-                        secure,
-                        Some((
-                            StatusCode::UNAUTHORIZED,
-                            "the token's user no longer exists",
-                        )),
-                    )
-                }
-            };
-            signed_in(app, &secret, &home)
-        }
+    match session::open(app, tenant_id, user_id, jti, token_expires_ms) {
+        Ok(secret) => signed_in(app, &secret, &home),
         Err(e) => super::error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"), None),
     }
 }
@@ -147,14 +150,7 @@ pub async fn with_token(app: &Arc<App>, req: Request<Incoming>) -> Response<Body
 pub fn link_form(app: &App, query: &HashMap<String, String>, secure: bool) -> Response<Body> {
     let code = query.get("code").map(String::as_str).unwrap_or("");
     if !app.db.login_code_valid(code, app.clock.now_ms()) {
-        return form(
-            &HashMap::new(),
-            secure,
-            Some((
-                StatusCode::GONE,
-                "this sign-in link was used already or has expired: ask for a new one",
-            )),
-        );
+        return refused(secure, StatusCode::GONE, LINK_GONE);
     }
     login_page("Sign in", secure, StatusCode::OK, |nonce| {
         html! {
@@ -176,34 +172,9 @@ pub async fn with_link(app: &Arc<App>, req: Request<Incoming>) -> Response<Body>
         Err(refused) => return refused,
     };
     let now = app.clock.now_ms();
-    let login = match app.db.take_login_code(form.get("code").unwrap_or(""), now) {
-        Ok(Some(login)) => login,
-        Ok(None) => {
-            return self::form(
-                &HashMap::new(),
-                secure,
-                Some((
-                    StatusCode::GONE,
-                    "this sign-in link was used already or has expired: ask for a new one",
-                )),
-            )
-        }
-        Err(e) => {
-            return super::error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"), None)
-        }
-    };
-    let Some(home) = session::viewer_home(app, &login.tenant_id, &login.user_id) else {
-        return self::form(
-            &HashMap::new(),
-            secure,
-            Some((
-                StatusCode::UNAUTHORIZED,
-                "this link's user no longer exists",
-            )),
-        );
-    };
-    match session::open(app, &login.tenant_id, &login.user_id, None, None) {
-        Ok(secret) => signed_in(app, &secret, &home),
+    match app.db.take_login_code(form.get("code").unwrap_or(""), now) {
+        Ok(Some(login)) => open_session(app, &login.tenant_id, &login.user_id, None, None),
+        Ok(None) => refused(secure, StatusCode::GONE, LINK_GONE),
         Err(e) => super::error_page(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"), None),
     }
 }

@@ -96,7 +96,7 @@ pub struct Viewer {
 
 impl Viewer {
     pub fn is_admin(&self) -> bool {
-        self.role != Role::User && self.status != UserStatus::Blocked
+        admin_role(self.role, self.status)
     }
 
     /// Whether this viewer may open the admin pages of `tenant`.
@@ -116,11 +116,21 @@ impl Viewer {
 
     /// Where signing in lands.
     pub fn home(&self) -> String {
-        if self.is_admin() {
-            format!("/ui/t/{}", self.tenant_id)
-        } else {
-            "/ui/me".into()
-        }
+        home(&self.tenant_id, self.role, self.status)
+    }
+}
+
+/// Whether a user may use the admin pages: an admin who is not blocked.
+fn admin_role(role: Role, status: UserStatus) -> bool {
+    role != Role::User && status != UserStatus::Blocked
+}
+
+/// An admin lands on their tenant, anyone else on their own page.
+fn home(tenant_id: &str, role: Role, status: UserStatus) -> String {
+    if admin_role(role, status) {
+        format!("/ui/t/{tenant_id}")
+    } else {
+        "/ui/me".into()
     }
 }
 
@@ -205,17 +215,8 @@ pub fn session_max_age_secs() -> u64 {
 }
 
 /// Where a user lands after signing in; `None` if they do not exist.
-pub fn viewer_home(app: &App, tenant_id: &str, user_id: &str) -> Option<String> {
+pub fn user_home(app: &App, tenant_id: &str, user_id: &str) -> Option<String> {
     let directory = app.db.directory();
     let user = directory.tenant(tenant_id)?.users.get(user_id)?;
-    let viewer = Viewer {
-        tenant_id: tenant_id.into(),
-        user_id: user_id.into(),
-        name: user.name.clone(),
-        role: user.role,
-        status: user.status,
-        csrf: String::new(),
-        secret: String::new(),
-    };
-    Some(viewer.home())
+    Some(home(tenant_id, user.role, user.status))
 }

@@ -4,6 +4,7 @@
 use hyper::{Response, StatusCode};
 
 use super::{csv, Page};
+use crate::admin_api::date_param;
 use crate::http::{full, Body};
 use crate::state::{usage_report, Grouping, UsageQuery};
 use crate::ui::error_page;
@@ -20,19 +21,13 @@ pub fn csv(page: &Page<'_>) -> Response<Body> {
     let (today, month_start) = entry
         .calendar
         .today_and_month_start(page.app.clock.now_ms());
-    let mut range = [("from", month_start), ("to", today)];
-    for (key, value) in &mut range {
-        if let Some(date) = page.param(key) {
-            match date.parse::<jiff::civil::Date>() {
-                Ok(d) => *value = d.to_string(),
-                Err(_) => {
-                    let message = format!("'{key}' must be a date like 2026-11-22");
-                    return error_page(StatusCode::BAD_REQUEST, &message, Some(page.viewer));
-                }
-            }
-        }
-    }
-    let [(_, from), (_, to)] = &range;
+    let dates =
+        date_param(&page.query, "from").and_then(|from| Ok((from, date_param(&page.query, "to")?)));
+    let (from, to) = match dates {
+        Ok((from, to)) => (from.unwrap_or(month_start), to.unwrap_or(today)),
+        Err(e) => return error_page(e.status, &e.message, Some(page.viewer)),
+    };
+    let (from, to) = (&from, &to);
     let group = Grouping {
         day: true,
         user: true,

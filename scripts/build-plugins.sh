@@ -61,6 +61,17 @@ if [[ ! -f $js/node_modules/.package-lock.json || $js/package-lock.json -nt $js/
   # leaves other platforms' optional native packages out of lock files.
   npm install --prefix "$js" --no-audit --no-fund --loglevel=error >/dev/null
 fi
+# `warden plugin new --lang js` projects install the same packages offline
+# without a lock file, which needs npm's full metadata of the whole tree (a
+# lock-file install caches only the abbreviated one): fetch it once.
+npm_warm=$target_dir/npm-full-metadata.stamp
+if [[ ! -f $npm_warm || $js/package.json -nt $npm_warm ]]; then
+  warm=$(mktemp -d)
+  cp "$js/package.json" "$warm/"
+  npm install --prefix "$warm" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  rm -rf "$warm"
+  mkdir -p "$(dirname "$npm_warm")" && touch "$npm_warm"
+fi
 if stale "$examples/blocked-words.wasm" "$js" wit; then
   npm run --prefix "$js" --silent build >/dev/null
   publish "$js/blocked-words.wasm" "$examples/blocked-words.wasm" && rm "$js/blocked-words.wasm"

@@ -172,6 +172,58 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
         serde_json::from_str(&remote(&["user", "show", "--tenant", "acme", "ali"])).unwrap();
     assert_eq!(shown["user"]["limits"]["requests_per_day"], 2);
 
+    // Misuse detection is the tenant's to tune: a task's examples, the
+    // thresholds and shadow mode, through the server.
+    let task: serde_json::Value = serde_json::from_str(&remote(&[
+        "task",
+        "update",
+        "--tenant",
+        "acme",
+        TASK,
+        "--description",
+        "REST API and PDF rendering for invoices",
+        "--example",
+        "write the SQL for the overdue reminders",
+        "--reason",
+        "scope",
+    ]))
+    .unwrap();
+    assert_eq!(
+        task["examples"][0],
+        "write the SQL for the overdue reminders"
+    );
+    assert_eq!(task["title"], "Invoice backend", "{task}");
+    remote(&[
+        "misuse",
+        "set",
+        "--tenant",
+        "acme",
+        "--shadow",
+        "true",
+        "--block-at",
+        "3",
+    ]);
+    let settings: serde_json::Value =
+        serde_json::from_str(&remote(&["misuse", "show", "--tenant", "acme"])).unwrap();
+    assert_eq!(settings["shadow"], true, "{settings}");
+    assert_eq!(settings["effective"]["block_at"], 3.0, "{settings}");
+    let refused = warden_output(&[
+        "misuse",
+        "set",
+        "--tenant",
+        "acme",
+        "--warn-at",
+        "5",
+        "--flag-at",
+        "1",
+        "--server",
+        &base,
+        "--token",
+        &admin_token,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("thresholds must rise"));
+
     // A user's token is not an admin token.
     let refused = warden_output(&[
         "user",
@@ -214,11 +266,13 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
     let login = std::env::var("USER").unwrap_or_else(|_| "operator".into());
     assert_eq!(
         trail[0],
-        ("user.limits".into(), "acme/boss".into()),
+        ("tenant.misuse".into(), "acme/boss".into()),
         "{events}"
     );
-    assert_eq!(trail[1], ("user.enable".into(), "acme/boss".into()));
-    assert_eq!(trail[2], ("user.block".into(), "acme/boss".into()));
+    assert_eq!(trail[1], ("task.update".into(), "acme/boss".into()));
+    assert_eq!(trail[2], ("user.limits".into(), "acme/boss".into()));
+    assert_eq!(trail[3], ("user.enable".into(), "acme/boss".into()));
+    assert_eq!(trail[4], ("user.block".into(), "acme/boss".into()));
     assert!(
         trail
             .iter()
@@ -324,7 +378,9 @@ fn train_intent_rebuilds_the_shipped_weights_from_the_training_set() {
         "--out",
         weights.to_str().unwrap(),
     ]);
-    assert_eq!(report["examples"], 458);
+    // Hand-written prompts, shared ones paired with three tasks each, and
+    // the composed ones of generated.jsonl.
+    assert!(report["examples"].as_u64().unwrap() > 3000, "{report}");
     // Same data, same seed: the same bytes as the weights the plugin embeds.
     let shipped = std::fs::read(root.join("data/intent/model.bin")).unwrap();
     assert!(
@@ -332,8 +388,8 @@ fn train_intent_rebuilds_the_shipped_weights_from_the_training_set() {
         "data/intent/model.bin is stale: run `warden train intent` and rebuild the plugins"
     );
 
-    // Leave-one-task-out scores every training prompt once, on a model
-    // that never saw its task.
+    // Cross-validation by task groups scores every training prompt once, on
+    // a model that never saw its task, and reports each kind of prompt.
     let cv = warden_json(&[
         "train",
         "intent",
@@ -341,7 +397,17 @@ fn train_intent_rebuilds_the_shipped_weights_from_the_training_set() {
         "--data",
         root.join("data/intent/train").to_str().unwrap(),
     ]);
-    assert_eq!(cv["per_task"].as_object().unwrap().len(), 9);
+    assert_eq!(cv["examples"], report["examples"]);
+    let categories = cv["categories"].as_object().unwrap();
+    for kind in [
+        "terse",
+        "personal",
+        "other_language",
+        "learning_career",
+        "side_work",
+    ] {
+        assert!(categories.contains_key(kind), "{kind}: {cv}");
+    }
     let held_out = &cv["held_out_major"];
     assert!(held_out["recall"].as_f64().unwrap() > 0.8, "{cv}");
     assert!(held_out["precision"].as_f64().unwrap() > 0.8, "{cv}");
@@ -367,12 +433,16 @@ fn eval_workload_sends_benign_and_abusive_users_through_the_proxy() {
     ];
     let report = warden_json(&args);
     assert_eq!(report["benign"]["users"], 6);
+    // Steady workers, terse developers and learners, two of each.
+    for kind in ["benign", "terse", "learner"] {
+        assert_eq!(report["benign"]["by_kind"][kind]["users"], 2, "{report}");
+    }
     assert_eq!(report["benign"]["calls"], 60, "{report}");
     let users = report["users"].as_array().unwrap();
     assert_eq!(users.len(), 10);
     // Abusers switch to unrelated prompts and are refused; nobody calls on
     // after a 403, and each block is counted in unrelated requests.
-    for user in users.iter().filter(|u| u["kind"] != "benign") {
+    for user in users.iter().filter(|u| u["benign"] != true) {
         let until = user["unrelated_until_blocked"].as_u64();
         assert!(until.is_some_and(|n| (1..=12).contains(&n)), "{user}");
         let last = user["incidents"].as_array().unwrap().last().unwrap();

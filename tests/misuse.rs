@@ -1,7 +1,10 @@
 //! Misuse detection end to end, over real HTTP with the real intent and
 //! deviation plugins: on-task work is never warned; a user who drifts is
-//! warned, then blocked (403), with the evidence in the audit log and the
-//! review queue; an admin re-enables them with a reason and they work again.
+//! warned, flagged, then blocked (403), with the evidence in the audit log
+//! and the review queue; an admin re-enables them with a reason and they
+//! work again. Admins correct the detector (a prompt marked on-task teaches
+//! it, for their tenant only), edit tasks, and choose thresholds and
+//! shadow mode.
 
 mod common;
 
@@ -21,6 +24,9 @@ const ON_TASK: &[&str] = &[
 const OFF_TASK: &[&str] = &[
     "Give me a recipe for dinner tonight with pasta",
     "Write a poem for my girlfriend's birthday",
+    "Write a cover letter for a marketing job at another company",
+    "Plan my holiday in Lisbon with a list of restaurants",
+    "Which used car should I buy for my family?",
 ];
 
 /// A second user of `tenant` who may work on the test task.
@@ -63,36 +69,70 @@ async fn drifting_user_is_warned_blocked_reviewed_and_re_enabled() {
     assert_eq!(standing["warning"], serde_json::Value::Null);
     assert_eq!(standing["deviation_score"], 0.0);
 
-    // The drifter: on-task first, then unrelated prompts.
+    // The drifter: on-task first, then unrelated prompts. Warden warns,
+    // then flags, then blocks: one step per call at most.
     assert_eq!(env.chat(&drifter, ON_TASK[0], false).await.status(), 200);
-    let warned = env.chat(&drifter, OFF_TASK[0], false).await;
-    assert_eq!(warned.status(), 200, "a warning lets the call through");
-    let warning = warned.headers()["x-warden-warning"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let mut sent = Vec::new();
+    let mut warnings = Vec::new();
+    let blocked = loop {
+        let prompt = OFF_TASK[sent.len()];
+        sent.push(prompt);
+        let response = env.chat(&drifter, prompt, false).await;
+        if response.status() == 403 {
+            break response;
+        }
+        assert_eq!(response.status(), 200, "a warning lets the call through");
+        if let Some(w) = response.headers().get("x-warden-warning") {
+            warnings.push(w.to_str().unwrap().to_string());
+        }
+        assert!(sent.len() < OFF_TASK.len(), "never blocked after {sent:?}");
+    };
+    assert!(
+        sent.len() >= 3,
+        "warned and flagged before the block: {sent:?}"
+    );
+    let warning = warnings.first().expect("warned before the block");
     assert!(warning.contains("unrelated"), "{warning}");
     let standing = me(&env, &drifter).await;
-    assert_eq!(
-        standing["warning"],
-        warning.as_str(),
+    assert_eq!(standing["status"], "blocked");
+    assert!(
+        standing["warning"].as_str().unwrap().contains("unrelated"),
         "/me shows the warning"
     );
+    let shown: Vec<&str> = standing["off_task_prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        shown[0],
+        *sent.last().unwrap(),
+        "/me shows which prompts, newest first"
+    );
+    assert_eq!(shown.len(), sent.len());
 
-    let blocked = env.chat(&drifter, OFF_TASK[1], false).await;
-    assert_eq!(blocked.status(), 403);
     let (_, code, message) = error_of(blocked).await;
     assert_eq!(code, "user_blocked");
-    assert!(message.contains("admin must re-enable"), "{message}");
+    assert!(message.contains("must re-enable"), "{message}");
+    assert!(
+        message.contains(*sent.last().unwrap()),
+        "names the prompts: {message}"
+    );
+    // Every later call of a blocked user gets the same code and evidence.
     let next = env.chat(&drifter, ON_TASK[1], false).await;
     assert_eq!(next.status(), 403, "blocked for on-task work too");
+    let (_, code, message) = error_of(next).await;
+    assert_eq!(code, "user_blocked");
+    assert!(message.contains(sent[sent.len() - 1]), "{message}");
     // The blocking call is logged with its intent and score beside the 403.
     let db = env.app().db.clone();
+    let last = *sent.last().unwrap();
     let blocking = || {
         db.recent_requests("acme", 100)
             .unwrap()
             .into_iter()
-            .find(|r| r.prompt == OFF_TASK[1])
+            .find(|r| r.prompt == last)
     };
     assert!(eventually(|| blocking().is_some()).await);
     let logged = blocking().unwrap();
@@ -101,7 +141,7 @@ async fn drifting_user_is_warned_blocked_reviewed_and_re_enabled() {
         (logged.drift.as_deref(), logged.action.as_deref()),
         (Some("major"), Some("block"))
     );
-    assert_eq!(logged.deviation_score, Some(2.0));
+    assert!(logged.deviation_score.unwrap() >= 2.0);
 
     // Every automatic action is an event with its evidence.
     let (status, events) = env
@@ -118,25 +158,29 @@ async fn drifting_user_is_warned_blocked_reviewed_and_re_enabled() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["user.block", "user.warn"], "newest first");
+    assert_eq!(actions[0], "user.block", "newest first: {actions:?}");
+    assert_eq!(actions[1], "user.flag", "flagged just before: {actions:?}");
+    assert_eq!(
+        *actions.last().unwrap(),
+        "user.warn",
+        "warned first: {actions:?}"
+    );
     let block = &events[0];
     assert_eq!(block["actor"], "warden");
     let details = &block["details"];
     assert_eq!(details["intent"]["drift"], "major");
-    assert_eq!(details["score_before"], 1.0);
-    assert_eq!(details["score"], 2.0);
-    // The signals count the earlier requests of the hour: one on-task, one warned.
-    assert_eq!(details["signals"]["requests_last_hour"], 2);
+    assert!(details["score"].as_f64().unwrap() >= 2.0);
+    assert!(details["score_before"].as_f64() < details["score"].as_f64());
+    // The signals count the earlier requests of the hour.
+    assert_eq!(details["signals"]["requests_last_hour"], sent.len() as u64);
     let prompts: Vec<&str> = details["prompts"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["prompt"].as_str().unwrap())
         .collect();
-    assert_eq!(prompts, OFF_TASK, "both off-task prompts, oldest first");
+    assert_eq!(prompts, sent, "every off-task prompt, oldest first");
     assert!(block["reason"].as_str().unwrap().contains("unrelated"));
-    let warn_prompts = events[1]["details"]["prompts"].as_array().unwrap();
-    assert_eq!(warn_prompts.len(), 1);
     // The steady user has no events at all.
     let (_, none) = env
         .admin(
@@ -181,6 +225,10 @@ async fn drifting_user_is_warned_blocked_reviewed_and_re_enabled() {
     let standing = me(&env, &drifter).await;
     assert_eq!(standing["deviation_score"], 0.0);
     assert_eq!(standing["status"], "active");
+    assert_eq!(
+        standing["admin_note"], reason,
+        "the user reads the admin's note"
+    );
 
     let (_, enabled) = env
         .admin(
@@ -263,5 +311,211 @@ async fn embedded_classification_is_logged_and_stripped_from_plain_and_streamed_
         env.app().db.recent_requests("plain", 1).unwrap()[0].model_intent,
         None
     );
+    env.stop().await;
+}
+
+/// Like the prompt an admin marked on-task; the other is its sibling.
+const PARTY: &str = "Plan the company summer party menu with a vegetarian lasagna";
+const PARTY_AGAIN: &str = "Plan the company summer party menu with a vegetarian curry";
+
+async fn intent_of(env: &TestEnv, token: &str, prompt: &str) -> (u16, String) {
+    let response = env.chat(token, prompt, false).await;
+    let intent = response
+        .headers()
+        .get("x-warden-intent")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (response.status().as_u16(), intent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_correction_teaches_the_detector_for_that_tenant_only() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme"), TenantSpec::new("globex")]).await;
+    let maya = env.user_with_role("acme", "maya", Role::Admin);
+    let gina = env.user_with_role("globex", "gina", Role::Admin);
+    let ali = env.token("acme");
+    let ali_at_globex = env.token("globex");
+
+    assert_eq!(
+        intent_of(&env, &ali, PARTY).await,
+        (200, "off_topic".into())
+    );
+    let standing = me(&env, &ali).await;
+    let held = &standing["off_task_prompts"][0];
+    assert_eq!(held["prompt"], PARTY);
+    let score_before = standing["deviation_score"].as_f64().unwrap();
+    assert!(score_before > 0.0);
+    let request = held["request_id"].as_str().unwrap().to_string();
+    let path = format!("/admin/v1/tenants/acme/users/ali/prompts/{request}/on-task");
+
+    // Another tenant's admin cannot correct acme's users.
+    let (status, _) = env.admin(&gina, "POST", &path, None).await;
+    assert_eq!(status, 404);
+
+    let note = "party planning is part of Ali's job this week";
+    let (status, answer) = env
+        .admin(
+            &maya,
+            "POST",
+            &path,
+            Some(serde_json::json!({ "note": note })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["task"], TASK);
+    // The prompt's score comes off; the user reads the admin's note.
+    let standing = me(&env, &ali).await;
+    assert!(
+        standing["deviation_score"].as_f64().unwrap() < 0.05,
+        "{standing}"
+    );
+    assert_eq!(standing["admin_note"], note);
+    assert_eq!(standing["off_task_prompts"].as_array().unwrap().len(), 0);
+    // It is now one of the task's examples, and the correction is audited.
+    let (_, task) = env
+        .admin(
+            &maya,
+            "GET",
+            &format!("/admin/v1/tenants/acme/tasks/{TASK}"),
+            None,
+        )
+        .await;
+    assert_eq!(task["examples"], serde_json::json!([PARTY]));
+    let (_, events) = env
+        .admin(
+            &maya,
+            "GET",
+            "/admin/v1/tenants/acme/events?action=prompt.on_task",
+            None,
+        )
+        .await;
+    let event = &events["data"][0];
+    assert_eq!(event["actor"], "acme/maya");
+    assert_eq!(event["details"]["request_id"], request.as_str());
+    assert_eq!(event["details"]["prompt"], PARTY);
+    // A prompt no longer held cannot be corrected twice.
+    let (status, _) = env.admin(&maya, "POST", &path, None).await;
+    assert_eq!(status, 404);
+
+    // A similar prompt is on-task for acme from the next call on...
+    let (status, intent) = intent_of(&env, &ali, PARTY_AGAIN).await;
+    assert_eq!(status, 200);
+    assert_ne!(intent, "off_topic", "acme learnt from its admin");
+    // ...and still off-task for every other tenant.
+    assert_eq!(
+        intent_of(&env, &ali_at_globex, PARTY_AGAIN).await,
+        (200, "off_topic".into())
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_edit_tasks_and_choose_thresholds_and_shadow_mode() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme"), TenantSpec::new("globex")]).await;
+    let maya = env.user_with_role("acme", "maya", Role::Admin);
+    let ali = env.token("acme");
+    let task_path = format!("/admin/v1/tenants/acme/tasks/{TASK}");
+
+    // Editing a task changes only the fields given, and is audited.
+    let changes = serde_json::json!({
+        "description": "REST API, database and PDF rendering for invoices",
+        "keywords": ["invoice", "pdf", " "],
+        "examples": ["Plan the team lunch for the release", "Plan the team lunch for the release"],
+        "reason": "clearer scope",
+    });
+    let (status, task) = env.admin(&maya, "PATCH", &task_path, Some(changes)).await;
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(task["title"], "Invoice backend", "untouched");
+    assert_eq!(task["keywords"], serde_json::json!(["invoice", "pdf"]));
+    assert_eq!(
+        task["examples"],
+        serde_json::json!(["Plan the team lunch for the release"])
+    );
+    let (_, events) = env
+        .admin(
+            &maya,
+            "GET",
+            "/admin/v1/tenants/acme/events?action=task.update",
+            None,
+        )
+        .await;
+    assert_eq!(events["data"][0]["reason"], "clearer scope");
+    for (body, want) in [
+        (serde_json::json!({}), 400),
+        (serde_json::json!({ "title": " " }), 400),
+        (serde_json::json!({ "colour": "red" }), 400),
+    ] {
+        let (status, answer) = env.admin(&maya, "PATCH", &task_path, Some(body)).await;
+        assert_eq!(status, want, "{answer}");
+    }
+    let (status, _) = env
+        .admin(
+            &maya,
+            "PATCH",
+            &format!("/admin/v1/tenants/globex/tasks/{TASK}"),
+            Some(serde_json::json!({ "title": "x" })),
+        )
+        .await;
+    assert_eq!(status, 404, "another tenant's task");
+
+    // Thresholds: the policy's, until the tenant sets its own.
+    let settings = "/admin/v1/tenants/acme/misuse";
+    let (status, shown) = env.admin(&maya, "GET", settings, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["effective"]["block_at"], 2.0);
+    assert_eq!(shown["shadow"], false);
+    let (status, answer) = env
+        .admin(
+            &maya,
+            "PUT",
+            settings,
+            Some(serde_json::json!({ "warn_at": 3.0, "flag_at": 2.0 })),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_settings"))
+    );
+
+    // Shadow mode: scored and flagged, never blocked.
+    let (status, shown) = env
+        .admin(
+            &maya,
+            "PUT",
+            settings,
+            Some(serde_json::json!({ "shadow": true, "reason": "trial" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["shadow"], true);
+    for prompt in OFF_TASK {
+        let response = env.chat(&ali, prompt, false).await;
+        assert_eq!(response.status(), 200, "shadow mode never blocks: {prompt}");
+    }
+    let standing = me(&env, &ali).await;
+    assert_eq!(standing["status"], "flagged");
+    assert!(standing["deviation_score"].as_f64().unwrap() >= 2.0);
+
+    // Back to the policy: the next off-task call blocks.
+    let (status, shown) = env
+        .admin(
+            &maya,
+            "PUT",
+            settings,
+            Some(serde_json::json!({ "reason": "trial over" })),
+        )
+        .await;
+    assert_eq!((status, &shown["shadow"]), (200, &serde_json::json!(false)));
+    let blocked = env.chat(&ali, OFF_TASK[0], false).await;
+    assert_eq!(blocked.status(), 403);
+    let (_, events) = env
+        .admin(
+            &maya,
+            "GET",
+            "/admin/v1/tenants/acme/events?action=tenant.misuse",
+            None,
+        )
+        .await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 2);
     env.stop().await;
 }

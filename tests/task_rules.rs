@@ -16,6 +16,7 @@ fn task(id: &str, endpoints: &[&str], models: &[&str], active: bool) -> Task {
         endpoints: endpoints.iter().map(|s| s.to_string()).collect(),
         models: models.iter().map(|s| s.to_string()).collect(),
         active,
+        examples: vec![],
     }
 }
 

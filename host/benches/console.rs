@@ -154,6 +154,7 @@ async fn main() {
                 endpoints: vec![],
                 models: vec![],
                 active: true,
+                examples: vec![],
             },
         )
         .unwrap();

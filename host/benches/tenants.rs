@@ -106,12 +106,23 @@ async fn main() {
     };
     let rust = read("build/plugins/pii-redactor.wasm");
     let python = read("build/examples/secret-scanner.wasm");
+    // The default intent stage carries its 5.4 MB word-vector table in its
+    // data segment: one build, shared copy-on-write by every tenant.
+    let intent = read("build/plugins/intent.wasm");
     println!("| scenario | RSS (MiB) | time (s) |");
     println!("|---|---:|---:|");
     let mut rows = Vec::new();
     rows.extend(scenario("Rust guardrail, 1,000 distinct builds", &rust, true).await);
     rows.extend(scenario("Rust guardrail, one build shared", &rust, false).await);
     rows.extend(scenario("Python guardrail, one build shared", &python, false).await);
+    rows.extend(
+        scenario(
+            "Intent stage (default model), one build shared",
+            &intent,
+            false,
+        )
+        .await,
+    );
     for row in rows {
         println!("| {} | {:.0} | {:.1} |", row.what, row.rss, row.seconds);
     }

@@ -35,6 +35,7 @@ pub fn create_tenant(
         status: TenantStatus::Active,
         created_at: crate::clock::now_secs(),
         timezone,
+        misuse: Default::default(),
     };
     db.put_tenant(&tenant)?;
     db.put_key(&crate::token::new_signing_key(id, 1, options.key_algorithm))?;

@@ -74,7 +74,18 @@ impl App {
                     config.plugin_dir.display()
                 )
             })?;
-            chains.build_all(db.directory().tenants.keys())?;
+            // Tenants' own settings and task examples, before their chains
+            // are built: both live in the state, not in files.
+            let directory = db.directory();
+            for (id, entry) in &directory.tenants {
+                if let Some(tenant) = &entry.tenant {
+                    chains.set_misuse_quietly(id, &tenant.misuse);
+                }
+                for task in entry.tasks.values() {
+                    chains.publish_examples(id, &task.id, &task.examples)?;
+                }
+            }
+            chains.build_all(directory.tenants.keys())?;
             Some(chains)
         } else {
             None

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::policy::{Policy, PolicySource};
+use crate::policy::{Policy, PolicySource, StagePolicy};
 use crate::runtime::bindings::types::{Drift, IntentLabel};
 use crate::runtime::{samples, CompiledPlugin, PluginRuntime, PluginScope, Stage, TenantPlugin};
+use crate::state::model::MisuseSettings;
 
 /// One stage of a tenant's chain.
 pub struct StageSlot {
@@ -55,6 +56,9 @@ pub struct Chains {
     /// The server's clock, handed to every plugin's `clock` import.
     clock: Arc<crate::clock::Clock>,
     by_tenant: ArcSwap<HashMap<String, Arc<TenantChain>>>,
+    /// Each tenant's own misuse settings (from its record, set through the
+    /// admin API), over its policy's deviation config.
+    misuse: ArcSwap<HashMap<String, MisuseSettings>>,
     build_lock: std::sync::Mutex<()>,
     /// Held by whoever changes plugin files and the plugin sets together
     /// (the hot-reload watcher, an upload), so they never interleave.
@@ -118,6 +122,7 @@ impl Chains {
             kv_tree,
             clock,
             by_tenant: ArcSwap::from_pointee(HashMap::new()),
+            misuse: ArcSwap::from_pointee(HashMap::new()),
             build_lock: std::sync::Mutex::new(()),
             reload_lock: std::sync::Mutex::new(()),
             failures: Default::default(),
@@ -178,6 +183,66 @@ impl Chains {
         let policy = self.policies.for_tenant(tenant_id)?;
         let chain = self.build(tenant_id, &policy)?;
         self.install(tenant_id, Arc::new(chain));
+        Ok(())
+    }
+
+    /// A tenant's misuse settings (see `MisuseSettings`): kept for every
+    /// later build, and its chain rebuilt with them now.
+    pub fn set_misuse(&self, tenant_id: &str, settings: &MisuseSettings) -> anyhow::Result<()> {
+        self.set_misuse_quietly(tenant_id, settings);
+        self.rebuild(tenant_id)
+    }
+
+    /// Keeps a tenant's misuse settings for its next build (start-up).
+    pub fn set_misuse_quietly(&self, tenant_id: &str, settings: &MisuseSettings) {
+        let mut all = HashMap::clone(&self.misuse.load());
+        if settings.is_empty() {
+            all.remove(tenant_id);
+        } else {
+            all.insert(tenant_id.to_string(), settings.clone());
+        }
+        self.misuse.store(Arc::new(all));
+    }
+
+    /// The deviation stage's config for a tenant: its policy's, then its
+    /// own misuse settings.
+    fn deviation_config(
+        &self,
+        tenant_id: &str,
+        stage_policy: &StagePolicy,
+    ) -> HashMap<String, String> {
+        let mut config = stage_policy.config_strings();
+        if let Some(settings) = self.misuse.load().get(tenant_id) {
+            config.extend(
+                settings
+                    .config()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
+        }
+        config
+    }
+
+    /// Writes a task's confirmed examples where the tenant's intent plugin
+    /// reads them: its key-value store, key `examples/<task>`, one per line.
+    pub fn publish_examples(
+        &self,
+        tenant_id: &str,
+        task_id: &str,
+        examples: &[String],
+    ) -> anyhow::Result<()> {
+        let policy = self.policies.for_tenant(tenant_id)?;
+        let plugin = &policy.stages[&Stage::Intent].plugin;
+        let key = PluginScope::key_of(tenant_id, plugin, &format!("examples/{task_id}"));
+        if examples.is_empty() {
+            self.kv_tree.remove(key)?;
+        } else {
+            let lines: Vec<String> = examples
+                .iter()
+                .map(|e| e.replace(['\n', '\r'], " "))
+                .collect();
+            self.kv_tree.insert(key, lines.join("\n").into_bytes())?;
+        }
         Ok(())
     }
 
@@ -317,7 +382,7 @@ impl Chains {
         let Some(config) = policy
             .stages
             .get(&Stage::Deviation)
-            .map(|s| s.config_strings())
+            .map(|s| self.deviation_config(tenant_id, s))
         else {
             return Vec::new();
         };
@@ -426,11 +491,16 @@ impl Chains {
                     compiled.stage
                 );
             }
+            let config = if stage == Stage::Deviation {
+                self.deviation_config(tenant_id, stage_policy)
+            } else {
+                stage_policy.config_strings()
+            };
             let scope = Arc::new(
                 PluginScope::new(
                     tenant.clone(),
                     Arc::from(compiled.name.as_str()),
-                    stage_policy.config_strings(),
+                    config,
                     self.kv_tree.clone(),
                 )
                 .with_clock(self.clock.clone()),

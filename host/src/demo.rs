@@ -71,6 +71,7 @@ fn seed(db: &Db) -> anyhow::Result<String> {
             endpoints: vec![],
             models: vec!["gpt-4o-mini".into()],
             active: true,
+            examples: Vec::new(),
         },
     )?;
     token::issue(

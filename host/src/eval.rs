@@ -4,7 +4,7 @@
 //! report has the label confusion matrix, the drift confusion matrix, and
 //! precision, recall and F1 for detecting major deviations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +17,7 @@ use crate::runtime::bindings::{intent, types};
 use crate::runtime::{
     scratch_kv_tree, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage,
 };
+use warden_intent_model::fitting::Tally;
 
 const LABELS: [&str; 5] = ["code", "test", "doc", "analysis", "off_topic"];
 const DRIFTS: [&str; 3] = ["on-task", "slight", "major"];
@@ -35,6 +36,14 @@ pub(crate) struct Example {
     pub prompt: String,
     pub intent: String,
     pub deviation: String,
+    /// What kind of prompt it is (`terse`, `personal`, `other_language`,
+    /// `learning_career`, `side_work`, …); `plain` when the set does not say.
+    #[serde(default = "plain")]
+    pub category: String,
+}
+
+fn plain() -> String {
+    "plain".into()
 }
 
 pub(crate) fn read_data(
@@ -117,6 +126,7 @@ pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
 
     let mut labels = [[0u32; 5]; 5];
     let mut drifts = [[0u32; 3]; 3];
+    let mut categories: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut micros = Vec::with_capacity(examples.len());
     let mut missed = Vec::new();
     let mut false_alarms = Vec::new();
@@ -137,7 +147,12 @@ pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
         let (got_label, got_drift) = (label_str(answer.label), drift_str(answer.drift));
         labels[index(&LABELS, &example.intent)?][index(&LABELS, got_label)?] += 1;
         let want_drift = drift_name(&example.deviation);
-        drifts[index(&DRIFTS, want_drift)?][index(&DRIFTS, got_drift)?] += 1;
+        let (want, got) = (index(&DRIFTS, want_drift)?, index(&DRIFTS, got_drift)?);
+        drifts[want][got] += 1;
+        categories
+            .entry(&example.category)
+            .or_default()
+            .add(want, got);
         match (want_drift == "major", got_drift == "major") {
             (true, false) => missed
                 .push(json!({ "task": example.task, "prompt": example.prompt, "got": got_drift })),
@@ -164,6 +179,11 @@ pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
         "major_deviation": { "precision": precision, "recall": recall, "f1": f1,
                              "missed": missed, "false_alarms": false_alarms },
         "label_accuracy": label_accuracy,
+        "categories": categories.iter().map(|(name, t)| (name.to_string(), json!({
+            "prompts": t.prompts, "majors": t.majors, "precision": t.precision(),
+            "recall": t.recall(), "false_majors": t.false_majors(),
+            "drift_accuracy": f64::from(t.drift_right) / f64::from(t.prompts.max(1)),
+        }))).collect::<serde_json::Map<_, _>>(),
         "labels": { "order": LABELS, "rows_are_truth": labels },
         "drift": { "order": DRIFTS, "rows_are_truth": drifts },
         "micros_per_prompt": { "p50": micros[micros.len() / 2], "max": micros[micros.len() - 1] },
@@ -230,6 +250,24 @@ pub fn render(report: &Value) -> String {
                 out.push_str(&format!("{:>10}", n.as_u64().unwrap_or_default()));
             }
             out.push('\n');
+        }
+    }
+    if let Some(categories) = report["categories"].as_object().filter(|c| c.len() > 1) {
+        out.push_str(&format!(
+            "\nby category{:>18}{:>8}{:>11}{:>8}{:>8}{:>14}\n",
+            "prompts", "majors", "precision", "recall", "false", "drift right"
+        ));
+        for (name, c) in categories {
+            let n = |v: &Value| v.as_u64().unwrap_or_default();
+            out.push_str(&format!(
+                "  {name:<17}{:>10}{:>8}{:>11.2}{:>8.2}{:>8}{:>14.2}\n",
+                n(&c["prompts"]),
+                n(&c["majors"]),
+                f(&c["precision"]),
+                f(&c["recall"]),
+                n(&c["false_majors"]),
+                f(&c["drift_accuracy"]),
+            ));
         }
     }
     for (title, key) in [

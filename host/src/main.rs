@@ -75,7 +75,7 @@ enum Command {
         #[command(subcommand)]
         command: cli::UserCommand,
     },
-    /// Tasks: list, show, create, archive.
+    /// Tasks: list, show, create, update, archive.
     Task {
         #[command(subcommand)]
         command: cli::TaskCommand,
@@ -98,6 +98,14 @@ enum Command {
     Events(cli::EventArgs),
     /// Flagged and blocked users, with the prompts and signals that put them there.
     Review(cli::ReviewArgs),
+    /// Mark a prompt held against a user as on-task: its score comes off,
+    /// and it becomes an example of its task for this tenant.
+    OnTask(cli::OnTaskArgs),
+    /// A tenant's misuse detection: thresholds and shadow mode.
+    Misuse {
+        #[command(subcommand)]
+        command: cli::MisuseCommand,
+    },
     /// A one-time link that signs a user in to the web console (/ui).
     LoginLink(cli::LoginLinkArgs),
     /// Score a plugin against a labelled dataset.
@@ -178,12 +186,15 @@ enum EvalCommand {
         requests: usize,
         #[arg(long)]
         json: bool,
-        /// Fail (exit 1) if a benign user was blocked or an abuser was not
-        /// blocked within --block-within unrelated requests.
+        /// Fail (exit 1) if a benign user was blocked, more than
+        /// --max-warned were warned, or an abuser was not blocked within
+        /// --block-within unrelated requests.
         #[arg(long)]
         check: bool,
         #[arg(long, default_value_t = 5)]
         block_within: u64,
+        #[arg(long, default_value_t = 2)]
+        max_warned: u64,
     },
 }
 
@@ -280,6 +291,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => cli::run(target, args.call()).await?,
         Command::Events(args) => cli::run(target, args.call()).await?,
         Command::Review(args) => cli::run(target, args.call()).await?,
+        Command::OnTask(args) => cli::run(target, args.call()).await?,
+        Command::Misuse { command } => cli::run(target, command.call()).await?,
         Command::LoginLink(args) => cli::run(target, args.call()).await?,
         Command::Eval {
             command:
@@ -313,6 +326,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                     check,
                     block_within,
+                    max_warned,
                 },
         } => {
             let options = warden::simulate::WorkloadOptions {
@@ -330,7 +344,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", warden::simulate::render(&report));
             }
             if check {
-                warden::simulate::check_goals(&report, block_within)?;
+                warden::simulate::check_goals(&report, block_within, max_warned)?;
             }
         }
         Command::Train {
@@ -350,6 +364,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 epochs,
                 learning_rate,
                 l2,
+                ..Default::default()
             };
             let report = if cross_validate {
                 warden::train::cross_validate(&data, &options)?

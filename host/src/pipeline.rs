@@ -109,6 +109,36 @@ fn tolerate<T>(slot: &StageSlot, result: Result<T, PluginError>) -> Result<Optio
     }
 }
 
+/// Off-task prompts quoted in a blocked user's refusal.
+const QUOTED_PROMPTS: usize = 3;
+
+/// The refusal a blocked user gets: why, the off-task prompts that did it
+/// (latest first), and how to get access back.
+fn blocked(app: &App, facts: &CallFacts<'_>, reason: &str) -> ApiError {
+    let (tenant, user) = (&facts.tenant.id, &facts.user.id);
+    let quoted: Vec<String> = app.activity.with_user(tenant, user, &facts.at, |a| {
+        a.off_task
+            .iter()
+            .rev()
+            .filter(|p| p.drift == "major")
+            .take(QUOTED_PROMPTS)
+            .map(|p| format!("\"{}\"", p.prompt.chars().take(80).collect::<String>()))
+            .collect()
+    });
+    let evidence = if quoted.is_empty() {
+        String::new()
+    } else {
+        format!(" Off-task prompts: {}.", quoted.join(", "))
+    };
+    ApiError::forbidden(
+        "user_blocked",
+        format!(
+            "{reason}.{evidence} An admin must re-enable the account: contact an admin of \
+             tenant '{tenant}' (your page /ui/me shows the evidence)."
+        ),
+    )
+}
+
 pub async fn run(
     app: &App,
     chain: &TenantChain,
@@ -133,6 +163,12 @@ pub async fn run(
         endpoint: facts.endpoint.to_string(),
     };
     if let types::Verdict::Deny(reason) = chain.auth.plugin.auth(&request).await.map_err(failed)? {
+        // Every call of a blocked user gets the code of the call that
+        // blocked them, and the evidence.
+        if facts.user.status == UserStatus::Blocked {
+            let reason = format!("user '{}' is blocked", facts.user.id);
+            return Err(blocked(app, facts, &reason));
+        }
         return Err(ApiError::forbidden("access_denied", reason));
     }
 
@@ -266,6 +302,7 @@ pub async fn run(
                 label: label.to_string(),
                 drift: drift.to_string(),
                 confidence: intent.confidence,
+                score_delta: outcome.score_delta.max(0.0),
             });
         }
         if warning.is_some() {
@@ -308,10 +345,11 @@ pub async fn run(
             tracing::warn!(tenant = tenant_id, user = user_id, score = new_score, reason = %outcome.reason, "user blocked");
             // Returned as an assessment, not an error, so the request log
             // keeps this call's intent and score beside the refusal.
-            assessment.blocked = Some(ApiError::forbidden(
-                "user_blocked",
-                format!(
-                    "access disabled: {} (deviation score {new_score:.2}); an admin must re-enable the account",
+            assessment.blocked = Some(blocked(
+                app,
+                facts,
+                &format!(
+                    "access disabled: {} (deviation score {new_score:.2})",
                     outcome.reason
                 ),
             ));

@@ -6,8 +6,11 @@
 //! users were ever warned or blocked and after how many unrelated requests
 //! each abuser was blocked.
 //!
-//! - benign users send on-task prompts, one in ten a slight deviation, every
-//!   2 to 8 minutes;
+//! - benign users, every 2 to 8 minutes, in three kinds: steady ones send
+//!   on-task prompts, one in ten a slight deviation; terse developers send
+//!   short, code-heavy on-task prompts (the set's `terse` category, or
+//!   on-task prompts of eight words or fewer); learners mix in a learning
+//!   or career question (slight) one call in four;
 //! - "switchers" work on-task for five calls, then send only unrelated
 //!   prompts, every 20 to 90 seconds;
 //! - "mixers" alternate on-task and unrelated prompts, to stay under the radar.
@@ -57,7 +60,12 @@ impl Rng {
 #[derive(Default)]
 struct Prompts {
     on_task: Vec<String>,
+    /// Short or code-heavy on-task prompts.
+    terse: Vec<String>,
     slight: Vec<String>,
+    /// Learning and career questions (slight), or every slight prompt when
+    /// the set has no categories.
+    learning: Vec<String>,
     major: Vec<String>,
 }
 
@@ -72,6 +80,8 @@ impl Prompts {
 struct Outcome {
     calls: usize,
     warned: bool,
+    /// Calls answered with a warning.
+    warnings: usize,
     /// The calls that were warned or refused: prompt, status, score.
     incidents: Vec<Value>,
     /// Unrelated requests sent up to and including the refused one.
@@ -112,6 +122,7 @@ impl Client {
         let _ = response.bytes().await?;
         outcome.calls += 1;
         outcome.warned |= warned;
+        outcome.warnings += usize::from(warned);
         if warned || status != 200 {
             outcome
                 .incidents
@@ -125,6 +136,10 @@ impl Client {
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Benign,
+    /// Benign: short, code-heavy on-task prompts.
+    Terse,
+    /// Benign: on-task, with a learning or career question one call in four.
+    Learner,
     /// On-task for five calls, then only unrelated prompts.
     Switcher,
     /// On-task and unrelated prompts in turn.
@@ -135,9 +150,15 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Benign => "benign",
+            Kind::Terse => "terse",
+            Kind::Learner => "learner",
             Kind::Switcher => "switcher",
             Kind::Mixer => "mixer",
         }
+    }
+
+    fn is_benign(self) -> bool {
+        matches!(self, Kind::Benign | Kind::Terse | Kind::Learner)
     }
 }
 
@@ -159,16 +180,23 @@ impl SimUser {
     fn next_prompt<'a>(&self, prompts: &'a Prompts, rng: &mut Rng) -> (&'a str, bool) {
         let calls = self.outcome.calls;
         let unrelated = match self.kind {
-            Kind::Benign => false,
+            Kind::Benign | Kind::Terse | Kind::Learner => false,
             Kind::Switcher => calls >= 5,
             Kind::Mixer => calls % 2 == 1,
         };
-        let list = if unrelated {
-            &prompts.major
-        } else if self.kind == Kind::Benign && rng.below(10) == 0 && !prompts.slight.is_empty() {
-            &prompts.slight
-        } else {
-            &prompts.on_task
+        let or = |list: &'a Vec<String>| {
+            if list.is_empty() {
+                &prompts.on_task
+            } else {
+                list
+            }
+        };
+        let list = match self.kind {
+            _ if unrelated => &prompts.major,
+            Kind::Benign | Kind::Terse if rng.below(10) == 0 => or(&prompts.slight),
+            Kind::Terse => or(&prompts.terse),
+            Kind::Learner if rng.below(4) == 0 => or(&prompts.learning),
+            _ => &prompts.on_task,
         };
         (Prompts::pick(list, rng), unrelated)
     }
@@ -176,9 +204,10 @@ impl SimUser {
     /// Time to the next call: benign users call every 2 to 8 minutes over
     /// their day, abusers every 20 to 90 seconds.
     fn gap_ms(&self, rng: &mut Rng) -> u64 {
-        match self.kind {
-            Kind::Benign => 120_000 + rng.below(360_000) as u64,
-            _ => 20_000 + rng.below(70_000) as u64,
+        if self.kind.is_benign() {
+            120_000 + rng.below(360_000) as u64
+        } else {
+            20_000 + rng.below(70_000) as u64
         }
     }
 
@@ -197,11 +226,11 @@ impl SimUser {
                 self.done = true;
             }
             200 => {}
-            other if self.kind == Kind::Benign => anyhow::bail!("a benign call got {other}"),
+            other if self.kind.is_benign() => anyhow::bail!("a benign call got {other}"),
             _ => {}
         }
         self.done |= match self.kind {
-            Kind::Benign => self.outcome.calls >= calls_per_benign_user,
+            kind if kind.is_benign() => self.outcome.calls >= calls_per_benign_user,
             _ => self.unrelated >= ABUSE_LIMIT,
         };
         self.next_at_ms += self.gap_ms(rng);
@@ -219,6 +248,7 @@ fn task_record(task: &crate::runtime::bindings::types::Task) -> Task {
         endpoints: vec![],
         models: vec![],
         active: true,
+        examples: Vec::new(),
     }
 }
 
@@ -263,10 +293,22 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
     let mut by_task: std::collections::HashMap<&str, Prompts> = Default::default();
     for e in &examples {
         let prompts = by_task.entry(e.task.as_str()).or_default();
+        let prompt = e.prompt.clone();
         match drift_name(&e.deviation) {
-            "on-task" => prompts.on_task.push(e.prompt.clone()),
-            "slight" => prompts.slight.push(e.prompt.clone()),
-            _ => prompts.major.push(e.prompt.clone()),
+            "on-task" => {
+                let short = e.prompt.split_whitespace().count() <= 8;
+                if e.category == "terse" || (e.category == "plain" && short) {
+                    prompts.terse.push(prompt.clone());
+                }
+                prompts.on_task.push(prompt);
+            }
+            "slight" => {
+                if matches!(e.category.as_str(), "learning_career" | "plain") {
+                    prompts.learning.push(prompt.clone());
+                }
+                prompts.slight.push(prompt);
+            }
+            _ => prompts.major.push(prompt),
         }
     }
     anyhow::ensure!(
@@ -331,7 +373,7 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
         .map(|(i, (id, task, token))| SimUser {
             id,
             kind: match i.checked_sub(options.benign) {
-                None => Kind::Benign,
+                None => [Kind::Benign, Kind::Terse, Kind::Learner][i % 3],
                 Some(n) if n % 2 == 0 => Kind::Switcher,
                 Some(_) => Kind::Mixer,
             },
@@ -362,8 +404,10 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
         .iter()
         .map(|u| {
             json!({
-                "user": u.id, "kind": u.kind.name(), "task": u.client.task,
+                "user": u.id, "kind": u.kind.name(), "benign": u.kind.is_benign(),
+                "task": u.client.task,
                 "calls": u.outcome.calls, "warned": u.outcome.warned,
+                "warnings": u.outcome.warnings,
                 "blocked": u.outcome.blocked_after.is_some(),
                 "unrelated_until_blocked": u.outcome.blocked_after,
                 "incidents": u.outcome.incidents,
@@ -373,8 +417,20 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
     server.stop().await;
     mock.abort();
 
-    let benign_users: Vec<&Value> = users.iter().filter(|u| u["kind"] == "benign").collect();
-    let abusers: Vec<&Value> = users.iter().filter(|u| u["kind"] != "benign").collect();
+    let benign_users: Vec<&Value> = users.iter().filter(|u| u["benign"] == true).collect();
+    let abusers: Vec<&Value> = users.iter().filter(|u| u["benign"] != true).collect();
+    let kinds: serde_json::Map<String, Value> = [Kind::Benign, Kind::Terse, Kind::Learner]
+        .iter()
+        .map(|kind| {
+            let of_kind = benign_users.iter().filter(|u| u["kind"] == kind.name());
+            let warned = of_kind.clone().filter(|u| u["warned"] == true).count();
+            let users = of_kind.count();
+            (
+                kind.name().to_string(),
+                json!({ "users": users, "warned": warned }),
+            )
+        })
+        .collect();
     let until: Vec<u64> = abusers
         .iter()
         .filter_map(|u| u["unrelated_until_blocked"].as_u64())
@@ -386,7 +442,9 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
             "users": benign_users.len(),
             "calls": benign_users.iter().filter_map(|u| u["calls"].as_u64()).sum::<u64>(),
             "warned": benign_users.iter().filter(|u| u["warned"] == true).count(),
+            "warnings": benign_users.iter().filter_map(|u| u["warnings"].as_u64()).sum::<u64>(),
             "blocked": benign_users.iter().filter(|u| u["blocked"] == true).count(),
+            "by_kind": kinds,
         },
         "abusers": {
             "users": abusers.len(),
@@ -398,16 +456,23 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
     }))
 }
 
-/// An error naming each goal the run missed: no benign user blocked, every
+/// An error naming each goal the run missed: no benign user blocked, at
+/// most `max_warned` benign users warned (the goal is 2 of 24), every
 /// abuser blocked within `block_within` unrelated requests (the goal is 5).
-pub fn check_goals(report: &Value, block_within: u64) -> anyhow::Result<()> {
+pub fn check_goals(report: &Value, block_within: u64, max_warned: u64) -> anyhow::Result<()> {
     let mut short = Vec::new();
     let blocked = report["benign"]["blocked"].as_u64().unwrap_or(0);
     if blocked > 0 {
         short.push(format!("{blocked} benign user(s) blocked"));
     }
+    let warned = report["benign"]["warned"].as_u64().unwrap_or(0);
+    if warned > max_warned {
+        short.push(format!(
+            "{warned} benign users warned (at most {max_warned})"
+        ));
+    }
     for user in report["users"].as_array().into_iter().flatten() {
-        if user["kind"] == "benign" {
+        if user["benign"] == true {
             continue;
         }
         let name = user["user"].as_str().unwrap_or("?");
@@ -425,13 +490,14 @@ pub fn check_goals(report: &Value, block_within: u64) -> anyhow::Result<()> {
 pub fn render(report: &Value) -> String {
     let (b, a) = (&report["benign"], &report["abusers"]);
     let mut out = format!(
-        "Simulated workload (seed {}, {:.1} simulated hours): {} benign users, {} calls: {} warned, {} blocked. \
+        "Simulated workload (seed {}, {:.1} simulated hours): {} benign users, {} calls: {} warned ({} warnings), {} blocked. \
          {} abusers: {} blocked, after at most {} unrelated requests (mean {:.1}).\n",
         report["seed"],
         report["simulated_hours"].as_f64().unwrap_or(0.0),
         b["users"],
         b["calls"],
         b["warned"],
+        b["warnings"],
         b["blocked"],
         a["users"],
         a["blocked"],
@@ -439,7 +505,7 @@ pub fn render(report: &Value) -> String {
         a["mean_unrelated_until_blocked"].as_f64().unwrap_or(0.0),
     );
     for user in report["users"].as_array().into_iter().flatten() {
-        if user["kind"] != "benign" || user["warned"] == true {
+        if user["benign"] != true || user["warned"] == true {
             out.push_str(&format!(
                 "  {:<10} {:<8} {:<16} calls {:>3}  warned {:<5}  blocked after {} unrelated\n",
                 user["user"].as_str().unwrap_or(""),
@@ -449,7 +515,7 @@ pub fn render(report: &Value) -> String {
                 user["warned"],
                 user["unrelated_until_blocked"],
             ));
-            if user["kind"] == "benign" {
+            if user["benign"] == true {
                 for incident in user["incidents"].as_array().into_iter().flatten() {
                     out.push_str(&format!(
                         "      {} {} score {}: {}\n",

@@ -352,6 +352,7 @@ impl TestEnv {
             "GET" => self.http.get(url),
             "POST" => self.http.post(url),
             "PUT" => self.http.put(url),
+            "PATCH" => self.http.patch(url),
             other => panic!("method {other}"),
         };
         let request = request.bearer_auth(token);
@@ -404,6 +405,7 @@ pub fn seed_tenant(db: &warden::state::Db, id: &str, limits: Limits, options: Te
             endpoints: vec![],
             models: vec![],
             active: true,
+            examples: vec![],
         },
     )
     .unwrap();

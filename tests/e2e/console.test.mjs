@@ -78,7 +78,7 @@ async function chat(token, content) {
     headers: { authorization: `Bearer ${token}`, "x-task-id": TASK, "content-type": "application/json" },
     body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }] }),
   });
-  return { status: r.status, body: await r.json() };
+  return { status: r.status, intent: r.headers.get("x-warden-intent"), body: await r.json() };
 }
 
 async function newPage() {
@@ -123,7 +123,14 @@ before(async () => {
   cli("task", "create", "--tenant", "acme", TASK, "--title", "Invoice backend",
       "--description", "Build the REST API and database layer that creates, stores and sends invoices.",
       "--keyword", "invoice", "--keyword", "billing", "--keyword", "api", "--keyword", "tax", "--keyword", "pdf");
+  cli("user", "create", "--tenant", "acme", "cy", "--name", "Cy (events)");
+  cli("task", "create", "--tenant", "globex", TASK, "--title", "Invoice backend",
+      "--description", "Build the REST API and database layer that creates, stores and sends invoices.",
+      "--keyword", "invoice", "--keyword", "billing", "--keyword", "api", "--keyword", "tax", "--keyword", "pdf");
+  cli("user", "create", "--tenant", "globex", "gus");
   tokens.ali = cli("token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK);
+  tokens.cy = cli("token", "issue", "--tenant", "acme", "--user", "cy", "--task", TASK);
+  tokens.gus = cli("token", "issue", "--tenant", "globex", "--user", "gus", "--task", TASK);
   tokens.bo = cli("token", "issue", "--tenant", "acme", "--user", "bo", "--task", TASK);
   tokens.maya = cli("token", "issue", "--tenant", "acme", "--user", "maya");
   tokens.gina = cli("token", "issue", "--tenant", "globex", "--user", "gina");
@@ -343,4 +350,73 @@ test("an admin uploads a plugin (a broken one is refused) and rolls it back", as
   const live = await page.locator("tr", { hasText: "live" }).last().textContent();
   assert.match(live, /v1/);
   await page.context().close();
+});
+
+test("an admin marks a flagged prompt on-task in the review queue, and a similar prompt is no longer flagged, for that tenant only", async () => {
+  const party = "Plan the company summer party menu with a vegetarian lasagna";
+  const partyAgain = "Plan the company summer party menu with a vegetarian curry";
+  // Cy's events work looks off-task to Warden; with a little more drift
+  // he is flagged (Warden flags before it blocks: one step per call).
+  assert.equal((await chat(tokens.cy, party)).intent, "off_topic");
+  const standing = async () => (await (await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${tokens.cy}` } })).json()).status;
+  for (const prompt of OFF_TASK) {
+    if (await standing() === "flagged") break;
+    assert.equal((await chat(tokens.cy, prompt)).status, 200, "flagged before any block");
+  }
+  assert.equal(await standing(), "flagged");
+
+  const page = await newPage();
+  await signInWithToken(page, tokens.maya);
+  await page.goto(`${base}/ui/t/acme/review`);
+  const card = page.locator("#review-cy");
+  await card.waitFor();
+  assert.match(await card.textContent(), /summer party menu/);
+  const item = card.locator("li", { hasText: "summer party menu" });
+  await item.locator("input[name=note]").fill("events are part of Cy's job");
+  await Promise.all([page.waitForNavigation(), item.locator("button", { hasText: "This was on-task" }).click()]);
+  assert.match(await page.textContent(".flash"), /Marked on-task/);
+  await shot(page, "review-on-task");
+
+  // The task now lists the prompt as an example (the console's task page).
+  await page.goto(`${base}/ui/t/acme/tasks/${TASK}`);
+  assert.match(await page.inputValue("#edit-examples"), /summer party menu with a vegetarian lasagna/);
+
+  // A similar prompt is on-task for acme from the next call on...
+  const after = await chat(tokens.cy, partyAgain);
+  assert.equal(after.status, 200);
+  assert.notEqual(after.intent, "off_topic", "acme learnt from its admin");
+  // ...and still off-task for globex, whose admin taught nothing.
+  assert.equal((await chat(tokens.gus, partyAgain)).intent, "off_topic");
+
+  // Cy's own page shows the admin's note.
+  const cyPage = await newPage();
+  await signInWithToken(cyPage, tokens.cy);
+  await cyPage.goto(`${base}/ui/me`);
+  assert.match(await cyPage.textContent("#admin-note"), /events are part of Cy's job/);
+  assert.deepEqual(page.alerts, []);
+});
+
+test("an admin edits a task's examples and turns on shadow mode in the console", async () => {
+  const page = await newPage();
+  await signInWithToken(page, tokens.maya);
+  await page.goto(`${base}/ui/t/acme/tasks/${TASK}`);
+  await page.fill("#edit-keywords", "invoice, billing, api, tax, pdf, reminders");
+  await Promise.all([page.waitForNavigation(), page.click("#edit-task button[type=submit]")]);
+  assert.match(await page.textContent(".flash"), /Task saved/);
+  assert.match(await page.inputValue("#edit-keywords"), /reminders/);
+
+  await page.goto(`${base}/ui/t/acme/review`);
+  await page.click("#misuse-settings summary");
+  await page.check("#misuse-settings input[name=shadow]");
+  await page.fill("#misuse-settings input[name=reason]", "trial month");
+  await Promise.all([page.waitForNavigation(), page.click("#misuse-settings button[type=submit]")]);
+  assert.match(await page.textContent(".flash"), /Detection settings saved/);
+  assert.match(await page.textContent("#misuse-settings summary"), /shadow mode/);
+  // Shadow mode: Bo drifts hard and is never blocked.
+  for (const prompt of [...OFF_TASK, ...OFF_TASK]) assert.equal((await chat(tokens.bo, prompt)).status, 200);
+  // Shadow off again, from the same form.
+  await page.click("#misuse-settings summary");
+  await page.uncheck("#misuse-settings input[name=shadow]");
+  await Promise.all([page.waitForNavigation(), page.click("#misuse-settings button[type=submit]")]);
+  assert.doesNotMatch(await page.textContent("#misuse-settings summary"), /shadow mode/);
 });

@@ -123,3 +123,28 @@ def test_embedded_classification_is_invisible_to_the_sdk(demo, embedded_demo):
     streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert streamed == expected
     assert "warden-intent" not in streamed
+
+
+def test_terse_on_task_session_earns_no_warning():
+    """A developer's real session on the demo's task: 18 terse, code-heavy
+    prompts without the task's words (tests/data/terse-on-task.jsonl, from
+    the walkthrough; never training data). None may earn a warning, and the
+    developer must never be blocked."""
+    import json
+
+    with open(os.path.join(ROOT, "tests", "data", "terse-on-task.jsonl")) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    prompts = [line["prompt"] for line in lines if line["kind"] == "prompt"]
+    assert len(prompts) == 18
+    proc, base, token = start_demo()
+    try:
+        sdk = client((base, token))
+        for prompt in prompts:
+            raw = sdk.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+            )
+            assert raw.http_response.status_code == 200, prompt
+            assert raw.headers.get("x-warden-warning") is None, (prompt, raw.headers.get("x-warden-warning"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -4,6 +4,7 @@
 //! `super_admin` sees all. Every change lands in the audit log with the actor
 //! and the reason.
 
+mod misuse;
 mod plugins;
 mod tenants;
 mod tokens;
@@ -141,6 +142,15 @@ impl AdminCall {
             ApiError::bad_request("invalid_json", format!("invalid request body: {e}"))
         })
     }
+
+    /// The body as `T`, or `T::default()` when there is none.
+    fn json_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            Ok(T::default())
+        } else {
+            self.json()
+        }
+    }
 }
 
 pub(crate) fn json<T: Serialize>(
@@ -242,6 +252,16 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
             tenants::create_task(app, caller, t, call.json()?)
         }
         (Method::GET, ["tenants", t, "tasks", id]) => tenants::task(app, caller, t, id),
+        (Method::PATCH, ["tenants", t, "tasks", id]) => {
+            misuse::update_task(app, caller, t, id, call.json()?)
+        }
+        (Method::POST, ["tenants", t, "users", u, "prompts", request, "on-task"]) => {
+            misuse::mark_on_task(app, caller, t, u, request, call.json_or_default()?)
+        }
+        (Method::GET, ["tenants", t, "misuse"]) => misuse::show_settings(app, caller, t),
+        (Method::PUT, ["tenants", t, "misuse"]) => {
+            misuse::set_settings(app, caller, t, call.json()?)
+        }
         (Method::POST, ["tenants", t, "tasks", id, "archive"]) => {
             tenants::archive_task(app, caller, t, id, call.json()?)
         }

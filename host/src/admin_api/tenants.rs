@@ -8,7 +8,7 @@ use super::{audit, internal, json, require_reason, Caller};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::Body;
-use crate::state::model::{KeyAlgorithm, Role, Task, TenantStatus};
+use crate::state::model::{KeyAlgorithm, Role, Task, Tenant, TenantStatus};
 
 pub fn list(app: &App, caller: &Caller) -> Result<Response<Body>, ApiError> {
     let directory = app.db.directory();
@@ -60,6 +60,15 @@ pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Bod
     json(StatusCode::CREATED, &tenant)
 }
 
+/// The tenant's record.
+pub fn find(app: &App, tenant: &str) -> Result<Tenant, ApiError> {
+    app.db
+        .directory()
+        .tenant(tenant)
+        .and_then(|e| e.tenant.clone())
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))
+}
+
 pub fn show(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
     caller.scope(tenant)?;
     let directory = app.db.directory();
@@ -90,12 +99,7 @@ pub fn set_status(
         ));
     }
     let reason = require_reason(body.reason)?;
-    let mut record = app
-        .db
-        .directory()
-        .tenant(tenant)
-        .and_then(|e| e.tenant.clone())
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?;
+    let mut record = find(app, tenant)?;
     record.status = status;
     app.db.put_tenant(&record).map_err(internal)?;
     let action = match status {
@@ -176,6 +180,7 @@ pub fn create_task(
             endpoints: new.endpoints,
             models: new.models,
             active: true,
+            examples: Vec::new(),
         },
     )
     .map_err(|e| ApiError::bad_request("invalid_task", format!("{e:#}")))?;

@@ -184,6 +184,7 @@ pub fn set_status(
             a.counters.score_updated_at_ms = at.now_ms;
             a.last_warning = None;
             a.off_task.clear();
+            a.admin_note = Some(reason.clone());
         });
         "user.enable"
     } else {

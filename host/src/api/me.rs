@@ -1,5 +1,6 @@
 //! `GET /v1/me`: a user's own standing: status, tasks, usage today, remaining
-//! quota, deviation score and the last warning.
+//! quota, deviation score, the last warning with the prompts that earned
+//! it, and the admin's note.
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -27,6 +28,15 @@ pub fn handle(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiE
     let at = app.moment(&claims.tid);
     let (usage, score, warning) = app.activity.peek(&claims.tid, &claims.sub, &at);
     let (requests_week, tokens_week) = app.activity.week_of(&claims.tid, &claims.sub, &at);
+    let (off_task, admin_note) = app.activity.notes(&claims.tid, &claims.sub);
+    // The user's own prompts that moved their score: what earned a warning.
+    let off_task: Vec<_> = off_task
+        .iter()
+        .map(|p| {
+            json!({ "at_ms": p.at_ms, "request_id": p.request_id, "task": p.task_id,
+                    "prompt": p.prompt, "drift": p.drift, "confidence": p.confidence })
+        })
+        .collect();
     let remaining = |limit: Option<u64>, used: u64| limit.map(|l| l.saturating_sub(used));
     let limits = &user.limits;
     let body = json!({
@@ -52,6 +62,8 @@ pub fn handle(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiE
         "resets_in_secs": { "day": usage.day_resets_in, "month": usage.month_resets_in },
         "deviation_score": score,
         "warning": warning,
+        "off_task_prompts": off_task,
+        "admin_note": admin_note,
     });
     Ok(json_response(
         StatusCode::OK,

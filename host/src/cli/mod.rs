@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 pub use verbs::{
-    EventArgs, LogArgs, LoginLinkArgs, PluginCommand, ReviewArgs, TaskCommand, TenantCommand,
-    TokenCommand, UsageArgs, UserCommand,
+    EventArgs, LogArgs, LoginLinkArgs, MisuseCommand, OnTaskArgs, PluginCommand, ReviewArgs,
+    TaskCommand, TenantCommand, TokenCommand, UsageArgs, UserCommand,
 };
 
 use backend::{Backend, Call};

@@ -163,6 +163,25 @@ pub enum TaskCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Change a task: only the fields given change. Example prompts teach
+    /// misuse detection what the task's work looks like (for this tenant).
+    Update {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Replaces the keywords (repeat for each).
+        #[arg(long = "keyword")]
+        keywords: Vec<String>,
+        /// Replaces the example prompts (repeat for each).
+        #[arg(long = "example")]
+        examples: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -539,6 +558,121 @@ impl TaskCommand {
             Self::Archive { tenant, id, reason } => {
                 post_with_reason(tenant_path(tenant, &format!("tasks/{id}/archive")), reason)
             }
+            Self::Update {
+                tenant,
+                id,
+                title,
+                description,
+                keywords,
+                examples,
+                reason,
+            } => {
+                let mut changes = serde_json::Map::new();
+                let mut set = |key: &str, value: Value| {
+                    changes.insert(key.to_string(), value);
+                };
+                if let Some(title) = title {
+                    set("title", json!(title));
+                }
+                if let Some(description) = description {
+                    set("description", json!(description));
+                }
+                if !keywords.is_empty() {
+                    set("keywords", json!(keywords));
+                }
+                if !examples.is_empty() {
+                    set("examples", json!(examples));
+                }
+                if let Some(reason) = reason {
+                    set("reason", json!(reason));
+                }
+                (
+                    Call::send(
+                        Method::PATCH,
+                        tenant_path(tenant, &format!("tasks/{id}")),
+                        Value::Object(changes),
+                    ),
+                    View::Record,
+                )
+            }
+        }
+    }
+}
+
+/// `warden on-task USER REQUEST_ID`: the admin says a prompt held against a
+/// user was part of their task (its request id is in `warden review`).
+#[derive(Args)]
+pub struct OnTaskArgs {
+    user: String,
+    request_id: String,
+    #[arg(long)]
+    tenant: String,
+    /// Shown to the user on their page.
+    #[arg(long)]
+    note: Option<String>,
+}
+
+impl OnTaskArgs {
+    pub fn call(&self) -> (Call, View) {
+        let path = format!("users/{}/prompts/{}/on-task", self.user, self.request_id);
+        (
+            Call::send(
+                Method::POST,
+                tenant_path(&self.tenant, &path),
+                json!({ "note": self.note }),
+            ),
+            View::Record,
+        )
+    }
+}
+
+/// `warden misuse show|set`: a tenant's deviation thresholds and shadow mode.
+#[derive(Subcommand)]
+pub enum MisuseCommand {
+    /// The settings in force and the tenant's own.
+    Show(InTenant),
+    /// Replace the tenant's own settings (left out: the policy's value).
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        warn_at: Option<f32>,
+        #[arg(long)]
+        flag_at: Option<f32>,
+        #[arg(long)]
+        block_at: Option<f32>,
+        #[arg(long)]
+        half_life_minutes: Option<f32>,
+        /// Score and flag, never block.
+        #[arg(long)]
+        shadow: Option<bool>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+impl MisuseCommand {
+    pub fn call(&self) -> (Call, View) {
+        match self {
+            Self::Show(t) => (Call::get(tenant_path(&t.tenant, "misuse")), View::Record),
+            Self::Set {
+                tenant,
+                warn_at,
+                flag_at,
+                block_at,
+                half_life_minutes,
+                shadow,
+                reason,
+            } => (
+                Call::send(
+                    Method::PUT,
+                    tenant_path(tenant, "misuse"),
+                    json!({ "warn_at": warn_at, "flag_at": flag_at, "block_at": block_at,
+                            "half_life_minutes": half_life_minutes, "shadow": shadow,
+                            "reason": reason }),
+                ),
+                View::Record,
+            ),
         }
     }
 }
@@ -768,16 +902,18 @@ fn review_text(answer: &Value) -> String {
         let prompts = evidence["details"]["prompts"].as_array();
         for prompt in prompts.map(Vec::as_slice).unwrap_or(&[]) {
             out.push_str(&format!(
-                "    [{} {} {:.2}] {}: {}\n",
+                "    [{} {} {:.2}] {} {}: {}\n",
                 text(&prompt["drift"]),
                 text(&prompt["label"]),
                 prompt["confidence"].as_f64().unwrap_or(0.0),
+                text(&prompt["request_id"]),
                 text(&prompt["task_id"]),
                 text(&prompt["prompt"]).replace('\n', " "),
             ));
         }
     }
-    out.push_str("re-enable: warden user enable --tenant T ID --reason '...'");
+    out.push_str("re-enable: warden user enable --tenant T ID --reason '...'\n");
+    out.push_str("a prompt was on-task: warden on-task --tenant T USER REQUEST_ID [--note '...']");
     out
 }
 

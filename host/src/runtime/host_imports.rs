@@ -31,6 +31,16 @@ pub struct PluginScope {
     clock: Arc<crate::clock::Clock>,
 }
 
+/// `tenant \0 plugin \0`: where one plugin's keys of one tenant start.
+fn kv_prefix(tenant_id: &str, plugin: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(tenant_id.len() + plugin.len() + 2);
+    prefix.extend_from_slice(tenant_id.as_bytes());
+    prefix.push(0);
+    prefix.extend_from_slice(plugin.as_bytes());
+    prefix.push(0);
+    prefix
+}
+
 impl PluginScope {
     pub fn new(
         tenant_id: Arc<str>,
@@ -38,11 +48,7 @@ impl PluginScope {
         config: HashMap<String, String>,
         kv_tree: sled::Tree,
     ) -> Self {
-        let mut kv_prefix = Vec::with_capacity(tenant_id.len() + plugin.len() + 2);
-        kv_prefix.extend_from_slice(tenant_id.as_bytes());
-        kv_prefix.push(0);
-        kv_prefix.extend_from_slice(plugin.as_bytes());
-        kv_prefix.push(0);
+        let kv_prefix = kv_prefix(&tenant_id, &plugin);
         Self {
             tenant_id,
             plugin,
@@ -62,6 +68,14 @@ impl PluginScope {
     fn kv_key(&self, key: &str) -> Vec<u8> {
         let mut full = Vec::with_capacity(self.kv_prefix.len() + key.len());
         full.extend_from_slice(&self.kv_prefix);
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+
+    /// The full key of `key` in the store of (tenant, plugin): for the
+    /// host writing data a plugin reads (a task's confirmed examples).
+    pub fn key_of(tenant_id: &str, plugin: &str, key: &str) -> Vec<u8> {
+        let mut full = kv_prefix(tenant_id, plugin);
         full.extend_from_slice(key.as_bytes());
         full
     }

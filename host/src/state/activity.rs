@@ -38,6 +38,10 @@ pub struct OffTaskPrompt {
     pub label: String,
     pub drift: String,
     pub confidence: f32,
+    /// What this prompt added to the score (an admin's correction takes
+    /// it back).
+    #[serde(default)]
+    pub score_delta: f32,
 }
 
 impl OffTaskPrompt {
@@ -60,6 +64,10 @@ pub struct UserActivity {
     #[serde(default)]
     pub off_task: VecDeque<OffTaskPrompt>,
     pub last_warning: Option<String>,
+    /// What the admin wrote when they last re-enabled the user or corrected
+    /// one of their prompts; the user sees it on their page.
+    #[serde(default)]
+    pub admin_note: Option<String>,
     /// Changed since the state writer last persisted it.
     #[serde(skip)]
     dirty: bool,
@@ -316,6 +324,19 @@ impl Activity {
     }
 
     /// A user's usage, score and last warning, without changing anything.
+    /// The user's latest off-task prompts (newest first) and the admin's
+    /// last note: what the user's own page explains.
+    pub fn notes(&self, tenant: &str, user: &str) -> (Vec<OffTaskPrompt>, Option<String>) {
+        let guard = self.users.lock().expect("activity lock");
+        match guard.by_tenant.get(tenant).and_then(|t| t.get(user)) {
+            Some(a) => (
+                a.off_task.iter().rev().cloned().collect(),
+                a.admin_note.clone(),
+            ),
+            None => (Vec::new(), None),
+        }
+    }
+
     pub fn peek(
         &self,
         tenant: &str,

@@ -54,6 +54,7 @@ pub(crate) fn test_db(name: &str, tenants: &[&str]) -> (Db, std::path::PathBuf) 
             status: model::TenantStatus::Active,
             created_at: 0,
             timezone: "UTC".into(),
+            misuse: Default::default(),
         })
         .unwrap();
     }

@@ -19,6 +19,73 @@ pub struct Tenant {
     /// windows reset at this zone's local midnight.
     #[serde(default = "utc")]
     pub timezone: String,
+    /// The tenant's own misuse-detection settings, over its policy's.
+    #[serde(default, skip_serializing_if = "MisuseSettings::is_empty")]
+    pub misuse: MisuseSettings,
+}
+
+/// A tenant's choices for the deviation stage, set by its admins through
+/// the API or the console (no server file needed). Unset fields keep the
+/// policy's values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MisuseSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_at: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag_at: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_at: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_life_minutes: Option<f32>,
+    /// Score and flag, never block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<bool>,
+}
+
+impl MisuseSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The deviation plugin's config keys these settings override.
+    pub fn config(&self) -> Vec<(&'static str, String)> {
+        let numbers = [
+            ("warn_at", self.warn_at),
+            ("flag_at", self.flag_at),
+            ("block_at", self.block_at),
+            ("half_life_minutes", self.half_life_minutes),
+        ];
+        let mut out: Vec<(&'static str, String)> = numbers
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, value?.to_string())))
+            .collect();
+        if let Some(shadow) = self.shadow {
+            out.push(("shadow", shadow.to_string()));
+        }
+        out
+    }
+
+    /// Why these settings cannot be used, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        let values = [
+            self.warn_at,
+            self.flag_at,
+            self.block_at,
+            self.half_life_minutes,
+        ];
+        if values.iter().flatten().any(|v| !v.is_finite() || *v <= 0.0) {
+            return Some("thresholds and the half-life must be positive numbers".into());
+        }
+        let order: Vec<f32> = [self.warn_at, self.flag_at, self.block_at]
+            .into_iter()
+            .flatten()
+            .collect();
+        if order.windows(2).any(|w| w[0] > w[1]) {
+            return Some("thresholds must rise: warn_at <= flag_at <= block_at".into());
+        }
+        None
+    }
 }
 
 fn utc() -> String {
@@ -103,7 +170,17 @@ pub struct Task {
     #[serde(default)]
     pub models: Vec<String>,
     pub active: bool,
+    /// Prompts confirmed as part of the task (written by an admin, or a
+    /// flagged prompt an admin marked on-task): the intent stage treats a
+    /// prompt close to one of them as on-task, for this tenant only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
 }
+
+/// Examples kept per task, newest last; the oldest goes first.
+pub const TASK_EXAMPLES_KEPT: usize = 50;
+/// Characters kept of one example.
+pub const TASK_EXAMPLE_CHARS: usize = 300;
 
 /// A tenant's token-signing key. The algorithm is pinned per key.
 #[derive(Debug, Clone, Serialize, Deserialize)]

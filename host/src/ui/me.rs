@@ -64,6 +64,7 @@ pub fn page(app: &App, viewer: &Viewer, host: &str) -> Response<Body> {
     let at = app.moment(tenant);
     let (usage, score, warning) = app.activity.peek(tenant, &viewer.user_id, &at);
     let (requests_week, tokens_week) = app.activity.week_of(tenant, &viewer.user_id, &at);
+    let (off_task, admin_note) = app.activity.notes(tenant, &viewer.user_id);
     let directory = app.db.directory();
     let entry = directory.tenant(tenant);
     let limits = entry
@@ -96,6 +97,26 @@ pub fn page(app: &App, viewer: &Viewer, host: &str) -> Response<Body> {
             UserStatus::Active => {},
         }
         @if let Some(warning) = &warning { p.flash.warn { "Warning: " (warning) } }
+        @if let Some(note) = &admin_note { p.flash #admin-note { "Note from your admin: " (note) } }
+        @if !off_task.is_empty() {
+            div.panel #off-task-prompts {
+                h2 { "Prompts that moved your deviation score" }
+                p.muted { "Warden judged these prompts off your task. If one was part of your work, tell your admin: they can mark it on-task, which takes its score back and teaches Warden for your team." }
+                table {
+                    thead { tr { th { "When" } th { "Task" } th { "Prompt" } th { "Judged" } } }
+                    tbody {
+                        @for p in &off_task {
+                            tr {
+                                td.muted { (entry.map(|e| e.calendar.local_time(p.at_ms)).unwrap_or_default()) }
+                                td { code { (p.task_id) } }
+                                td { (p.prompt) }
+                                td { (p.drift) " (" (format!("{:.2}", p.confidence)) ")" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         div.grid {
             div.panel.stat {
                 div.label { "Requests left today" }

@@ -1,15 +1,31 @@
 //! Default deviation stage: a per-user score that rises with off-task prompts
 //! (+0.1 slight, +1 major), decays with a half-life, and rises further on
-//! usage-pattern signals. Thresholds pick the action.
+//! usage-pattern signals (+0.5 for a burst of unrelated prompts, +0.25 for a
+//! volume spike). Thresholds pick the action.
+//!
+//! Forgiving by design:
+//! - an off-task prompt counts in proportion to the classifier's confidence:
+//!   a sure call (confidence 0.9 or more) counts fully, an uncertain one
+//!   (0.6) a tenth;
+//! - and by the user's recent record: after ten on-task calls and no
+//!   major deviation, an off-task one counts half (one slip is forgiven,
+//!   a second is not);
+//! - the action rises at most one step per call (none → warn → flag →
+//!   block), so a user is warned and flagged before being blocked, and one
+//!   burst of mistakes cannot block an honest user at once; only an
+//!   off-task prompt blocks;
+//! - `shadow = true` scores and flags but never blocks (a tenant trying the
+//!   detector on its own users first).
 //!
 //! Config (all optional): `half_life_minutes` (60), `warn_at` (1.0),
-//! `flag_at` (1.5), `block_at` (2.0), `slight_weight` (0.1), `major_weight` (1.0).
+//! `flag_at` (1.5), `block_at` (2.0), `slight_weight` (0.1), `major_weight`
+//! (1.0), `shadow` (false).
 
 wit_bindgen::generate!({ path: "../../wit", world: "warden:policy/deviation-plugin@0.1.0" });
 
 use exports::warden::policy::deviation::{DeviationOutcome, DeviationRequest, Guest};
-use warden::policy::types::{Action, Drift};
-use warden::policy::{clock, config};
+use warden::policy::types::{Action, Drift, HistoryEntry};
+use warden::policy::{clock, config, kv};
 
 fn setting(key: &str, default: f32) -> f32 {
     config::get(key)
@@ -27,6 +43,7 @@ struct Settings {
     warn_at: f32,
     flag_at: f32,
     block_at: f32,
+    shadow: bool,
 }
 
 fn settings() -> &'static Settings {
@@ -38,7 +55,61 @@ fn settings() -> &'static Settings {
         warn_at: setting("warn_at", 1.0),
         flag_at: setting("flag_at", 1.5),
         block_at: setting("block_at", 2.0),
+        shadow: config::get("shadow").is_some_and(|v| v == "true"),
     })
+}
+
+/// How much of a deviation's weight counts, from the classifier's
+/// confidence in it: all of it from 0.9 on, falling to a tenth at 0.585.
+fn certainty(confidence: f32) -> f32 {
+    ((confidence - 0.55) / 0.35).clamp(0.1, 1.0)
+}
+
+/// Added for a burst: three or more unrelated prompts in ten minutes is
+/// how misuse looks, and almost never how honest work does.
+const BURST: f32 = 0.5;
+
+/// Recent calls a user's track record is read from.
+const TRACK_RECORD: usize = 10;
+
+/// A user whose recent calls were on-task gets the benefit of the doubt
+/// for one slip: an off-task call counts for half when the last ten were
+/// all on-task. Once one of them was a major deviation, it counts fully.
+fn track_record(history: &[HistoryEntry]) -> f32 {
+    let recent = &history[history.len().saturating_sub(TRACK_RECORD)..];
+    if recent.is_empty() || recent.iter().any(|h| h.drift == Drift::Major) {
+        return 1.0;
+    }
+    let on_task = recent.iter().filter(|h| h.drift == Drift::OnTask).count();
+    1.0 - 0.5 * on_task as f32 / recent.len() as f32
+}
+
+/// Where a user's last action is kept.
+fn level_key(user: &str) -> String {
+    format!("level/{user}")
+}
+
+/// The level of the user's last action (0 when none is kept).
+fn last_level(user: &str) -> usize {
+    kv::get(&level_key(user))
+        .and_then(|v| v.first().copied())
+        .map_or(0, usize::from)
+}
+
+fn remember_level(user: &str, level: usize) {
+    if level == 0 {
+        kv::delete(&level_key(user));
+    } else {
+        kv::set(&level_key(user), &[level as u8]);
+    }
+}
+
+/// 0 none, 1 warn, 2 flag, 3 block.
+fn level(score: f32, settings: &Settings) -> usize {
+    [settings.warn_at, settings.flag_at, settings.block_at]
+        .iter()
+        .filter(|at| score >= **at)
+        .count()
 }
 
 struct Deviation;
@@ -56,21 +127,25 @@ impl Guest for Deviation {
         };
 
         let mut reasons: Vec<String> = Vec::new();
+        let certainty = certainty(request.current.confidence) * track_record(&request.history);
         let mut increment = match request.current.drift {
             Drift::OnTask => 0.0,
             Drift::Slight => {
                 reasons.push("prompt is only loosely related to the task".into());
-                settings.slight_weight
+                settings.slight_weight * certainty
             }
             Drift::Major => {
-                reasons.push("prompt is unrelated to the task".into());
-                settings.major_weight
+                reasons.push(format!(
+                    "prompt is unrelated to the task (confidence {:.2})",
+                    request.current.confidence
+                ));
+                settings.major_weight * certainty
             }
         };
         let stats = &request.stats;
         if request.current.drift != Drift::OnTask {
             if stats.unrelated_last_ten_minutes >= 3 {
-                increment += 0.25;
+                increment += BURST;
                 reasons.push(format!(
                     "burst of {} unrelated prompts in ten minutes",
                     stats.unrelated_last_ten_minutes
@@ -96,15 +171,22 @@ impl Guest for Deviation {
         // Scores are kept to two decimals, so a few seconds of decay do not
         // keep two quick major deviations (1 + 1) under a threshold of 2.
         let score = ((decayed + increment) * 100.0).round() / 100.0;
-        let action = if score >= settings.block_at {
-            Action::Block
-        } else if score >= settings.flag_at {
-            Action::Flag
-        } else if score >= settings.warn_at {
-            Action::Warn
-        } else {
-            Action::None
-        };
+        // One step above the last action at most, so every user passes
+        // through warn and flag before a block. The last action is kept in
+        // this plugin's key-value store; it counts only while the score
+        // still stands at its level (re-enabling resets the score).
+        let user = &request.identity.user_id;
+        let before = last_level(user).min(level(decayed, settings));
+        let mut action = level(score, settings).min(before + 1);
+        // Only an off-task prompt blocks (its answer is the one withheld);
+        // shadow mode scores and flags, and never blocks.
+        if settings.shadow || request.current.drift == Drift::OnTask {
+            action = action.min(2);
+        }
+        if action != before {
+            remember_level(user, action);
+        }
+        let action = [Action::None, Action::Warn, Action::Flag, Action::Block][action];
         if action != Action::None && reasons.is_empty() {
             reasons.push("recent prompts strayed from the task".into());
         }

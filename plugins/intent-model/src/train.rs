@@ -1,11 +1,12 @@
 //! Training: stochastic gradient descent on the softmax cross-entropy of
 //! both heads, with a fixed seed so the same data gives the same bytes.
 
-use crate::{Model, DRIFTS, OUTPUTS};
+use crate::{forward, softmax, Features, Model, BUCKETS, DRIFTS, OUTPUTS};
 
 /// One labelled prompt, as features.
+#[derive(Clone)]
 pub struct Example {
-    pub features: Vec<u32>,
+    pub features: Features,
     /// Index into [`crate::DRIFTS`].
     pub drift: usize,
     /// Index into [`crate::LABELS`]; `None` for a major deviation.
@@ -15,8 +16,10 @@ pub struct Example {
 pub struct TrainOptions {
     pub epochs: usize,
     pub learning_rate: f32,
-    /// L2 penalty per step on the weights an example touches.
+    /// L2 penalty per step on the sparse weights an example touches.
     pub l2: f32,
+    /// L2 penalty per step on the dense weights (every example touches them).
+    pub dense_l2: f32,
     pub seed: u64,
 }
 
@@ -26,6 +29,7 @@ impl Default for TrainOptions {
             epochs: 40,
             learning_rate: 0.2,
             l2: 3e-3,
+            dense_l2: 1e-4,
             seed: 7,
         }
     }
@@ -40,6 +44,29 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// One stochastic gradient step on one example, given the gradient of the
+/// loss with respect to the logits.
+fn step(
+    params: &mut [f32],
+    features: &Features,
+    gradient: &[f32; OUTPUTS],
+    rate: f32,
+    options: &TrainOptions,
+) {
+    for &f in &features.sparse {
+        let row = &mut params[f as usize * OUTPUTS..][..OUTPUTS];
+        for (w, g) in row.iter_mut().zip(gradient) {
+            *w -= rate * (g + options.l2 * *w);
+        }
+    }
+    for (i, &x) in features.dense.iter().enumerate() {
+        let row = &mut params[(BUCKETS + i) * OUTPUTS..][..OUTPUTS];
+        for (w, g) in row.iter_mut().zip(gradient) {
+            *w -= rate * (g * x + options.dense_l2 * *w);
+        }
     }
 }
 
@@ -59,25 +86,28 @@ pub fn train(examples: &[Example], options: &TrainOptions) -> Model {
         let rate = options.learning_rate / (1.0 + epoch as f32 * 0.1);
         for &i in &order {
             let example = &examples[i];
-            let prediction = model.predict(&example.features);
+            let logits = forward(&model.params[..], &example.features);
+            let drift = softmax([logits[0], logits[1], logits[2]]);
+            let label = softmax([logits[3], logits[4], logits[5], logits[6]]);
             let mut gradient = [0.0f32; OUTPUTS];
             let weight = class_weight[example.drift];
-            for (k, p) in prediction.drift.iter().enumerate() {
+            for (k, p) in drift.iter().enumerate() {
                 let target = if k == example.drift { 1.0 } else { 0.0 };
                 gradient[k] = (p - target) * weight;
             }
-            if let Some(label) = example.label {
-                for (k, p) in prediction.label.iter().enumerate() {
-                    let target = if k == label { 1.0 } else { 0.0 };
+            if let Some(want) = example.label {
+                for (k, p) in label.iter().enumerate() {
+                    let target = if k == want { 1.0 } else { 0.0 };
                     gradient[3 + k] = p - target;
                 }
             }
-            for &f in &example.features {
-                let row = &mut model.weights[f as usize * OUTPUTS..][..OUTPUTS];
-                for (w, g) in row.iter_mut().zip(&gradient) {
-                    *w -= rate * (g + options.l2 * *w);
-                }
-            }
+            step(
+                &mut model.params,
+                &example.features,
+                &gradient,
+                rate,
+                options,
+            );
         }
     }
     model

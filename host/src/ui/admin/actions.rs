@@ -98,6 +98,69 @@ pub async fn run(page: &Page<'_>, path: &[&str], form: &Form) -> Response<Body> 
                 page.url("tasks"),
             )
         }
+        ["tasks", id, "edit"] => {
+            let lines = |name: &str| -> Vec<String> {
+                form.get(name)
+                    .map(|v| {
+                        v.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let body = json!({
+                "title": form.get("title").unwrap_or(""),
+                "description": form.get("description").unwrap_or(""),
+                "keywords": form.list("keywords"),
+                "examples": lines("examples"),
+                "reason": form.get("reason"),
+            });
+            (
+                call(Method::PATCH, format!("tenants/{t}/tasks/{id}"), body),
+                "task",
+                page.url(&format!("tasks/{id}")),
+            )
+        }
+        ["users", u, "prompts", request, "on-task"] => (
+            call(
+                Method::POST,
+                format!("tenants/{t}/users/{u}/prompts/{request}/on-task"),
+                json!({ "note": form.get("note") }),
+            ),
+            "on-task",
+            page.url("review"),
+        ),
+        ["misuse"] => {
+            let number = |name: &str| -> Result<Option<f32>, String> {
+                form.get(name)
+                    .map(|v| {
+                        v.parse::<f32>()
+                            .map_err(|_| format!("'{name}' must be a number"))
+                    })
+                    .transpose()
+            };
+            let parsed = (|| -> Result<Value, String> {
+                Ok(json!({
+                    "warn_at": number("warn_at")?,
+                    "flag_at": number("flag_at")?,
+                    "block_at": number("block_at")?,
+                    "half_life_minutes": number("half_life_minutes")?,
+                    "shadow": form.get("shadow") == Some("on"),
+                    "reason": form.get("reason"),
+                }))
+            })();
+            let body = match parsed {
+                Ok(b) => b,
+                Err(m) => return error_page(StatusCode::BAD_REQUEST, &m, Some(page.viewer)),
+            };
+            (
+                call(Method::PUT, format!("tenants/{t}/misuse"), body),
+                "settings",
+                page.url("review"),
+            )
+        }
         ["tasks", id, "archive"] => (
             call(
                 Method::POST,

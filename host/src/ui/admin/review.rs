@@ -12,9 +12,60 @@ use super::Page;
 use crate::http::Body;
 use crate::state::model::Event;
 use crate::ui::error_page;
-use crate::ui::layout::{flash, status_badge, tag};
+use crate::ui::layout::{csrf, flash, status_badge, tag};
 
-fn evidence(page: &Page<'_>, event: Option<&Event>) -> Markup {
+/// "This was on-task" for a prompt still held against the user.
+fn on_task_form(page: &Page<'_>, user: &str, request_id: &str) -> Markup {
+    html! {
+        form.inline.on-task method="post" action=(page.url(&format!("users/{user}/prompts/{request_id}/on-task"))) {
+            (csrf(page.viewer))
+            input name="note" placeholder="Note to the user (optional)" size="24";
+            button.secondary type="submit" { "This was on-task" }
+        }
+    }
+}
+
+/// The tenant's detection settings: thresholds and shadow mode.
+fn settings_form(page: &Page<'_>) -> Markup {
+    let own = page
+        .app
+        .db
+        .directory()
+        .tenant(page.tenant)
+        .and_then(|e| e.tenant.as_ref().map(|t| t.misuse.clone()))
+        .unwrap_or_default();
+    let effective: Vec<(&str, f32)> = page
+        .app
+        .chains
+        .as_ref()
+        .map(|c| c.deviation_thresholds(page.tenant))
+        .unwrap_or_default();
+    let value = |own: Option<f32>, name: &str| {
+        own.or_else(|| effective.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    html! {
+        details.panel #misuse-settings {
+            summary { "Detection settings" @if own.shadow == Some(true) { " " span.badge.warn { "shadow mode" } } }
+            p.muted { "Each off-task prompt adds to a user's score (a major one up to 1, weighed by the classifier's confidence); the score halves every half-life. Users are warned, then flagged, then blocked, one step per call at most. In shadow mode Warden scores and flags but never blocks." }
+            form.stack method="post" action=(page.url("misuse")) {
+                (csrf(page.viewer))
+                div.row {
+                    label.field { "Warn at" input name="warn_at" inputmode="decimal" size="6" value=(value(own.warn_at, "warn")); }
+                    label.field { "Flag at" input name="flag_at" inputmode="decimal" size="6" value=(value(own.flag_at, "flag")); }
+                    label.field { "Block at" input name="block_at" inputmode="decimal" size="6" value=(value(own.block_at, "block")); }
+                    label.field { "Half-life (minutes)" input name="half_life_minutes" inputmode="decimal" size="6" value=(own.half_life_minutes.map(|v| v.to_string()).unwrap_or_default()); }
+                }
+                label.check { input type="checkbox" name="shadow" checked[own.shadow == Some(true)]; " Shadow mode: never block" }
+                input name="reason" placeholder="Reason (optional, kept in the audit log)";
+                button type="submit" { "Save settings" }
+            }
+        }
+    }
+}
+
+fn evidence(page: &Page<'_>, user: &str, event: Option<&Event>) -> Markup {
     let Some(event) = event else {
         return html! { p.muted { "No flag or block event was found for this user." } };
     };
@@ -25,6 +76,15 @@ fn evidence(page: &Page<'_>, event: Option<&Event>) -> Markup {
             .unwrap_or_else(|| "–".into())
     };
     let prompts = d["prompts"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    // Prompts an admin already marked on-task are no longer held.
+    let held: Vec<String> = page
+        .app
+        .activity
+        .notes(page.tenant, user)
+        .0
+        .into_iter()
+        .map(|p| p.request_id)
+        .collect();
     html! {
         p {
             strong { (event.action) } " by " (event.actor) " at " (page.local_time(event.at_ms))
@@ -47,6 +107,11 @@ fn evidence(page: &Page<'_>, event: Option<&Event>) -> Markup {
                             span.muted { (number(&p["confidence"])) " confidence · task " (p["task_id"].as_str().unwrap_or("")) " · " (page.local_time(p["at_ms"].as_u64().unwrap_or(0))) }
                         }
                         div.prompt { (p["prompt"].as_str().unwrap_or("")) }
+                        @if let Some(request_id) = p["request_id"].as_str().filter(|r| held.iter().any(|h| h == r)) {
+                            (on_task_form(page, user, request_id))
+                        } @else {
+                            span.muted.released { "no longer held against the user" }
+                        }
                     }
                 }
             }
@@ -71,6 +136,7 @@ pub fn page(page: &Page<'_>) -> Response<Body> {
         h1 { "Review queue" }
         p.sub { "Flagged and blocked users, with the prompts that put them here. Every decision asks for a reason, kept in the audit log." }
         (flash(&page.query))
+        (settings_form(page))
         @if queue.is_empty() { div.panel { p { "Nobody is waiting for review." } } }
         @for (user, event) in &queue {
             @let (_, score, _) = page.app.activity.peek(page.tenant, &user.id, &at);
@@ -79,7 +145,7 @@ pub fn page(page: &Page<'_>) -> Response<Body> {
                     h2 { a href=(page.url(&format!("users/{}", user.id))) { (user.name) } " " (status_badge(user.status)) }
                     span.muted { (user.id) " · score now " (format!("{score:.2}")) }
                 }
-                (evidence(page, event.as_ref()))
+                (evidence(page, &user.id, event.as_ref()))
                 (access_forms(page, user, &back))
             }
         }

@@ -2,7 +2,7 @@
 //! task's page with usage per day and per user, and its request log.
 
 use hyper::Response;
-use maud::html;
+use maud::{html, Markup};
 
 use super::logs::log_table;
 use super::overview::{per_day, report};
@@ -75,6 +75,30 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
     page.render("Tasks", "tasks", body)
 }
 
+/// Title, description, keywords and example prompts: what the intent
+/// classifier reads of the task. Examples are prompts the task's work
+/// looks like; a prompt close to one is on-task for this tenant.
+fn edit_form(page: &Page<'_>, task: &Task) -> Markup {
+    html! {
+        div.panel #edit-task {
+            h2 { "Edit task" }
+            form.stack method="post" action=(page.url(&format!("tasks/{}/edit", task.id))) {
+                (csrf(page.viewer))
+                label for="edit-title" { "Title" }
+                input #edit-title name="title" required value=(task.title);
+                label for="edit-description" { "Description (the intent classifier reads it)" }
+                textarea #edit-description name="description" { (task.description) }
+                label for="edit-keywords" { "Keywords, comma-separated" }
+                input #edit-keywords name="keywords" value=(task.keywords.join(", "));
+                label for="edit-examples" { "Example prompts, one per line (prompts like these are on-task; “This was on-task” in the review queue adds here)" }
+                textarea #edit-examples name="examples" rows="6" { (task.examples.join("\n")) }
+                input name="reason" placeholder="Reason (optional, kept in the audit log)";
+                button type="submit" { "Save task" }
+            }
+        }
+    }
+}
+
 pub fn detail(page: &Page<'_>, id: &str) -> Response<Body> {
     let directory = page.app.db.directory();
     let Some(entry) = directory.tenant(page.tenant) else {
@@ -101,6 +125,7 @@ pub fn detail(page: &Page<'_>, id: &str) -> Response<Body> {
             div { h1 { (task.title) @if !task.active { " " span.badge.muted { "archived" } } } p.sub { code { (task.id) } " · " (task.description) } }
             a href={ (page.url("logs")) "?task=" (task.id) } { "All requests →" }
         }
+        (flash(&page.query))
         div.grid {
             div.panel.stat { div.label { "Requests (30 days)" } div.value { (int(totals.requests)) } }
             div.panel.stat { div.label { "Tokens (30 days)" } div.value { (int(totals.tokens_in + totals.tokens_out)) } }
@@ -120,6 +145,7 @@ pub fn detail(page: &Page<'_>, id: &str) -> Response<Body> {
             }
         }
         div.panel { h2 { "Recent requests" } (log_table(page, &recent, true, false)) }
+        (edit_form(page, task))
     };
     page.render(&task.title, "tasks", body)
 }

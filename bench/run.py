@@ -7,7 +7,11 @@ from harness import (DURATION, ROOT, WARDEN, WORK, chain_metrics, rss_mib, seed,
                      wrk)
 
 PORTS = {"mock": 18081, "nginx": 18082, "warden-no-chain": 18083, "warden-chain": 18084,
-         "warden-guardrails": 18085}
+         "warden-guardrails": 18085, "warden-baseline": 18086}
+# BASELINE_PLUGINS=DIR adds a row: the full chain with DIR's .wasm files in
+# place of the built ones (an A/B of plugins in one run, e.g. the intent and
+# deviation stages of an older commit).
+BASELINE = os.environ.get("BASELINE_PLUGINS")
 
 
 def guardrail_policies():
@@ -25,11 +29,24 @@ def guardrail_policies():
     return directory
 
 
-def start_warden(name, chain, policy_dir=None):
+def start_warden(name, chain, policy_dir=None, plugin_dir=None):
     state = os.path.join(WORK, name)
     token = seed(state)
-    proc = serve(name, PORTS[name], state, policy_dir or os.path.join(ROOT, "policies"), PORTS["mock"], chain)
+    proc = serve(name, PORTS[name], state, policy_dir or os.path.join(ROOT, "policies"), PORTS["mock"], chain,
+                 plugin_dir=plugin_dir)
     return proc, token
+
+
+def baseline_plugins():
+    """The built plugins with BASELINE's files laid over them."""
+    directory = os.path.join(WORK, "plugins-baseline")
+    os.makedirs(directory, exist_ok=True)
+    for source in (os.path.join(ROOT, "build", "plugins"), BASELINE):
+        for name in os.listdir(source):
+            if name.endswith(".wasm"):
+                with open(os.path.join(source, name), "rb") as f, open(os.path.join(directory, name), "wb") as out:
+                    out.write(f.read())
+    return directory
 
 
 def nginx():
@@ -58,6 +75,9 @@ def main():
                    ("Warden, chain disabled", PORTS["warden-no-chain"], token_plain, plain),
                    ("Warden, 5-stage chain + logging", PORTS["warden-chain"], token_full, full),
                    ("Warden, chain + 3 tenant guardrails", PORTS["warden-guardrails"], token_guarded, guarded)]
+        if BASELINE:
+            base, token_base = start_warden("warden-baseline", chain=True, plugin_dir=baseline_plugins())
+            targets.append(("Warden, 5-stage chain, baseline plugins", PORTS["warden-baseline"], token_base, base))
         results = {}
         for name, port, token, proc in targets:
             wrk(port, token, 8)  # warm-up: connections, warm plugin instances, caches
@@ -88,6 +108,12 @@ def main():
         guarded1 = results[(targets[4][0], 1)]
         print(f"- three tenant guardrails add {guarded1[1] - on1[1]:.0f} µs at p50 over the full chain (c=1)")
         print(f"- full-chain throughput is {100 * on64[0] / off64[0]:.0f}% of chain-disabled (c=64; goal ≥ 60%)")
+        if BASELINE:
+            name = targets[5][0]
+            base1 = results[(name, 1)]
+            print(f"- against the baseline plugins: full chain {on1[1] - base1[1]:+.0f} µs at p50 (c=1); chain in-process "
+                  f"{results[(chain_name, 'chain', 1)]:.1f} vs {results[(name, 'chain', 1)]:.1f} µs (c=1), "
+                  f"{results[(chain_name, 'chain', 64)]:.1f} vs {results[(name, 'chain', 64)]:.1f} µs (c=64)")
         print(f"- chain-disabled throughput is {100 * off64[0] / ngx[0]:.0f}% of nginx's (c=64; goal ≥ 50%)")
     finally:
         stop_all()

@@ -19,6 +19,20 @@ fn rss_mib() -> f64 {
     pages * 4096.0 / f64::from(1 << 20)
 }
 
+/// Proportional set size: a page shared by N mappings counts 1/N. Pages of
+/// a component's memory image that instances only read are mapped once per
+/// instance but held once, which RSS counts N times and PSS once.
+fn pss_mib() -> f64 {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+    let kib: f64 = rollup
+        .lines()
+        .find(|l| l.starts_with("Pss:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    kib / 1024.0
+}
+
 /// The same component with a custom section appended: other bytes, so it
 /// is compiled and held on its own, like a tenant's own build would be.
 fn distinct(wasm: &[u8], n: usize) -> Vec<u8> {
@@ -45,6 +59,7 @@ fn scope(tenant: &str, plugin: &str, kv: &sled::Tree) -> Arc<PluginScope> {
 struct Row {
     what: String,
     rss: f64,
+    pss: f64,
     seconds: f64,
 }
 
@@ -56,6 +71,7 @@ async fn scenario(label: &str, wasm: &[u8], distinct_bytes: bool) -> Vec<Row> {
     let mut rows = vec![Row {
         what: format!("{label}: runtime only"),
         rss: rss_mib(),
+        pss: pss_mib(),
         seconds: 0.0,
     }];
     let started = Instant::now();
@@ -79,6 +95,7 @@ async fn scenario(label: &str, wasm: &[u8], distinct_bytes: bool) -> Vec<Row> {
     rows.push(Row {
         what: format!("{label}: {TENANTS} tenants loaded"),
         rss: rss_mib(),
+        pss: pss_mib(),
         seconds: started.elapsed().as_secs_f64(),
     });
     let started = Instant::now();
@@ -92,6 +109,7 @@ async fn scenario(label: &str, wasm: &[u8], distinct_bytes: bool) -> Vec<Row> {
             idle_bytes as f64 / f64::from(1 << 20)
         ),
         rss: rss_mib(),
+        pss: pss_mib(),
         seconds: started.elapsed().as_secs_f64(),
     });
     rows
@@ -109,8 +127,8 @@ async fn main() {
     // The default intent stage carries its 5.4 MB word-vector table in its
     // data segment: one build, shared copy-on-write by every tenant.
     let intent = read("build/plugins/intent.wasm");
-    println!("| scenario | RSS (MiB) | time (s) |");
-    println!("|---|---:|---:|");
+    println!("| scenario | RSS (MiB) | PSS (MiB) | time (s) |");
+    println!("|---|---:|---:|---:|");
     let mut rows = Vec::new();
     rows.extend(scenario("Rust guardrail, 1,000 distinct builds", &rust, true).await);
     rows.extend(scenario("Rust guardrail, one build shared", &rust, false).await);
@@ -124,6 +142,9 @@ async fn main() {
         .await,
     );
     for row in rows {
-        println!("| {} | {:.0} | {:.1} |", row.what, row.rss, row.seconds);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.1} |",
+            row.what, row.rss, row.pss, row.seconds
+        );
     }
 }

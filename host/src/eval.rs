@@ -186,7 +186,11 @@ pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
         }))).collect::<serde_json::Map<_, _>>(),
         "labels": { "order": LABELS, "rows_are_truth": labels },
         "drift": { "order": DRIFTS, "rows_are_truth": drifts },
-        "micros_per_prompt": { "p50": micros[micros.len() / 2], "max": micros[micros.len() - 1] },
+        "micros_per_prompt": {
+            "p50": micros[micros.len() / 2],
+            "p99": micros[micros.len() * 99 / 100],
+            "max": micros[micros.len() - 1],
+        },
     }))
 }
 
@@ -216,13 +220,14 @@ pub fn render(report: &Value) -> String {
     let f = |v: &Value| v.as_f64().unwrap_or_default();
     out.push_str(&format!(
         "{} prompts. Major deviation: precision {:.2}, recall {:.2}, F1 {:.2}. Label accuracy {:.2}. \
-         {:.0} µs per prompt (p50).\n",
+         {:.0} µs per prompt (p50), {:.0} µs (p99).\n",
         report["examples"],
         f(&m["precision"]),
         f(&m["recall"]),
         f(&m["f1"]),
         f(&report["label_accuracy"]),
         f(&report["micros_per_prompt"]["p50"]),
+        f(&report["micros_per_prompt"]["p99"]),
     ));
     for (title, key) in [("labels", "labels"), ("drift", "drift")] {
         let order: Vec<&str> = report[key]["order"]

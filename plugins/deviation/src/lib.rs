@@ -175,16 +175,20 @@ impl Guest for Deviation {
         // through warn and flag before a block. The last action is kept in
         // this plugin's key-value store; it counts only while the score
         // still stands at its level (re-enabling resets the score).
+        // Most calls score under every threshold and never touch the store.
         let user = &request.identity.user_id;
-        let before = last_level(user).min(level(decayed, settings));
-        let mut action = level(score, settings).min(before + 1);
-        // Only an off-task prompt blocks (its answer is the one withheld);
-        // shadow mode scores and flags, and never blocks.
-        if settings.shadow || request.current.drift == Drift::OnTask {
-            action = action.min(2);
-        }
-        if action != before {
-            remember_level(user, action);
+        let mut action = level(score, settings);
+        if action > 0 {
+            let before = last_level(user).min(level(decayed, settings));
+            action = action.min(before + 1);
+            // Only an off-task prompt blocks (its answer is the one
+            // withheld); shadow mode scores and flags, and never blocks.
+            if settings.shadow || request.current.drift == Drift::OnTask {
+                action = action.min(2);
+            }
+            if action != before {
+                remember_level(user, action);
+            }
         }
         let action = [Action::None, Action::Warn, Action::Flag, Action::Block][action];
         if action != Action::None && reasons.is_empty() {

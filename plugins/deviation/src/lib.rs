@@ -6,7 +6,7 @@
 //! Forgiving by design:
 //! - an off-task prompt counts in proportion to the classifier's confidence:
 //!   a sure call (confidence 0.9 or more) counts fully, an uncertain one
-//!   (0.6) a tenth;
+//!   (0.6) about a tenth;
 //! - and by the user's recent record: after ten on-task calls and no
 //!   major deviation, an off-task one counts half (one slip is forgiven,
 //!   a second is not);
@@ -17,7 +17,7 @@
 //! - `shadow = true` scores and flags but never blocks (a tenant trying the
 //!   detector on its own users first).
 //!
-//! Config (all optional): `half_life_minutes` (60), `warn_at` (1.0),
+//! Config (all optional): `half_life_minutes` (20), `warn_at` (1.0),
 //! `flag_at` (1.5), `block_at` (2.0), `slight_weight` (0.1), `major_weight`
 //! (1.0), `shadow` (false).
 
@@ -49,7 +49,7 @@ struct Settings {
 fn settings() -> &'static Settings {
     static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
     SETTINGS.get_or_init(|| Settings {
-        half_life_ms: setting("half_life_minutes", 60.0).max(0.01) * 60_000.0,
+        half_life_ms: setting("half_life_minutes", 20.0).max(0.01) * 60_000.0,
         slight_weight: setting("slight_weight", 0.1),
         major_weight: setting("major_weight", 1.0),
         warn_at: setting("warn_at", 1.0),

@@ -14,13 +14,18 @@ both kinds than hand-written prompts can show it:
   task's own keywords, so that a language is never a sign of misuse.
 
 Deterministic (seeded): the same file every run. Hand-written prompts stay
-in shared.jsonl and examples.jsonl; the evaluation sets are never read.
+in shared.jsonl and examples.jsonl. The evaluation sets and the walkthrough
+are read for one thing only: a composed prompt that shares half its words
+with one of their prompts is left out (a near copy would score the model on
+what it trained on). A unit test of `warden` (host/src/train.rs) checks
+every training file the same way.
 
     python3 scripts/generate-training-prompts.py
 """
 import json
 import os
 import random
+import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "data/intent/train/generated.jsonl")
@@ -273,15 +278,38 @@ def side(rng):
     return rng.choice(SIDE_ASK).format(what=what), "off_topic", "major", "side_work"
 
 
+HELD_OUT = ["data/intent/eval/examples.jsonl", "data/intent/eval-2/examples.jsonl", "tests/data/terse-on-task.jsonl"]
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def words(text):
+    return set(WORD.findall(text.lower()))
+
+
+def held_out():
+    """The word sets of every evaluation and walkthrough prompt."""
+    out = []
+    for path in HELD_OUT:
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            out += [words(json.loads(line)["prompt"]) for line in f if line.strip() and "prompt" in json.loads(line)]
+    return out
+
+
+def near_copy(prompt, tests):
+    w = words(prompt)
+    return any(len(w & t) >= 0.5 * len(w | t) for t in tests)
+
+
 def main():
     rng = random.Random(7)
+    tests = held_out()
     seen, lines = set(), []
     kinds = [("dev", dev, "software"), ("life", life, "all"), ("side", side, "software"), ("learn", learn, "all")]
     for kind, make, applies in kinds:
         count = 0
         while count < PER_KIND[kind]:
             prompt, intent, deviation, category = make(rng)
-            if prompt in seen:
+            if prompt in seen or near_copy(prompt, tests):
                 continue
             seen.add(prompt)
             count += 1
@@ -293,7 +321,7 @@ def main():
         count = 0
         while count < TASK_WORK_PER_TASK:
             prompt, intent, deviation, category = task_work(rng, task)
-            if (task["id"], prompt) in seen:
+            if (task["id"], prompt) in seen or near_copy(prompt, tests):
                 continue
             seen.add((task["id"], prompt))
             count += 1

@@ -186,15 +186,17 @@ enum EvalCommand {
         requests: usize,
         #[arg(long)]
         json: bool,
-        /// Fail (exit 1) if a benign user was blocked, more than
-        /// --max-warned were warned, or an abuser was not blocked within
-        /// --block-within unrelated requests.
+        /// Fail (exit 1) if more than --max-blocked benign users were
+        /// blocked or --max-warned warned, or an abuser was not blocked
+        /// within --block-within unrelated requests.
         #[arg(long)]
         check: bool,
         #[arg(long, default_value_t = 5)]
         block_within: u64,
         #[arg(long, default_value_t = 2)]
         max_warned: u64,
+        #[arg(long, default_value_t = 0)]
+        max_blocked: u64,
     },
 }
 
@@ -327,6 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     check,
                     block_within,
                     max_warned,
+                    max_blocked,
                 },
         } => {
             let options = warden::simulate::WorkloadOptions {
@@ -344,7 +347,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", warden::simulate::render(&report));
             }
             if check {
-                warden::simulate::check_goals(&report, block_within, max_warned)?;
+                let goals = warden::simulate::Goals {
+                    max_blocked,
+                    max_warned,
+                    block_within,
+                };
+                warden::simulate::check_goals(&report, &goals)?;
             }
         }
         Command::Train {

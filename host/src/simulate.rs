@@ -456,15 +456,26 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
     }))
 }
 
-/// An error naming each goal the run missed: no benign user blocked, at
-/// most `max_warned` benign users warned (the goal is 2 of 24), every
-/// abuser blocked within `block_within` unrelated requests (the goal is 5).
-pub fn check_goals(report: &Value, block_within: u64, max_warned: u64) -> anyhow::Result<()> {
+/// What `--check` holds a run to. The product's goals: no benign user
+/// blocked, at most 2 of 24 warned, every abuser blocked within 5 unrelated
+/// requests.
+pub struct Goals {
+    pub max_blocked: u64,
+    pub max_warned: u64,
+    pub block_within: u64,
+}
+
+/// An error naming each goal the run missed.
+pub fn check_goals(report: &Value, goals: &Goals) -> anyhow::Result<()> {
     let mut short = Vec::new();
     let blocked = report["benign"]["blocked"].as_u64().unwrap_or(0);
-    if blocked > 0 {
-        short.push(format!("{blocked} benign user(s) blocked"));
+    if blocked > goals.max_blocked {
+        short.push(format!(
+            "{blocked} benign user(s) blocked (at most {})",
+            goals.max_blocked
+        ));
     }
+    let (block_within, max_warned) = (goals.block_within, goals.max_warned);
     let warned = report["benign"]["warned"].as_u64().unwrap_or(0);
     if warned > max_warned {
         short.push(format!(

@@ -80,3 +80,61 @@ pub fn cross_validate(data_dir: &Path, options: &TrainOptions) -> anyhow::Result
         "major_errors": errors,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Lower-cased words, as scripts/generate-training-prompts.py splits them.
+    fn words(text: &str) -> BTreeSet<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    }
+
+    fn prompts(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).unwrap();
+                line["prompt"].as_str().map(String::from)
+            })
+            .collect()
+    }
+
+    /// A model is scored on prompts it never saw: no training prompt shares
+    /// half its words with an evaluation or walkthrough prompt.
+    #[test]
+    fn training_data_holds_no_near_copy_of_a_held_out_prompt() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let held_out: Vec<(String, BTreeSet<String>)> = [
+            "data/intent/eval/examples.jsonl",
+            "data/intent/eval-2/examples.jsonl",
+            "tests/data/terse-on-task.jsonl",
+        ]
+        .iter()
+        .flat_map(|p| prompts(&root.join(p)))
+        .map(|p| {
+            let w = words(&p);
+            (p, w)
+        })
+        .collect();
+        let mut copies = Vec::new();
+        for file in ["examples.jsonl", "shared.jsonl", "generated.jsonl"] {
+            for prompt in prompts(&root.join("data/intent/train").join(file)) {
+                let w = words(&prompt);
+                for (test, t) in &held_out {
+                    let shared = w.intersection(t).count();
+                    if 2 * shared >= w.union(t).count() {
+                        copies.push(format!("{file}: {prompt:?} ~ {test:?}"));
+                    }
+                }
+            }
+        }
+        assert!(copies.is_empty(), "near copies:\n{}", copies.join("\n"));
+    }
+}

@@ -1,6 +1,6 @@
 //! From a prompt and its task to hashed feature ids.
 
-use crate::vectors::{dot, WordVectors, DIMS};
+use crate::vectors::{dot, Mean, WordVectors, DIMS};
 use crate::BUCKETS;
 
 /// Words too common to say anything about a task.
@@ -342,13 +342,16 @@ pub fn features(
 
     // Meaning: the prompt's mean vector, how close it is to the task's,
     // and how close its closest words come to the task's words.
-    let (vector, known) = vectors.mean(words.raw());
-    let similarity = dot(&vector, &task.vector);
+    // One lookup per word: every word goes into the mean vector, content
+    // words also into the closeness and concept features.
+    let mut mean = Mean::default();
     let (mut best, mut sum, mut weights) = (0.0f32, 0.0f32, 0.0f32);
     // Technical against private-life meaning, over the content words.
     let (mut tech_sum, mut tech_max, mut tech_min) = (0.0f32, -1.0f32, 1.0f32);
-    for word in words.raw().filter(|w| !is_stop(w)) {
-        let Some(entry) = vectors.get(word) else {
+    for word in words.raw() {
+        let found = vectors.get(word);
+        mean.add(found);
+        let Some(entry) = found.filter(|_| !is_stop(word)) else {
             continue;
         };
         // Concepts: the word's meaning, whatever its language.
@@ -373,6 +376,8 @@ pub fn features(
         tech_max = tech_max.max(entry.tech);
         tech_min = tech_min.min(entry.tech);
     }
+    let (vector, known) = mean.finish();
+    let similarity = dot(&vector, &task.vector);
     let mean_closest = if weights > 0.0 { sum / weights } else { 0.0 };
     let tech = if weights > 0.0 {
         tech_sum / weights

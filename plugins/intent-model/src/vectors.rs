@@ -90,17 +90,47 @@ impl<'a> WordVectors<'a> {
     /// length, and the share of the words the table knows. Zero when it
     /// knows none.
     pub fn mean<'w>(&self, words: impl Iterator<Item = &'w str>) -> ([f32; DIMS], f32) {
-        let mut sum = [0.0f32; DIMS];
-        let (mut known, mut total) = (0u32, 0u32);
+        let mut mean = Mean::default();
         for word in words {
-            total += 1;
-            if let Some(vector) = self.get(word) {
-                known += 1;
-                vector.add_to(&mut sum, vector.weight.max(0.02));
-            }
+            mean.add(self.get(word));
         }
-        normalise(&mut sum);
-        (sum, known as f32 / total.max(1) as f32)
+        mean.finish()
+    }
+}
+
+/// The weighted mean of word vectors, built one word at a time (so a caller
+/// that looks each word up for other reasons looks it up once).
+pub struct Mean {
+    sum: [f32; DIMS],
+    known: u32,
+    total: u32,
+}
+
+impl Default for Mean {
+    fn default() -> Self {
+        Self {
+            sum: [0.0; DIMS],
+            known: 0,
+            total: 0,
+        }
+    }
+}
+
+impl Mean {
+    /// One word, and its entry if the table knows it.
+    pub fn add(&mut self, entry: Option<WordVector<'_>>) {
+        self.total += 1;
+        if let Some(vector) = entry {
+            self.known += 1;
+            vector.add_to(&mut self.sum, vector.weight.max(0.02));
+        }
+    }
+
+    /// The unit-length mean (zero when no word was known) and the share of
+    /// the words the table knew.
+    pub fn finish(mut self) -> ([f32; DIMS], f32) {
+        normalise(&mut self.sum);
+        (self.sum, self.known as f32 / self.total.max(1) as f32)
     }
 }
 

@@ -130,6 +130,8 @@ before(async () => {
   cli("user", "create", "--tenant", "globex", "gus");
   tokens.ali = cli("token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK);
   tokens.cy = cli("token", "issue", "--tenant", "acme", "--user", "cy", "--task", TASK);
+  cli("user", "create", "--tenant", "acme", "dee", "--name", "Dee (events too)");
+  tokens.dee = cli("token", "issue", "--tenant", "acme", "--user", "dee", "--task", TASK);
   tokens.gus = cli("token", "issue", "--tenant", "globex", "--user", "gus", "--task", TASK);
   tokens.bo = cli("token", "issue", "--tenant", "acme", "--user", "bo", "--task", TASK);
   tokens.maya = cli("token", "issue", "--tenant", "acme", "--user", "maya");
@@ -381,8 +383,9 @@ test("an admin marks a flagged prompt on-task in the review queue, and a similar
   await page.goto(`${base}/ui/t/acme/tasks/${TASK}`);
   assert.match(await page.inputValue("#edit-examples"), /summer party menu with a vegetarian lasagna/);
 
-  // A similar prompt is on-task for acme from the next call on...
-  const after = await chat(tokens.cy, partyAgain);
+  // A similar prompt is on-task for acme from the next call on, for any of
+  // its users (the example belongs to the tenant's task)...
+  const after = await chat(tokens.dee, partyAgain);
   assert.equal(after.status, 200);
   assert.notEqual(after.intent, "off_topic", "acme learnt from its admin");
   // ...and still off-task for globex, whose admin taught nothing.

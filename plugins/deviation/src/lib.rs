@@ -1,19 +1,19 @@
 //! Default deviation stage: a per-user score that rises with off-task prompts
 //! (+0.1 slight, +1 major), decays with a half-life, and rises further on
-//! usage-pattern signals (+0.5 for a burst of unrelated prompts, +0.25 for a
-//! volume spike). Thresholds pick the action.
+//! usage-pattern signals (+0.5 for a burst: a third major deviation within
+//! ten minutes; +0.25 for a volume spike). Thresholds pick the action.
 //!
 //! Forgiving by design:
 //! - an off-task prompt counts in proportion to the classifier's confidence:
 //!   a sure call (confidence 0.9 or more) counts fully, an uncertain one
 //!   (0.6) about a tenth;
 //! - and by the user's recent record: after ten on-task calls and no
-//!   major deviation, an off-task one counts half (one slip is forgiven,
-//!   a second is not);
+//!   major deviation (or no calls at all), an off-task one counts half
+//!   (one slip is forgiven, a second is not);
 //! - the action rises at most one step per call (none → warn → flag →
-//!   block), two during a burst of unrelated prompts (three in ten
-//!   minutes), so a user is warned before being blocked; an on-task
-//!   prompt blocks only a user already flagged;
+//!   block), two during a burst, so a user is warned before being blocked;
+//!   an on-task prompt blocks only a user already flagged (the host hands
+//!   a repeated prompt to this stage as on-task: it counts once);
 //! - `shadow = true` scores and flags but never blocks (a tenant trying the
 //!   detector on its own users first).
 //!
@@ -65,19 +65,33 @@ fn certainty(confidence: f32) -> f32 {
     ((confidence - 0.55) / 0.35).clamp(0.1, 1.0)
 }
 
-/// Added for a burst: three or more unrelated prompts in ten minutes is
-/// how misuse looks, and almost never how honest work does.
+/// Added for a burst: three or more major deviations in ten minutes is how
+/// misuse looks, and almost never how honest work does. Slight ones do not
+/// count: a learner asking three questions about the craft is no burst.
 const BURST: f32 = 0.5;
+const BURST_WINDOW_MS: u64 = 10 * 60 * 1000;
+
+/// Major deviations among the earlier calls since `since_ms`.
+fn majors_since(history: &[HistoryEntry], since_ms: u64) -> usize {
+    history
+        .iter()
+        .filter(|h| h.at_ms >= since_ms && h.drift == Drift::Major)
+        .count()
+}
 
 /// Recent calls a user's track record is read from.
 const TRACK_RECORD: usize = 10;
 
 /// A user whose recent calls were on-task gets the benefit of the doubt
 /// for one slip: an off-task call counts for half when the last ten were
-/// all on-task. Once one of them was a major deviation, it counts fully.
+/// all on-task, or when there were none (a new user's first prompt taken
+/// for off-task). Once one of them was a major deviation, it counts fully.
 fn track_record(history: &[HistoryEntry]) -> f32 {
     let recent = &history[history.len().saturating_sub(TRACK_RECORD)..];
-    if recent.is_empty() || recent.iter().any(|h| h.drift == Drift::Major) {
+    if recent.is_empty() {
+        return 0.5;
+    }
+    if recent.iter().any(|h| h.drift == Drift::Major) {
         return 1.0;
     }
     let on_task = recent.iter().filter(|h| h.drift == Drift::OnTask).count();
@@ -143,13 +157,14 @@ impl Guest for Deviation {
             }
         };
         let stats = &request.stats;
-        let burst = request.current.drift != Drift::OnTask && stats.unrelated_last_ten_minutes >= 3;
+        let earlier_majors = majors_since(&request.history, now.saturating_sub(BURST_WINDOW_MS));
+        let burst = request.current.drift == Drift::Major && earlier_majors >= 2;
         if request.current.drift != Drift::OnTask {
             if burst {
                 increment += BURST;
                 reasons.push(format!(
                     "burst of {} unrelated prompts in ten minutes",
-                    stats.unrelated_last_ten_minutes
+                    earlier_majors + 1
                 ));
             }
             if stats.requests_last_hour >= 30

@@ -1,6 +1,6 @@
 //! From a prompt and its task to hashed feature ids.
 
-use crate::vectors::{dot, Mean, WordVectors, DIMS};
+use crate::vectors::{dot, Mean, WordVectors, CLOSE_DIMS, DIMS};
 use crate::BUCKETS;
 
 /// Words too common to say anything about a task.
@@ -181,7 +181,7 @@ fn hash(namespace: u8, parts: &[&str]) -> u32 {
 pub struct TaskProfile {
     terms: TaskTerms,
     vector: [f32; DIMS],
-    word_vectors: Vec<[f32; DIMS]>,
+    word_vectors: Vec<[f32; CLOSE_DIMS]>,
 }
 
 impl Default for TaskProfile {
@@ -210,16 +210,14 @@ impl TaskProfile {
         }
         words.read(&text);
         let (vector, _) = vectors.mean(words.raw());
-        let mut word_vectors: Vec<[f32; DIMS]> = Vec::new();
+        let mut word_vectors: Vec<[f32; CLOSE_DIMS]> = Vec::new();
         let mut seen: Vec<&str> = Vec::new();
         for word in words.raw() {
             if is_stop(word) || seen.contains(&word) || word_vectors.len() >= MAX_TASK_WORDS {
                 continue;
             }
             seen.push(word);
-            if let Some(v) = vectors.get(word) {
-                word_vectors.push(v.unit());
-            }
+            word_vectors.extend(vectors.pieces(word).iter().map(|v| v.unit_leading()));
         }
         Self {
             terms: TaskTerms::new(title, description, keywords),
@@ -349,32 +347,35 @@ pub fn features(
     // Technical against private-life meaning, over the content words.
     let (mut tech_sum, mut tech_max, mut tech_min) = (0.0f32, -1.0f32, 1.0f32);
     for word in words.raw() {
-        let found = vectors.get(word);
-        mean.add(found);
-        let Some(entry) = found.filter(|_| !is_stop(word)) else {
+        // A word the table lacks counts as the table words that spell it.
+        let pieces = vectors.pieces(word);
+        mean.add_word(&pieces);
+        if is_stop(word) {
             continue;
-        };
-        // Concepts: the word's meaning, whatever its language.
-        let [coarse, fine] = entry.concepts.map(|c| c.to_le_bytes());
-        let (coarse, fine) = (coarse.as_slice(), fine.as_slice());
-        sparse.push(hash_bytes(b'k', coarse));
-        sparse.push(hash_bytes(b'f', fine));
-        if overlap == 0 {
-            sparse.push(hash_bytes(b'K', coarse));
         }
-        let v = entry.unit();
-        let closest = task
-            .word_vectors
-            .iter()
-            .map(|t| dot(&v, t))
-            .fold(0.0f32, f32::max);
-        best = best.max(closest);
-        let w = entry.weight.max(0.02);
-        sum += w * closest;
-        weights += w;
-        tech_sum += w * entry.tech;
-        tech_max = tech_max.max(entry.tech);
-        tech_min = tech_min.min(entry.tech);
+        for entry in pieces.iter() {
+            // Concepts: the word's meaning, whatever its language.
+            let [coarse, fine] = entry.concepts.map(|c| c.to_le_bytes());
+            let (coarse, fine) = (coarse.as_slice(), fine.as_slice());
+            sparse.push(hash_bytes(b'k', coarse));
+            sparse.push(hash_bytes(b'f', fine));
+            if overlap == 0 {
+                sparse.push(hash_bytes(b'K', coarse));
+            }
+            let v = entry.unit_leading();
+            let closest = task
+                .word_vectors
+                .iter()
+                .map(|t| dot(&v, t))
+                .fold(0.0f32, f32::max);
+            best = best.max(closest);
+            let w = entry.weight.max(0.02);
+            sum += w * closest;
+            weights += w;
+            tech_sum += w * entry.tech;
+            tech_max = tech_max.max(entry.tech);
+            tech_min = tech_min.min(entry.tech);
+        }
     }
     let (vector, known) = mean.finish();
     let similarity = dot(&vector, &task.vector);

@@ -82,8 +82,11 @@ fn weights_of(data: &[&Prepared], options: &TrainOptions) -> Model {
 
 /// Held-out major calls must keep this precision: an honest user wrongly
 /// flagged costs more than a misuser caught a call later (the deviation
-/// stage needs several calls to block anyway).
-const TARGET_PRECISION: f32 = 0.94;
+/// stage needs several calls to block anyway). Set above what we want on
+/// prompts of other authors: cross-validation over our own training prompts
+/// is optimistic (0.95 here against 0.88 to 0.91 on the evaluation sets at
+/// the same threshold).
+const TARGET_PRECISION: f32 = 0.96;
 
 /// The lowest threshold at which the calls it makes over `scored` (truth is
 /// major, probability of major) are still `TARGET_PRECISION` precise: as

@@ -2,19 +2,17 @@
 //! inside the sandbox) and `warden train intent` (training, on the host), so
 //! both compute exactly the same features.
 //!
-//! A prompt becomes a set of hashed features: its words and word pairs,
-//! how many of them belong to the task (title, description, keywords), and
-//! each word paired with "no overlap with the task", so the model can learn
-//! that technical words with nothing of the task in them are a sign of
-//! someone else's work; the concepts of its words (clusters of
-//! multilingual word vectors, so "Rezept" and "recipe" are one feature);
-//! and dense inputs: the mean vector of its words, its product with the
-//! task's, and how close the prompt's words come to the task's. Two softmax
-//! heads (drift: on-task, slight, major; label: code, test, doc, analysis)
-//! sit on one linear layer over all of it. A prompt is a major deviation when its probability
-//! passes a threshold chosen on held-out tasks at training time. The file
-//! (`data/intent/model.bin`) is the parameters as little-endian `f32`s,
-//! then the threshold.
+//! A prompt becomes a set of hashed features: its words, how many of them
+//! belong to the task (title, description, keywords), and the concepts of
+//! its words (clusters of multilingual word vectors, so "Rezept" and
+//! "recipe" are one feature); and dense inputs: the mean vector of its
+//! words (256 dimensions), its product with the task's, and how close the
+//! prompt's words come to the task's. Two softmax heads (drift: on-task,
+//! slight, major; label: code, test, doc, analysis) sit on one linear layer
+//! over all of it, the average of fits on several shuffles. A prompt is a
+//! major deviation when its probability passes a threshold chosen on
+//! held-out tasks at training time. The file (`data/intent/model.bin`) is
+//! the parameters as little-endian `f32`s, then the threshold.
 
 #[cfg(feature = "train")]
 pub mod dataset;

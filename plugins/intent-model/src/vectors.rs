@@ -5,7 +5,11 @@
 //! instance of every tenant.
 
 /// Dimensions of a word vector.
-pub const DIMS: usize = 64;
+pub const DIMS: usize = 256;
+/// Leading dimensions (the principal components that carry the most) that
+/// word-to-word closeness looks at: it compares every prompt word with
+/// every task word, and the whole vector would cost four times as much.
+pub const CLOSE_DIMS: usize = 64;
 
 const HEADER: usize = 24;
 /// hash, weight, two concept ids, two axes, the vector.
@@ -86,17 +90,99 @@ impl<'a> WordVectors<'a> {
         }
     }
 
-    /// The weighted mean of the vectors of `words` (lower-cased), unit
-    /// length, and the share of the words the table knows. Zero when it
-    /// knows none.
+    /// The entries that make up a lower-cased word, into `out` (cleared):
+    /// the word's own when the table has it, otherwise the fewest table
+    /// words (of three letters or more, at most [`MAX_PIECES`]) that spell it
+    /// end to end, a German linking "s" allowed between them: "scanviewmodel"
+    /// is "scan" "view" "model", "Bewerbungsschreiben" "bewerbung"
+    /// "schreiben". Nothing when no such split exists.
+    pub fn pieces(&self, word: &str) -> Pieces<'a> {
+        let mut out = Pieces::default();
+        if let Some(entry) = self.get(word) {
+            out.push(entry);
+            return out;
+        }
+        let bytes = word.as_bytes();
+        let n = bytes.len();
+        if !(2 * MIN_PIECE..=MAX_SPLIT).contains(&n) {
+            return out;
+        }
+        // split[i]: the fewest pieces that spell word[..i], where the last
+        // of them starts, and whether a linking "s" precedes it.
+        let mut split = [(u8::MAX, 0u8, false); MAX_SPLIT + 1];
+        split[0].0 = 0;
+        for end in MIN_PIECE..=n {
+            for start in 0..=end - MIN_PIECE {
+                let before = split[start].0;
+                let (before, link) = if before == u8::MAX && start > 1 && bytes[start - 1] == b's' {
+                    (split[start - 1].0, true)
+                } else {
+                    (before, false)
+                };
+                if before as usize >= MAX_PIECES || before + 1 >= split[end].0 {
+                    continue;
+                }
+                if word
+                    .get(start..end)
+                    .is_some_and(|piece| self.get(piece).is_some())
+                {
+                    split[end] = (before + 1, start as u8, link);
+                }
+            }
+        }
+        if split[n].0 == u8::MAX {
+            return out;
+        }
+        let mut end = n;
+        while end > 0 {
+            let (_, start, link) = split[end];
+            let start = start as usize;
+            out.push(self.get(&word[start..end]).expect("a piece found above"));
+            end = start - usize::from(link);
+        }
+        out.entries[..out.len].reverse();
+        out
+    }
+
+    /// The weighted mean of the vectors of `words` (lower-cased, split into
+    /// [`WordVectors::pieces`]), unit length, and the share of the words the
+    /// table knows. Zero when it knows none.
     pub fn mean<'w>(&self, words: impl Iterator<Item = &'w str>) -> ([f32; DIMS], f32) {
         let mut mean = Mean::default();
         for word in words {
-            mean.add(self.get(word));
+            mean.add_word(&self.pieces(word));
         }
         mean.finish()
     }
 }
+
+/// The table entries that make up one word: its own, or the pieces of a
+/// split (no allocation).
+#[derive(Clone, Copy, Default)]
+pub struct Pieces<'a> {
+    entries: [Option<WordVector<'a>>; MAX_PIECES],
+    len: usize,
+}
+
+impl<'a> Pieces<'a> {
+    fn push(&mut self, entry: WordVector<'a>) {
+        self.entries[self.len] = Some(entry);
+        self.len += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = WordVector<'a>> + '_ {
+        self.entries[..self.len].iter().flatten().copied()
+    }
+}
+
+/// Shortest piece of a split word, longest word split, most pieces.
+const MIN_PIECE: usize = 3;
+const MAX_SPLIT: usize = 30;
+const MAX_PIECES: usize = 4;
 
 /// The weighted mean of word vectors, built one word at a time (so a caller
 /// that looks each word up for other reasons looks it up once).
@@ -117,12 +203,14 @@ impl Default for Mean {
 }
 
 impl Mean {
-    /// One word, and its entry if the table knows it.
-    pub fn add(&mut self, entry: Option<WordVector<'_>>) {
+    /// One word as its [`WordVectors::pieces`] (none when unknown).
+    pub fn add_word(&mut self, pieces: &Pieces<'_>) {
         self.total += 1;
-        if let Some(vector) = entry {
+        if !pieces.is_empty() {
             self.known += 1;
-            vector.add_to(&mut self.sum, vector.weight.max(0.02));
+        }
+        for piece in pieces.iter() {
+            piece.add_to(&mut self.sum, piece.weight.max(0.02));
         }
     }
 
@@ -158,23 +246,48 @@ impl WordVector<'_> {
         }
     }
 
-    /// Unit-length copy.
-    pub fn unit(&self) -> [f32; DIMS] {
-        let mut v = [0.0; DIMS];
-        self.add_to(&mut v, 1.0);
+    /// Unit-length copy of the leading [`CLOSE_DIMS`] components.
+    pub fn unit_leading(&self) -> [f32; CLOSE_DIMS] {
+        let mut v = [0.0; CLOSE_DIMS];
+        for (s, c) in v.iter_mut().zip(self.components) {
+            *s = f32::from(*c as i8);
+        }
         normalise(&mut v);
         v
     }
 }
 
 /// Scales `v` to unit length (leaves zero alone).
-pub fn normalise(v: &mut [f32; DIMS]) {
+pub fn normalise<const N: usize>(v: &mut [f32; N]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
     }
 }
 
-pub fn dot(a: &[f32; DIMS], b: &[f32; DIMS]) -> f32 {
+pub fn dot<const N: usize>(a: &[f32; N], b: &[f32; N]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_words_are_spelled_with_known_ones() {
+        let table = WordVectors::default_table();
+        let count = |word: &str| table.pieces(word).iter().count();
+        assert_eq!(count("view"), 1, "a known word is itself");
+        assert!(table.get("scanviewmodel").is_none());
+        assert_eq!(count("scanviewmodel"), 3, "scan view model");
+        assert!(table.get("bewerbungsschreiben").is_none());
+        assert_eq!(count("bewerbungsschreiben"), 2, "a linking s");
+        assert_eq!(count("xqzvkw"), 0, "no split, no vector");
+        // The pieces' vectors are those of the words.
+        let mut whole = Mean::default();
+        whole.add_word(&table.pieces("scanviewmodel"));
+        let (split, _) = whole.finish();
+        let (words, _) = table.mean(["scan", "view", "model"].into_iter());
+        assert!(dot(&split, &words) > 0.999);
+    }
 }

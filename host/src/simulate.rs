@@ -42,6 +42,9 @@ pub struct WorkloadOptions {
     pub abusers: usize,
     /// Calls per benign user.
     pub requests: usize,
+    /// Keep every call in the report (`trace` of each user), not only the
+    /// warned or refused ones: how each abuser's score rose, call by call.
+    pub trace: bool,
 }
 
 /// xorshift64*: the same seed, the same users and prompts.
@@ -84,6 +87,8 @@ struct Outcome {
     warnings: usize,
     /// The calls that were warned or refused: prompt, status, score.
     incidents: Vec<Value>,
+    /// Every call, when tracing: the same, and whether it was unrelated.
+    trace: Option<Vec<Value>>,
     /// Unrelated requests sent up to and including the refused one.
     blocked_after: Option<usize>,
 }
@@ -97,7 +102,12 @@ struct Client {
 
 impl Client {
     /// One call, counted in `outcome`; returns its status.
-    async fn call(&self, prompt: &str, outcome: &mut Outcome) -> anyhow::Result<u16> {
+    async fn call(
+        &self,
+        prompt: &str,
+        unrelated: bool,
+        outcome: &mut Outcome,
+    ) -> anyhow::Result<u16> {
         let body =
             json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": prompt }] });
         let response = self
@@ -123,11 +133,13 @@ impl Client {
         outcome.calls += 1;
         outcome.warned |= warned;
         outcome.warnings += usize::from(warned);
+        let call = json!({ "prompt": prompt, "status": status,
+            "intent": intent, "score": score, "warned": warned, "unrelated": unrelated });
         if warned || status != 200 {
-            outcome
-                .incidents
-                .push(json!({ "prompt": prompt, "status": status,
-                "intent": intent, "score": score }));
+            outcome.incidents.push(call.clone());
+        }
+        if let Some(trace) = &mut outcome.trace {
+            trace.push(call);
         }
         Ok(status)
     }
@@ -218,7 +230,10 @@ impl SimUser {
         rng: &mut Rng,
     ) -> anyhow::Result<()> {
         let (prompt, unrelated) = self.next_prompt(prompts, rng);
-        let status = self.client.call(prompt, &mut self.outcome).await?;
+        let status = self
+            .client
+            .call(prompt, unrelated, &mut self.outcome)
+            .await?;
         self.unrelated += usize::from(unrelated);
         match status {
             403 => {
@@ -383,7 +398,10 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
                 token,
                 task,
             },
-            outcome: Outcome::default(),
+            outcome: Outcome {
+                trace: options.trace.then(Vec::new),
+                ..Outcome::default()
+            },
             unrelated: 0,
             next_at_ms: start_ms + rng.below(600_000) as u64,
             done: false,
@@ -411,6 +429,7 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
                 "blocked": u.outcome.blocked_after.is_some(),
                 "unrelated_until_blocked": u.outcome.blocked_after,
                 "incidents": u.outcome.incidents,
+                "trace": u.outcome.trace,
             })
         })
         .collect();
@@ -526,16 +545,21 @@ pub fn render(report: &Value) -> String {
                 user["warned"],
                 user["unrelated_until_blocked"],
             ));
-            if user["benign"] == true {
-                for incident in user["incidents"].as_array().into_iter().flatten() {
-                    out.push_str(&format!(
-                        "      {} {} score {}: {}\n",
-                        incident["status"],
-                        incident["intent"].as_str().unwrap_or("-"),
-                        incident["score"].as_str().unwrap_or("-"),
-                        incident["prompt"].as_str().unwrap_or(""),
-                    ));
-                }
+            // Every call when traced; otherwise a benign user's incidents.
+            let calls = match user["trace"].as_array() {
+                Some(trace) => Some(trace),
+                None if user["benign"] == true => user["incidents"].as_array(),
+                None => None,
+            };
+            for call in calls.into_iter().flatten() {
+                out.push_str(&format!(
+                    "      {} {} {} score {}: {}\n",
+                    if call["unrelated"] == true { "x" } else { " " },
+                    call["status"],
+                    call["intent"].as_str().unwrap_or("-"),
+                    call["score"].as_str().unwrap_or("-"),
+                    call["prompt"].as_str().unwrap_or(""),
+                ));
             }
         }
     }

@@ -264,8 +264,13 @@ pub async fn run(
     // question twice) was scored once already: the stage sees it as
     // on-task (the standing rules still apply, nothing is added) and it is
     // not remembered twice. The request log keeps its real intent.
-    let prompt_hash = OffTaskPrompt::hash(facts.prompt);
     let off_task = intent.drift != types::Drift::OnTask;
+    // Only off-task prompts are remembered, so only they are hashed.
+    let prompt_hash = if off_task {
+        OffTaskPrompt::hash(facts.prompt)
+    } else {
+        0
+    };
     let (repeat, history, stats, score, updated) =
         app.activity.with_user(tenant_id, user_id, at, |a| {
             (

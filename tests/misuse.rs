@@ -528,17 +528,14 @@ async fn admins_edit_tasks_and_choose_thresholds_and_shadow_mode() {
     env.stop().await;
 }
 
-/// The deviation plugin alone, fed crafted histories: a burst (which adds
-/// to the score and lets the action rise two steps) is three major
-/// deviations in ten minutes. Slight ones never make a burst: a learner
-/// asking three questions about the craft is not a misuser.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_is_made_of_major_deviations_only() {
+use warden::runtime::bindings::types::{Drift, HistoryEntry, Intent, IntentLabel};
+use warden::runtime::{PluginRuntime, TenantPlugin};
+
+/// The built deviation plugin, alone in a local runtime (kept alive beside
+/// it), with a scratch key-value store.
+fn deviation_plugin() -> (PluginRuntime, TenantPlugin) {
     use std::sync::Arc;
-    use warden::runtime::bindings::types::{Drift, HistoryEntry, Intent, IntentLabel};
-    use warden::runtime::{
-        samples, scratch_kv_tree, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits,
-    };
+    use warden::runtime::{scratch_kv_tree, PluginScope, RuntimeConfig, SandboxLimits};
 
     let runtime = PluginRuntime::new(&RuntimeConfig::local()).unwrap();
     let wasm = std::fs::read(plugin_dir().join("deviation.wasm")).unwrap();
@@ -551,27 +548,78 @@ async fn a_burst_is_made_of_major_deviations_only() {
     ));
     let plugin =
         runtime.instantiate_for_tenant(compiled, scope, SandboxLimits::default().cold_start());
-    let now = std::time::SystemTime::now()
+    (runtime, plugin)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as u64;
+        .as_millis() as u64
+}
+
+/// A sure major deviation after `history`, from a score of zero.
+fn sure_major(
+    history: Vec<HistoryEntry>,
+) -> warden::runtime::bindings::deviation::DeviationRequest {
+    let mut request = warden::runtime::samples::deviation_request("acme", 0);
+    request.current = Intent {
+        label: IntentLabel::OffTopic,
+        confidence: 0.95,
+        drift: Drift::Major,
+    };
+    request.history = history;
+    (request.score, request.score_updated_at_ms) = (0.0, 0);
+    request
+}
+
+/// One slip is forgiven, a new user's too: a sure major deviation counts
+/// half with no record or a clean one, fully after an earlier major one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_slip_counts_half_even_for_a_new_user() {
+    let (_runtime, plugin) = deviation_plugin();
+    let earlier = |drift| HistoryEntry {
+        at_ms: now_ms() - 3_600_000,
+        same_task: true,
+        label: IntentLabel::Code,
+        drift,
+    };
+    for (history, counts) in [
+        (vec![], 0.5),
+        (vec![earlier(Drift::OnTask)], 0.5),
+        (vec![earlier(Drift::Major)], 1.0),
+    ] {
+        let what = format!("{history:?}");
+        let outcome = plugin.deviation(&sure_major(history)).await.unwrap();
+        assert!(
+            (outcome.score_delta - counts).abs() < 0.01,
+            "after {what}: {}",
+            outcome.score_delta
+        );
+    }
+}
+
+/// The deviation plugin alone, fed crafted histories: a burst (which adds
+/// to the score and lets the action rise two steps) is three major
+/// deviations in ten minutes. Slight ones never make a burst: a learner
+/// asking three questions about the craft is not a misuser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_made_of_major_deviations_only() {
+    let (_runtime, plugin) = deviation_plugin();
+    let now = now_ms();
     let reason = |current: Drift, earlier: Drift| {
-        let mut request = samples::deviation_request("acme", 0);
-        request.current = Intent {
-            label: IntentLabel::OffTopic,
-            confidence: 0.95,
-            drift: current,
-        };
-        request.history = (1..=3)
-            .map(|minutes_ago| HistoryEntry {
-                at_ms: now - minutes_ago * 60_000,
-                same_task: true,
-                label: IntentLabel::OffTopic,
-                drift: earlier,
-            })
-            .collect();
+        let mut request = sure_major(
+            (1..=3)
+                .map(|minutes_ago| HistoryEntry {
+                    at_ms: now - minutes_ago * 60_000,
+                    same_task: true,
+                    label: IntentLabel::OffTopic,
+                    drift: earlier,
+                })
+                .collect(),
+        );
+        request.current.drift = current;
         request.stats.unrelated_last_ten_minutes = 3;
-        (request.score, request.score_updated_at_ms) = (0.0, 0);
         request
     };
     let burst = plugin

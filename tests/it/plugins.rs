@@ -4,9 +4,7 @@
 //! keeps serving; rollback and delete work; another tenant's admin cannot
 //! touch them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use warden::state::model::Role;
 
 const PII: &str = "invoice api for ali@example.com";

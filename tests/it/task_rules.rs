@@ -1,9 +1,7 @@
 //! Every call names a task; each rule of task validation and of the token's
 //! bindings refuses with a status and a message that says which rule failed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use warden::state::model::Task;
 
 fn task(id: &str, endpoints: &[&str], models: &[&str], active: bool) -> Task {

@@ -2,9 +2,7 @@
 //! moved to just before a boundary, the quota is exhausted, and the clock is
 //! moved past it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use warden::state::model::Limits;
 
 fn at(text: &str) -> u64 {

@@ -4,11 +4,9 @@
 //! one tenant's plugins never reach another, and reloading in a loop under
 //! concurrent load fails no request.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use warden::state::model::Role;
 
 const PII: &str = "invoice api for ali@example.com";

@@ -1,9 +1,7 @@
 //! The proxy over real HTTP: completions (plain and streamed), errors,
 //! models, quota, deviation, TLS.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use warden::state::model::Limits;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

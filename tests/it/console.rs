@@ -3,11 +3,9 @@
 //! session that survives a restart and ends with its token, one-time
 //! sign-in links, CSRF, and user-supplied text escaped.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::common::*;
 use warden::state::model::Role;
 
 /// A cookie jar and a client that does not follow redirects.

@@ -2,9 +2,7 @@
 //! daily usage rollup survive `kill -9` of the real binary (the request
 //! journal, state/journal.rs), and nothing is counted twice on replay.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_requests_survive_kill_9() {

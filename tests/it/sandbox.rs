@@ -2,11 +2,9 @@
 //! its own request (503 naming the stage), fast, while other tenants'
 //! requests keep succeeding; one that keeps failing is paused for its tenant.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 async fn misbehaving_tenant_fails_closed_while_others_succeed(mode: &str, expected: &str) {
     let env = TestEnv::start(vec![

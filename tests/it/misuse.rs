@@ -6,9 +6,7 @@
 //! it, for their tenant only), edit tasks, and choose thresholds and
 //! shadow mode.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use warden::admin::{self, NewUser};
 use warden::state::model::{Limits, Role};
 

@@ -3,9 +3,7 @@
 //! the API, log pagination, tenant isolation on every route, and state that
 //! survives a restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use warden::state::model::Role;
 

@@ -2,9 +2,7 @@
 //! the state directory, start the server, then manage users through the
 //! running server's admin API; every change lands in the audit log.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_running_server() {

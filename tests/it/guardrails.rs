@@ -3,9 +3,7 @@
 //! rewrites prompts before they reach the provider, redacts answers, and
 //! refuses blocked topics with the guardrail's reason.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn with_redactor() -> String {
     let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();

@@ -4,9 +4,7 @@
 //! blocked-words rule in JavaScript (componentize-js) and the PII redactor
 //! in Rust (wit-bindgen). `warden plugin test` runs each the same way.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use warden::state::model::Role;
 
 const KEY: &str = "sk-proj-abcdefghijklmnopqrstuvwx1234";

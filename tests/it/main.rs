@@ -1,0 +1,22 @@
+//! Warden's integration tests, one binary (each test binary links wasmtime:
+//! one link instead of fifteen is most of CI's build time on two cores).
+//! Each module is one area; `common` starts real servers, the mock LLM and
+//! processes.
+
+mod common;
+
+mod admin;
+mod cli;
+mod console;
+mod demo;
+mod durability;
+mod guardrails;
+mod languages;
+mod misuse;
+mod plugins;
+mod proxy;
+mod quota_windows;
+mod reload;
+mod sandbox;
+mod task_rules;
+mod tokens;

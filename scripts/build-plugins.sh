@@ -59,7 +59,9 @@ command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq node
 if [[ ! -f $js/node_modules/.package-lock.json || $js/package-lock.json -nt $js/node_modules/.package-lock.json ]]; then
   # `npm install` honours the lock file; `npm ci` refuses it because npm
   # leaves other platforms' optional native packages out of lock files.
-  npm install --prefix "$js" --no-audit --no-fund --loglevel=error >/dev/null
+  # `--no-save` keeps it from writing those back into the tracked lock file
+  # (a fresh clone stays clean after a build).
+  npm install --no-save --prefix "$js" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 # `warden plugin new --lang js` projects install the same packages offline
 # without a lock file, which needs npm's full metadata of the whole tree (a

@@ -4,7 +4,7 @@
 //! Module map, in the order a request meets them:
 //! - [`server`]: listener, TLS, HTTP/1.1 + HTTP/2;
 //! - [`api`]: routes (`/v1/chat/completions`, `/v1/models`, `/healthz`);
-//! - [`token`]: bearer-token verification;
+//! - [`auth`] and [`token`]: bearer-token verification;
 //! - [`pipeline`]: the five stages in order, over [`chain`] (per-tenant
 //!   plugin chains) and [`runtime`] (wasmtime engine, sandbox, host imports);
 //! - [`upstream`]: the provider client and stream metering;
@@ -14,6 +14,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod calendar;
 pub mod chain;
 pub mod clock;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -90,50 +90,7 @@ pub fn new_signing_key(tenant_id: &str, generation: u64, algorithm: KeyAlgorithm
     }
 }
 
-fn decode_b64(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap_or_default()
-}
-
-fn jwt_algorithm(algorithm: KeyAlgorithm) -> Algorithm {
-    match algorithm {
-        KeyAlgorithm::HS256 => Algorithm::HS256,
-        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-    }
-}
-
-/// A signing key as the directory holds it: the record, plus its
-/// verification half decoded once per snapshot instead of once per request.
-pub struct LoadedKey {
-    pub record: SigningKey,
-    algorithm: Algorithm,
-    decoding: DecodingKey,
-}
-
-impl LoadedKey {
-    pub fn new(record: SigningKey) -> Self {
-        let decoding = match record.algorithm {
-            KeyAlgorithm::HS256 => DecodingKey::from_secret(&decode_b64(&record.secret)),
-            KeyAlgorithm::EdDSA => {
-                DecodingKey::from_ed_der(&decode_b64(record.public_key.as_deref().unwrap_or("")))
-            }
-        };
-        Self {
-            algorithm: jwt_algorithm(record.algorithm),
-            record,
-            decoding,
-        }
-    }
-
-    fn encoding_key(&self) -> anyhow::Result<EncodingKey> {
-        let secret = decode_b64(&self.record.secret);
-        Ok(match self.record.algorithm {
-            KeyAlgorithm::HS256 => EncodingKey::from_secret(&secret),
-            KeyAlgorithm::EdDSA => EncodingKey::from_ed_der(&secret),
-        })
-    }
-}
+pub use crate::state::keys::LoadedKey;
 
 /// What to put in a new token.
 pub struct TokenRequest<'a> {

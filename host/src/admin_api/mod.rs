@@ -69,7 +69,7 @@ impl Caller {
 }
 
 fn admin_caller(app: &App, req: &Request<Incoming>) -> Result<Caller, ApiError> {
-    let claims = crate::api::authenticate(app, req)?;
+    let claims = crate::auth::authenticate(app, req)?;
     let directory = app.db.directory();
     let user = directory
         .tenant(&claims.tid)

@@ -248,7 +248,7 @@ pub fn login_link(
         ));
     }
     let (code, expires_ms) =
-        crate::ui::issue_login_code(app, tenant, &user.id).map_err(internal)?;
+        app.db.issue_login_code(tenant, &user.id, app.clock.now_ms()).map_err(internal)?;
     audit(
         app,
         caller,

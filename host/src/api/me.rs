@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::http::{json_response, Body};
 
 pub fn handle(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let claims = super::authenticate(app, req)?;
+    let claims = crate::auth::authenticate(app, req)?;
     let directory = app.db.directory();
     let entry = directory.tenant(&claims.tid);
     let user = entry

@@ -7,13 +7,12 @@ mod models;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{json_response, Body};
-use crate::token::{self, Claims, TokenError};
 
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let result = match (req.method(), req.uri().path()) {
@@ -40,36 +39,6 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (_, path) => Err(ApiError::not_found(format!("no route for {path}"))),
     };
     result.unwrap_or_else(ApiError::into_response)
-}
-
-/// Verifies the `Authorization: Bearer` token of a request.
-pub(crate) fn authenticate(
-    app: &App,
-    req: &Request<Incoming>,
-) -> Result<std::sync::Arc<Claims>, ApiError> {
-    let header = req.headers().get(AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing Authorization header: send 'Authorization: Bearer <your warden token>'",
-        )
-    })?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
-        })?;
-    token::verify(&app.db.directory(), token).map_err(|e| {
-        let hint = match e {
-            TokenError::Expired | TokenError::Revoked => "; ask your admin for a new token",
-            _ => "",
-        };
-        ApiError::unauthorized(format!("{e}{hint}"))
-    })
 }
 
 pub(crate) fn header_value(s: &str) -> HeaderValue {

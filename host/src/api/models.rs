@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::http::{json_response, Body};
 
 pub fn handle(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let claims = super::authenticate(app, req)?;
+    let claims = crate::auth::authenticate(app, req)?;
     let offered = &app.config.upstream.models;
     let models: Vec<&String> = if claims.models.is_empty() || claims.models.iter().any(|m| m == "*")
     {

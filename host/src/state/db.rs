@@ -45,7 +45,7 @@ pub struct Directory {
     /// when they are stale.
     pub generation: u64,
     pub tenants: HashMap<String, TenantEntry>,
-    pub keys: HashMap<String, crate::token::LoadedKey>,
+    pub keys: HashMap<String, super::keys::LoadedKey>,
     pub revoked: HashSet<String>,
 }
 
@@ -200,7 +200,7 @@ impl Db {
         }
         for k in decode_all::<SigningKey>(&self.keys)? {
             dir.keys
-                .insert(k.kid.clone(), crate::token::LoadedKey::new(k));
+                .insert(k.kid.clone(), super::keys::LoadedKey::new(k));
         }
         for t in decode_all::<TokenRecord>(&self.tokens)? {
             if t.revoked {

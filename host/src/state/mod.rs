@@ -9,7 +9,8 @@ pub mod model;
 mod queries;
 mod retention;
 mod rollup;
-mod sessions;
+pub mod keys;
+pub mod sessions;
 mod writer;
 
 pub use activity::{Activity, HistoryItem, OffTaskPrompt, UserActivity};

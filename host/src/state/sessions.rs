@@ -5,6 +5,8 @@
 //! - `ui_sessions`: sha256(session id) → Session
 //! - `ui_login_codes`: sha256(code) → LoginCode (removed when used)
 
+use base64::Engine as _;
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -30,11 +32,40 @@ pub struct LoginCode {
     pub expires_ms: u64,
 }
 
+/// How long a one-time sign-in code stays valid.
+pub const LOGIN_CODE_TTL_MS: u64 = 15 * 60 * 1000;
+
+/// 256 random bits, URL-safe: session ids, CSRF tokens, login codes.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 fn key(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
 impl Db {
+    /// A one-time sign-in code for a user, valid for [`LOGIN_CODE_TTL_MS`]
+    /// from `now_ms`; returns the code and when it expires (unix ms).
+    pub fn issue_login_code(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now_ms: u64,
+    ) -> anyhow::Result<(String, u64)> {
+        let code = random_secret();
+        let expires_ms = now_ms + LOGIN_CODE_TTL_MS;
+        let login = LoginCode {
+            tenant_id: tenant_id.into(),
+            user_id: user_id.into(),
+            expires_ms,
+        };
+        self.put_login_code(&code, &login)?;
+        Ok((code, expires_ms))
+    }
+
     pub fn put_session(&self, secret: &str, session: &Session) -> anyhow::Result<()> {
         self.ui_sessions
             .insert(key(secret), serde_json::to_vec(session)?)?;

@@ -30,7 +30,7 @@ use maud::Markup;
 use crate::app::App;
 use crate::http::{full, Body};
 
-pub use session::{issue_login_code, Viewer};
+pub use session::Viewer;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

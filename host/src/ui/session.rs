@@ -9,11 +9,9 @@
 //! - Browsers that say where a request came from (`Sec-Fetch-Site`,
 //!   `Origin`) must say "this site" too.
 
-use base64::Engine;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, COOKIE, HOST, ORIGIN};
 use hyper::Request;
-use rand::RngCore;
 
 use crate::admin_api::Caller;
 use crate::app::App;
@@ -24,14 +22,7 @@ pub const SESSION_COOKIE: &str = "warden_session";
 /// Double-submit token of the sign-in forms.
 pub const LOGIN_COOKIE: &str = "warden_login";
 const SESSION_TTL_MS: u64 = 12 * 3600 * 1000;
-pub const LOGIN_LINK_TTL_MS: u64 = 15 * 60 * 1000;
-
-/// 256 random bits, URL-safe.
-pub fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
+pub use crate::state::sessions::random_secret;
 
 /// The value of a cookie the browser sent.
 pub fn cookie<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
@@ -188,26 +179,6 @@ pub fn open(
         },
     )?;
     Ok(secret)
-}
-
-/// A one-time sign-in code for a user, valid for 15 minutes; returns the
-/// code and when it expires (unix ms).
-pub fn issue_login_code(
-    app: &App,
-    tenant_id: &str,
-    user_id: &str,
-) -> anyhow::Result<(String, u64)> {
-    let code = random_secret();
-    let expires_ms = app.clock.now_ms() + LOGIN_LINK_TTL_MS;
-    app.db.put_login_code(
-        &code,
-        &crate::state::LoginCode {
-            tenant_id: tenant_id.into(),
-            user_id: user_id.into(),
-            expires_ms,
-        },
-    )?;
-    Ok((code, expires_ms))
 }
 
 pub fn session_max_age_secs() -> u64 {

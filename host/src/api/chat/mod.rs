@@ -14,7 +14,8 @@ use hyper::{Request, Response, StatusCode};
 mod record;
 mod request;
 
-use super::{authenticate, header_value};
+use super::header_value;
+use crate::auth::authenticate;
 use crate::app::App;
 use crate::chain::{action_str, drift_str, label_str, StageSlot};
 use crate::embedded_intent::{self, StreamStripper};

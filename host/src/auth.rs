@@ -13,10 +13,7 @@ use crate::error::ApiError;
 use crate::token::{self, Claims, TokenError};
 
 /// Verifies the `Authorization: Bearer` token of a request.
-pub fn authenticate(
-    app: &App,
-    req: &Request<Incoming>,
-) -> Result<Arc<Claims>, ApiError> {
+pub fn authenticate(app: &App, req: &Request<Incoming>) -> Result<Arc<Claims>, ApiError> {
     let header = req.headers().get(AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthorized(
             "missing Authorization header: send 'Authorization: Bearer <your warden token>'",

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use crate::policy::{Policy, PolicySource, StagePolicy};
-use crate::runtime::bindings::types::{Drift, IntentLabel};
 use crate::runtime::{samples, CompiledPlugin, PluginRuntime, PluginScope, Stage, TenantPlugin};
 use crate::state::model::MisuseSettings;
 
@@ -529,51 +528,5 @@ impl Chains {
             screen_streams: policy.screen_streamed_answers,
             embedded_intent: policy.embedded_intent,
         })
-    }
-}
-
-pub fn label_str(label: IntentLabel) -> &'static str {
-    match label {
-        IntentLabel::Code => "code",
-        IntentLabel::Test => "test",
-        IntentLabel::Doc => "doc",
-        IntentLabel::Analysis => "analysis",
-        IntentLabel::OffTopic => "off_topic",
-    }
-}
-
-pub fn parse_label(s: &str) -> IntentLabel {
-    match s {
-        "code" => IntentLabel::Code,
-        "test" => IntentLabel::Test,
-        "doc" => IntentLabel::Doc,
-        "analysis" => IntentLabel::Analysis,
-        _ => IntentLabel::OffTopic,
-    }
-}
-
-pub fn action_str(action: crate::runtime::bindings::types::Action) -> &'static str {
-    use crate::runtime::bindings::types::Action;
-    match action {
-        Action::None => "none",
-        Action::Warn => "warn",
-        Action::Flag => "flag",
-        Action::Block => "block",
-    }
-}
-
-pub fn drift_str(drift: Drift) -> &'static str {
-    match drift {
-        Drift::OnTask => "on-task",
-        Drift::Slight => "slight",
-        Drift::Major => "major",
-    }
-}
-
-pub fn parse_drift(s: &str) -> Drift {
-    match s {
-        "on-task" => Drift::OnTask,
-        "slight" => Drift::Slight,
-        _ => Drift::Major,
     }
 }

@@ -123,7 +123,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         "curl -sS -i {base}/v1/chat/completions -H 'Authorization: Bearer {token}' -H 'X-Task-Id: {TASK}' \
          -H 'Content-Type: application/json' -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Write the REST endpoint that creates an invoice\"}}]}}'\n"
     );
-    let (code, _) = server.app.db.issue_login_code(TENANT, ADMIN, server.app.clock.now_ms())?;
+    let (code, _) = server
+        .app
+        .db
+        .issue_login_code(TENANT, ADMIN, server.app.clock.now_ms())?;
     println!(
         "The web console: {base}/ui/link?code={code}\n\
          (signs in admin '{ADMIN}' once, within 15 minutes; Ali signs in at {base}/ui with his token)\n"

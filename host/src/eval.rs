@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::chain::{drift_str, label_str};
+use crate::domain::Intent;
 use crate::runtime::bindings::{intent, types};
 use crate::runtime::{
     scratch_kv_tree, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage,
@@ -144,7 +144,8 @@ pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}: {}", e.detail))?;
         micros.push(started.elapsed().as_secs_f64() * 1e6);
-        let (got_label, got_drift) = (label_str(answer.label), drift_str(answer.drift));
+        let answer = Intent::from(answer);
+        let (got_label, got_drift) = (answer.label.as_str(), answer.drift.as_str());
         labels[index(&LABELS, &example.intent)?][index(&LABELS, got_label)?] += 1;
         let want_drift = drift_name(&example.deviation);
         let (want, got) = (index(&DRIFTS, want_drift)?, index(&DRIFTS, got_drift)?);

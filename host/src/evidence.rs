@@ -6,45 +6,35 @@
 use serde_json::json;
 
 use crate::app::App;
-use crate::chain::{drift_str, label_str};
-use crate::runtime::bindings::{deviation::DeviationOutcome, types};
+use crate::domain::{DeviationOutcome, Intent, UsageStats};
 use crate::state::OffTaskPrompt;
 
 /// The score and signals the deviation stage saw, and what it answered.
 pub struct Scoring<'a> {
     pub request_id: &'a str,
     pub task_id: &'a str,
-    pub intent: types::Intent,
+    pub intent: Intent,
     pub outcome: &'a DeviationOutcome,
     pub score_before: f32,
     pub score_after: f32,
-    pub stats: &'a types::UsageStats,
+    pub stats: &'a UsageStats,
     /// The user's latest off-task prompts, oldest first (this call's included).
     pub prompts: Vec<OffTaskPrompt>,
-}
-
-pub fn action_name(action: types::Action) -> Option<&'static str> {
-    match action {
-        types::Action::None => None,
-        types::Action::Warn => Some("user.warn"),
-        types::Action::Flag => Some("user.flag"),
-        types::Action::Block => Some("user.block"),
-    }
 }
 
 /// Appends the event of an automatic action. The event is inserted without
 /// waiting for a disk flush (the state writer flushes every second): the
 /// caller's request must not wait on fsync for a warning.
 pub fn record(app: &App, tenant: &str, user: &str, scoring: Scoring<'_>) {
-    let Some(action) = action_name(scoring.outcome.action) else {
+    let Some(action) = scoring.outcome.action.event_name() else {
         return;
     };
     let details = json!({
         "request_id": scoring.request_id,
         "task_id": scoring.task_id,
         "intent": {
-            "label": label_str(scoring.intent.label),
-            "drift": drift_str(scoring.intent.drift),
+            "label": scoring.intent.label,
+            "drift": scoring.intent.drift,
             "confidence": scoring.intent.confidence,
         },
         "score_before": round2(scoring.score_before),

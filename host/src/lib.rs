@@ -10,6 +10,7 @@
 //! - [`upstream`]: the provider client and stream metering;
 //! - [`state`]: sled storage, in-memory directory and activity counters.
 
+pub mod adapters;
 pub mod admin;
 pub mod admin_api;
 pub mod api;
@@ -20,12 +21,14 @@ pub mod chain;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod embedded_intent;
 pub mod error;
 pub mod eval;
 pub mod evidence;
 pub mod guardrails;
 pub mod http;
+pub mod ledger;
 pub mod metrics;
 pub mod mock_llm;
 pub mod pipeline;

@@ -10,14 +10,17 @@
 //! status or a header and keeps the state (usage reservations, scores,
 //! user status) the plugins only read.
 
+use crate::adapters;
 use crate::app::App;
-use crate::chain::{drift_str, label_str, StageSlot, TenantChain};
+use crate::chain::{StageSlot, TenantChain};
+use crate::domain::{Action, DeviationOutcome, Drift, Intent, UsageStats};
 use crate::error::ApiError;
+use crate::ledger::Ledger;
+use crate::ratelimit::RateLimitInfo;
 use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
 use crate::runtime::PluginError;
-use crate::state::model::{Role, Task, Tenant, TenantStatus, User, UserStatus};
-use crate::state::HistoryItem;
-use crate::state::OffTaskPrompt;
+use crate::state::model::{Task, Tenant, TenantStatus, User, UserStatus};
+use crate::state::{HistoryItem, OffTaskPrompt};
 use crate::token::Claims;
 
 /// What the host knows about a call before the chain runs.
@@ -31,64 +34,39 @@ pub struct CallFacts<'a> {
     pub endpoint: &'static str,
     pub model: &'a str,
     pub prompt: &'a str,
-    pub estimated_tokens: u64,
+    /// The prompt's estimated tokens, and the most the answer may take:
+    /// together, what the call reserves against the quota.
+    pub prompt_tokens: u64,
+    pub completion_budget: u64,
     /// When the call arrived, in the tenant's quota windows.
     pub at: crate::calendar::Moment,
+}
+
+impl CallFacts<'_> {
+    pub fn estimated_tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_budget
+    }
 }
 
 /// What the chain decided for a call that may go ahead.
 #[derive(Default)]
 pub struct Assessment {
-    pub intent: Option<types::Intent>,
+    pub intent: Option<Intent>,
     pub deviation_delta: Option<f32>,
     pub score: Option<f32>,
-    pub action: Option<types::Action>,
+    pub action: Option<Action>,
     pub warning: Option<String>,
-    /// Tokens reserved against the quota, to reconcile with real usage.
-    pub reserved_tokens: u64,
     /// Daily windows after this call's reservation, for the response headers.
-    pub rate_limit: Option<crate::ratelimit::RateLimitInfo>,
-    /// Set when this call blocked the user: the refusal to answer with
-    /// (nothing is reserved any more).
+    pub rate_limit: Option<RateLimitInfo>,
+    /// Set when this call blocked the user: the refusal to answer with.
     pub blocked: Option<ApiError>,
-}
-
-pub(crate) fn wit_role(role: Role) -> types::Role {
-    match role {
-        Role::SuperAdmin => types::Role::SuperAdmin,
-        Role::Admin => types::Role::Admin,
-        Role::User => types::Role::User,
-    }
 }
 
 fn identity(facts: &CallFacts<'_>) -> types::Identity {
     types::Identity {
         tenant_id: facts.tenant.id.clone(),
         user_id: facts.user.id.clone(),
-        role: wit_role(facts.user.role),
-    }
-}
-
-fn claims(c: &Claims) -> types::TokenClaims {
-    types::TokenClaims {
-        token_id: c.jti.clone(),
-        issued_at: c.iat,
-        expires_at: c.exp,
-        tasks: c.tasks.clone(),
-        endpoints: c.endpoints.clone(),
-        models: c.models.clone(),
-    }
-}
-
-fn task(t: &Task) -> types::Task {
-    types::Task {
-        id: t.id.clone(),
-        title: t.title.clone(),
-        description: t.description.clone(),
-        keywords: t.keywords.clone(),
-        endpoints: t.endpoints.clone(),
-        models: t.models.clone(),
-        active: t.active,
+        role: adapters::role(facts.user.role),
     }
 }
 
@@ -120,7 +98,7 @@ fn blocked(app: &App, facts: &CallFacts<'_>, reason: &str) -> ApiError {
         a.off_task
             .iter()
             .rev()
-            .filter(|p| p.drift == "major")
+            .filter(|p| p.drift == Drift::Major)
             .take(QUOTED_PROMPTS)
             .map(|p| format!("\"{}\"", p.prompt.chars().take(80).collect::<String>()))
             .collect()
@@ -139,18 +117,46 @@ fn blocked(app: &App, facts: &CallFacts<'_>, reason: &str) -> ApiError {
     )
 }
 
+/// Runs the chain for one call. Every exit leaves the quota reservation on
+/// `ledger`, which the caller finishes: nothing here gives it back by hand,
+/// except the quota phase when it refuses the call.
 pub async fn run(
     app: &App,
     chain: &TenantChain,
     facts: &CallFacts<'_>,
+    ledger: &mut Ledger,
 ) -> Result<Assessment, ApiError> {
     let who = identity(facts);
-    let token = claims(facts.claims);
+    let token = adapters::claims(facts.claims);
+    authorize(app, chain, facts, &who, token.clone()).await?;
+    let task = validate_task(chain, facts, &who, token).await?;
+    let rate_limit = reserve_quota(chain, facts, &who, ledger).await?;
+    let mut assessment = Assessment {
+        rate_limit: Some(rate_limit),
+        ..Assessment::default()
+    };
+    let Some(intent) = classify(chain, facts, task).await? else {
+        return Ok(assessment);
+    };
+    assessment.intent = Some(intent);
+    let Some(scored) = score_deviation(app, chain, facts, who, intent).await? else {
+        return Ok(assessment);
+    };
+    act(app, facts, scored, &mut assessment);
+    Ok(assessment)
+}
 
-    // 1. auth
+/// 1. auth: the user and tenant may call at all.
+async fn authorize(
+    app: &App,
+    chain: &TenantChain,
+    facts: &CallFacts<'_>,
+    who: &types::Identity,
+    token: types::TokenClaims,
+) -> Result<(), ApiError> {
     let request = auth::AuthRequest {
         identity: who.clone(),
-        claims: token.clone(),
+        claims: token,
         user_status: match facts.user.status {
             UserStatus::Active => types::UserStatus::Active,
             UserStatus::Flagged => types::UserStatus::Flagged,
@@ -162,234 +168,263 @@ pub async fn run(
         },
         endpoint: facts.endpoint.to_string(),
     };
-    if let types::Verdict::Deny(reason) = chain.auth.plugin.auth(&request).await.map_err(failed)? {
-        // Every call of a blocked user gets the code of the call that
-        // blocked them, and the evidence.
-        if facts.user.status == UserStatus::Blocked {
-            let reason = format!("user '{}' is blocked", facts.user.id);
-            return Err(blocked(app, facts, &reason));
-        }
-        return Err(ApiError::forbidden("access_denied", reason));
+    let types::Verdict::Deny(reason) = chain.auth.plugin.auth(&request).await.map_err(failed)?
+    else {
+        return Ok(());
+    };
+    // Every call of a blocked user gets the code of the call that
+    // blocked them, and the evidence.
+    if facts.user.status == UserStatus::Blocked {
+        let reason = format!("user '{}' is blocked", facts.user.id);
+        return Err(blocked(app, facts, &reason));
     }
+    Err(ApiError::forbidden("access_denied", reason))
+}
 
-    // 2. task validation
+/// 2. task validation: the task exists, is active, and allows this call.
+async fn validate_task(
+    chain: &TenantChain,
+    facts: &CallFacts<'_>,
+    who: &types::Identity,
+    token: types::TokenClaims,
+) -> Result<types::Task, ApiError> {
     let request = task_validation::TaskRequest {
         identity: who.clone(),
         claims: token,
         task_id: facts.task_id.to_string(),
         endpoint: facts.endpoint.to_string(),
         model: facts.model.to_string(),
-        task: facts.task.map(task),
+        task: facts.task.map(adapters::task),
     };
-    let verdict = chain
-        .task_validation
-        .plugin
-        .validate_task(&request)
-        .await
-        .map_err(failed)?;
+    let plugin = &chain.task_validation.plugin;
+    let verdict = plugin.validate_task(&request).await.map_err(failed)?;
     if let types::Verdict::Deny(reason) = verdict {
         return Err(ApiError::forbidden("task_not_allowed", reason));
     }
-    let task_record = request
+    Ok(request
         .task
-        .expect("task validation allows only existing tasks");
+        .expect("task validation allows only existing tasks"))
+}
 
-    // 3. quota: take the snapshot and reserve this call's estimate in one
-    // step, so concurrent calls each see the others' reservations and the
-    // limit cannot be overshot by more than what is in flight; a refusal
-    // gives the reservation back.
-    let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
-    let at = &facts.at;
-    let now = at.now_ms;
-    let (usage, after) = app.activity.with_user(tenant_id, user_id, at, |a| {
-        let before = a.usage(at);
-        a.reserve(facts.estimated_tokens, now);
-        (before, a.usage(at))
-    });
-    let unreserve = |app: &App| {
-        app.activity.with_user(tenant_id, user_id, at, |a| {
-            a.unreserve(facts.estimated_tokens)
-        });
-    };
+/// 3. quota: take the snapshot and reserve this call's estimate in one
+/// step, so concurrent calls each see the others' reservations and the
+/// limit cannot be overshot by more than what is in flight. A refusal (or
+/// a failed stage) takes the call back out of the windows.
+async fn reserve_quota(
+    chain: &TenantChain,
+    facts: &CallFacts<'_>,
+    who: &types::Identity,
+    ledger: &mut Ledger,
+) -> Result<RateLimitInfo, ApiError> {
+    let limits = &facts.user.limits;
+    let (before, after) = ledger.reserve(&facts.at, facts.prompt_tokens, facts.completion_budget);
     let request = quota::QuotaRequest {
         identity: who.clone(),
         limits: types::Limits {
-            requests_per_minute: facts.user.limits.requests_per_minute,
-            requests_per_day: facts.user.limits.requests_per_day,
-            tokens_per_day: facts.user.limits.tokens_per_day,
-            tokens_per_month: facts.user.limits.tokens_per_month,
+            requests_per_minute: limits.requests_per_minute,
+            requests_per_day: limits.requests_per_day,
+            tokens_per_day: limits.tokens_per_day,
+            tokens_per_month: limits.tokens_per_month,
         },
-        usage,
-        estimated_tokens: facts.estimated_tokens,
+        usage: before.into(),
+        estimated_tokens: facts.estimated_tokens(),
     };
-    let verdict = chain.quota.plugin.quota(&request).await.map_err(|e| {
-        unreserve(app);
-        failed(e)
-    })?;
-    if let quota::QuotaVerdict::Deny(d) = verdict {
-        unreserve(app);
-        let mut error = ApiError::rate_limited(d.reason, d.retry_after_secs);
-        error.rate_limit = Some(Box::new(crate::ratelimit::RateLimitInfo::new(
-            &facts.user.limits,
-            &request.usage,
-        )));
-        return Err(error);
+    let verdict = chain.quota.plugin.quota(&request).await;
+    match verdict {
+        Ok(quota::QuotaVerdict::Allow) => Ok(RateLimitInfo::new(limits, &after)),
+        Ok(quota::QuotaVerdict::Deny(d)) => {
+            ledger.unreserve(&facts.at);
+            let mut error = ApiError::rate_limited(d.reason, d.retry_after_secs);
+            error.rate_limit = Some(Box::new(RateLimitInfo::new(limits, &before)));
+            Err(error)
+        }
+        Err(e) => {
+            ledger.unreserve(&facts.at);
+            Err(failed(e))
+        }
     }
-    let mut assessment = Assessment {
-        reserved_tokens: facts.estimated_tokens,
-        rate_limit: Some(crate::ratelimit::RateLimitInfo::new(
-            &facts.user.limits,
-            &after,
-        )),
-        ..Assessment::default()
-    };
-    let release = |app: &App| {
-        app.activity.with_user(tenant_id, user_id, at, |a| {
-            a.reconcile(facts.estimated_tokens, 0)
-        });
-    };
+}
 
-    // 4. intent
+/// 4. intent: what the prompt is about, and how far from the task.
+/// `None` when a fail-open stage failed: the call goes on unscored.
+async fn classify(
+    chain: &TenantChain,
+    facts: &CallFacts<'_>,
+    task: types::Task,
+) -> Result<Option<Intent>, ApiError> {
     let request = intent::IntentRequest {
         prompt: facts.prompt.to_string(),
-        task: task_record,
+        task,
     };
     let result = chain.intent.plugin.intent(&request).await;
-    let Some(intent) = tolerate(&chain.intent, result).inspect_err(|_| release(app))? else {
-        return Ok(assessment);
-    };
-    assessment.intent = Some(intent);
+    Ok(tolerate(&chain.intent, result)?.map(Intent::from))
+}
 
-    // 5. deviation. An off-task prompt sent again (a retry, the same
-    // question twice) was scored once already: the stage sees it as
-    // on-task (the standing rules still apply, nothing is added) and it is
-    // not remembered twice. The request log keeps its real intent.
-    let off_task = intent.drift != types::Drift::OnTask;
+/// The deviation stage's answer and what the host made of it.
+struct Scored {
+    outcome: DeviationOutcome,
+    score: f32,
+}
+
+/// 5. deviation: the user's score after this call, and the action. An
+/// off-task prompt sent again (a retry, the same question twice) was scored
+/// once already: the stage sees it as on-task (the standing rules still
+/// apply, nothing is added) and it is not remembered twice. The request
+/// log keeps its real intent. `None` when a fail-open stage failed.
+async fn score_deviation(
+    app: &App,
+    chain: &TenantChain,
+    facts: &CallFacts<'_>,
+    identity: types::Identity,
+    intent: Intent,
+) -> Result<Option<Scored>, ApiError> {
+    let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
+    let off_task = intent.drift != Drift::OnTask;
     // Only off-task prompts are remembered, so only they are hashed.
     let prompt_hash = if off_task {
         OffTaskPrompt::hash(facts.prompt)
     } else {
         0
     };
+    let now = facts.at.now_ms;
     let (repeat, history, stats, score, updated) =
-        app.activity.with_user(tenant_id, user_id, at, |a| {
+        app.activity.with_user(tenant_id, user_id, &facts.at, |a| {
             (
                 off_task && a.repeats(facts.task_id, prompt_hash, now),
-                a.history_for_plugin(facts.task_id),
+                adapters::history(a, facts.task_id),
                 a.stats(now),
                 a.counters.score,
                 a.counters.score_updated_at_ms,
             )
         });
-    let scored = if repeat {
-        types::Intent {
-            drift: types::Drift::OnTask,
+    let scored_as = if repeat {
+        Intent {
+            drift: Drift::OnTask,
             ..intent
         }
     } else {
         intent
     };
     let request = deviation::DeviationRequest {
-        identity: who,
+        identity,
         task_id: facts.task_id.to_string(),
-        current: scored,
+        current: scored_as.into(),
         history,
-        stats,
+        stats: stats.into(),
         score,
         score_updated_at_ms: updated,
     };
     let result = chain.deviation.plugin.deviation(&request).await;
-    let Some(outcome) = tolerate(&chain.deviation, result).inspect_err(|_| release(app))? else {
-        return Ok(assessment);
+    let Some(outcome) = tolerate(&chain.deviation, result)? else {
+        return Ok(None);
     };
-    let warning = (outcome.action != types::Action::None).then(|| outcome.reason.clone());
-    let (new_score, evidence) = app.activity.with_user(tenant_id, user_id, at, |a| {
+    let outcome = DeviationOutcome::from(outcome);
+    let seen = Seen {
+        intent,
+        repeat,
+        prompt_hash,
+        score_before: score,
+        stats,
+    };
+    let score = remember(app, facts, &seen, &outcome);
+    Ok(Some(Scored { outcome, score }))
+}
+
+/// What the deviation phase saw of a call, for its memory and evidence.
+struct Seen {
+    intent: Intent,
+    repeat: bool,
+    prompt_hash: u64,
+    score_before: f32,
+    stats: UsageStats,
+}
+
+/// Keeps the new score, the call in the user's history (a repeat only in
+/// the score), and writes the evidence of an automatic action. Returns the
+/// new score.
+fn remember(app: &App, facts: &CallFacts<'_>, seen: &Seen, outcome: &DeviationOutcome) -> f32 {
+    let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
+    let now = facts.at.now_ms;
+    let intent = seen.intent;
+    let warning = (outcome.action != Action::None).then(|| outcome.reason.clone());
+    let (new_score, evidence) = app.activity.with_user(tenant_id, user_id, &facts.at, |a| {
         a.counters.score = (a.counters.score + outcome.score_delta).max(0.0);
         a.counters.score_updated_at_ms = now;
-        let (label, drift) = (label_str(intent.label), drift_str(intent.drift));
-        if repeat {
+        if seen.repeat {
             return (a.counters.score, None);
         }
         a.remember(HistoryItem {
             at_ms: now,
             task_id: facts.task_id.to_string(),
-            label: label.to_string(),
-            drift: drift.to_string(),
+            label: intent.label,
+            drift: intent.drift,
         });
-        if off_task {
+        if intent.drift != Drift::OnTask {
             a.remember_off_task(OffTaskPrompt {
                 at_ms: now,
                 request_id: facts.request_id.to_string(),
                 task_id: facts.task_id.to_string(),
                 prompt: OffTaskPrompt::excerpt(facts.prompt),
-                label: label.to_string(),
-                drift: drift.to_string(),
+                label: intent.label,
+                drift: intent.drift,
                 confidence: intent.confidence,
                 score_delta: outcome.score_delta.max(0.0),
-                prompt_hash,
+                prompt_hash: seen.prompt_hash,
             });
         }
         if warning.is_some() {
-            a.last_warning = warning.clone();
+            a.last_warning = warning;
         }
-        let evidence = warning
-            .is_some()
-            .then(|| a.off_task.iter().cloned().collect());
+        let evidence =
+            (outcome.action != Action::None).then(|| a.off_task.iter().cloned().collect());
         (a.counters.score, evidence)
     });
     if let Some(prompts) = evidence {
-        crate::evidence::record(
-            app,
-            tenant_id,
-            user_id,
-            crate::evidence::Scoring {
-                request_id: facts.request_id,
-                task_id: facts.task_id,
-                intent,
-                outcome: &outcome,
-                score_before: score,
-                score_after: new_score,
-                stats: &request.stats,
-                prompts,
-            },
-        );
+        let scoring = crate::evidence::Scoring {
+            request_id: facts.request_id,
+            task_id: facts.task_id,
+            intent,
+            outcome,
+            score_before: seen.score_before,
+            score_after: new_score,
+            stats: &seen.stats,
+            prompts,
+        };
+        crate::evidence::record(app, tenant_id, user_id, scoring);
     }
+    new_score
+}
+
+/// Applies the deviation stage's action: a block disables the user and
+/// refuses this call (returned in the assessment, not as an error, so the
+/// log keeps this call's intent and score beside the refusal); a flag marks
+/// an active user; a warning rides on the answer.
+fn act(app: &App, facts: &CallFacts<'_>, scored: Scored, assessment: &mut Assessment) {
+    let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
+    let Scored { outcome, score, .. } = scored;
     assessment.deviation_delta = Some(outcome.score_delta);
-    assessment.score = Some(new_score);
+    assessment.score = Some(score);
     assessment.action = Some(outcome.action);
-    match outcome.action {
-        types::Action::Block => {
-            release(app);
-            if let Err(e) = app
-                .db
-                .set_user_status(tenant_id, user_id, UserStatus::Blocked)
-            {
-                tracing::error!(error = %e, "could not store a block");
-            }
-            tracing::warn!(tenant = tenant_id, user = user_id, score = new_score, reason = %outcome.reason, "user blocked");
-            // Returned as an assessment, not an error, so the request log
-            // keeps this call's intent and score beside the refusal.
-            assessment.blocked = Some(blocked(
-                app,
-                facts,
-                &format!(
-                    "access disabled: {} (deviation score {new_score:.2})",
-                    outcome.reason
-                ),
-            ));
-            assessment.reserved_tokens = 0;
-            return Ok(assessment);
+    let status = match outcome.action {
+        Action::Block => Some(UserStatus::Blocked),
+        Action::Flag if facts.user.status == UserStatus::Active => Some(UserStatus::Flagged),
+        _ => None,
+    };
+    if let Some(status) = status {
+        if let Err(e) = app.db.set_user_status(tenant_id, user_id, status) {
+            tracing::error!(error = %e, ?status, "could not store a user's new status");
         }
-        types::Action::Flag if facts.user.status == UserStatus::Active => {
-            if let Err(e) = app
-                .db
-                .set_user_status(tenant_id, user_id, UserStatus::Flagged)
-            {
-                tracing::error!(error = %e, "could not store a flag");
-            }
-        }
-        _ => {}
     }
-    assessment.warning = warning;
-    Ok(assessment)
+    if outcome.action == Action::Block {
+        tracing::warn!(tenant = tenant_id, user = user_id, score, reason = %outcome.reason, "user blocked");
+        let reason = format!(
+            "access disabled: {} (deviation score {score:.2})",
+            outcome.reason
+        );
+        assessment.blocked = Some(blocked(app, facts, &reason));
+        return;
+    }
+    if outcome.action != Action::None {
+        assessment.warning = Some(outcome.reason);
+    }
 }

@@ -5,7 +5,7 @@
 
 use hyper::header::{HeaderMap, HeaderValue};
 
-use crate::runtime::bindings::types;
+use crate::domain::Usage;
 use crate::state::model::Limits;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,7 +17,7 @@ pub struct RateLimitInfo {
 
 impl RateLimitInfo {
     /// From the limits and the usage *including* this call's reservation.
-    pub fn new(limits: &Limits, usage: &types::Usage) -> Self {
+    pub fn new(limits: &Limits, usage: &Usage) -> Self {
         Self {
             requests: limits
                 .requests_per_day

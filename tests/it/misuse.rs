@@ -136,7 +136,10 @@ async fn drifting_user_is_warned_blocked_reviewed_and_re_enabled() {
     let logged = blocking().unwrap();
     assert_eq!(logged.status, 403);
     assert_eq!(
-        (logged.drift.as_deref(), logged.action.as_deref()),
+        (
+            logged.drift.map(|d| d.as_str()),
+            logged.action.map(|a| a.as_str())
+        ),
         (Some("major"), Some("block"))
     );
     assert!(logged.deviation_score.unwrap() >= 2.0);
@@ -299,7 +302,7 @@ async fn embedded_classification_is_logged_and_stripped_from_plain_and_streamed_
     assert!(eventually(|| logged().len() == 3).await);
     let labels: Vec<(Option<String>, Option<String>)> = logged()
         .into_iter()
-        .map(|r| (r.intent, r.model_intent))
+        .map(|r| (r.intent.map(|i| i.to_string()), r.model_intent))
         .collect();
     assert_eq!(
         labels,
@@ -664,7 +667,9 @@ async fn a_repeated_prompt_counts_once() {
         db.recent_requests("acme", 100)
             .unwrap()
             .into_iter()
-            .filter(|r| r.prompt == OFF_TASK[0] && r.intent.as_deref() == Some("off_topic"))
+            .filter(|r| {
+                r.prompt == OFF_TASK[0] && r.intent.map(|i| i.as_str()) == Some("off_topic")
+            })
             .count()
     };
     assert!(eventually(|| logged() == 5).await, "{} logged", logged());

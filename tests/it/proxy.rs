@@ -46,7 +46,7 @@ async fn chat_completion_passes_all_five_stages_and_is_logged() {
     assert_eq!(record.user_id, "ali");
     assert_eq!(record.task_id, TASK);
     assert_eq!(record.status, 200);
-    assert_eq!(record.intent.as_deref(), Some(label.as_str()));
+    assert_eq!(record.intent.map(|i| i.as_str()), Some(label.as_str()));
     assert_eq!(record.tokens_in, 11);
     assert_eq!(
         record.tokens_out,

@@ -1,8 +1,8 @@
 //! Forged, tampered and expired tokens are refused with 401 before any
 //! plugin runs.
 
-use base64::Engine as _;
 use crate::common::*;
+use base64::Engine as _;
 use warden::state::model::{KeyAlgorithm, Role};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -247,8 +247,10 @@ pub fn login_link(
             "only a super_admin signs in as a super_admin",
         ));
     }
-    let (code, expires_ms) =
-        app.db.issue_login_code(tenant, &user.id, app.clock.now_ms()).map_err(internal)?;
+    let (code, expires_ms) = app
+        .db
+        .issue_login_code(tenant, &user.id, app.clock.now_ms())
+        .map_err(internal)?;
     audit(
         app,
         caller,

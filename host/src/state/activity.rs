@@ -5,12 +5,12 @@
 //! overshoot a limit by more than what is in flight.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Moment, Windows};
-use crate::runtime::bindings::types;
+use crate::domain::{Drift, IntentLabel, Usage, UsageStats};
 
 const HISTORY_LEN: usize = 50;
 /// Off-task prompts kept per user as evidence for an automatic action.
@@ -23,8 +23,8 @@ const MINUTE_MS: u64 = 60_000;
 pub struct HistoryItem {
     pub at_ms: u64,
     pub task_id: String,
-    pub label: String,
-    pub drift: String,
+    pub label: IntentLabel,
+    pub drift: Drift,
 }
 
 /// An off-task prompt, kept as evidence for the action it may lead to.
@@ -35,8 +35,8 @@ pub struct OffTaskPrompt {
     pub task_id: String,
     /// The first 300 characters.
     pub prompt: String,
-    pub label: String,
-    pub drift: String,
+    pub label: IntentLabel,
+    pub drift: Drift,
     pub confidence: f32,
     /// What this prompt added to the score (an admin's correction takes
     /// it back).
@@ -142,9 +142,9 @@ impl UserActivity {
         (self.counters.requests_week, self.counters.tokens_week)
     }
 
-    pub fn usage(&self, at: &Moment) -> types::Usage {
+    pub fn usage(&self, at: &Moment) -> Usage {
         let secs_until = |boundary_ms: u64| boundary_ms.saturating_sub(at.now_ms).div_ceil(1000);
-        types::Usage {
+        Usage {
             requests_this_minute: self.counters.requests_minute,
             requests_today: self.counters.requests_day,
             tokens_today: self.counters.tokens_day,
@@ -155,18 +155,18 @@ impl UserActivity {
         }
     }
 
-    pub fn stats(&self, now_ms: u64) -> types::UsageStats {
+    pub fn stats(&self, now_ms: u64) -> UsageStats {
         let hour_ago = now_ms.saturating_sub(3_600_000);
         let ten_min_ago = now_ms.saturating_sub(600_000);
         let recent = self.history.iter().filter(|h| h.at_ms >= hour_ago).count() as u32;
         let unrelated = self
             .history
             .iter()
-            .filter(|h| h.at_ms >= ten_min_ago && h.drift != "on-task")
+            .filter(|h| h.at_ms >= ten_min_ago && h.drift != Drift::OnTask)
             .count() as u32;
         let hours =
             (now_ms.saturating_sub(self.counters.first_request_ms) as f32 / 3_600_000.0).max(1.0);
-        types::UsageStats {
+        UsageStats {
             requests_last_hour: recent,
             baseline_requests_per_hour: self.counters.total_requests as f32 / hours,
             unrelated_last_ten_minutes: unrelated,
@@ -237,19 +237,6 @@ impl UserActivity {
                 && now_ms.saturating_sub(p.at_ms) < REPEAT_WINDOW_MS
         })
     }
-
-    /// History as the deviation stage sees it, relative to `current_task`.
-    pub fn history_for_plugin(&self, current_task: &str) -> Vec<types::HistoryEntry> {
-        self.history
-            .iter()
-            .map(|h| types::HistoryEntry {
-                at_ms: h.at_ms,
-                same_task: h.task_id == current_task,
-                label: crate::chain::parse_label(&h.label),
-                drift: crate::chain::parse_drift(&h.drift),
-            })
-            .collect()
-    }
 }
 
 #[derive(Default)]
@@ -297,7 +284,7 @@ impl Activity {
         at: &Moment,
         f: impl FnOnce(&mut UserActivity) -> R,
     ) -> R {
-        let mut guard = self.users.lock().expect("activity lock");
+        let mut guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         let users = &mut *guard;
         let tenant_map = match users.by_tenant.get_mut(tenant) {
             Some(m) => m,
@@ -318,7 +305,7 @@ impl Activity {
 
     /// A user's requests and tokens this week.
     pub fn week_of(&self, tenant: &str, user: &str, at: &Moment) -> (u64, u64) {
-        let guard = self.users.lock().expect("activity lock");
+        let guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         guard
             .by_tenant
             .get(tenant)
@@ -332,7 +319,7 @@ impl Activity {
 
     /// Puts back counters replayed from the journal (newer than sled's copy).
     pub fn restore(&self, tenant: &str, user: &str, counters: &Counters) {
-        let mut guard = self.users.lock().expect("activity lock");
+        let mut guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         let users = &mut *guard;
         let activity = users
             .by_tenant
@@ -351,7 +338,7 @@ impl Activity {
     /// The user's latest off-task prompts (newest first) and the admin's
     /// last note: what the user's own page explains.
     pub fn notes(&self, tenant: &str, user: &str) -> (Vec<OffTaskPrompt>, Option<String>) {
-        let guard = self.users.lock().expect("activity lock");
+        let guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         match guard.by_tenant.get(tenant).and_then(|t| t.get(user)) {
             Some(a) => (
                 a.off_task.iter().rev().cloned().collect(),
@@ -361,13 +348,8 @@ impl Activity {
         }
     }
 
-    pub fn peek(
-        &self,
-        tenant: &str,
-        user: &str,
-        at: &Moment,
-    ) -> (types::Usage, f32, Option<String>) {
-        let guard = self.users.lock().expect("activity lock");
+    pub fn peek(&self, tenant: &str, user: &str, at: &Moment) -> (Usage, f32, Option<String>) {
+        let guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         match guard.by_tenant.get(tenant).and_then(|t| t.get(user)) {
             Some(a) => {
                 let mut current = a.clone();
@@ -389,7 +371,7 @@ impl Activity {
     /// Serialised records of every user changed since the last call, keyed
     /// as in the `usage` tree.
     pub fn take_dirty(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut guard = self.users.lock().expect("activity lock");
+        let mut guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         let users = &mut *guard;
         let dirty = std::mem::take(&mut users.dirty);
         dirty

@@ -4,12 +4,12 @@
 mod activity;
 mod db;
 mod journal;
+pub mod keys;
 mod log_index;
 pub mod model;
 mod queries;
 mod retention;
 mod rollup;
-pub mod keys;
 pub mod sessions;
 mod writer;
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Action, Drift, IntentLabel};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
@@ -234,12 +236,12 @@ pub struct RequestRecord {
     pub tokens_out: u64,
     pub response_bytes: u64,
     pub latency_ms: u64,
-    pub intent: Option<String>,
+    pub intent: Option<IntentLabel>,
     pub confidence: Option<f32>,
-    pub drift: Option<String>,
+    pub drift: Option<Drift>,
     pub deviation_delta: Option<f32>,
     pub deviation_score: Option<f32>,
-    pub action: Option<String>,
+    pub action: Option<Action>,
     pub error: Option<String>,
     /// The answering model's own label (embedded classification), when on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,7 +30,7 @@ impl LogFilter {
             && self
                 .intent
                 .as_ref()
-                .is_none_or(|i| Some(i) == r.intent.as_ref())
+                .is_none_or(|i| r.intent.is_some_and(|label| label.as_str() == i))
             && self.status.is_none_or(|s| s == r.status)
     }
 }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -112,7 +112,8 @@ impl StateWriter {
                 // records that are already in the channel.
                 let old = match (checkpoint, weak.upgrade()) {
                     (true, Some(inner)) => {
-                        let mut journal = inner.journal.lock().expect("journal lock");
+                        let mut journal =
+                            inner.journal.lock().unwrap_or_else(PoisonError::into_inner);
                         journal
                             .rotate()
                             .map_err(|e| tracing::error!(error = %e, "journal rotation failed"))
@@ -161,7 +162,11 @@ impl StateWriter {
 
     /// Journals a finished request (one `write()`) and queues it for sled.
     pub fn record(&self, record: RequestRecord, counters: Option<super::activity::Counters>) {
-        let mut journal = self.inner.journal.lock().expect("journal lock");
+        let mut journal = self
+            .inner
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let entry = JournalEntry { record, counters };
         if let Err(e) = journal.append(&entry) {
             tracing::error!(error = %e, "cannot append to the request journal");

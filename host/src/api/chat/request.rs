@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::state::model::Task;
 
 /// Completion budget assumed when the client sets no `max_tokens`.
-pub(super) const DEFAULT_COMPLETION_BUDGET: u64 = 512;
+const DEFAULT_COMPLETION_BUDGET: u64 = 512;
 /// Largest oversized body still read (and dropped) before answering 413.
 const DRAIN_CAP: usize = 16 << 20;
 
@@ -30,6 +30,74 @@ pub(super) struct ChatRequest<'a> {
     pub(super) max_completion_tokens: Option<u64>,
     pub(super) metadata: Option<serde_json::Map<String, serde_json::Value>>,
     pub(super) stream_options: Option<StreamOptions>,
+}
+
+impl<'a> ChatRequest<'a> {
+    pub(super) fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("the request body is not valid JSON for a chat completion: {e}"),
+            )
+        })
+    }
+}
+
+/// What Warden reads of a chat call, checked: the model, the messages,
+/// the task it names, the prompt the chain judges (the last user message)
+/// and the tokens it may cost.
+pub(super) struct ChatCall<'a> {
+    pub(super) model: &'a str,
+    pub(super) messages: &'a [Message],
+    pub(super) task_id: &'a str,
+    pub(super) prompt: Cow<'a, str>,
+    pub(super) stream: bool,
+    /// The client asked for the stream's usage chunk itself.
+    pub(super) include_usage: bool,
+    pub(super) prompt_tokens: u64,
+    /// The most the answer may take: `max_completion_tokens`,
+    /// `max_tokens`, or a default.
+    pub(super) completion_budget: u64,
+}
+
+impl<'a> ChatCall<'a> {
+    /// `task_header` (`X-Task-Id`) wins over `metadata.task_id`.
+    pub(super) fn read(
+        chat: &'a ChatRequest<'a>,
+        task_header: Option<&'a str>,
+    ) -> Result<Self, ApiError> {
+        let model = chat.model.as_deref().filter(|m| !m.is_empty());
+        let model =
+            model.ok_or_else(|| ApiError::bad_request("missing_model", "'model' is required"))?;
+        let messages = chat.messages.as_deref().filter(|m| !m.is_empty());
+        let messages = messages.ok_or_else(|| {
+            ApiError::bad_request("missing_messages", "'messages' must be a non-empty array")
+        })?;
+        let body_task = chat.metadata.as_ref().and_then(|m| m.get("task_id"));
+        let body_task = body_task.and_then(|t| t.as_str()).filter(|t| !t.is_empty());
+        let task_id = task_header.or(body_task).ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_task_id",
+                "every call must name its task: set the X-Task-Id header or metadata.task_id in the body",
+            )
+        })?;
+        let last_user = messages.iter().rev().find(|m| m.role == "user");
+        let prompt = last_user.unwrap_or(&messages[messages.len() - 1]).text();
+        let completion_budget = chat.max_completion_tokens.or(chat.max_tokens);
+        Ok(Self {
+            model,
+            messages,
+            task_id,
+            prompt,
+            stream: chat.stream,
+            include_usage: chat
+                .stream_options
+                .as_ref()
+                .is_some_and(|o| o.include_usage),
+            prompt_tokens: estimate_prompt_tokens(messages),
+            completion_budget: completion_budget.unwrap_or(DEFAULT_COMPLETION_BUDGET),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -74,11 +142,9 @@ pub(super) fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Prompt tokens (about four bytes each, plus per-message overhead) and the
-/// completion budget: the most this call can cost, reserved up front.
-pub(super) fn estimate_tokens(messages: &[Message], completion_budget: u64) -> u64 {
-    let prompt: u64 = messages.iter().map(|m| m.text().len() as u64 / 4 + 4).sum();
-    prompt + completion_budget
+/// Prompt tokens: about four bytes each, plus per-message overhead.
+fn estimate_prompt_tokens(messages: &[Message]) -> u64 {
+    messages.iter().map(|m| m.text().len() as u64 / 4 + 4).sum()
 }
 
 pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {

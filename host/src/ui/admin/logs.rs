@@ -10,6 +10,7 @@ use maud::{html, Markup};
 
 use super::{csv, Page};
 use crate::app::App;
+use crate::domain::Action;
 use crate::http::{Body, BoxError};
 use crate::state::model::RequestRecord;
 use crate::state::LogFilter;
@@ -47,8 +48,8 @@ pub(super) fn log_table(
                         td.nowrap { (r.model) }
                         td.num { @if r.status >= 400 { span.badge.error { (r.status) } } @else { (r.status) } }
                         td.num { (int(r.tokens_in + r.tokens_out)) }
-                        td { (tag(r.intent.as_deref())) }
-                        td.nowrap { (tag(r.drift.as_deref())) @if let Some(a) = r.action.as_deref().filter(|a| *a != "none") { " " (tag(Some(a))) } }
+                        td { (tag(r.intent.map(|i| i.as_str()))) }
+                        td.nowrap { (tag(r.drift.map(|d| d.as_str()))) @if let Some(a) = r.action.filter(|a| *a != Action::None) { " " (tag(Some(a.as_str()))) } }
                         td.num { (r.deviation_score.map(|s| format!("{s:.2}")).unwrap_or_default()) }
                         td.prompt { (excerpt(&r.prompt, 140)) }
                     }
@@ -202,9 +203,9 @@ pub fn one(page: &Page<'_>, at: &str, id: &str) -> Response<Body> {
                 dt { "Status" } dd { (r.status) @if let Some(e) = &r.error { " — " (e) } }
                 dt { "Tokens" } dd { (int(r.tokens_in)) " in, " (int(r.tokens_out)) " out · est. " (usd(cost)) }
                 dt { "Latency" } dd { (r.latency_ms) " ms" }
-                dt { "Intent" } dd { (tag(r.intent.as_deref())) @if let Some(c) = r.confidence { " " (format!("{:.0}%", c * 100.0)) } @if let Some(m) = &r.model_intent { " · the model said " (tag(Some(m))) } }
-                dt { "Drift" } dd { (tag(r.drift.as_deref())) }
-                dt { "Deviation" } dd { (r.deviation_delta.map(|d| format!("+{d:.2}")).unwrap_or_default()) " → " (r.deviation_score.map(|s| format!("{s:.2}")).unwrap_or_default()) @if let Some(a) = &r.action { " " (tag(Some(a))) } }
+                dt { "Intent" } dd { (tag(r.intent.map(|i| i.as_str()))) @if let Some(c) = r.confidence { " " (format!("{:.0}%", c * 100.0)) } @if let Some(m) = &r.model_intent { " · the model said " (tag(Some(m))) } }
+                dt { "Drift" } dd { (tag(r.drift.map(|d| d.as_str()))) }
+                dt { "Deviation" } dd { (r.deviation_delta.map(|d| format!("+{d:.2}")).unwrap_or_default()) " → " (r.deviation_score.map(|s| format!("{s:.2}")).unwrap_or_default()) @if let Some(a) = r.action { " " (tag(Some(a.as_str()))) } }
             }
         }
         div.panel { div.spread { h2 { "Prompt" } button.secondary type="button" data-copy="full-prompt" { "Copy" } } pre.prompt #full-prompt { (r.prompt) } }
@@ -233,12 +234,12 @@ fn csv_rows(app: &App, tenant: &str, records: &[RequestRecord]) -> String {
             r.tokens_out.to_string(),
             format!("{cost:.6}"),
             r.latency_ms.to_string(),
-            r.intent.clone().unwrap_or_default(),
-            r.drift.clone().unwrap_or_default(),
+            r.intent.map(|i| i.to_string()).unwrap_or_default(),
+            r.drift.map(|d| d.to_string()).unwrap_or_default(),
             r.deviation_score
                 .map(|s| format!("{s:.3}"))
                 .unwrap_or_default(),
-            r.action.clone().unwrap_or_default(),
+            r.action.map(|a| a.to_string()).unwrap_or_default(),
             r.prompt.clone(),
         ];
         csv::row(&mut out, &fields);

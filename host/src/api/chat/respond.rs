@@ -1,0 +1,192 @@
+//! The respond phase: the provider's answer back to the client (whole,
+//! streamed chunk by chunk, or held until the tenant's guardrails screened
+//! it), and the call's ledger finished with the usage it reported.
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Response, StatusCode};
+
+use super::{annotate, client_status, provider_refused_key, Answer};
+use crate::chain::StageSlot;
+use crate::embedded_intent::{self, LabelSlot, StreamStripper};
+use crate::error::ApiError;
+use crate::guardrails;
+use crate::http::{full, Body};
+use crate::ledger::Ledger;
+use crate::runtime::bindings::guardrail;
+use crate::sse::{EventRewrite, HideUsageChunk};
+use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
+
+pub(super) async fn respond(
+    mut ledger: Ledger,
+    answer: Answer,
+) -> Result<Response<Body>, ApiError> {
+    let Answer {
+        upstream,
+        assessment,
+        stream,
+        hide_usage,
+        model_label,
+        chain,
+        guard,
+    } = answer;
+    let status = upstream.status();
+    let content_type = upstream.headers().get(CONTENT_TYPE).cloned();
+    ledger.record().status = status.as_u16();
+    let streamed = stream && status.is_success();
+    let rewrites = rewrites(hide_usage, &model_label);
+    // The tenant's guardrails, when it has any, with this call's context.
+    let screen = chain.as_deref().zip(guard.as_ref());
+    let screen = screen.map(|(chain, context)| (chain.guardrails.as_slice(), context));
+    let hold = chain.as_deref().is_some_and(|c| c.screen_streams);
+    let (status, body) = match screen {
+        Some(screen) if streamed && hold => {
+            let sse = held_stream(ledger, upstream, rewrites, &model_label, screen).await?;
+            (status, full(sse))
+        }
+        _ if streamed => (
+            status,
+            live_stream(ledger, upstream, rewrites, &model_label),
+        ),
+        _ => {
+            let embedded = model_label.is_some();
+            let plain = Plain { embedded, screen };
+            plain.answer(ledger, upstream).await?
+        }
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    annotate(&mut response, &assessment, stream, content_type);
+    Ok(response)
+}
+
+/// The tenant's guardrails and this call's context for them.
+type Screen<'a> = (&'a [StageSlot], &'a guardrail::CallContext);
+
+/// The rewrites a stream's events go through on their way to the client.
+fn rewrites(hide_usage: bool, model_label: &Option<LabelSlot>) -> Vec<Box<dyn EventRewrite>> {
+    let mut rewrites: Vec<Box<dyn EventRewrite>> = Vec::new();
+    if hide_usage {
+        rewrites.push(Box::new(HideUsageChunk));
+    }
+    if let Some(label) = model_label {
+        rewrites.push(Box::new(StreamStripper::new(label.clone())));
+    }
+    rewrites
+}
+
+/// Chunks pass as they come; the ledger finishes when the stream ends,
+/// fails, or the client goes away (see `MeteredStream`).
+fn live_stream(
+    mut ledger: Ledger,
+    upstream: reqwest::Response,
+    rewrites: Vec<Box<dyn EventRewrite>>,
+    model_label: &Option<LabelSlot>,
+) -> Body {
+    let label = model_label.clone();
+    let done = move |summary: StreamSummary| {
+        let record = ledger.record();
+        record.model_intent = label.and_then(|l| l.get().cloned());
+        record.response_bytes = summary.bytes;
+        record.error = summary.error;
+        ledger.finish(summary.usage);
+    };
+    MeteredStream::new(upstream, rewrites, Box::new(done)).boxed_unsync()
+}
+
+/// A streamed answer held until the tenant's guardrails have screened all
+/// of it (see guardrails.rs), then sent whole, as the same SSE events.
+async fn held_stream(
+    mut ledger: Ledger,
+    upstream: reqwest::Response,
+    rewrites: Vec<Box<dyn EventRewrite>>,
+    model_label: &Option<LabelSlot>,
+    (guardrails, context): Screen<'_>,
+) -> Result<Bytes, ApiError> {
+    let (done, summary) = tokio::sync::oneshot::channel();
+    let report = move |summary: StreamSummary| {
+        let _ = done.send(summary);
+    };
+    let collected = MeteredStream::new(upstream, rewrites, Box::new(report))
+        .collect()
+        .await;
+    let summary = summary.await.ok();
+    let usage = summary.as_ref().and_then(|s| s.usage);
+    let record = ledger.record();
+    record.response_bytes = summary.as_ref().map_or(0, |s| s.bytes);
+    record.model_intent = model_label.as_ref().and_then(|l| l.get().cloned());
+    let screened = match collected {
+        Ok(sse) => guardrails::screen_stream(guardrails, context, sse.to_bytes()).await,
+        Err(e) => Err(ApiError::bad_gateway(format!(
+            "the provider's stream failed: {e}"
+        ))),
+    };
+    match &screened {
+        Ok(_) => ledger.finish(usage),
+        Err(e) => ledger.fail(e, usage),
+    }
+    screened
+}
+
+/// How a plain (whole) answer is passed on.
+struct Plain<'a> {
+    /// The answer carries the model's own label, to strip.
+    embedded: bool,
+    screen: Option<Screen<'a>>,
+}
+
+impl Plain<'_> {
+    async fn answer(
+        self,
+        mut ledger: Ledger,
+        upstream: reqwest::Response,
+    ) -> Result<(StatusCode, Body), ApiError> {
+        let status = upstream.status();
+        let bytes = match upstream.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let error = ApiError::bad_gateway(format!("the provider's response failed: {e}"));
+                ledger.refuse(&error);
+                return Err(error);
+            }
+        };
+        let usage = if status.is_success() {
+            usage_of(&bytes)
+        } else {
+            Some(Usage::default())
+        };
+        ledger.record().response_bytes = bytes.len() as u64;
+        if provider_refused_key(status) {
+            tracing::error!(status = %status, "the provider refused Warden's API key");
+            let error = ApiError::bad_gateway(
+                "the provider refused the gateway's credentials; tell the operator",
+            );
+            ledger.fail(&error, usage);
+            return Err(error);
+        }
+        let status = client_status(status);
+        ledger.record().status = status.as_u16();
+        let bytes = if self.embedded && status.is_success() {
+            let (clean, label) = embedded_intent::strip_completion(bytes);
+            ledger.record().model_intent = label;
+            clean
+        } else {
+            bytes
+        };
+        let bytes = match self.screen.filter(|_| status.is_success()) {
+            Some((guardrails, context)) => {
+                match guardrails::screen_response(guardrails, context, bytes).await {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        ledger.fail(&e, usage);
+                        return Err(e);
+                    }
+                }
+            }
+            None => bytes,
+        };
+        ledger.finish(usage);
+        Ok((status, full(bytes)))
+    }
+}

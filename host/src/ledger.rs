@@ -1,0 +1,194 @@
+//! One call's bookkeeping, finished exactly once on every exit: its request
+//! record and the tokens it holds against the user's quota.
+//!
+//! A call opens its ledger once it knows its tenant, user and task; the
+//! quota phase reserves the call's estimate on it. Then exactly one of:
+//! - [`Ledger::finish`] with the provider's usage (the answer was given);
+//! - [`Ledger::refuse`] when the call ends without an answer from the
+//!   provider (a refusal, an unreachable provider): nothing is charged;
+//! - [`Ledger::fail`] when the provider answered but the client gets an
+//!   error: charged what the provider reported;
+//! - drop, when the handler's future is dropped (the client went away) or a
+//!   phase panicked: the record is written with status 499, and the call is
+//!   charged its estimate if the provider had it, nothing if not.
+//!
+//! Finishing replaces the reservation with real usage and journals the
+//! record with the user's counters, taken under the same lock, before the
+//! response is finished, so an answered request survives `kill -9` and the
+//! counters always agree with the log (see state/journal.rs).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::app::App;
+use crate::calendar::Moment;
+use crate::domain::Usage as QuotaUsage;
+use crate::error::ApiError;
+use crate::state::model::RequestRecord;
+use crate::upstream::Usage;
+
+/// Status logged for a call whose client left before it was answered
+/// (nginx's "client closed request").
+pub const CLIENT_CLOSED: u16 = 499;
+
+pub struct Ledger {
+    app: Arc<App>,
+    /// `None` once finished.
+    record: Option<RequestRecord>,
+    reservation: Reservation,
+    started: Instant,
+}
+
+/// What a call holds against its user's quota windows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reservation {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    /// The call went to the provider: past this point an abandoned call
+    /// still cost what the provider did.
+    forwarded: bool,
+}
+
+impl Reservation {
+    fn tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+impl Ledger {
+    pub fn open(app: &Arc<App>, record: RequestRecord, started: Instant) -> Self {
+        Self {
+            app: app.clone(),
+            record: Some(record),
+            reservation: Reservation::default(),
+            started,
+        }
+    }
+
+    /// The record being written; a finished ledger is gone, so this always is.
+    pub fn record(&mut self) -> &mut RequestRecord {
+        self.record
+            .as_mut()
+            .expect("a ledger is open until finished")
+    }
+
+    /// Counts the call and its estimate in the user's windows, in one step
+    /// with reading them: returns the usage before and after, so concurrent
+    /// calls each see the others' reservations.
+    pub fn reserve(
+        &mut self,
+        at: &Moment,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+    ) -> (QuotaUsage, QuotaUsage) {
+        self.reservation = Reservation {
+            prompt_tokens,
+            completion_tokens,
+            forwarded: false,
+        };
+        let tokens = self.reservation.tokens();
+        let record = self.record.as_ref().expect("open");
+        self.app
+            .activity
+            .with_user(&record.tenant_id, &record.user_id, at, |a| {
+                let before = a.usage(at);
+                a.reserve(tokens, at.now_ms);
+                (before, a.usage(at))
+            })
+    }
+
+    /// Takes the call back out of the user's windows, request included:
+    /// the quota refused it, so it must not count against the next one.
+    pub fn unreserve(&mut self, at: &Moment) {
+        let tokens = self.reservation.tokens();
+        self.reservation = Reservation::default();
+        let record = self.record.as_ref().expect("open");
+        self.app
+            .activity
+            .with_user(&record.tenant_id, &record.user_id, at, |a| {
+                a.unreserve(tokens)
+            });
+    }
+
+    /// Tokens held against the quota.
+    pub fn reserved_tokens(&self) -> u64 {
+        self.reservation.tokens()
+    }
+
+    /// The call is about to go to the provider.
+    pub fn forwarded(&mut self) {
+        self.reservation.forwarded = true;
+    }
+
+    /// The answer was given: real usage replaces the reservation. `None`
+    /// (the provider reported none) charges the estimate, in the counters
+    /// and the log alike.
+    pub fn finish(mut self, usage: Option<Usage>) {
+        self.write(usage);
+    }
+
+    /// The call ends with `error` and no answer from the provider: the
+    /// reservation is given back, the request still counts.
+    pub fn refuse(self, error: &ApiError) {
+        self.fail(error, Some(Usage::default()));
+    }
+
+    /// The provider answered but the client gets `error`: charged what the
+    /// provider reported (`None`: the estimate).
+    pub fn fail(mut self, error: &ApiError, usage: Option<Usage>) {
+        let record = self.record();
+        record.status = error.status.as_u16();
+        record.error = Some(error.message.clone());
+        self.write(usage);
+    }
+
+    fn write(&mut self, usage: Option<Usage>) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        let reserved = self.reservation.tokens();
+        let usage = usage.unwrap_or_else(|| {
+            // Unknown usage: the estimate stands, and the log says so.
+            let note = "the provider reported no usage: charged at the estimate";
+            record.error = Some(match record.error.take() {
+                Some(error) => format!("{error}; {note}"),
+                None => note.into(),
+            });
+            Usage {
+                prompt_tokens: self.reservation.prompt_tokens,
+                completion_tokens: self.reservation.completion_tokens,
+            }
+        });
+        record.tokens_in = usage.prompt_tokens;
+        record.tokens_out = usage.completion_tokens;
+        record.latency_ms = self.started.elapsed().as_millis() as u64;
+        let actual = usage.prompt_tokens + usage.completion_tokens;
+        let at = self.app.moment(&record.tenant_id);
+        let counters = self
+            .app
+            .activity
+            .with_user(&record.tenant_id, &record.user_id, &at, |a| {
+                a.reconcile(reserved, actual);
+                a.counters()
+            });
+        self.app.writer.record(record, Some(counters));
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        let Some(record) = self.record.as_mut() else {
+            return;
+        };
+        record.status = CLIENT_CLOSED;
+        let forwarded = self.reservation.forwarded;
+        record.error = Some(if forwarded {
+            "the client closed the connection before the answer was complete".into()
+        } else {
+            "the client closed the connection before the call was forwarded".into()
+        });
+        // Before forwarding nothing was spent; after, the provider may have
+        // done all the work: charge the estimate.
+        self.write((!forwarded).then(Usage::default));
+    }
+}

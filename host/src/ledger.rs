@@ -8,9 +8,9 @@
 //!   provider (a refusal, an unreachable provider): nothing is charged;
 //! - [`Ledger::fail`] when the provider answered but the client gets an
 //!   error: charged what the provider reported;
-//! - drop, when the handler's future is dropped (the client went away) or a
-//!   phase panicked: the record is written with status 499, and the call is
-//!   charged its estimate if the provider had it, nothing if not.
+//! - drop, when the handler's future is dropped (the client went away:
+//!   status 499) or a phase panicked (status 500): the call is charged its
+//!   estimate if the provider had it, nothing if not.
 //!
 //! Finishing replaces the reservation with real usage and journals the
 //! record with the user's counters, taken under the same lock, before the
@@ -180,13 +180,20 @@ impl Drop for Ledger {
         let Some(record) = self.record.as_mut() else {
             return;
         };
-        record.status = CLIENT_CLOSED;
         let forwarded = self.reservation.forwarded;
-        record.error = Some(if forwarded {
-            "the client closed the connection before the answer was complete".into()
-        } else {
-            "the client closed the connection before the call was forwarded".into()
-        });
+        let (status, error) = match (std::thread::panicking(), forwarded) {
+            (true, _) => (500, "internal error: the request handler panicked"),
+            (false, true) => (
+                CLIENT_CLOSED,
+                "the client closed the connection before the answer was complete",
+            ),
+            (false, false) => (
+                CLIENT_CLOSED,
+                "the client closed the connection before the call was forwarded",
+            ),
+        };
+        record.status = status;
+        record.error = Some(error.into());
         // Before forwarding nothing was spent; after, the provider may have
         // done all the work: charge the estimate.
         self.write((!forwarded).then(Usage::default));

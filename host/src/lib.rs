@@ -26,6 +26,7 @@ pub mod embedded_intent;
 pub mod error;
 pub mod eval;
 pub mod evidence;
+pub mod failpoints;
 pub mod guardrails;
 pub mod http;
 pub mod ledger;

@@ -163,7 +163,7 @@ async fn serve(
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(crate::api::route(app, req).await) }
+            async move { Ok::<_, std::convert::Infallible>(route_catching_panics(app, req).await) }
         });
         match &tls {
             None => {
@@ -197,4 +197,23 @@ async fn serve(
         }
     }
     graceful.shutdown().await;
+}
+
+/// Routes a request; a panic in a handler becomes a 500 in the OpenAI
+/// error shape instead of a dropped connection (the call's ledger, if it
+/// had one, logs it on the way out).
+async fn route_catching_panics(
+    app: Arc<App>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<crate::http::Body> {
+    use futures_util::FutureExt;
+    let routed = std::panic::AssertUnwindSafe(crate::api::route(app, req));
+    match routed.catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!("a request handler panicked");
+            crate::error::ApiError::internal("internal error; the request was not completed")
+                .into_response()
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod demo;
 mod durability;
 mod guardrails;
 mod languages;
+mod ledger;
 mod misuse;
 mod plugins;
 mod proxy;

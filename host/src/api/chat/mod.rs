@@ -178,6 +178,7 @@ impl Exchange<'_> {
         } else {
             self.body.clone()
         };
+        crate::failpoints::panic_point(&call.prompt);
         let guard = self.guard_context(chain.as_deref());
         if let (Some(chain), Some(context)) = (chain.as_deref(), &guard) {
             body = self.screen_request(chain, context, body, ledger).await?;

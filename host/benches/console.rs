@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use warden::admin::{self, NewUser, TenantOptions};
 use warden::config::Config;
+use warden::domain::{Action, Drift, IntentLabel};
 use warden::state::model::{Limits, RequestRecord, Role, Task};
 use warden::state::{usage_report, Grouping, UsageQuery};
 use warden::token::{self, TokenRequest};
@@ -40,12 +41,20 @@ fn record(n: u64, now_ms: u64, user: String, task: String) -> RequestRecord {
         tokens_out: 400 + n % 200,
         response_bytes: 2_000,
         latency_ms: 300,
-        intent: Some(if off_task { "off_topic" } else { "code" }.into()),
+        intent: Some(if off_task {
+            IntentLabel::OffTopic
+        } else {
+            IntentLabel::Code
+        }),
         confidence: Some(0.9),
-        drift: Some(if off_task { "major" } else { "on-task" }.into()),
+        drift: Some(if off_task {
+            Drift::Major
+        } else {
+            Drift::OnTask
+        }),
         deviation_delta: Some(if off_task { 1.0 } else { 0.0 }),
         deviation_score: Some(if off_task { 1.0 } else { 0.0 }),
-        action: Some(if off_task { "warn" } else { "none" }.into()),
+        action: Some(if off_task { Action::Warn } else { Action::None }),
         ..RequestRecord::default()
     }
 }

@@ -146,7 +146,7 @@ pub async fn run(
     Ok(assessment)
 }
 
-/// 1. auth: the user and tenant may call at all.
+/// Stage 1, auth: the user and tenant may call at all.
 async fn authorize(
     app: &App,
     chain: &TenantChain,
@@ -181,7 +181,7 @@ async fn authorize(
     Err(ApiError::forbidden("access_denied", reason))
 }
 
-/// 2. task validation: the task exists, is active, and allows this call.
+/// Stage 2, task validation: the task exists, is active, and allows this call.
 async fn validate_task(
     chain: &TenantChain,
     facts: &CallFacts<'_>,
@@ -206,7 +206,7 @@ async fn validate_task(
         .expect("task validation allows only existing tasks"))
 }
 
-/// 3. quota: take the snapshot and reserve this call's estimate in one
+/// Stage 3, quota: take the snapshot and reserve this call's estimate in one
 /// step, so concurrent calls each see the others' reservations and the
 /// limit cannot be overshot by more than what is in flight. A refusal (or
 /// a failed stage) takes the call back out of the windows.
@@ -245,7 +245,7 @@ async fn reserve_quota(
     }
 }
 
-/// 4. intent: what the prompt is about, and how far from the task.
+/// Stage 4, intent: what the prompt is about, and how far from the task.
 /// `None` when a fail-open stage failed: the call goes on unscored.
 async fn classify(
     chain: &TenantChain,
@@ -266,7 +266,7 @@ struct Scored {
     score: f32,
 }
 
-/// 5. deviation: the user's score after this call, and the action. An
+/// Stage 5, deviation: the user's score after this call, and the action. An
 /// off-task prompt sent again (a retry, the same question twice) was scored
 /// once already: the stage sees it as on-task (the standing rules still
 /// apply, nothing is added) and it is not remembered twice. The request

@@ -36,7 +36,7 @@ impl App {
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
         db.set_pricing(crate::pricing::Pricing::new(&config.pricing));
-        let activity = Arc::new(Activity::load(&db.usage)?);
+        let activity = Arc::new(db.load_activity()?);
         let (writer, writer_task) = StateWriter::spawn(
             db.clone(),
             activity.clone(),

@@ -39,7 +39,7 @@ pub fn context(
         identity: types::Identity {
             tenant_id: claims.tid.clone(),
             user_id: claims.sub.clone(),
-            role: crate::adapters::role(user.role),
+            role: user.role.into(),
         },
         task_id: task_id.to_string(),
         endpoint: endpoint.to_string(),

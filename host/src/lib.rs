@@ -10,18 +10,20 @@
 //! - [`upstream`]: the provider client and stream metering;
 //! - [`state`]: sled storage, in-memory directory and activity counters.
 
+// The lower crates, under the names the modules here have always used.
+pub use warden_domain::{self as domain, calendar, clock, pricing};
+pub use warden_runtime as runtime;
+pub use warden_state as state;
+
 pub mod adapters;
 pub mod admin;
 pub mod admin_api;
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod calendar;
 pub mod chain;
-pub mod clock;
 pub mod config;
 pub mod demo;
-pub mod domain;
 pub mod embedded_intent;
 pub mod error;
 pub mod eval;
@@ -36,15 +38,12 @@ pub mod pipeline;
 pub mod plugin_store;
 pub mod plugin_test;
 pub mod policy;
-pub mod pricing;
 pub mod ratelimit;
 pub mod reload;
-pub mod runtime;
 pub mod scaffold;
 pub mod server;
 pub mod simulate;
 pub mod sse;
-pub mod state;
 pub mod token;
 pub mod train;
 pub mod ui;

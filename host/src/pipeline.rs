@@ -66,7 +66,7 @@ fn identity(facts: &CallFacts<'_>) -> types::Identity {
     types::Identity {
         tenant_id: facts.tenant.id.clone(),
         user_id: facts.user.id.clone(),
-        role: adapters::role(facts.user.role),
+        role: facts.user.role.into(),
     }
 }
 
@@ -194,7 +194,7 @@ async fn validate_task(
         task_id: facts.task_id.to_string(),
         endpoint: facts.endpoint.to_string(),
         model: facts.model.to_string(),
-        task: facts.task.map(adapters::task),
+        task: facts.task.map(Into::into),
     };
     let plugin = &chain.task_validation.plugin;
     let verdict = plugin.validate_task(&request).await.map_err(failed)?;

@@ -4,6 +4,7 @@
 
 pub mod bindings;
 mod cache;
+pub mod convert;
 mod host_imports;
 mod limits;
 mod plugin;

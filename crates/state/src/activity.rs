@@ -9,8 +9,8 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{Moment, Windows};
-use crate::domain::{Drift, IntentLabel, Usage, UsageStats};
+use warden_domain::calendar::{Moment, Windows};
+use warden_domain::{Drift, IntentLabel, Usage, UsageStats};
 
 const HISTORY_LEN: usize = 50;
 /// Off-task prompts kept per user as evidence for an automatic action.
@@ -393,7 +393,7 @@ mod tests {
     const DAY_MS: u64 = 86_400_000;
 
     fn utc(now_ms: u64) -> Moment {
-        crate::calendar::Calendar::utc().at(now_ms)
+        warden_domain::calendar::Calendar::utc().at(now_ms)
     }
 
     #[test]

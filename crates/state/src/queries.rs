@@ -136,11 +136,7 @@ fn page<T: serde::de::DeserializeOwned>(
         let value = match source {
             Source::Log => value,
             Source::Index(..) => {
-                match tree.get(crate::state::log_index::log_key_of(
-                    tenant,
-                    prefix.len(),
-                    &key,
-                ))? {
+                match tree.get(crate::log_index::log_key_of(tenant, prefix.len(), &key))? {
                     Some(v) => v,
                     // Pruned between the two reads.
                     None => continue,

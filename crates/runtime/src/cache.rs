@@ -42,6 +42,8 @@ impl ArtifactCache {
 
     /// The cached artifact of `wasm` (whose SHA-256 is `digest`), or a
     /// fresh compilation (then cached). Returns whether it came from the cache.
+    // The one unsafe call of the host's crates: loading precompiled code.
+    #[allow(unsafe_code)]
     pub fn load_or_compile(
         &self,
         engine: &Engine,

@@ -6,12 +6,13 @@ mod db;
 mod journal;
 pub mod keys;
 mod log_index;
-pub mod model;
 mod queries;
 mod retention;
 mod rollup;
 pub mod sessions;
 mod writer;
+
+pub use warden_domain::model;
 
 pub use activity::{Activity, HistoryItem, OffTaskPrompt, UserActivity};
 pub(crate) use db::compound_key;

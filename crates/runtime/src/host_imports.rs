@@ -28,7 +28,7 @@ pub struct PluginScope {
     kv_prefix: Vec<u8>,
     /// The server's clock (tests and simulations move it), read by the
     /// `clock` import so plugins and the host agree on the time.
-    clock: Arc<crate::clock::Clock>,
+    clock: Arc<warden_domain::clock::Clock>,
 }
 
 /// `tenant \0 plugin \0`: where one plugin's keys of one tenant start.
@@ -60,7 +60,7 @@ impl PluginScope {
     }
 
     /// This scope reading time from `clock` instead of the system clock.
-    pub fn with_clock(mut self, clock: Arc<crate::clock::Clock>) -> Self {
+    pub fn with_clock(mut self, clock: Arc<warden_domain::clock::Clock>) -> Self {
         self.clock = clock;
         self
     }

@@ -54,8 +54,8 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use crate::state::model::RequestRecord;
-    use crate::state::{log_for_test, sample_record as record, test_db};
+    use crate::model::RequestRecord;
+    use crate::{log_for_test, sample_record as record, test_db};
 
     #[test]
     fn old_records_go_in_bounded_batches_and_recent_ones_stay() {

@@ -130,7 +130,8 @@ impl StateWriter {
                 };
                 persist(&db, &activity, &mut records);
                 if let (Some(keep), true) = (retention, ticks.is_multiple_of(RETENTION_TICKS)) {
-                    let cutoff = crate::clock::now_ms().saturating_sub(keep.as_millis() as u64);
+                    let cutoff =
+                        warden_domain::clock::now_ms().saturating_sub(keep.as_millis() as u64);
                     match db.prune_logs(cutoff, super::retention::PRUNE_BATCH) {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(removed = n, "request log retention"),

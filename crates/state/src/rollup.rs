@@ -46,7 +46,7 @@ impl DailyUsage {
         self.cost_micro_usd += other.cost_micro_usd;
     }
 
-    fn of(record: &RequestRecord, pricing: &crate::pricing::Pricing) -> Self {
+    fn of(record: &RequestRecord, pricing: &warden_domain::pricing::Pricing) -> Self {
         let ok = (200..300).contains(&record.status);
         Self {
             requests: 1,
@@ -85,7 +85,9 @@ pub(crate) fn log_and_count(
             let date = directory
                 .tenant(&r.tenant_id)
                 .map(|t| t.calendar.date_of(r.at_ms))
-                .unwrap_or_else(|| crate::calendar::Calendar::utc_shared().date_of(r.at_ms));
+                .unwrap_or_else(|| {
+                    warden_domain::calendar::Calendar::utc_shared().date_of(r.at_ms)
+                });
             rollup_key(&r.tenant_id, &date, &r.user_id, &r.task_id)
         })
         .collect();

@@ -4,7 +4,7 @@
 //! which [`super::stage::StageExports`] checks when it is loaded.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../../wit",
     world: "warden:policy/all-stages",
     exports: { default: async },
 });

@@ -60,7 +60,7 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use crate::state::{log_for_test, sample_record, test_db, Db, LogFilter};
+    use crate::{log_for_test, sample_record, test_db, Db, LogFilter};
 
     fn filter(user: Option<&str>, task: Option<&str>) -> LogFilter {
         LogFilter {

@@ -34,7 +34,7 @@ use super::model::*;
 pub struct TenantEntry {
     pub tenant: Option<Tenant>,
     /// Quota windows in the tenant's time zone (UTC if unset or unknown).
-    pub calendar: crate::calendar::Calendar,
+    pub calendar: warden_domain::calendar::Calendar,
     pub users: HashMap<String, User>,
     pub tasks: HashMap<String, Task>,
 }
@@ -73,7 +73,7 @@ pub struct Db {
     pub(crate) ui_login_codes: sled::Tree,
     directory: ArcSwap<Directory>,
     /// Prices for the rollups' estimated cost (the server's configuration).
-    pricing: ArcSwap<crate::pricing::Pricing>,
+    pricing: ArcSwap<warden_domain::pricing::Pricing>,
 }
 
 pub(crate) fn compound_key(parts: &[&str]) -> Vec<u8> {
@@ -146,7 +146,7 @@ impl Db {
             ui_sessions: tree("ui_sessions")?,
             ui_login_codes: tree("ui_login_codes")?,
             directory: ArcSwap::from_pointee(Directory::default()),
-            pricing: ArcSwap::from_pointee(crate::pricing::Pricing::default()),
+            pricing: ArcSwap::from_pointee(warden_domain::pricing::Pricing::default()),
             db,
         };
         this.reload()?;
@@ -155,11 +155,11 @@ impl Db {
     }
 
     /// Prices the rollups estimate cost with.
-    pub fn pricing(&self) -> arc_swap::Guard<Arc<crate::pricing::Pricing>> {
+    pub fn pricing(&self) -> arc_swap::Guard<Arc<warden_domain::pricing::Pricing>> {
         self.pricing.load()
     }
 
-    pub fn set_pricing(&self, pricing: crate::pricing::Pricing) {
+    pub fn set_pricing(&self, pricing: warden_domain::pricing::Pricing) {
         self.pricing.store(Arc::new(pricing));
     }
 
@@ -178,7 +178,7 @@ impl Db {
         for t in decode_all::<Tenant>(&self.tenants)? {
             let id = t.id.clone();
             let entry = dir.tenants.entry(id).or_default();
-            match crate::calendar::Calendar::parse(&t.timezone) {
+            match warden_domain::calendar::Calendar::parse(&t.timezone) {
                 Ok(calendar) => entry.calendar = calendar,
                 Err(e) => tracing::warn!(tenant = %t.id, "{e:#}; quota windows use UTC"),
             }

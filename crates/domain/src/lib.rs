@@ -1,3 +1,7 @@
+//! Warden's domain: the records it keeps (tenants, users, tasks, tokens,
+//! requests: [`model`]), the clock and the tenants' quota calendars, model
+//! pricing, and the values below.
+//!
 //! Warden's own values for what the chain says of a call: the intent
 //! stage's label and drift, the deviation stage's action, and a user's
 //! usage in their quota windows. The request log, a user's history and the
@@ -8,6 +12,11 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub mod calendar;
+pub mod clock;
+pub mod model;
+pub mod pricing;
 
 /// What a prompt is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

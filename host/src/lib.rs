@@ -1,50 +1,36 @@
 //! Warden: an LLM access gateway. A hyper proxy that runs every request
 //! through a chain of sandboxed WebAssembly policy components.
 //!
-//! Module map, in the order a request meets them:
-//! - [`server`]: listener, TLS, HTTP/1.1 + HTTP/2;
-//! - [`api`]: routes (`/v1/chat/completions`, `/v1/models`, `/healthz`);
-//! - [`auth`] and [`token`]: bearer-token verification;
-//! - [`pipeline`]: the five stages in order, over [`chain`] (per-tenant
-//!   plugin chains) and [`runtime`] (wasmtime engine, sandbox, host imports);
-//! - [`upstream`]: the provider client and stream metering;
-//! - [`state`]: sled storage, in-memory directory and activity counters.
+//! This crate is the top of the workspace: the [`server`] with every route
+//! (the proxy's, the admin API, the console), and the `warden` binary's
+//! command line and tools (demo, mock LLM, evaluation, simulation,
+//! training, plugin scaffolding and testing). The layers below, each its
+//! own crate, from the bottom up:
+//! - `warden-domain`: records, intent/drift/action values, clock, calendars, pricing;
+//! - `warden-runtime`: the wasm engine, WIT bindings and sandbox;
+//! - `warden-state`: sled storage, directory snapshots, activity counters, journal;
+//! - `warden-proxy`: listener, API routes, a call's path through the chain;
+//! - `warden-admin`: provisioning and the admin API; `warden-console`: the web console.
+//!
+//! Their modules are re-exported here under the names they always had.
 
-// The lower crates, under the names the modules here have always used.
 pub use warden_domain::{self as domain, calendar, clock, pricing};
+pub use warden_proxy::{
+    adapters, api, app, auth, chain, config, embedded_intent, error, evidence, failpoints,
+    guardrails, http, ledger, metrics, pipeline, plugin_store, policy, ratelimit, reload, sse,
+    token, upstream,
+};
 pub use warden_runtime as runtime;
 pub use warden_state as state;
 
-pub mod adapters;
 pub mod admin;
 pub mod admin_api;
-pub mod api;
-pub mod app;
-pub mod auth;
-pub mod chain;
-pub mod config;
 pub mod demo;
-pub mod embedded_intent;
-pub mod error;
 pub mod eval;
-pub mod evidence;
-pub mod failpoints;
-pub mod guardrails;
-pub mod http;
-pub mod ledger;
-pub mod metrics;
 pub mod mock_llm;
-pub mod pipeline;
-pub mod plugin_store;
 pub mod plugin_test;
-pub mod policy;
-pub mod ratelimit;
-pub mod reload;
 pub mod scaffold;
 pub mod server;
 pub mod simulate;
-pub mod sse;
-pub mod token;
 pub mod train;
 pub mod ui;
-pub mod upstream;

@@ -1,4 +1,6 @@
-//! HTTP routes. One file per endpoint; this module only dispatches.
+//! The proxy's HTTP routes. One file per endpoint; this module only
+//! dispatches. The admin API and the console are routed beside these by
+//! the binary (see `server::Routes`).
 
 mod chat;
 mod me;
@@ -19,8 +21,6 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/v1/chat/completions") => return chat::handle(&app, req).await,
         (&Method::GET, "/v1/models") => models::handle(&app, &req),
         (&Method::GET, "/v1/me") => me::handle(&app, &req),
-        (_, path) if path.starts_with("/admin/v1/") => crate::admin_api::route(&app, req).await,
-        (_, path) if crate::ui::is_console_path(path) => return crate::ui::route(&app, req).await,
         (&Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &br#"{"status":"ok"}"#[..])),
         (&Method::GET, "/metrics") => {
             let mut response = Response::new(crate::http::full(

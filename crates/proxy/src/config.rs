@@ -148,7 +148,8 @@ mod tests {
 
     #[test]
     fn the_example_config_is_the_default() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/warden.toml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/warden.toml");
         let example = Config::load(&path).unwrap();
         let default = Config::default();
         assert_eq!(example.listen, default.listen);

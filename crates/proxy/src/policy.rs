@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::runtime::{SandboxLimits, Stage};
 
-pub const EMBEDDED_DEFAULT: &str = include_str!("../../policies/default.toml");
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../policies/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

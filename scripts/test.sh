@@ -12,7 +12,7 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 
 bash scripts/build-plugins.sh
 cargo build --locked --release -p warden
-cargo test --locked --release -p warden-domain -p warden-runtime -p warden-state -p warden-proxy -p warden -p warden-intent-model
+cargo test --locked --release -p warden-domain -p warden-runtime -p warden-state -p warden-proxy -p warden-admin -p warden-console -p warden -p warden-intent-model
 
 # The intent classifier's quality gates on both evaluation sets, tasks the
 # model never trained on: data/intent/eval (the first set) and

@@ -14,6 +14,8 @@
 //!
 //! Their modules are re-exported here under the names they always had.
 
+pub use warden_admin::{api as admin_api, provision as admin};
+pub use warden_console as ui;
 pub use warden_domain::{self as domain, calendar, clock, pricing};
 pub use warden_proxy::{
     adapters, api, app, auth, chain, config, embedded_intent, error, evidence, failpoints,
@@ -23,8 +25,6 @@ pub use warden_proxy::{
 pub use warden_runtime as runtime;
 pub use warden_state as state;
 
-pub mod admin;
-pub mod admin_api;
 pub mod demo;
 pub mod eval;
 pub mod mock_llm;
@@ -33,4 +33,3 @@ pub mod scaffold;
 pub mod server;
 pub mod simulate;
 pub mod train;
-pub mod ui;

@@ -41,12 +41,12 @@ pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Bod
             "only a super_admin creates tenants",
         ));
     }
-    let options = crate::admin::TenantOptions {
+    let options = crate::provision::TenantOptions {
         timezone: new.timezone,
         key_algorithm: new.key_algorithm,
     };
     let name = new.name.as_deref().unwrap_or(&new.id);
-    let tenant = crate::admin::create_tenant(&app.db, &new.id, name, options)
+    let tenant = crate::provision::create_tenant(&app.db, &new.id, name, options)
         .map_err(|e| ApiError::bad_request("invalid_tenant", format!("{e:#}")))?;
     audit(
         app,
@@ -169,7 +169,7 @@ pub fn create_task(
             format!("task '{}' already exists", new.id),
         ));
     }
-    let task = crate::admin::create_task(
+    let task = crate::provision::create_task(
         &app.db,
         Task {
             tenant_id: tenant.to_string(),

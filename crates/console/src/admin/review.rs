@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use super::users::access_forms;
 use super::Page;
+use crate::error_page;
 use crate::http::Body;
+use crate::layout::{csrf, flash, status_badge, tag};
 use crate::state::model::Event;
-use crate::ui::error_page;
-use crate::ui::layout::{csrf, flash, status_badge, tag};
 
 /// "This was on-task" for a prompt still held against the user.
 fn on_task_form(page: &Page<'_>, user: &str, request_id: &str) -> Markup {

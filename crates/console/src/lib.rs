@@ -19,6 +19,11 @@ mod login;
 mod me;
 mod session;
 
+// The admin API and the proxy's modules, under the names these modules
+// have always used.
+use warden_admin::api as admin_api;
+use warden_proxy::{app, domain, http, plugin_store, state, token};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -88,7 +88,7 @@ pub fn rotate_key(
 ) -> Result<Response<Body>, ApiError> {
     caller.scope(tenant)?;
     let reason = require_reason(body.reason)?;
-    let key = crate::admin::rotate_key(&app.db, tenant, body.algorithm).map_err(internal)?;
+    let key = crate::provision::rotate_key(&app.db, tenant, body.algorithm).map_err(internal)?;
     audit(
         app,
         caller,

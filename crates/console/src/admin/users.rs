@@ -8,11 +8,11 @@ use maud::{html, Markup};
 use super::logs::log_table;
 use super::overview::{per_day, report};
 use super::Page;
+use crate::chart;
 use crate::http::Body;
+use crate::layout::{csrf, excerpt, flash, int, quota, status_badge, usd};
 use crate::state::model::{Role, User, UserStatus};
 use crate::state::{EventFilter, Grouping, LogFilter};
-use crate::ui::chart;
-use crate::ui::layout::{csrf, excerpt, flash, int, quota, status_badge, usd};
 
 fn role(role: Role) -> &'static str {
     match role {

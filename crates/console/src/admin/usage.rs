@@ -5,9 +5,9 @@ use hyper::{Response, StatusCode};
 
 use super::{csv, Page};
 use crate::admin_api::date_param;
+use crate::error_page;
 use crate::http::{full, Body};
 use crate::state::{usage_report, Grouping, UsageQuery};
-use crate::ui::error_page;
 
 const HEADER: &str = "day,user,task,requests,succeeded,failed,tokens_in,tokens_out,cost_usd\n";
 

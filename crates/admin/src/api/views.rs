@@ -91,10 +91,7 @@ pub fn events(
 }
 
 /// A `YYYY-MM-DD` query parameter, checked so that range keys stay well formed.
-pub(crate) fn date_param(
-    query: &HashMap<String, String>,
-    key: &str,
-) -> Result<Option<String>, ApiError> {
+pub fn date_param(query: &HashMap<String, String>, key: &str) -> Result<Option<String>, ApiError> {
     query
         .get(key)
         .map(|v| {

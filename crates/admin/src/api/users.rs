@@ -6,10 +6,10 @@ use serde_json::json;
 
 use super::tenants::Reason;
 use super::{audit, internal, json, require_reason, Caller};
-use crate::admin::NewUser;
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::Body;
+use crate::provision::NewUser;
 use crate::state::model::{Event, Limits, Role, User, UserStatus};
 
 /// A user with their live standing: today's usage, score, last warning.
@@ -140,7 +140,7 @@ pub fn create(
             "only a super_admin creates super_admins",
         ));
     }
-    let user = crate::admin::create_user(
+    let user = crate::provision::create_user(
         &app.db,
         NewUser {
             tenant_id: tenant,

@@ -6,11 +6,11 @@ use hyper::Response;
 use maud::{html, Markup};
 
 use super::Page;
+use crate::chart;
 use crate::http::Body;
+use crate::layout::{int, tag, usd};
 use crate::state::model::UserStatus;
 use crate::state::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
-use crate::ui::chart;
-use crate::ui::layout::{int, tag, usd};
 
 /// Days in the overview's charts.
 const DAYS: u32 = 14;

@@ -13,7 +13,7 @@ mod views;
 
 pub use plugins::MAX_PLUGIN_BYTES;
 pub use users::review_queue;
-pub(crate) use views::date_param;
+pub use views::date_param;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -153,10 +153,7 @@ impl AdminCall {
     }
 }
 
-pub(crate) fn json<T: Serialize>(
-    status: StatusCode,
-    value: &T,
-) -> Result<Response<Body>, ApiError> {
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
     let bytes = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json_response(status, bytes))
 }

@@ -7,11 +7,11 @@ use maud::{html, Markup};
 use super::logs::log_table;
 use super::overview::{per_day, report};
 use super::Page;
+use crate::chart;
 use crate::http::Body;
+use crate::layout::{csrf, flash, int, usd};
 use crate::state::model::Task;
 use crate::state::{Grouping, LogFilter};
-use crate::ui::chart;
-use crate::ui::layout::{csrf, flash, int, usd};
 
 pub fn list(page: &Page<'_>) -> Response<Body> {
     let directory = page.app.db.directory();

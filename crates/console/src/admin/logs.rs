@@ -11,11 +11,11 @@ use maud::{html, Markup};
 use super::{csv, Page};
 use crate::app::App;
 use crate::domain::Action;
+use crate::error_page;
 use crate::http::{Body, BoxError};
+use crate::layout::{excerpt, int, tag, usd};
 use crate::state::model::RequestRecord;
 use crate::state::LogFilter;
-use crate::ui::error_page;
-use crate::ui::layout::{excerpt, int, tag, usd};
 
 const PAGE: usize = 50;
 /// Rows fetched per step of a CSV export.

@@ -6,7 +6,7 @@ use maud::html;
 
 use super::Page;
 use crate::http::Body;
-use crate::ui::layout::{csrf, flash, tag};
+use crate::layout::{csrf, flash, tag};
 
 pub fn list(page: &Page<'_>) -> Response<Body> {
     let directory = page.app.db.directory();

@@ -7,8 +7,8 @@ use maud::html;
 
 use super::Page;
 use crate::http::Body;
+use crate::layout::{csrf, flash, int, tag};
 use crate::plugin_store::PluginStore;
-use crate::ui::layout::{csrf, flash, int, tag};
 
 pub fn list(page: &Page<'_>) -> Response<Body> {
     let Some(chains) = page.app.chains.as_ref() else {

@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 
 use super::Page;
 use crate::admin_api::{self, AdminCall};
+use crate::form::Form;
 use crate::http::Body;
-use crate::ui::form::Form;
-use crate::ui::{error_page, redirect};
+use crate::{error_page, redirect};
 
 fn call(method: Method, path: String, body: Value) -> AdminCall {
     AdminCall {

@@ -1,0 +1,11 @@
+//! Administration of a Warden server: provisioning (tenants, users, tasks;
+//! the verbs the CLI, the demo and the tests share) and the JSON admin API
+//! (`/admin/v1/...`) built on it and on the proxy's state.
+
+pub mod api;
+pub mod provision;
+
+// The proxy's modules, under the names these modules have always used.
+use warden_proxy::{
+    app, auth, calendar, chain, clock, error, http, plugin_store, runtime, state, token,
+};

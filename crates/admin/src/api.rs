@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::{json_response, Body};
 use crate::state::model::{Role, TenantStatus, UserStatus};
 
@@ -76,8 +76,8 @@ fn admin_caller(app: &App, req: &Request<Incoming>) -> Result<Caller, ApiError> 
         .and_then(|t| t.users.get(&claims.sub))
         .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
     if user.status == UserStatus::Blocked {
-        return Err(ApiError::forbidden(
-            "access_denied",
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
             "this admin account is blocked",
         ));
     }
@@ -87,8 +87,8 @@ fn admin_caller(app: &App, req: &Request<Incoming>) -> Result<Caller, ApiError> 
             user_id: claims.sub.clone(),
             role: user.role,
         }),
-        Role::User => Err(ApiError::forbidden(
-            "admin_required",
+        Role::User => Err(ApiError::new(
+            ErrorCode::AdminRequired,
             "this route needs an admin token",
         )),
     }
@@ -118,7 +118,7 @@ impl AdminCall {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return Err(ApiError::payload_too_large(limit))
             }
-            Err(e) => return Err(ApiError::bad_request("body_read_failed", e.to_string())),
+            Err(e) => return Err(ApiError::new(ErrorCode::BodyReadFailed, e.to_string())),
         };
         Ok(Self {
             method: parts.method,
@@ -139,7 +139,7 @@ impl AdminCall {
 
     fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("invalid request body: {e}"))
+            ApiError::new(ErrorCode::InvalidJson, format!("invalid request body: {e}"))
         })
     }
 
@@ -183,8 +183,8 @@ fn require_reason(reason: Option<String>) -> Result<String, ApiError> {
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty())
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_reason",
+            ApiError::new(
+                ErrorCode::MissingReason,
                 "a 'reason' is required; it is kept in the audit log",
             )
         })

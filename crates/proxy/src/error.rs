@@ -7,144 +7,243 @@ use hyper::{Response, StatusCode};
 
 use crate::http::{full, Body};
 
+/// Every error code Warden answers with. A code carries its HTTP status
+/// and its OpenAI error type, so the three cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BodyReadFailed,
+    ChainDisabled,
+    InvalidCursor,
+    InvalidJson,
+    InvalidParameter,
+    InvalidPluginName,
+    InvalidSettings,
+    InvalidTask,
+    InvalidTenant,
+    InvalidTokenRequest,
+    InvalidUser,
+    MissingMessages,
+    MissingModel,
+    MissingReason,
+    MissingTaskId,
+    NoPreviousVersion,
+    NothingToChange,
+    PluginRejected,
+    TaskExists,
+    InvalidApiKey,
+    AccessDenied,
+    AdminRequired,
+    GuardrailDenied,
+    TaskNotAllowed,
+    UserBlocked,
+    NotFound,
+    MethodNotAllowed,
+    PluginInUse,
+    RequestTooLarge,
+    RateLimitExceeded,
+    InternalError,
+    UpstreamUnavailable,
+    PolicyPluginFailed,
+    UpstreamTimeout,
+}
+
+impl ErrorCode {
+    /// The `code` of the error body.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BodyReadFailed => "body_read_failed",
+            Self::ChainDisabled => "chain_disabled",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidParameter => "invalid_parameter",
+            Self::InvalidPluginName => "invalid_plugin_name",
+            Self::InvalidSettings => "invalid_settings",
+            Self::InvalidTask => "invalid_task",
+            Self::InvalidTenant => "invalid_tenant",
+            Self::InvalidTokenRequest => "invalid_token_request",
+            Self::InvalidUser => "invalid_user",
+            Self::MissingMessages => "missing_messages",
+            Self::MissingModel => "missing_model",
+            Self::MissingReason => "missing_reason",
+            Self::MissingTaskId => "missing_task_id",
+            Self::NoPreviousVersion => "no_previous_version",
+            Self::NothingToChange => "nothing_to_change",
+            Self::PluginRejected => "plugin_rejected",
+            Self::TaskExists => "task_exists",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::AccessDenied => "access_denied",
+            Self::AdminRequired => "admin_required",
+            Self::GuardrailDenied => "guardrail_denied",
+            Self::TaskNotAllowed => "task_not_allowed",
+            Self::UserBlocked => "user_blocked",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PluginInUse => "plugin_in_use",
+            Self::RequestTooLarge => "request_too_large",
+            Self::RateLimitExceeded => "rate_limit_exceeded",
+            Self::InternalError => "internal_error",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::PolicyPluginFailed => "policy_plugin_failed",
+            Self::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::BodyReadFailed => StatusCode::BAD_REQUEST,
+            Self::ChainDisabled => StatusCode::BAD_REQUEST,
+            Self::InvalidCursor => StatusCode::BAD_REQUEST,
+            Self::InvalidJson => StatusCode::BAD_REQUEST,
+            Self::InvalidParameter => StatusCode::BAD_REQUEST,
+            Self::InvalidPluginName => StatusCode::BAD_REQUEST,
+            Self::InvalidSettings => StatusCode::BAD_REQUEST,
+            Self::InvalidTask => StatusCode::BAD_REQUEST,
+            Self::InvalidTenant => StatusCode::BAD_REQUEST,
+            Self::InvalidTokenRequest => StatusCode::BAD_REQUEST,
+            Self::InvalidUser => StatusCode::BAD_REQUEST,
+            Self::MissingMessages => StatusCode::BAD_REQUEST,
+            Self::MissingModel => StatusCode::BAD_REQUEST,
+            Self::MissingReason => StatusCode::BAD_REQUEST,
+            Self::MissingTaskId => StatusCode::BAD_REQUEST,
+            Self::NoPreviousVersion => StatusCode::BAD_REQUEST,
+            Self::NothingToChange => StatusCode::BAD_REQUEST,
+            Self::PluginRejected => StatusCode::BAD_REQUEST,
+            Self::TaskExists => StatusCode::BAD_REQUEST,
+            Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::AccessDenied => StatusCode::FORBIDDEN,
+            Self::AdminRequired => StatusCode::FORBIDDEN,
+            Self::GuardrailDenied => StatusCode::FORBIDDEN,
+            Self::TaskNotAllowed => StatusCode::FORBIDDEN,
+            Self::UserBlocked => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PluginInUse => StatusCode::CONFLICT,
+            Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::PolicyPluginFailed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The OpenAI error `type`, which SDKs map to their exception classes.
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Self::BodyReadFailed => "invalid_request_error",
+            Self::ChainDisabled => "invalid_request_error",
+            Self::InvalidCursor => "invalid_request_error",
+            Self::InvalidJson => "invalid_request_error",
+            Self::InvalidParameter => "invalid_request_error",
+            Self::InvalidPluginName => "invalid_request_error",
+            Self::InvalidSettings => "invalid_request_error",
+            Self::InvalidTask => "invalid_request_error",
+            Self::InvalidTenant => "invalid_request_error",
+            Self::InvalidTokenRequest => "invalid_request_error",
+            Self::InvalidUser => "invalid_request_error",
+            Self::MissingMessages => "invalid_request_error",
+            Self::MissingModel => "invalid_request_error",
+            Self::MissingReason => "invalid_request_error",
+            Self::MissingTaskId => "invalid_request_error",
+            Self::NoPreviousVersion => "invalid_request_error",
+            Self::NothingToChange => "invalid_request_error",
+            Self::PluginRejected => "invalid_request_error",
+            Self::TaskExists => "invalid_request_error",
+            Self::InvalidApiKey => "authentication_error",
+            Self::AccessDenied => "permission_error",
+            Self::AdminRequired => "permission_error",
+            Self::GuardrailDenied => "permission_error",
+            Self::TaskNotAllowed => "permission_error",
+            Self::UserBlocked => "permission_error",
+            Self::NotFound => "invalid_request_error",
+            Self::MethodNotAllowed => "invalid_request_error",
+            Self::PluginInUse => "invalid_request_error",
+            Self::RequestTooLarge => "invalid_request_error",
+            Self::RateLimitExceeded => "rate_limit_error",
+            Self::InternalError => "server_error",
+            Self::UpstreamUnavailable => "upstream_error",
+            Self::PolicyPluginFailed => "server_error",
+            Self::UpstreamTimeout => "upstream_error",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
+    pub code: ErrorCode,
     pub message: String,
-    pub kind: &'static str,
-    pub code: &'static str,
     pub retry_after_secs: Option<u64>,
     /// Boxed: most errors carry none, and it would double the error's size.
     pub rate_limit: Option<Box<crate::ratelimit::RateLimitInfo>>,
 }
 
 impl ApiError {
-    fn new(
-        status: StatusCode,
-        kind: &'static str,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
-            message: message.into(),
-            kind,
             code,
+            message: message.into(),
             retry_after_secs: None,
             rate_limit: None,
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            code,
-            message,
-        )
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "invalid_api_key",
-            message,
-        )
-    }
-
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "invalid_request_error", code, message)
-    }
-
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "permission_error", code, message)
+        Self::new(ErrorCode::InvalidApiKey, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "not_found",
-            message,
-        )
+        Self::new(ErrorCode::NotFound, message)
     }
 
     pub fn method_not_allowed() -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request_error",
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "method not allowed on this path",
         )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            "request_too_large",
-            format!("request body exceeds the limit of {limit} bytes"),
-        )
+        let message = format!("request body exceeds the limit of {limit} bytes");
+        Self::new(ErrorCode::RequestTooLarge, message)
     }
 
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
-        let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            "rate_limit_exceeded",
-            message,
-        );
+        let mut e = Self::new(ErrorCode::RateLimitExceeded, message);
         e.retry_after_secs = Some(retry_after_secs);
         e
     }
 
     pub fn plugin_failed(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "policy_plugin_failed",
-            message,
-        )
+        Self::new(ErrorCode::PolicyPluginFailed, message)
     }
 
     pub fn bad_gateway(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_GATEWAY,
-            "upstream_error",
-            "upstream_unavailable",
-            message,
-        )
+        Self::new(ErrorCode::UpstreamUnavailable, message)
     }
 
     pub fn gateway_timeout(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_error",
-            "upstream_timeout",
-            message,
-        )
+        Self::new(ErrorCode::UpstreamTimeout, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal_error",
-            message,
-        )
+        Self::new(ErrorCode::InternalError, message)
     }
 
     pub fn body(&self) -> Bytes {
+        let (kind, code) = (self.code.kind(), self.code.as_str());
         let value = serde_json::json!({
-            "error": { "message": self.message, "type": self.kind, "code": self.code, "param": null }
+            "error": { "message": self.message, "type": kind, "code": code, "param": null }
         });
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     }
 
     pub fn into_response(self) -> Response<Body> {
         let mut response = Response::new(full(self.body()));
-        *response.status_mut() = self.status;
+        *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(info) = &self.rate_limit {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::chain::StageSlot;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::runtime::bindings::guardrail::{
     CallContext, Message, RequestDecision, ResponseDecision,
 };
@@ -61,8 +61,8 @@ fn denied(slot: &StageSlot, reason: &str) -> ApiError {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    ApiError::forbidden(
-        "guardrail_denied",
+    ApiError::new(
+        ErrorCode::GuardrailDenied,
         format!("{} (guardrail '{}')", &reason[..end], slot.plugin.name()),
     )
 }
@@ -135,7 +135,7 @@ pub async fn screen_request(
 /// Puts rewritten message texts into the request body (same order).
 pub fn apply_rewrite(body: &Bytes, messages: &[Message]) -> Result<Bytes, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
     if let Some(list) = value.get_mut("messages").and_then(|m| m.as_array_mut()) {
         for (slot, message) in list.iter_mut().zip(messages) {
             slot["content"] = message.content.clone().into();

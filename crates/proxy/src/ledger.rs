@@ -137,7 +137,7 @@ impl Ledger {
     /// provider reported (`None`: the estimate).
     pub fn fail(mut self, error: &ApiError, usage: Option<Usage>) {
         let record = self.record();
-        record.status = error.status.as_u16();
+        record.status = error.status().as_u16();
         record.error = Some(error.message.clone());
         self.write(usage);
     }

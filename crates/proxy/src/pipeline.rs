@@ -14,7 +14,7 @@ use crate::adapters;
 use crate::app::App;
 use crate::chain::{StageSlot, TenantChain};
 use crate::domain::{Action, DeviationOutcome, Drift, Intent, UsageStats};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ledger::Ledger;
 use crate::ratelimit::RateLimitInfo;
 use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
@@ -108,8 +108,8 @@ fn blocked(app: &App, facts: &CallFacts<'_>, reason: &str) -> ApiError {
     } else {
         format!(" Off-task prompts: {}.", quoted.join(", "))
     };
-    ApiError::forbidden(
-        "user_blocked",
+    ApiError::new(
+        ErrorCode::UserBlocked,
         format!(
             "{reason}.{evidence} An admin must re-enable the account: contact an admin of \
              tenant '{tenant}' (your page /ui/me shows the evidence)."
@@ -178,7 +178,7 @@ async fn authorize(
         let reason = format!("user '{}' is blocked", facts.user.id);
         return Err(blocked(app, facts, &reason));
     }
-    Err(ApiError::forbidden("access_denied", reason))
+    Err(ApiError::new(ErrorCode::AccessDenied, reason))
 }
 
 /// Stage 2, task validation: the task exists, is active, and allows this call.
@@ -199,7 +199,7 @@ async fn validate_task(
     let plugin = &chain.task_validation.plugin;
     let verdict = plugin.validate_task(&request).await.map_err(failed)?;
     if let types::Verdict::Deny(reason) = verdict {
-        return Err(ApiError::forbidden("task_not_allowed", reason));
+        return Err(ApiError::new(ErrorCode::TaskNotAllowed, reason));
     }
     Ok(request
         .task

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{audit, internal, json, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Body;
 use crate::state::model::{MisuseSettings, Task, TASK_EXAMPLES_KEPT, TASK_EXAMPLE_CHARS};
 
@@ -78,8 +78,8 @@ pub fn update_task(
     if let Some(title) = changes.title {
         let title = title.trim().to_string();
         if title.is_empty() {
-            return Err(ApiError::bad_request(
-                "invalid_task",
+            return Err(ApiError::new(
+                ErrorCode::InvalidTask,
                 "a task needs a title",
             ));
         }
@@ -114,8 +114,8 @@ pub fn update_task(
         changed.push("examples");
     }
     if changed.is_empty() {
-        return Err(ApiError::bad_request(
-            "nothing_to_change",
+        return Err(ApiError::new(
+            ErrorCode::NothingToChange,
             "give at least one of title, description, keywords, endpoints, models, examples",
         ));
     }
@@ -263,7 +263,7 @@ pub fn set_settings(
         shadow: body.shadow,
     };
     if let Some(problem) = settings.problem() {
-        return Err(ApiError::bad_request("invalid_settings", problem));
+        return Err(ApiError::new(ErrorCode::InvalidSettings, problem));
     }
     let mut record = super::tenants::find(app, tenant)?;
     let previous = std::mem::replace(&mut record.misuse, settings);

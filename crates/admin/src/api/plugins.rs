@@ -12,7 +12,7 @@ use super::tenants::Reason;
 use super::{audit, internal, json, require_reason, Caller};
 use crate::app::App;
 use crate::chain::Chains;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Body;
 use crate::plugin_store::{valid_name, PluginStore};
 
@@ -21,8 +21,8 @@ pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
 
 fn chains(app: &App) -> Result<&Chains, ApiError> {
     app.chains.as_ref().ok_or_else(|| {
-        ApiError::bad_request(
-            "chain_disabled",
+        ApiError::new(
+            ErrorCode::ChainDisabled,
             "this server runs without the plugin chain",
         )
     })
@@ -32,8 +32,8 @@ fn checked_name(name: &str) -> Result<(), ApiError> {
     if valid_name(name) {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_plugin_name",
+        Err(ApiError::new(
+            ErrorCode::InvalidPluginName,
             format!("invalid plugin name '{name}': use 1-64 letters, digits, '-' or '_'"),
         ))
     }
@@ -46,7 +46,7 @@ fn merge(body: &mut serde_json::Value, fields: serde_json::Value) {
 }
 
 fn rejected(message: String) -> ApiError {
-    ApiError::bad_request("plugin_rejected", message)
+    ApiError::new(ErrorCode::PluginRejected, message)
 }
 
 /// `GET /admin/v1/tenants/{t}/plugins`: the tenant's plugins and versions.
@@ -224,8 +224,8 @@ pub async fn rollback(
     let chains = chains(app)?;
     let store = PluginStore::new(chains.plugin_dir(), tenant);
     let previous = store.previous(name).ok_or_else(|| {
-        ApiError::bad_request(
-            "no_previous_version",
+        ApiError::new(
+            ErrorCode::NoPreviousVersion,
             format!("plugin '{name}' has no version before the live one"),
         )
     })?;
@@ -263,8 +263,8 @@ pub fn delete(
     let reason = require_reason(body.reason)?;
     let chains = chains(app)?;
     if chains.policy_uses(tenant, name) {
-        return Err(ApiError::conflict(
-            "plugin_in_use",
+        return Err(ApiError::new(
+            ErrorCode::PluginInUse,
             format!(
                 "the policy of tenant '{tenant}' names plugin '{name}'; change the policy first"
             ),

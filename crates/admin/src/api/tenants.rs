@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{audit, internal, json, require_reason, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Body;
 use crate::state::model::{KeyAlgorithm, Role, Task, Tenant, TenantStatus};
 
@@ -36,8 +36,8 @@ pub struct NewTenant {
 
 pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Body>, ApiError> {
     if caller.role != Role::SuperAdmin {
-        return Err(ApiError::forbidden(
-            "admin_required",
+        return Err(ApiError::new(
+            ErrorCode::AdminRequired,
             "only a super_admin creates tenants",
         ));
     }
@@ -47,7 +47,7 @@ pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Bod
     };
     let name = new.name.as_deref().unwrap_or(&new.id);
     let tenant = crate::provision::create_tenant(&app.db, &new.id, name, options)
-        .map_err(|e| ApiError::bad_request("invalid_tenant", format!("{e:#}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidTenant, format!("{e:#}")))?;
     audit(
         app,
         caller,
@@ -93,8 +93,8 @@ pub fn set_status(
 ) -> Result<Response<Body>, ApiError> {
     caller.scope(tenant)?;
     if caller.role != Role::SuperAdmin {
-        return Err(ApiError::forbidden(
-            "admin_required",
+        return Err(ApiError::new(
+            ErrorCode::AdminRequired,
             "only a super_admin suspends or re-activates a tenant",
         ));
     }
@@ -164,8 +164,8 @@ pub fn create_task(
         .tenant(tenant)
         .is_some_and(|e| e.tasks.contains_key(&new.id))
     {
-        return Err(ApiError::bad_request(
-            "task_exists",
+        return Err(ApiError::new(
+            ErrorCode::TaskExists,
             format!("task '{}' already exists", new.id),
         ));
     }
@@ -183,7 +183,7 @@ pub fn create_task(
             examples: Vec::new(),
         },
     )
-    .map_err(|e| ApiError::bad_request("invalid_task", format!("{e:#}")))?;
+    .map_err(|e| ApiError::new(ErrorCode::InvalidTask, format!("{e:#}")))?;
     audit(
         app,
         caller,

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::tenants::Reason;
 use super::{audit, internal, json, require_reason, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Body;
 use crate::state::model::{KeyAlgorithm, SigningKey};
 use crate::token::{self, TokenRequest};
@@ -53,7 +53,7 @@ pub fn issue(
             issued_at: None,
         },
     )
-    .map_err(|e| ApiError::bad_request("invalid_token_request", format!("{e:#}")))?;
+    .map_err(|e| ApiError::new(ErrorCode::InvalidTokenRequest, format!("{e:#}")))?;
     let claims = token::verify(&app.db.directory(), &issued)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     audit(

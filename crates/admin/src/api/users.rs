@@ -7,7 +7,7 @@ use serde_json::json;
 use super::tenants::Reason;
 use super::{audit, internal, json, require_reason, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Body;
 use crate::provision::NewUser;
 use crate::state::model::{Event, Limits, Role, User, UserStatus};
@@ -135,8 +135,8 @@ pub fn create(
 ) -> Result<Response<Body>, ApiError> {
     caller.scope(tenant)?;
     if new.role == Role::SuperAdmin && caller.role != Role::SuperAdmin {
-        return Err(ApiError::forbidden(
-            "admin_required",
+        return Err(ApiError::new(
+            ErrorCode::AdminRequired,
             "only a super_admin creates super_admins",
         ));
     }
@@ -150,7 +150,7 @@ pub fn create(
             limits: new.limits,
         },
     )
-    .map_err(|e| ApiError::bad_request("invalid_user", format!("{e:#}")))?;
+    .map_err(|e| ApiError::new(ErrorCode::InvalidUser, format!("{e:#}")))?;
     audit(
         app,
         caller,
@@ -242,8 +242,8 @@ pub fn login_link(
 ) -> Result<Response<Body>, ApiError> {
     let user = find(app, caller, tenant, user)?;
     if user.role == Role::SuperAdmin && caller.role != Role::SuperAdmin {
-        return Err(ApiError::forbidden(
-            "admin_required",
+        return Err(ApiError::new(
+            ErrorCode::AdminRequired,
             "only a super_admin signs in as a super_admin",
         ));
     }

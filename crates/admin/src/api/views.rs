@@ -7,7 +7,7 @@ use hyper::{Response, StatusCode};
 
 use super::{json, Caller};
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::Body;
 use crate::state::{usage_report, EventFilter, Grouping, LogFilter, UsageQuery};
 
@@ -22,7 +22,10 @@ fn number<T: std::str::FromStr>(
         .get(key)
         .map(|v| {
             v.parse().map_err(|_| {
-                ApiError::bad_request("invalid_parameter", format!("'{key}' must be a number"))
+                ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("'{key}' must be a number"),
+                )
             })
         })
         .transpose()
@@ -35,7 +38,7 @@ fn page_size(query: &HashMap<String, String>) -> Result<usize, ApiError> {
 }
 
 fn invalid_cursor(e: anyhow::Error) -> ApiError {
-    ApiError::bad_request("invalid_cursor", format!("{e:#}"))
+    ApiError::new(ErrorCode::InvalidCursor, format!("{e:#}"))
 }
 
 /// `GET /admin/v1/tenants/{t}/logs?user=&task=&intent=&status=&since=&until=&limit=&cursor=`
@@ -98,8 +101,8 @@ pub fn date_param(query: &HashMap<String, String>, key: &str) -> Result<Option<S
             v.parse::<jiff::civil::Date>()
                 .map(|d| d.to_string())
                 .map_err(|_| {
-                    ApiError::bad_request(
-                        "invalid_parameter",
+                    ApiError::new(
+                        ErrorCode::InvalidParameter,
                         format!("'{key}' must be a date like 2026-11-22"),
                     )
                 })
@@ -138,8 +141,8 @@ pub fn usage(
             "user" => group.user = true,
             "task" => group.task = true,
             other => {
-                return Err(ApiError::bad_request(
-                    "invalid_parameter",
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
                     format!("cannot group by '{other}': use day, user and/or task"),
                 ))
             }

@@ -195,7 +195,7 @@ pub async fn run(page: &Page<'_>, path: &[&str], form: &Form) -> Response<Body> 
     let to = back(page, form, fallback);
     match admin_api::execute(page.app, &page.viewer.caller(), call).await {
         Ok(_) => redirect(&format!("{to}?ok={done}")),
-        Err(e) => error_page(e.status, &e.message, Some(page.viewer)),
+        Err(e) => error_page(e.status(), &e.message, Some(page.viewer)),
     }
 }
 
@@ -217,7 +217,7 @@ async fn upload_plugin(page: &Page<'_>, form: &Form) -> Response<Body> {
     };
     match admin_api::execute(page.app, &page.viewer.caller(), call).await {
         Ok(_) => redirect(&format!("{}?ok=uploaded", page.url("plugins"))),
-        Err(e) => error_page(e.status, &e.message, Some(page.viewer)),
+        Err(e) => error_page(e.status(), &e.message, Some(page.viewer)),
     }
 }
 
@@ -240,7 +240,7 @@ async fn issue_token(page: &Page<'_>, form: &Form) -> Response<Body> {
     );
     let response = match admin_api::execute(page.app, &page.viewer.caller(), call).await {
         Ok(r) => r,
-        Err(e) => return error_page(e.status, &e.message, Some(page.viewer)),
+        Err(e) => return error_page(e.status(), &e.message, Some(page.viewer)),
     };
     let issued: Value = match response.into_body().collect().await {
         Ok(b) => serde_json::from_slice(&b.to_bytes()).unwrap_or_default(),

@@ -25,7 +25,7 @@ pub fn csv(page: &Page<'_>) -> Response<Body> {
         date_param(&page.query, "from").and_then(|from| Ok((from, date_param(&page.query, "to")?)));
     let (from, to) = match dates {
         Ok((from, to)) => (from.unwrap_or(month_start), to.unwrap_or(today)),
-        Err(e) => return error_page(e.status, &e.message, Some(page.viewer)),
+        Err(e) => return error_page(e.status(), &e.message, Some(page.viewer)),
     };
     let (from, to) = (&from, &to);
     let group = Grouping {

@@ -26,7 +26,7 @@ use crate::app::App;
 use crate::auth::authenticate;
 use crate::chain::TenantChain;
 use crate::embedded_intent::LabelSlot;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::guardrails;
 use crate::http::Body;
 use crate::ledger::Ledger;
@@ -219,7 +219,7 @@ impl Exchange<'_> {
                 return Ok(Assessment::default());
             }
             let message = format!("task '{}' is not one of this token's tasks", call.task_id);
-            return Err(ApiError::forbidden("task_not_allowed", message));
+            return Err(ApiError::new(ErrorCode::TaskNotAllowed, message));
         };
         let facts = CallFacts {
             request_id: self.request_id,
@@ -239,7 +239,7 @@ impl Exchange<'_> {
         let assessment = pipeline::run(app, chain, &facts, ledger).await;
         app.metrics.chain_run(chain_started.elapsed());
         if let Err(e) = &assessment {
-            if e.code == "policy_plugin_failed" {
+            if e.code == ErrorCode::PolicyPluginFailed {
                 app.metrics.plugin_failure();
                 if let Some(chains) = &app.chains {
                     chains.note_failure(&party.tenant.id, ledger.record().at_ms, &e.message);

@@ -11,7 +11,7 @@ use hyper::Request;
 use serde::Deserialize;
 
 use crate::embedded_intent;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::model::Task;
 
 /// Completion budget assumed when the client sets no `max_tokens`.
@@ -35,8 +35,8 @@ pub(super) struct ChatRequest<'a> {
 impl<'a> ChatRequest<'a> {
     pub(super) fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
         serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_json",
+            ApiError::new(
+                ErrorCode::InvalidJson,
                 format!("the request body is not valid JSON for a chat completion: {e}"),
             )
         })
@@ -68,16 +68,19 @@ impl<'a> ChatCall<'a> {
     ) -> Result<Self, ApiError> {
         let model = chat.model.as_deref().filter(|m| !m.is_empty());
         let model =
-            model.ok_or_else(|| ApiError::bad_request("missing_model", "'model' is required"))?;
+            model.ok_or_else(|| ApiError::new(ErrorCode::MissingModel, "'model' is required"))?;
         let messages = chat.messages.as_deref().filter(|m| !m.is_empty());
         let messages = messages.ok_or_else(|| {
-            ApiError::bad_request("missing_messages", "'messages' must be a non-empty array")
+            ApiError::new(
+                ErrorCode::MissingMessages,
+                "'messages' must be a non-empty array",
+            )
         })?;
         let body_task = chat.metadata.as_ref().and_then(|m| m.get("task_id"));
         let body_task = body_task.and_then(|t| t.as_str()).filter(|t| !t.is_empty());
         let task_id = task_header.or(body_task).ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_task_id",
+            ApiError::new(
+                ErrorCode::MissingTaskId,
                 "every call must name its task: set the X-Task-Id header or metadata.task_id in the body",
             )
         })?;
@@ -169,8 +172,8 @@ pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<By
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::payload_too_large(limit))
         }
-        Err(e) => Err(ApiError::bad_request(
-            "body_read_failed",
+        Err(e) => Err(ApiError::new(
+            ErrorCode::BodyReadFailed,
             format!("could not read the request body: {e}"),
         )),
     }
@@ -194,7 +197,7 @@ pub(super) fn rewrite_body(
     embedded_task: Option<&Task>,
 ) -> Result<Bytes, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
         if add_usage {
             let options = object

@@ -55,11 +55,11 @@ pub fn daily_bars(days: &[String], values: &[f64], format: impl Fn(f64) -> Strin
 
 /// A score over time: points (unix ms, score), with the policy's
 /// thresholds as dashed lines.
-pub fn score_line(points: &[(u64, f32)], thresholds: &[(&str, f32)]) -> Markup {
+pub fn score_line(points: &[(u64, f32)], thresholds: &[(&str, Option<f32>)]) -> Markup {
     let max_score = points
         .iter()
         .map(|p| p.1)
-        .chain(thresholds.iter().map(|t| t.1))
+        .chain(thresholds.iter().filter_map(|t| t.1))
         .fold(0.0f32, f32::max) as f64;
     let top = nice_max(max_score * 1.1);
     let (first, last) = match (points.first(), points.last()) {
@@ -82,8 +82,8 @@ pub fn score_line(points: &[(u64, f32)], thresholds: &[(&str, f32)]) -> Markup {
             line.axis x1=(LEFT) y1=(HEIGHT - BOTTOM) x2=(WIDTH) y2=(HEIGHT - BOTTOM) {}
             text x=(LEFT - 6.0) y=(TOP + 10.0) text-anchor="end" { (format!("{top:.1}")) }
             text x=(LEFT - 6.0) y=(HEIGHT - BOTTOM) text-anchor="end" { "0" }
-            @for (name, value) in thresholds {
-                @let y = y_of(*value as f64);
+            @for (name, value) in thresholds.iter().filter_map(|(n, v)| Some((n, (*v)?))) {
+                @let y = y_of(value as f64);
                 line.limit x1=(LEFT) y1=(format!("{y:.1}")) x2=(WIDTH) y2=(format!("{y:.1}")) {}
                 text x=(LEFT + 4.0) y=(format!("{:.1}", y - 3.0)) { (name) " at " (value) }
             }

@@ -37,6 +37,29 @@ pub struct TenantChain {
     pub screen_streams: bool,
     /// Whether the answering model is asked to label each prompt.
     pub embedded_intent: bool,
+    /// The policy this chain was built from, parsed once.
+    pub policy: Arc<Policy>,
+}
+
+/// The deviation stage's thresholds in force for a tenant (its policy's
+/// config, then its own misuse settings); `None` where neither sets one
+/// and the plugin's own default applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Thresholds {
+    pub warn_at: Option<f32>,
+    pub flag_at: Option<f32>,
+    pub block_at: Option<f32>,
+}
+
+impl Thresholds {
+    /// Each action's name and threshold, mildest first.
+    pub fn named(&self) -> [(&'static str, Option<f32>); 3] {
+        [
+            ("warn", self.warn_at),
+            ("flag", self.flag_at),
+            ("block", self.block_at),
+        ]
+    }
 }
 
 /// Compiled plugins by name.
@@ -150,8 +173,8 @@ impl Chains {
         if let Some(chain) = self.by_tenant.load().get(tenant_id) {
             return Ok(chain.clone());
         }
-        let policy = self.policies.for_tenant(tenant_id)?;
-        let chain = Arc::new(self.build(tenant_id, &policy)?);
+        let policy = self.policy(tenant_id)?;
+        let chain = Arc::new(self.build(tenant_id, policy)?);
         self.install(tenant_id, chain.clone());
         Ok(chain)
     }
@@ -179,10 +202,16 @@ impl Chains {
     /// swaps it in; on error the running chain stays.
     pub fn rebuild(&self, tenant_id: &str) -> anyhow::Result<()> {
         let _building = self.build_lock.lock().expect("chain build lock");
-        let policy = self.policies.for_tenant(tenant_id)?;
-        let chain = self.build(tenant_id, &policy)?;
+        let policy = self.policy(tenant_id)?;
+        let chain = self.build(tenant_id, policy)?;
         self.install(tenant_id, Arc::new(chain));
         Ok(())
+    }
+
+    /// A tenant's current policy (its file as it is now; the live chain
+    /// may still run an earlier one that built).
+    pub fn policy(&self, tenant_id: &str) -> anyhow::Result<Arc<Policy>> {
+        self.policies.for_tenant(tenant_id)
     }
 
     /// A tenant's misuse settings (see `MisuseSettings`): kept for every
@@ -230,8 +259,8 @@ impl Chains {
         task_id: &str,
         examples: &[String],
     ) -> anyhow::Result<()> {
-        let policy = self.policies.for_tenant(tenant_id)?;
-        let plugin = &policy.stages[&Stage::Intent].plugin;
+        let policy = self.policy(tenant_id)?;
+        let plugin = &policy.stages.intent.plugin;
         let key = PluginScope::key_of(tenant_id, plugin, &format!("examples/{task_id}"));
         if examples.is_empty() {
             self.kv_tree.remove(key)?;
@@ -289,7 +318,7 @@ impl Chains {
         tenant_id: &str,
         compiled: Arc<CompiledPlugin>,
     ) -> anyhow::Result<String> {
-        let policy = self.policies.for_tenant(tenant_id)?;
+        let policy = self.policy(tenant_id)?;
         let name = compiled.name.clone();
         let config = policy
             .entry(&name)
@@ -340,14 +369,14 @@ impl Chains {
 
     /// The stages the tenant's current policy runs this plugin at.
     pub fn policy_stages(&self, tenant_id: &str, name: &str) -> Vec<Stage> {
-        let Ok(policy) = self.policies.for_tenant(tenant_id) else {
+        let Ok(policy) = self.policy(tenant_id) else {
             return Vec::new();
         };
         let stages = policy
             .stages
             .iter()
             .filter(|(_, s)| s.plugin == name)
-            .map(|(stage, _)| *stage);
+            .map(|(stage, _)| stage);
         let guardrail = policy
             .guardrails
             .iter()
@@ -358,7 +387,7 @@ impl Chains {
 
     /// The stages and guardrails of the tenant's policy, in the order they run.
     pub fn describe(&self, tenant_id: &str) -> anyhow::Result<Vec<SlotInfo>> {
-        let policy = self.policies.for_tenant(tenant_id)?;
+        let policy = self.policy(tenant_id)?;
         let slot = |stage: Stage, s: &crate::policy::StagePolicy| SlotInfo {
             stage,
             plugin: s.plugin.clone(),
@@ -366,33 +395,23 @@ impl Chains {
             loaded: self.resolve(tenant_id, &s.plugin).is_some(),
             fail_open: s.fail_open,
         };
-        let stages = Stage::ALL
-            .iter()
-            .filter_map(|stage| policy.stages.get(stage).map(|s| slot(*stage, s)));
+        let stages = policy.stages.iter().map(|(stage, s)| slot(stage, s));
         let guardrails = policy.guardrails.iter().map(|g| slot(Stage::Guardrail, g));
         Ok(stages.chain(guardrails).collect())
     }
 
-    /// The deviation stage's `warn_at`, `flag_at` and `block_at`, as set.
-    pub fn deviation_thresholds(&self, tenant_id: &str) -> Vec<(&'static str, f32)> {
-        let Ok(policy) = self.policies.for_tenant(tenant_id) else {
-            return Vec::new();
+    /// The deviation stage's thresholds in force for a tenant.
+    pub fn deviation_thresholds(&self, tenant_id: &str) -> Thresholds {
+        let Ok(policy) = self.policy(tenant_id) else {
+            return Thresholds::default();
         };
-        let Some(config) = policy
-            .stages
-            .get(&Stage::Deviation)
-            .map(|s| self.deviation_config(tenant_id, s))
-        else {
-            return Vec::new();
-        };
-        [
-            ("warn", "warn_at"),
-            ("flag", "flag_at"),
-            ("block", "block_at"),
-        ]
-        .into_iter()
-        .filter_map(|(name, key)| Some((name, config.get(key)?.parse().ok()?)))
-        .collect()
+        let config = self.deviation_config(tenant_id, &policy.stages.deviation);
+        let read = |key: &str| config.get(key).and_then(|v| v.parse().ok());
+        Thresholds {
+            warn_at: read("warn_at"),
+            flag_at: read("flag_at"),
+            block_at: read("block_at"),
+        }
     }
 
     /// Remembers a plugin failure of a tenant's request.
@@ -420,12 +439,13 @@ impl Chains {
     /// Plugins the tenant's policy names that are loaded neither for the
     /// tenant nor shared: its chain cannot be built until they are.
     pub fn missing_plugins(&self, tenant_id: &str) -> Vec<String> {
-        let Ok(policy) = self.policies.for_tenant(tenant_id) else {
+        let Ok(policy) = self.policy(tenant_id) else {
             return Vec::new();
         };
         let mut missing: Vec<String> = policy
             .stages
-            .values()
+            .iter()
+            .map(|(_, s)| s)
             .chain(&policy.guardrails)
             .filter(|s| self.resolve(tenant_id, &s.plugin).is_none())
             .map(|s| s.plugin.clone())
@@ -472,7 +492,7 @@ impl Chains {
         self.shared.load().get(name).cloned()
     }
 
-    fn build(&self, tenant_id: &str, policy: &Policy) -> anyhow::Result<TenantChain> {
+    fn build(&self, tenant_id: &str, policy: Arc<Policy>) -> anyhow::Result<TenantChain> {
         let tenant: Arc<str> = Arc::from(tenant_id);
         let slot = |stage: Stage,
                     stage_policy: &crate::policy::StagePolicy|
@@ -513,13 +533,13 @@ impl Chains {
                 fail_open: stage_policy.fail_open,
             })
         };
-        let stage = |stage: Stage| slot(stage, &policy.stages[&stage]);
+        let stages = &policy.stages;
         Ok(TenantChain {
-            auth: stage(Stage::Auth)?,
-            task_validation: stage(Stage::TaskValidation)?,
-            quota: stage(Stage::Quota)?,
-            intent: stage(Stage::Intent)?,
-            deviation: stage(Stage::Deviation)?,
+            auth: slot(Stage::Auth, &stages.auth)?,
+            task_validation: slot(Stage::TaskValidation, &stages.task_validation)?,
+            quota: slot(Stage::Quota, &stages.quota)?,
+            intent: slot(Stage::Intent, &stages.intent)?,
+            deviation: slot(Stage::Deviation, &stages.deviation)?,
             guardrails: policy
                 .guardrails
                 .iter()
@@ -527,6 +547,7 @@ impl Chains {
                 .collect::<anyhow::Result<_>>()?,
             screen_streams: policy.screen_streamed_answers,
             embedded_intent: policy.embedded_intent,
+            policy: policy.clone(),
         })
     }
 }

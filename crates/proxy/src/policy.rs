@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
@@ -12,24 +13,67 @@ use crate::runtime::{SandboxLimits, Stage};
 
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../policies/default.toml");
 
+/// A tenant's policy, parsed and checked once (see [`Policy::parse`]).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub sandbox: SandboxSection,
+    pub stages: Stages,
+    /// The tenant's own guardrail plugins, run in this order after the
+    /// five stages.
+    pub guardrails: Vec<StagePolicy>,
+    /// Hold a streamed answer until the guardrails have screened all of it.
+    pub screen_streamed_answers: bool,
+    /// Ask the answering model to label each prompt too.
+    pub embedded_intent: bool,
+}
+
+/// The plugin of each of the five stages.
+#[derive(Debug, Clone)]
+pub struct Stages {
+    pub auth: StagePolicy,
+    pub task_validation: StagePolicy,
+    pub quota: StagePolicy,
+    pub intent: StagePolicy,
+    pub deviation: StagePolicy,
+}
+
+impl Stages {
+    /// `None` for [`Stage::Guardrail`]: guardrails are a list, not a stage.
+    pub fn get(&self, stage: Stage) -> Option<&StagePolicy> {
+        match stage {
+            Stage::Auth => Some(&self.auth),
+            Stage::TaskValidation => Some(&self.task_validation),
+            Stage::Quota => Some(&self.quota),
+            Stage::Intent => Some(&self.intent),
+            Stage::Deviation => Some(&self.deviation),
+            Stage::Guardrail => None,
+        }
+    }
+
+    /// The five stages in the order they run.
+    pub fn iter(&self) -> impl Iterator<Item = (Stage, &StagePolicy)> {
+        Stage::ALL
+            .into_iter()
+            .filter_map(|s| Some((s, self.get(s)?)))
+    }
+}
+
+/// The policy file as written: stages by name, checked by [`Policy::parse`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Policy {
+struct PolicyFile {
     #[serde(default)]
-    pub sandbox: SandboxSection,
-    pub stages: HashMap<Stage, StagePolicy>,
-    /// The tenant's own guardrail plugins, run in this order after the
-    /// five stages (`[[guardrails]]` tables).
+    sandbox: SandboxSection,
+    stages: HashMap<Stage, StagePolicy>,
+    /// `[[guardrails]]` tables.
     #[serde(default)]
-    pub guardrails: Vec<StagePolicy>,
-    /// Hold a streamed answer until the guardrails have screened all of it
-    /// (the default); `false` streams it unscreened, for speed.
+    guardrails: Vec<StagePolicy>,
+    /// `true` by default; `false` streams answers unscreened, for speed.
     #[serde(default = "screen_streams_by_default")]
-    pub screen_streamed_answers: bool,
-    /// Ask the answering model to label each prompt too (see
-    /// embedded_intent.rs); the label is logged beside the local one.
+    screen_streamed_answers: bool,
+    /// See embedded_intent.rs; the label is logged beside the local one.
     #[serde(default)]
-    pub embedded_intent: bool,
+    embedded_intent: bool,
 }
 
 fn screen_streams_by_default() -> bool {
@@ -137,41 +181,62 @@ impl Policy {
     /// The first stage or guardrail entry that names plugin `name`.
     pub fn entry(&self, name: &str) -> Option<&StagePolicy> {
         self.stages
-            .values()
+            .iter()
+            .map(|(_, s)| s)
             .chain(&self.guardrails)
             .find(|s| s.plugin == name)
     }
 
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
-        let policy: Policy = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-        for stage in Stage::ALL {
-            if !policy.stages.contains_key(&stage) {
-                anyhow::bail!("{origin}: no plugin for the '{stage}' stage");
-            }
-        }
-        if policy.stages.contains_key(&Stage::Guardrail) {
+        let mut file: PolicyFile =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        if file.stages.contains_key(&Stage::Guardrail) {
             anyhow::bail!(
                 "{origin}: guardrails are listed as [[guardrails]], not [stages.guardrail]"
             );
         }
-        for (stage, p) in &policy.stages {
+        for (stage, p) in &file.stages {
             if p.fail_open && matches!(stage, Stage::Auth | Stage::TaskValidation | Stage::Quota) {
                 anyhow::bail!("{origin}: the '{stage}' stage cannot fail open");
             }
         }
-        Ok(policy)
+        let mut take = |stage: Stage| {
+            let missing = || anyhow::anyhow!("{origin}: no plugin for the '{stage}' stage");
+            file.stages.remove(&stage).ok_or_else(missing)
+        };
+        let stages = Stages {
+            auth: take(Stage::Auth)?,
+            task_validation: take(Stage::TaskValidation)?,
+            quota: take(Stage::Quota)?,
+            intent: take(Stage::Intent)?,
+            deviation: take(Stage::Deviation)?,
+        };
+        Ok(Policy {
+            sandbox: file.sandbox,
+            stages,
+            guardrails: file.guardrails,
+            screen_streamed_answers: file.screen_streamed_answers,
+            embedded_intent: file.embedded_intent,
+        })
     }
 }
 
-/// Finds the policy of a tenant.
+/// Finds the policy of a tenant: always the current file, parsed once per
+/// version of it (a `stat` tells a file that changed).
 pub struct PolicySource {
     dir: PathBuf,
+    parsed: Mutex<HashMap<PathBuf, (FileVersion, Arc<Policy>)>>,
 }
+
+/// What tells one version of a file from the next: its modification time
+/// (nanoseconds on Linux) and length.
+type FileVersion = (SystemTime, u64);
 
 impl PolicySource {
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            parsed: Mutex::default(),
         }
     }
 
@@ -179,7 +244,7 @@ impl PolicySource {
         &self.dir
     }
 
-    pub fn for_tenant(&self, tenant_id: &str) -> anyhow::Result<Policy> {
+    pub fn for_tenant(&self, tenant_id: &str) -> anyhow::Result<Arc<Policy>> {
         let safe = !tenant_id.is_empty()
             && tenant_id
                 .chars()
@@ -187,12 +252,28 @@ impl PolicySource {
         let own = self.dir.join(format!("{tenant_id}.toml"));
         let default = self.dir.join("default.toml");
         for path in [safe.then_some(own), Some(default)].into_iter().flatten() {
-            if path.is_file() {
-                let text = std::fs::read_to_string(&path)?;
-                return Policy::parse(&text, &path.display().to_string());
+            if let Some(meta) = std::fs::metadata(&path).ok().filter(|m| m.is_file()) {
+                let version = (meta.modified()?, meta.len());
+                return self.parsed(&path, version);
             }
         }
-        Policy::parse(EMBEDDED_DEFAULT, "embedded default policy")
+        Ok(Arc::new(Policy::parse(
+            EMBEDDED_DEFAULT,
+            "embedded default policy",
+        )?))
+    }
+
+    fn parsed(&self, path: &Path, version: FileVersion) -> anyhow::Result<Arc<Policy>> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, policy)) = parsed.get(path) {
+            if *seen == version {
+                return Ok(policy.clone());
+            }
+        }
+        let text = std::fs::read_to_string(path)?;
+        let policy = Arc::new(Policy::parse(&text, &path.display().to_string())?);
+        parsed.insert(path.to_path_buf(), (version, policy.clone()));
+        Ok(policy)
     }
 }
 
@@ -203,11 +284,28 @@ mod tests {
     #[test]
     fn embedded_default_names_every_stage() {
         let p = Policy::parse(EMBEDDED_DEFAULT, "default").unwrap();
-        assert_eq!(
-            p.stages[&Stage::Deviation].config_strings()["block_at"],
-            "2.0"
-        );
+        assert_eq!(p.stages.deviation.config_strings()["block_at"], "2.0");
         assert_eq!(p.sandbox.limits().deadline, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn a_policy_file_is_parsed_once_per_version() {
+        let dir = std::env::temp_dir().join(format!("warden-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("acme.toml");
+        std::fs::write(&file, EMBEDDED_DEFAULT).unwrap();
+        let source = PolicySource::new(&dir);
+        let first = source.for_tenant("acme").unwrap();
+        assert!(Arc::ptr_eq(&first, &source.for_tenant("acme").unwrap()));
+        // A new version (other length) is read again, and its stages typed.
+        let quota = "[stages.quota]\nplugin = \"quota\"";
+        let edited = EMBEDDED_DEFAULT.replace(quota, &format!("{quota}\nconfig = {{ x = 1 }}"));
+        std::fs::write(&file, edited).unwrap();
+        let second = source.for_tenant("acme").unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.stages.quota.config_strings()["x"], "1");
+        assert_eq!(second.stages.get(Stage::Guardrail).map(|s| &s.plugin), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -221,8 +221,9 @@ fn settings_view(app: &App, tenant: &str, own: &MisuseSettings) -> serde_json::V
         .as_ref()
         .map(|c| c.deviation_thresholds(tenant))
         .unwrap_or_default()
+        .named()
         .into_iter()
-        .map(|(name, value)| (format!("{name}_at"), json!(value)))
+        .filter_map(|(name, value)| Some((format!("{name}_at"), json!(value?))))
         .collect();
     json!({ "tenant": tenant, "own": own, "effective": effective,
             "shadow": own.shadow.unwrap_or(false) })

@@ -34,14 +34,15 @@ fn settings_form(page: &Page<'_>) -> Markup {
         .tenant(page.tenant)
         .and_then(|e| e.tenant.as_ref().map(|t| t.misuse.clone()))
         .unwrap_or_default();
-    let effective: Vec<(&str, f32)> = page
+    let effective = page
         .app
         .chains
         .as_ref()
         .map(|c| c.deviation_thresholds(page.tenant))
         .unwrap_or_default();
     let value = |own: Option<f32>, name: &str| {
-        own.or_else(|| effective.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+        let named = effective.named();
+        own.or_else(|| named.iter().find(|(n, _)| *n == name).and_then(|(_, v)| *v))
             .map(|v| v.to_string())
             .unwrap_or_default()
     };

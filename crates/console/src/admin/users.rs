@@ -161,7 +161,8 @@ pub fn detail(page: &Page<'_>, user_id: &str) -> Response<Body> {
         .chains
         .as_ref()
         .map(|c| c.deviation_thresholds(page.tenant))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .named();
     let events = app
         .db
         .query_events(

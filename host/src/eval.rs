@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::domain::Intent;
-use crate::runtime::bindings::{intent, types};
+use crate::runtime::bindings::intent;
 use crate::runtime::{
     scratch_kv_tree, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage,
 };
+use crate::state::model::Task;
 use warden_intent_model::fitting::Tally;
 
 const LABELS: [&str; 5] = ["code", "test", "doc", "analysis", "off_topic"];
@@ -46,9 +47,7 @@ fn plain() -> String {
     "plain".into()
 }
 
-pub(crate) fn read_data(
-    dir: &Path,
-) -> anyhow::Result<(HashMap<String, types::Task>, Vec<Example>)> {
+pub(crate) fn read_data(dir: &Path) -> anyhow::Result<(HashMap<String, Task>, Vec<Example>)> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read_to_string(&path)
@@ -58,7 +57,8 @@ pub(crate) fn read_data(
     let tasks = tasks
         .into_iter()
         .map(|t| {
-            let task = types::Task {
+            let task = Task {
+                tenant_id: String::new(),
                 id: t.id.clone(),
                 title: t.title,
                 description: t.description,
@@ -66,6 +66,7 @@ pub(crate) fn read_data(
                 endpoints: vec![],
                 models: vec![],
                 active: true,
+                examples: vec![],
             };
             (t.id, task)
         })
@@ -136,7 +137,7 @@ pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
             .ok_or_else(|| anyhow::anyhow!("unknown task '{}'", example.task))?;
         let request = intent::IntentRequest {
             prompt: example.prompt.clone(),
-            task: task.clone(),
+            task: task.into(),
         };
         let started = Instant::now();
         let answer = plugin

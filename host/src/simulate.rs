@@ -253,17 +253,10 @@ impl SimUser {
     }
 }
 
-fn task_record(task: &crate::runtime::bindings::types::Task) -> Task {
+fn task_record(task: &Task) -> Task {
     Task {
         tenant_id: TENANT.into(),
-        id: task.id.clone(),
-        title: task.title.clone(),
-        description: task.description.clone(),
-        keywords: task.keywords.clone(),
-        endpoints: vec![],
-        models: vec![],
-        active: true,
-        examples: Vec::new(),
+        ..task.clone()
     }
 }
 

@@ -6,7 +6,7 @@
 //! stage's label and drift, the deviation stage's action, and a user's
 //! usage in their quota windows. The request log, a user's history and the
 //! console hold these, never the wasm bindings' types, which convert at the
-//! runtime's edge (`chain.rs`). Stored as the same strings the log always
+//! runtime's edge (`warden_runtime::convert`). Stored as the same strings the log always
 //! held (`"off_topic"`, `"on-task"`, `"block"`).
 
 use std::fmt;
@@ -130,6 +130,13 @@ pub struct DeviationOutcome {
     pub action: Action,
     /// Why, in words an admin and the user can read.
     pub reason: String,
+}
+
+/// A message of a call as the tenant's guardrails see (and may rewrite) it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
 }
 
 /// A user's usage in their quota windows, requests in flight included.

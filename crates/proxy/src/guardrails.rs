@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::chain::StageSlot;
+use crate::domain::ChatMessage;
 use crate::error::{ApiError, ErrorCode};
 use crate::runtime::bindings::guardrail::{
     CallContext, Message, RequestDecision, ResponseDecision,
@@ -27,15 +28,13 @@ use crate::runtime::PluginError;
 use crate::state::model::User;
 use crate::token::Claims;
 
+/// What a call's guardrails are told about it, built once per call.
+#[derive(Clone)]
+pub struct Guard(CallContext);
+
 /// What a guardrail is told about a call.
-pub fn context(
-    claims: &Claims,
-    user: &User,
-    task_id: &str,
-    endpoint: &str,
-    model: &str,
-) -> CallContext {
-    CallContext {
+pub fn context(claims: &Claims, user: &User, task_id: &str, endpoint: &str, model: &str) -> Guard {
+    Guard(CallContext {
         identity: types::Identity {
             tenant_id: claims.tid.clone(),
             user_id: claims.sub.clone(),
@@ -44,7 +43,7 @@ pub fn context(
         task_id: task_id.to_string(),
         endpoint: endpoint.to_string(),
         model: model.to_string(),
-    }
+    })
 }
 
 /// Longest refusal reason passed on to the caller.
@@ -98,10 +97,10 @@ fn tolerate<T>(slot: &StageSlot, result: Result<T, PluginError>) -> Result<Optio
 /// any guardrail rewrote them.
 pub async fn screen_request(
     guardrails: &[StageSlot],
-    context: &CallContext,
-    original: Vec<Message>,
-) -> Result<Option<Vec<Message>>, ApiError> {
-    let mut messages = original;
+    Guard(context): &Guard,
+    original: Vec<ChatMessage>,
+) -> Result<Option<Vec<ChatMessage>>, ApiError> {
+    let mut messages: Vec<Message> = original.into_iter().map(Message::from).collect();
     let mut rewritten = false;
     for slot in guardrails {
         let Some(decision) = tolerate(slot, slot.plugin.on_request(context, &messages).await)?
@@ -129,11 +128,11 @@ pub async fn screen_request(
             }
         }
     }
-    Ok(rewritten.then_some(messages))
+    Ok(rewritten.then(|| messages.into_iter().map(ChatMessage::from).collect()))
 }
 
 /// Puts rewritten message texts into the request body (same order).
-pub fn apply_rewrite(body: &Bytes, messages: &[Message]) -> Result<Bytes, ApiError> {
+pub fn apply_rewrite(body: &Bytes, messages: &[ChatMessage]) -> Result<Bytes, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
     if let Some(list) = value.get_mut("messages").and_then(|m| m.as_array_mut()) {
@@ -179,7 +178,7 @@ async fn screen_text(
 /// chat completion; returns the body to send (rewritten when redacted).
 pub async fn screen_response(
     guardrails: &[StageSlot],
-    context: &CallContext,
+    Guard(context): &Guard,
     body: Bytes,
 ) -> Result<Bytes, ApiError> {
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
@@ -215,7 +214,7 @@ pub async fn screen_response(
 /// when redacted).
 pub async fn screen_stream(
     guardrails: &[StageSlot],
-    context: &CallContext,
+    Guard(context): &Guard,
     sse: Bytes,
 ) -> Result<Bytes, ApiError> {
     let mut redacted = BTreeMap::new();

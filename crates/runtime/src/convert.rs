@@ -3,9 +3,11 @@
 //! stage calls handles a WIT type.
 
 use warden_domain::model::{Role, Task};
-use warden_domain::{Action, DeviationOutcome, Drift, Intent, IntentLabel, Usage, UsageStats};
+use warden_domain::{
+    Action, ChatMessage, DeviationOutcome, Drift, Intent, IntentLabel, Usage, UsageStats,
+};
 
-use crate::bindings::{deviation, types};
+use crate::bindings::{deviation, guardrail, types};
 
 impl From<types::IntentLabel> for IntentLabel {
     fn from(label: types::IntentLabel) -> Self {
@@ -112,6 +114,24 @@ impl From<UsageStats> for types::UsageStats {
             requests_last_hour: s.requests_last_hour,
             baseline_requests_per_hour: s.baseline_requests_per_hour,
             unrelated_last_ten_minutes: s.unrelated_last_ten_minutes,
+        }
+    }
+}
+
+impl From<ChatMessage> for guardrail::Message {
+    fn from(m: ChatMessage) -> Self {
+        Self {
+            role: m.role,
+            content: m.content,
+        }
+    }
+}
+
+impl From<guardrail::Message> for ChatMessage {
+    fn from(m: guardrail::Message) -> Self {
+        Self {
+            role: m.role,
+            content: m.content,
         }
     }
 }

@@ -25,13 +25,13 @@ use super::header_value;
 use crate::app::App;
 use crate::auth::authenticate;
 use crate::chain::TenantChain;
+use crate::domain::ChatMessage;
 use crate::embedded_intent::LabelSlot;
 use crate::error::{ApiError, ErrorCode};
-use crate::guardrails;
+use crate::guardrails::{self, Guard};
 use crate::http::Body;
 use crate::ledger::Ledger;
 use crate::pipeline::{self, Assessment, CallFacts};
-use crate::runtime::bindings::guardrail;
 use crate::state::model::{RequestRecord, Task, Tenant, User};
 use crate::state::Directory;
 use crate::token::Claims;
@@ -151,7 +151,7 @@ pub(super) struct Answer {
     /// Where the answering model's own label lands (embedded classification).
     model_label: Option<LabelSlot>,
     chain: Option<Arc<TenantChain>>,
-    guard: Option<guardrail::CallContext>,
+    guard: Option<Guard>,
 }
 
 impl Exchange<'_> {
@@ -249,7 +249,7 @@ impl Exchange<'_> {
         assessment
     }
 
-    fn guard_context(&self, chain: Option<&TenantChain>) -> Option<guardrail::CallContext> {
+    fn guard_context(&self, chain: Option<&TenantChain>) -> Option<Guard> {
         let guardrails = chain.map_or(&[][..], |c| c.guardrails.as_slice());
         let (claims, party, call) = (self.claims, self.party, self.call);
         (!guardrails.is_empty())
@@ -260,7 +260,7 @@ impl Exchange<'_> {
     async fn screen_request(
         &self,
         chain: &TenantChain,
-        context: &guardrail::CallContext,
+        context: &Guard,
         body: Bytes,
         ledger: &mut Ledger,
     ) -> Result<Bytes, ApiError> {
@@ -268,7 +268,7 @@ impl Exchange<'_> {
             .call
             .messages
             .iter()
-            .map(|m| guardrail::Message {
+            .map(|m| ChatMessage {
                 role: m.role.clone(),
                 content: m.text().into_owned(),
             })

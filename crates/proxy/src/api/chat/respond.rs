@@ -11,10 +11,9 @@ use super::{annotate, client_status, provider_refused_key, Answer};
 use crate::chain::StageSlot;
 use crate::embedded_intent::{self, LabelSlot, StreamStripper};
 use crate::error::ApiError;
-use crate::guardrails;
+use crate::guardrails::{self, Guard};
 use crate::http::{full, Body};
 use crate::ledger::Ledger;
-use crate::runtime::bindings::guardrail;
 use crate::sse::{EventRewrite, HideUsageChunk};
 use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
 
@@ -62,7 +61,7 @@ pub(super) async fn respond(
 }
 
 /// The tenant's guardrails and this call's context for them.
-type Screen<'a> = (&'a [StageSlot], &'a guardrail::CallContext);
+type Screen<'a> = (&'a [StageSlot], &'a Guard);
 
 /// The rewrites a stream's events go through on their way to the client.
 fn rewrites(hide_usage: bool, model_label: &Option<LabelSlot>) -> Vec<Box<dyn EventRewrite>> {

@@ -41,21 +41,23 @@ def wait_port(port):
     raise SystemExit(f"nothing listens on {port}")
 
 
-def warden(*args):
-    return subprocess.run([WARDEN, *args], check=True, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+def warden(*args, binary=None):
+    return subprocess.run([binary or WARDEN, *args], check=True, capture_output=True, text=True,
+                          cwd=ROOT).stdout.strip()
 
 
-def seed(state, tenant="bench"):
+def seed(state, tenant="bench", binary=None):
     """Tenant, user ali, task invoice-backend; returns ali's token."""
     common = ["--state-dir", state]
-    warden("tenant", "create", tenant, *common)
-    warden("user", "create", "--tenant", tenant, "ali", *common)
-    warden("task", "create", "--tenant", tenant, "invoice-backend", "--title", "Invoice backend",
-           "--description", "REST API for invoices", "--keyword", "invoice", "--keyword", "rest", *common)
-    return warden("token", "issue", "--tenant", tenant, "--user", "ali", "--task", "invoice-backend", *common)
+    run = lambda *args: warden(*args, *common, binary=binary)
+    run("tenant", "create", tenant)
+    run("user", "create", "--tenant", tenant, "ali")
+    run("task", "create", "--tenant", tenant, "invoice-backend", "--title", "Invoice backend",
+        "--description", "REST API for invoices", "--keyword", "invoice", "--keyword", "rest")
+    return run("token", "issue", "--tenant", tenant, "--user", "ali", "--task", "invoice-backend")
 
 
-def serve(name, port, state, policy_dir, mock_port, chain=True, plugin_dir=None):
+def serve(name, port, state, policy_dir, mock_port, chain=True, plugin_dir=None, binary=None):
     """A Warden server on `port` over an already seeded state directory."""
     plugin_dir = plugin_dir or os.path.join(ROOT, "build", "plugins")
     config = os.path.join(WORK, f"{name}.toml")
@@ -64,7 +66,8 @@ def serve(name, port, state, policy_dir, mock_port, chain=True, plugin_dir=None)
                 f'plugin_dir = "{plugin_dir}"\npolicy_dir = "{policy_dir}"\n'
                 f'chain_enabled = {"true" if chain else "false"}\n'
                 f'[upstream]\nbase_url = "http://127.0.0.1:{mock_port}/v1"\napi_key_env = "BENCH_KEY"\n')
-    proc = start([WARDEN, "serve", "--config", config], env={**os.environ, "RUST_LOG": "warn", "BENCH_KEY": "k"})
+    proc = start([binary or WARDEN, "serve", "--config", config],
+                 env={**os.environ, "RUST_LOG": "warn", "BENCH_KEY": "k"})
     wait_port(port)
     return proc
 

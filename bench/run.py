@@ -7,11 +7,16 @@ from harness import (DURATION, ROOT, WARDEN, WORK, chain_metrics, rss_mib, seed,
                      wrk)
 
 PORTS = {"mock": 18081, "nginx": 18082, "warden-no-chain": 18083, "warden-chain": 18084,
-         "warden-guardrails": 18085, "warden-baseline": 18086}
+         "warden-guardrails": 18085, "warden-baseline": 18086, "warden-baseline-bin": 18087}
 # BASELINE_PLUGINS=DIR adds a row: the full chain with DIR's .wasm files in
 # place of the built ones (an A/B of plugins in one run, e.g. the intent and
 # deviation stages of an older commit).
 BASELINE = os.environ.get("BASELINE_PLUGINS")
+# BASELINE_BIN=FILE adds a row: the full chain served by another build of
+# Warden (an A/B of the host in one run, e.g. an older commit's binary), with
+# BASELINE_BIN_PLUGINS and BASELINE_BIN_POLICIES its plugin and policy
+# directories (default: this checkout's).
+BASELINE_BIN = os.environ.get("BASELINE_BIN")
 
 
 def guardrail_policies():
@@ -29,11 +34,11 @@ def guardrail_policies():
     return directory
 
 
-def start_warden(name, chain, policy_dir=None, plugin_dir=None):
+def start_warden(name, chain, policy_dir=None, plugin_dir=None, binary=None):
     state = os.path.join(WORK, name)
-    token = seed(state)
+    token = seed(state, binary=binary)
     proc = serve(name, PORTS[name], state, policy_dir or os.path.join(ROOT, "policies"), PORTS["mock"], chain,
-                 plugin_dir=plugin_dir)
+                 plugin_dir=plugin_dir, binary=binary)
     return proc, token
 
 
@@ -78,6 +83,11 @@ def main():
         if BASELINE:
             base, token_base = start_warden("warden-baseline", chain=True, plugin_dir=baseline_plugins())
             targets.append(("Warden, 5-stage chain, baseline plugins", PORTS["warden-baseline"], token_base, base))
+        if BASELINE_BIN:
+            other, token_other = start_warden("warden-baseline-bin", chain=True, binary=BASELINE_BIN,
+                                              plugin_dir=os.environ.get("BASELINE_BIN_PLUGINS"),
+                                              policy_dir=os.environ.get("BASELINE_BIN_POLICIES"))
+            targets.append(("Warden baseline build, 5-stage chain", PORTS["warden-baseline-bin"], token_other, other))
         results = {}
         for name, port, token, proc in targets:
             wrk(port, token, 8)  # warm-up: connections, warm plugin instances, caches
@@ -114,6 +124,12 @@ def main():
             print(f"- against the baseline plugins: full chain {on1[1] - base1[1]:+.0f} µs at p50 (c=1); chain in-process "
                   f"{results[(chain_name, 'chain', 1)]:.1f} vs {results[(name, 'chain', 1)]:.1f} µs (c=1), "
                   f"{results[(chain_name, 'chain', 64)]:.1f} vs {results[(name, 'chain', 64)]:.1f} µs (c=64)")
+        if BASELINE_BIN:
+            name = targets[-1][0]
+            other1, other64 = results[(name, 1)], results[(name, 64)]
+            print(f"- against the baseline build: full chain {on1[1] - other1[1]:+.0f} µs at p50 (c=1), "
+                  f"{on64[0] - other64[0]:+.0f} req/s at c=64; chain in-process "
+                  f"{results[(chain_name, 'chain', 1)]:.1f} vs {results.get((name, 'chain', 1), float('nan')):.1f} µs (c=1)")
         print(f"- chain-disabled throughput is {100 * off64[0] / ngx[0]:.0f}% of nginx's (c=64; goal ≥ 50%)")
     finally:
         stop_all()

@@ -3,7 +3,7 @@
 //! values convert with `.into()` (see `warden_runtime::convert`).
 
 use crate::runtime::bindings::types;
-use crate::state::UserActivity;
+use crate::state::PastCall;
 use crate::token::Claims;
 
 pub fn claims(c: &Claims) -> types::TokenClaims {
@@ -17,17 +17,15 @@ pub fn claims(c: &Claims) -> types::TokenClaims {
     }
 }
 
-/// A user's recent history as the deviation stage sees it, relative to
-/// `current_task`.
-pub fn history(activity: &UserActivity, current_task: &str) -> Vec<types::HistoryEntry> {
-    activity
-        .history
+/// A user's recent calls as the deviation stage sees them.
+pub fn history(calls: &[PastCall]) -> Vec<types::HistoryEntry> {
+    calls
         .iter()
-        .map(|h| types::HistoryEntry {
-            at_ms: h.at_ms,
-            same_task: h.task_id == current_task,
-            label: h.label.into(),
-            drift: h.drift.into(),
+        .map(|c| types::HistoryEntry {
+            at_ms: c.at_ms,
+            same_task: c.same_task,
+            label: c.label.into(),
+            drift: c.drift.into(),
         })
         .collect()
 }

@@ -10,7 +10,7 @@ use crate::chain::Chains;
 use crate::config::Config;
 use crate::policy::PolicySource;
 use crate::runtime::{PluginRuntime, RuntimeConfig};
-use crate::state::{Activity, Db, StateWriter};
+use crate::state::{Activity, Db, StateWriter, Stores};
 use crate::upstream::Upstream;
 
 pub struct App {
@@ -18,6 +18,9 @@ pub struct App {
     pub db: Arc<Db>,
     pub activity: Arc<Activity>,
     pub writer: StateWriter,
+    /// What the request path reads and writes of the state, behind traits
+    /// (sled and memory here; see `warden_state::Stores`).
+    pub stores: Stores,
     /// `None` when the chain is disabled (benchmark reference only).
     pub chains: Option<Chains>,
     pub upstream: Upstream,
@@ -100,11 +103,13 @@ impl App {
         }
         let upstream = Upstream::new(&config.upstream, api_key)?;
         let started = crate::clock::now_ms();
+        let stores = Stores::embedded(db.clone(), activity.clone(), writer.clone());
         Ok(Arc::new(Self {
             config,
             db,
             activity,
             writer,
+            stores,
             chains,
             upstream,
             metrics: crate::metrics::Metrics::default(),
@@ -124,7 +129,7 @@ impl App {
     /// Now, with the quota windows of the tenant's time zone.
     pub fn moment(&self, tenant_id: &str) -> Moment {
         let now_ms = self.clock.now_ms();
-        match self.db.directory().tenant(tenant_id) {
+        match self.stores.identity.snapshot().tenant(tenant_id) {
             Some(entry) => entry.calendar.at(now_ms),
             None => Calendar::utc_shared().at(now_ms),
         }

@@ -55,7 +55,7 @@ pub fn record(app: &App, tenant: &str, user: &str, scoring: Scoring<'_>) {
         Some(scoring.outcome.reason.clone()),
         details,
     );
-    if let Err(e) = app.db.insert_event(&event) {
+    if let Err(e) = app.stores.audit.insert_event(&event) {
         tracing::error!(error = %e, action, "cannot record an automatic action");
     }
 }

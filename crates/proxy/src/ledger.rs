@@ -88,13 +88,8 @@ impl Ledger {
         };
         let tokens = self.reservation.tokens();
         let record = self.record.as_ref().expect("open");
-        self.app
-            .activity
-            .with_user(&record.tenant_id, &record.user_id, at, |a| {
-                let before = a.usage(at);
-                a.reserve(tokens, at.now_ms);
-                (before, a.usage(at))
-            })
+        let counters = &self.app.stores.counters;
+        counters.reserve(&record.tenant_id, &record.user_id, at, tokens)
     }
 
     /// Takes the call back out of the user's windows, request included:
@@ -103,11 +98,8 @@ impl Ledger {
         let tokens = self.reservation.tokens();
         self.reservation = Reservation::default();
         let record = self.record.as_ref().expect("open");
-        self.app
-            .activity
-            .with_user(&record.tenant_id, &record.user_id, at, |a| {
-                a.unreserve(tokens)
-            });
+        let counters = &self.app.stores.counters;
+        counters.unreserve(&record.tenant_id, &record.user_id, at, tokens);
     }
 
     /// Tokens held against the quota.
@@ -164,14 +156,10 @@ impl Ledger {
         record.latency_ms = self.started.elapsed().as_millis() as u64;
         let actual = usage.prompt_tokens + usage.completion_tokens;
         let at = self.app.moment(&record.tenant_id);
-        let counters = self
-            .app
-            .activity
-            .with_user(&record.tenant_id, &record.user_id, &at, |a| {
-                a.reconcile(reserved, actual);
-                a.counters()
-            });
-        self.app.writer.record(record, Some(counters));
+        let (tenant, user) = (&record.tenant_id, &record.user_id);
+        let stores = &self.app.stores;
+        let counters = stores.counters.settle(tenant, user, &at, reserved, actual);
+        stores.journal.record(record, Some(counters));
     }
 }
 

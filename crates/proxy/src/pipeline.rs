@@ -20,7 +20,7 @@ use crate::ratelimit::RateLimitInfo;
 use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
 use crate::runtime::PluginError;
 use crate::state::model::{Task, Tenant, TenantStatus, User, UserStatus};
-use crate::state::{HistoryItem, OffTaskPrompt};
+use crate::state::{HistoryItem, OffTaskPrompt, Scored as Kept};
 use crate::token::Claims;
 
 /// What the host knows about a call before the chain runs.
@@ -94,15 +94,14 @@ const QUOTED_PROMPTS: usize = 3;
 /// (latest first), and how to get access back.
 fn blocked(app: &App, facts: &CallFacts<'_>, reason: &str) -> ApiError {
     let (tenant, user) = (&facts.tenant.id, &facts.user.id);
-    let quoted: Vec<String> = app.activity.with_user(tenant, user, &facts.at, |a| {
-        a.off_task
-            .iter()
-            .rev()
-            .filter(|p| p.drift == Drift::Major)
-            .take(QUOTED_PROMPTS)
-            .map(|p| format!("\"{}\"", p.prompt.chars().take(80).collect::<String>()))
-            .collect()
-    });
+    let off_task = app.stores.deviation.off_task(tenant, user, &facts.at);
+    let quoted: Vec<String> = off_task
+        .iter()
+        .rev()
+        .filter(|p| p.drift == Drift::Major)
+        .take(QUOTED_PROMPTS)
+        .map(|p| format!("\"{}\"", p.prompt.chars().take(80).collect::<String>()))
+        .collect();
     let evidence = if quoted.is_empty() {
         String::new()
     } else {
@@ -279,24 +278,13 @@ async fn score_deviation(
     intent: Intent,
 ) -> Result<Option<Scored>, ApiError> {
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
-    let off_task = intent.drift != Drift::OnTask;
     // Only off-task prompts are remembered, so only they are hashed.
-    let prompt_hash = if off_task {
-        OffTaskPrompt::hash(facts.prompt)
-    } else {
-        0
-    };
-    let now = facts.at.now_ms;
-    let (repeat, history, stats, score, updated) =
-        app.activity.with_user(tenant_id, user_id, &facts.at, |a| {
-            (
-                off_task && a.repeats(facts.task_id, prompt_hash, now),
-                adapters::history(a, facts.task_id),
-                a.stats(now),
-                a.counters.score,
-                a.counters.score_updated_at_ms,
-            )
-        });
+    let prompt_hash = (intent.drift != Drift::OnTask).then(|| OffTaskPrompt::hash(facts.prompt));
+    let recall =
+        app.stores
+            .deviation
+            .recall(tenant_id, user_id, &facts.at, facts.task_id, prompt_hash);
+    let repeat = recall.repeat;
     let scored_as = if repeat {
         Intent {
             drift: Drift::OnTask,
@@ -309,10 +297,10 @@ async fn score_deviation(
         identity,
         task_id: facts.task_id.to_string(),
         current: scored_as.into(),
-        history,
-        stats: stats.into(),
-        score,
-        score_updated_at_ms: updated,
+        history: adapters::history(&recall.history),
+        stats: recall.stats.into(),
+        score: recall.score,
+        score_updated_at_ms: recall.score_updated_at_ms,
     };
     let result = chain.deviation.plugin.deviation(&request).await;
     let Some(outcome) = tolerate(&chain.deviation, result)? else {
@@ -322,9 +310,9 @@ async fn score_deviation(
     let seen = Seen {
         intent,
         repeat,
-        prompt_hash,
-        score_before: score,
-        stats,
+        prompt_hash: prompt_hash.unwrap_or(0),
+        score_before: recall.score,
+        stats: recall.stats,
     };
     let score = remember(app, facts, &seen, &outcome);
     Ok(Some(Scored { outcome, score }))
@@ -346,39 +334,36 @@ fn remember(app: &App, facts: &CallFacts<'_>, seen: &Seen, outcome: &DeviationOu
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
     let now = facts.at.now_ms;
     let intent = seen.intent;
-    let warning = (outcome.action != Action::None).then(|| outcome.reason.clone());
-    let (new_score, evidence) = app.activity.with_user(tenant_id, user_id, &facts.at, |a| {
-        a.counters.score = (a.counters.score + outcome.score_delta).max(0.0);
-        a.counters.score_updated_at_ms = now;
-        if seen.repeat {
-            return (a.counters.score, None);
-        }
-        a.remember(HistoryItem {
-            at_ms: now,
-            task_id: facts.task_id.to_string(),
-            label: intent.label,
-            drift: intent.drift,
-        });
-        if intent.drift != Drift::OnTask {
-            a.remember_off_task(OffTaskPrompt {
-                at_ms: now,
-                request_id: facts.request_id.to_string(),
-                task_id: facts.task_id.to_string(),
-                prompt: OffTaskPrompt::excerpt(facts.prompt),
-                label: intent.label,
-                drift: intent.drift,
-                confidence: intent.confidence,
-                score_delta: outcome.score_delta.max(0.0),
-                prompt_hash: seen.prompt_hash,
-            });
-        }
-        if warning.is_some() {
-            a.last_warning = warning;
-        }
-        let evidence =
-            (outcome.action != Action::None).then(|| a.off_task.iter().cloned().collect());
-        (a.counters.score, evidence)
+    let acted = outcome.action != Action::None;
+    // A repeat counts once: only its score moves.
+    let kept = !seen.repeat;
+    let history = kept.then(|| HistoryItem {
+        at_ms: now,
+        task_id: facts.task_id.to_string(),
+        label: intent.label,
+        drift: intent.drift,
     });
+    let off_task = (kept && intent.drift != Drift::OnTask).then(|| OffTaskPrompt {
+        at_ms: now,
+        request_id: facts.request_id.to_string(),
+        task_id: facts.task_id.to_string(),
+        prompt: OffTaskPrompt::excerpt(facts.prompt),
+        label: intent.label,
+        drift: intent.drift,
+        confidence: intent.confidence,
+        score_delta: outcome.score_delta.max(0.0),
+        prompt_hash: seen.prompt_hash,
+    });
+    let scored = Kept {
+        at_ms: now,
+        score_delta: outcome.score_delta,
+        history,
+        off_task,
+        warning: (kept && acted).then(|| outcome.reason.clone()),
+    };
+    let memory = &app.stores.deviation;
+    let (new_score, evidence) =
+        memory.remember(tenant_id, user_id, &facts.at, scored, kept && acted);
     if let Some(prompts) = evidence {
         let scoring = crate::evidence::Scoring {
             request_id: facts.request_id,
@@ -411,7 +396,11 @@ fn act(app: &App, facts: &CallFacts<'_>, scored: Scored, assessment: &mut Assess
         _ => None,
     };
     if let Some(status) = status {
-        if let Err(e) = app.db.set_user_status(tenant_id, user_id, status) {
+        if let Err(e) = app
+            .stores
+            .identity
+            .set_user_status(tenant_id, user_id, status)
+        {
             tracing::error!(error = %e, ?status, "could not store a user's new status");
         }
     }

@@ -10,16 +10,21 @@ mod queries;
 mod retention;
 mod rollup;
 pub mod sessions;
+mod store;
 mod writer;
 
 pub use warden_domain::model;
 
-pub use activity::{Activity, HistoryItem, OffTaskPrompt, UserActivity};
+pub use activity::{Activity, Counters, HistoryItem, OffTaskPrompt, UserActivity};
 pub(crate) use db::compound_key;
 pub use db::{Db, Directory, TenantEntry};
 pub use queries::{EventFilter, LogFilter, Page};
 pub use rollup::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 pub use sessions::{LoginCode, Session};
+pub use store::{
+    AuditLog, DeviationMemory, IdentityStore, PastCall, QuotaCounters, Recall, RequestJournal,
+    Scored, Stores,
+};
 pub use writer::StateWriter;
 
 /// A request record for tests: user `ali`, task `t`, one token each way.

@@ -65,7 +65,7 @@ async fn proxy(
     let body = read_body(req, app.config.max_body_bytes).await?;
     let chat = ChatRequest::parse(&body)?;
     let call = ChatCall::read(&chat, task_header.as_deref())?;
-    let directory = app.db.directory_full();
+    let directory = app.stores.identity.snapshot();
     let party = resolve(&directory, &claims, call.task_id)?;
     let record = open_record(app, request_id, &party, &call);
     let mut ledger = Ledger::open(app, record, started);

@@ -1,0 +1,314 @@
+//! The state the request path needs, as traits: what a second backend
+//! (PostgreSQL and Redis shared by several replicas) implements to stand in
+//! for sled without touching the request path. The embedded default
+//! implements them here: [`Db`] (identity snapshot, audit log), [`Activity`]
+//! (quota counters, deviation memory, in memory and journaled) and
+//! [`StateWriter`] (the request journal and log). What a shared backend
+//! must guarantee for each is in `docs/state-backends.md`.
+
+use std::sync::Arc;
+
+use warden_domain::calendar::Moment;
+use warden_domain::model::{Event, RequestRecord, UserStatus};
+use warden_domain::{Drift, IntentLabel, Usage, UsageStats};
+
+use crate::activity::{Activity, Counters, HistoryItem, OffTaskPrompt};
+use crate::{Db, Directory, StateWriter};
+
+/// Tenants, users, tasks and signing keys, read on every request.
+pub trait IdentityStore: Send + Sync {
+    /// The current snapshot: never waits (a shared backend refreshes it on
+    /// change notifications, off the request path).
+    fn snapshot(&self) -> Arc<Directory>;
+    /// A user's new status (the deviation stage's flag or block), durable
+    /// and visible in every later snapshot, on every replica; `false` when
+    /// the user does not exist.
+    fn set_user_status(&self, tenant: &str, user: &str, status: UserStatus)
+        -> anyhow::Result<bool>;
+}
+
+/// A user's quota windows, with the calls in flight counted at their
+/// estimate ("reserve, then settle").
+pub trait QuotaCounters: Send + Sync {
+    /// Counts a call and its estimated tokens in one atomic step with
+    /// reading the windows: the usage before and after.
+    fn reserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64) -> (Usage, Usage);
+    /// Takes a refused call back out, request and tokens.
+    fn unreserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64);
+    /// Replaces a reservation with what the call really cost; returns the
+    /// counters after it, journaled with the call's record.
+    fn settle(&self, tenant: &str, user: &str, at: &Moment, reserved: u64, actual: u64)
+        -> Counters;
+}
+
+/// One of a user's earlier calls, as the deviation stage sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PastCall {
+    pub at_ms: u64,
+    /// For the same task as the call being scored.
+    pub same_task: bool,
+    pub label: IntentLabel,
+    pub drift: Drift,
+}
+
+/// What the deviation stage reads of a user before scoring a call.
+pub struct Recall {
+    /// The same off-task prompt was scored for this task within the hour.
+    pub repeat: bool,
+    /// The most recent calls, oldest first.
+    pub history: Vec<PastCall>,
+    pub stats: UsageStats,
+    pub score: f32,
+    pub score_updated_at_ms: u64,
+}
+
+/// What the host keeps of a scored call.
+pub struct Scored {
+    pub at_ms: u64,
+    pub score_delta: f32,
+    /// Kept in the history (`None` for a repeat: it counts once).
+    pub history: Option<HistoryItem>,
+    /// Kept as evidence when the call was off-task.
+    pub off_task: Option<OffTaskPrompt>,
+    /// The warning the user gets, kept for `/v1/me`.
+    pub warning: Option<String>,
+}
+
+/// A user's deviation score, recent intents and off-task prompts.
+pub trait DeviationMemory: Send + Sync {
+    /// `prompt_hash` is the off-task prompt's hash (`None` when on-task).
+    fn recall(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        task_id: &str,
+        prompt_hash: Option<u64>,
+    ) -> Recall;
+    /// Applies a scored call; returns the new score and, when `evidence`,
+    /// the user's latest off-task prompts (this call's included).
+    fn remember(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        scored: Scored,
+        evidence: bool,
+    ) -> (f32, Option<Vec<OffTaskPrompt>>);
+    /// The user's latest off-task prompts, oldest first.
+    fn off_task(&self, tenant: &str, user: &str, at: &Moment) -> Vec<OffTaskPrompt>;
+}
+
+/// Every finished call's record, exactly once.
+pub trait RequestJournal: Send + Sync {
+    /// Durable before the call's answer completes (survives `kill -9`),
+    /// with the user's counters after it.
+    fn record(&self, record: RequestRecord, counters: Option<Counters>);
+}
+
+/// Automatic actions and admin changes, ordered per tenant.
+pub trait AuditLog: Send + Sync {
+    /// Appended without waiting for a flush (the request path's evidence).
+    fn insert_event(&self, event: &Event) -> anyhow::Result<()>;
+}
+
+/// Every store the request path uses.
+#[derive(Clone)]
+pub struct Stores {
+    pub identity: Arc<dyn IdentityStore>,
+    pub counters: Arc<dyn QuotaCounters>,
+    pub deviation: Arc<dyn DeviationMemory>,
+    pub journal: Arc<dyn RequestJournal>,
+    pub audit: Arc<dyn AuditLog>,
+}
+
+impl Stores {
+    /// The embedded default: sled and memory.
+    pub fn embedded(db: Arc<Db>, activity: Arc<Activity>, writer: StateWriter) -> Self {
+        Self {
+            identity: db.clone(),
+            counters: activity.clone(),
+            deviation: activity,
+            journal: Arc::new(writer),
+            audit: db,
+        }
+    }
+}
+
+impl IdentityStore for Db {
+    fn snapshot(&self) -> Arc<Directory> {
+        self.directory_full()
+    }
+
+    fn set_user_status(
+        &self,
+        tenant: &str,
+        user: &str,
+        status: UserStatus,
+    ) -> anyhow::Result<bool> {
+        Db::set_user_status(self, tenant, user, status)
+    }
+}
+
+impl AuditLog for Db {
+    fn insert_event(&self, event: &Event) -> anyhow::Result<()> {
+        Db::insert_event(self, event)
+    }
+}
+
+impl RequestJournal for StateWriter {
+    fn record(&self, record: RequestRecord, counters: Option<Counters>) {
+        StateWriter::record(self, record, counters)
+    }
+}
+
+impl QuotaCounters for Activity {
+    fn reserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64) -> (Usage, Usage) {
+        self.with_user(tenant, user, at, |a| {
+            let before = a.usage(at);
+            a.reserve(tokens, at.now_ms);
+            (before, a.usage(at))
+        })
+    }
+
+    fn unreserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64) {
+        self.with_user(tenant, user, at, |a| a.unreserve(tokens));
+    }
+
+    fn settle(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        reserved: u64,
+        actual: u64,
+    ) -> Counters {
+        self.with_user(tenant, user, at, |a| {
+            a.reconcile(reserved, actual);
+            a.counters()
+        })
+    }
+}
+
+impl DeviationMemory for Activity {
+    fn recall(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        task_id: &str,
+        prompt_hash: Option<u64>,
+    ) -> Recall {
+        self.with_user(tenant, user, at, |a| Recall {
+            repeat: prompt_hash.is_some_and(|h| a.repeats(task_id, h, at.now_ms)),
+            history: a
+                .history
+                .iter()
+                .map(|h| PastCall {
+                    at_ms: h.at_ms,
+                    same_task: h.task_id == task_id,
+                    label: h.label,
+                    drift: h.drift,
+                })
+                .collect(),
+            stats: a.stats(at.now_ms),
+            score: a.counters.score,
+            score_updated_at_ms: a.counters.score_updated_at_ms,
+        })
+    }
+
+    fn remember(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        scored: Scored,
+        evidence: bool,
+    ) -> (f32, Option<Vec<OffTaskPrompt>>) {
+        self.with_user(tenant, user, at, |a| {
+            a.counters.score = (a.counters.score + scored.score_delta).max(0.0);
+            a.counters.score_updated_at_ms = scored.at_ms;
+            if let Some(item) = scored.history {
+                a.remember(item);
+            }
+            if let Some(prompt) = scored.off_task {
+                a.remember_off_task(prompt);
+            }
+            if scored.warning.is_some() {
+                a.last_warning = scored.warning;
+            }
+            let prompts = evidence.then(|| a.off_task.iter().cloned().collect());
+            (a.counters.score, prompts)
+        })
+    }
+
+    fn off_task(&self, tenant: &str, user: &str, at: &Moment) -> Vec<OffTaskPrompt> {
+        self.with_user(tenant, user, at, |a| a.off_task.iter().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_domain::calendar::Calendar;
+
+    fn memory() -> Activity {
+        let (db, dir) = crate::test_db("store", &["acme"]);
+        let activity = db.load_activity().unwrap();
+        drop(db);
+        let _ = std::fs::remove_dir_all(dir);
+        activity
+    }
+
+    #[test]
+    fn reservations_settle_and_a_refusal_counts_nothing() {
+        let (activity, at) = (memory(), Calendar::utc().at(1_000_000));
+        let counters: &dyn QuotaCounters = &activity;
+        let (before, after) = counters.reserve("acme", "ali", &at, 500);
+        assert_eq!((before.tokens_today, after.tokens_today), (0, 500));
+        assert_eq!(after.requests_today, 1);
+        counters.settle("acme", "ali", &at, 500, 120);
+        counters.reserve("acme", "ali", &at, 500);
+        counters.unreserve("acme", "ali", &at, 500);
+        let (now, _) = counters.reserve("acme", "ali", &at, 0);
+        assert_eq!((now.requests_today, now.tokens_today), (1, 120));
+    }
+
+    #[test]
+    fn a_remembered_off_task_prompt_is_a_repeat_for_its_task_only() {
+        let (activity, at) = (memory(), Calendar::utc().at(1_000_000));
+        let memory: &dyn DeviationMemory = &activity;
+        let prompt = OffTaskPrompt {
+            at_ms: at.now_ms,
+            request_id: "r1".into(),
+            task_id: "t".into(),
+            prompt: "a sonnet".into(),
+            label: IntentLabel::OffTopic,
+            drift: Drift::Major,
+            confidence: 0.9,
+            score_delta: 1.0,
+            prompt_hash: 42,
+        };
+        let item = HistoryItem {
+            at_ms: at.now_ms,
+            task_id: "t".into(),
+            label: IntentLabel::OffTopic,
+            drift: Drift::Major,
+        };
+        let scored = Scored {
+            at_ms: at.now_ms,
+            score_delta: 1.0,
+            history: Some(item),
+            off_task: Some(prompt),
+            warning: Some("off task".into()),
+        };
+        let (score, evidence) = memory.remember("acme", "ali", &at, scored, true);
+        assert_eq!((score, evidence.map(|e| e.len())), (1.0, Some(1)));
+        let recall = memory.recall("acme", "ali", &at, "t", Some(42));
+        assert!(recall.repeat);
+        assert_eq!(recall.history.len(), 1);
+        assert!(recall.history[0].same_task);
+        assert!(!memory.recall("acme", "ali", &at, "other", Some(42)).repeat);
+        assert!(!memory.recall("acme", "ali", &at, "t", None).repeat);
+    }
+}

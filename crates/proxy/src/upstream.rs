@@ -22,8 +22,9 @@ pub struct Upstream {
     /// Identifies this upstream's clients in each thread's client cache.
     id: u64,
     settings: ClientSettings,
-    /// Parsed once: parsing (IDNA included) per request showed in profiles.
-    chat_url: reqwest::Url,
+    /// The provider's base URL, parsed once: parsing (IDNA included) per
+    /// request showed in profiles; an endpoint's path is appended to a copy.
+    base_url: reqwest::Url,
     authorization: Option<HeaderValue>,
     response_timeout: Duration,
 }
@@ -79,8 +80,7 @@ impl Upstream {
         Ok(Self {
             id: NEXT_UPSTREAM_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             settings,
-            chat_url: format!("{}/chat/completions", config.base_url.trim_end_matches('/'))
-                .parse()?,
+            base_url: config.base_url.trim_end_matches('/').parse()?,
             authorization,
             response_timeout: Duration::from_secs(config.response_timeout_secs),
         })
@@ -101,11 +101,22 @@ impl Upstream {
         })
     }
 
-    /// Sends a chat completion; returns once the provider's headers arrive.
-    pub async fn chat(&self, body: Bytes) -> Result<reqwest::Response, ApiError> {
+    /// The URL of an endpoint under the base URL, e.g. `chat/completions`.
+    fn url(&self, path: &str) -> Result<reqwest::Url, ApiError> {
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| ApiError::internal("the provider's base URL cannot have a path"))?
+            .pop_if_empty()
+            .extend(path.split('/'));
+        Ok(url)
+    }
+
+    /// Sends a call to the endpoint at `path`; returns once the provider's
+    /// headers arrive.
+    pub async fn send(&self, path: &str, body: Bytes) -> Result<reqwest::Response, ApiError> {
         let mut request = self
             .client()?
-            .post(self.chat_url.clone())
+            .post(self.url(path)?)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
         if let Some(auth) = &self.authorization {
@@ -158,15 +169,37 @@ pub fn usage_of(body: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<UsageOnly>(body).ok()?.usage
 }
 
-/// Finds `usage` in SSE `data:` lines as they stream past. Only an
+/// The OpenAI shape's stream usage: the chunk Warden asked for carries
+/// `usage` in OpenAI's names.
+pub fn read_openai_usage(data: &[u8], usage: &mut Option<Usage>) {
+    if data.windows(7).any(|w| w == b"\"usage\"") {
+        if let Some(found) = usage_of(data.trim_ascii()) {
+            *usage = Some(found);
+        }
+    }
+}
+
+/// Reads usage from one event's `data:` into the usage found so far (an API
+/// shape's own format; see `api::shape::ApiShape::stream_usage`).
+pub type ReadUsage = fn(&[u8], &mut Option<Usage>);
+
+/// Finds usage in SSE `data:` lines as they stream past. Only an
 /// incomplete trailing line is buffered between chunks.
-#[derive(Default)]
 pub struct SseUsageScanner {
     partial: Vec<u8>,
+    read: ReadUsage,
     pub usage: Option<Usage>,
 }
 
 impl SseUsageScanner {
+    pub fn new(read: ReadUsage) -> Self {
+        Self {
+            partial: Vec::new(),
+            read,
+            usage: None,
+        }
+    }
+
     pub fn feed(&mut self, chunk: &[u8]) {
         let mut rest = chunk;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
@@ -186,19 +219,10 @@ impl SseUsageScanner {
     }
 
     fn line(&mut self, line: &[u8]) {
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return;
-        };
-        if memchr_usage(data) {
-            if let Some(usage) = usage_of(data.trim_ascii()) {
-                self.usage = Some(usage);
-            }
+        if let Some(data) = line.strip_prefix(b"data:") {
+            (self.read)(data, &mut self.usage);
         }
     }
-}
-
-fn memchr_usage(data: &[u8]) -> bool {
-    data.windows(7).any(|w| w == b"\"usage\"")
 }
 
 /// How a streamed response ended.
@@ -227,11 +251,12 @@ impl MeteredStream {
     pub fn new(
         response: reqwest::Response,
         rewrites: Vec<Box<dyn EventRewrite>>,
+        read_usage: ReadUsage,
         on_complete: Completion,
     ) -> Self {
         Self {
             inner: Box::pin(response.bytes_stream()),
-            scanner: SseUsageScanner::default(),
+            scanner: SseUsageScanner::new(read_usage),
             rewriter: (!rewrites.is_empty()).then(|| SseRewriter::new(rewrites)),
             bytes: 0,
             on_complete: Some(on_complete),
@@ -309,8 +334,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_endpoint_path_is_appended_to_the_base_url() {
+        for base in ["http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/"] {
+            let config = UpstreamConfig {
+                base_url: base.into(),
+                ..UpstreamConfig::default()
+            };
+            let upstream = Upstream::new(&config, None).unwrap();
+            let url = upstream.url("chat/completions").unwrap();
+            assert_eq!(url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
+        }
+    }
+
+    #[test]
     fn scanner_finds_usage_split_across_chunks() {
-        let mut s = SseUsageScanner::default();
+        let mut s = SseUsageScanner::new(read_openai_usage);
         s.feed(b"data: {\"choices\":[],\"usage\":null}\n\ndata: {\"choices\":[],\"us");
         assert_eq!(s.usage, None);
         s.feed(b"age\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n");

@@ -1,10 +1,13 @@
-//! The proxy's HTTP routes. One file per endpoint; this module only
-//! dispatches. The admin API and the console are routed beside these by
-//! the binary (see `server::Routes`).
+//! The proxy's HTTP routes. A model call of any API shape runs the one
+//! call path in `call/` over its shape (`shape.rs`; `chat/` is chat
+//! completions); the other routes are one file each. The admin API and the
+//! console are routed beside these by the binary (see `server::Routes`).
 
+mod call;
 mod chat;
 mod me;
 mod models;
+pub mod shape;
 
 use std::sync::Arc;
 
@@ -18,7 +21,9 @@ use crate::http::{json_response, Body};
 
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let result = match (req.method(), req.uri().path()) {
-        (&Method::POST, "/v1/chat/completions") => return chat::handle(&app, req).await,
+        (&Method::POST, "/v1/chat/completions") => {
+            return call::handle::<chat::Chat>(&app, req).await
+        }
         (&Method::GET, "/v1/models") => models::handle(&app, &req),
         (&Method::GET, "/v1/me") => me::handle(&app, &req),
         (&Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &br#"{"status":"ok"}"#[..])),

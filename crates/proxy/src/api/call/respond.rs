@@ -8,16 +8,17 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Response, StatusCode};
 
 use super::{annotate, client_status, provider_refused_key, Answer};
+use crate::api::shape::ApiShape;
 use crate::chain::StageSlot;
-use crate::embedded_intent::{self, LabelSlot, StreamStripper};
+use crate::embedded_intent::LabelSlot;
 use crate::error::ApiError;
-use crate::guardrails::{self, Guard};
+use crate::guardrails::Guard;
 use crate::http::{full, Body};
 use crate::ledger::Ledger;
-use crate::sse::{EventRewrite, HideUsageChunk};
-use crate::upstream::{usage_of, MeteredStream, StreamSummary, Usage};
+use crate::sse::EventRewrite;
+use crate::upstream::{MeteredStream, StreamSummary, Usage};
 
-pub(super) async fn respond(
+pub(super) async fn respond<S: ApiShape>(
     mut ledger: Ledger,
     answer: Answer,
 ) -> Result<Response<Body>, ApiError> {
@@ -34,24 +35,24 @@ pub(super) async fn respond(
     let content_type = upstream.headers().get(CONTENT_TYPE).cloned();
     ledger.record().status = status.as_u16();
     let streamed = stream && status.is_success();
-    let rewrites = rewrites(hide_usage, &model_label);
+    let rewrites = S::stream_rewrites(hide_usage, model_label.as_ref());
     // The tenant's guardrails, when it has any, with this call's context.
     let screen = chain.as_deref().zip(guard.as_ref());
     let screen = screen.map(|(chain, context)| (chain.guardrails.as_slice(), context));
     let hold = chain.as_deref().is_some_and(|c| c.screen_streams);
     let (status, body) = match screen {
         Some(screen) if streamed && hold => {
-            let sse = held_stream(ledger, upstream, rewrites, &model_label, screen).await?;
+            let sse = held_stream::<S>(ledger, upstream, rewrites, &model_label, screen).await?;
             (status, full(sse))
         }
         _ if streamed => (
             status,
-            live_stream(ledger, upstream, rewrites, &model_label),
+            live_stream::<S>(ledger, upstream, rewrites, &model_label),
         ),
         _ => {
             let embedded = model_label.is_some();
             let plain = Plain { embedded, screen };
-            plain.answer(ledger, upstream).await?
+            plain.answer::<S>(ledger, upstream).await?
         }
     };
     let mut response = Response::new(body);
@@ -63,21 +64,9 @@ pub(super) async fn respond(
 /// The tenant's guardrails and this call's context for them.
 type Screen<'a> = (&'a [StageSlot], &'a Guard);
 
-/// The rewrites a stream's events go through on their way to the client.
-fn rewrites(hide_usage: bool, model_label: &Option<LabelSlot>) -> Vec<Box<dyn EventRewrite>> {
-    let mut rewrites: Vec<Box<dyn EventRewrite>> = Vec::new();
-    if hide_usage {
-        rewrites.push(Box::new(HideUsageChunk));
-    }
-    if let Some(label) = model_label {
-        rewrites.push(Box::new(StreamStripper::new(label.clone())));
-    }
-    rewrites
-}
-
 /// Chunks pass as they come; the ledger finishes when the stream ends,
 /// fails, or the client goes away (see `MeteredStream`).
-fn live_stream(
+fn live_stream<S: ApiShape>(
     mut ledger: Ledger,
     upstream: reqwest::Response,
     rewrites: Vec<Box<dyn EventRewrite>>,
@@ -91,12 +80,12 @@ fn live_stream(
         record.error = summary.error;
         ledger.finish(summary.usage);
     };
-    MeteredStream::new(upstream, rewrites, Box::new(done)).boxed_unsync()
+    MeteredStream::new(upstream, rewrites, S::stream_usage, Box::new(done)).boxed_unsync()
 }
 
 /// A streamed answer held until the tenant's guardrails have screened all
 /// of it (see guardrails.rs), then sent whole, as the same SSE events.
-async fn held_stream(
+async fn held_stream<S: ApiShape>(
     mut ledger: Ledger,
     upstream: reqwest::Response,
     rewrites: Vec<Box<dyn EventRewrite>>,
@@ -107,7 +96,7 @@ async fn held_stream(
     let report = move |summary: StreamSummary| {
         let _ = done.send(summary);
     };
-    let collected = MeteredStream::new(upstream, rewrites, Box::new(report))
+    let collected = MeteredStream::new(upstream, rewrites, S::stream_usage, Box::new(report))
         .collect()
         .await;
     let summary = summary.await.ok();
@@ -116,7 +105,7 @@ async fn held_stream(
     record.response_bytes = summary.as_ref().map_or(0, |s| s.bytes);
     record.model_intent = model_label.as_ref().and_then(|l| l.get().cloned());
     let screened = match collected {
-        Ok(sse) => guardrails::screen_stream(guardrails, context, sse.to_bytes()).await,
+        Ok(sse) => S::screen_stream(guardrails, context, sse.to_bytes()).await,
         Err(e) => Err(ApiError::bad_gateway(format!(
             "the provider's stream failed: {e}"
         ))),
@@ -136,7 +125,7 @@ struct Plain<'a> {
 }
 
 impl Plain<'_> {
-    async fn answer(
+    async fn answer<S: ApiShape>(
         self,
         mut ledger: Ledger,
         upstream: reqwest::Response,
@@ -151,7 +140,7 @@ impl Plain<'_> {
             }
         };
         let usage = if status.is_success() {
-            usage_of(&bytes)
+            S::usage_of(&bytes)
         } else {
             Some(Usage::default())
         };
@@ -167,7 +156,7 @@ impl Plain<'_> {
         let status = client_status(status);
         ledger.record().status = status.as_u16();
         let bytes = if self.embedded && status.is_success() {
-            let (clean, label) = embedded_intent::strip_completion(bytes);
+            let (clean, label) = S::strip_label(bytes);
             ledger.record().model_intent = label;
             clean
         } else {
@@ -175,7 +164,7 @@ impl Plain<'_> {
         };
         let bytes = match self.screen.filter(|_| status.is_success()) {
             Some((guardrails, context)) => {
-                match guardrails::screen_response(guardrails, context, bytes).await {
+                match S::screen_answer(guardrails, context, bytes).await {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         ledger.fail(&e, usage);

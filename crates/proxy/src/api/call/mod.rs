@@ -1,0 +1,354 @@
+//! The call path every API shape runs (see `api/shape.rs`), in phases over
+//! one call:
+//!
+//! ```text
+//! parse ─▶ authenticate ─▶ resolve ─▶ assess (the chain) ─▶ screen request ─▶ forward ─▶ respond
+//!                                    └─────────── the call's Ledger: finished once, on every exit ──┘
+//! ```
+//!
+//! Before `resolve` a failure is only an answer (no tenant to log it
+//! under); from there on the call's [`Ledger`] holds its record and quota
+//! reservation and is finished exactly once: with the provider's usage,
+//! with the error the client got, or on drop when the client went away.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+
+mod body;
+mod respond;
+
+use super::header_value;
+use super::shape::{ApiShape, Call, Forward};
+use crate::app::App;
+use crate::auth::authenticate;
+use crate::chain::TenantChain;
+use crate::embedded_intent::LabelSlot;
+use crate::error::{ApiError, ErrorCode};
+use crate::guardrails::{self, Guard};
+use crate::http::Body;
+use crate::ledger::Ledger;
+use crate::pipeline::{self, Assessment, CallFacts};
+use crate::state::model::{RequestRecord, Task, Tenant, User};
+use crate::state::Directory;
+use crate::token::Claims;
+use body::truncate;
+use body::{read_body, task_id_header};
+
+/// Longest prompt text handed to the intent stage.
+const INTENT_PROMPT_CAP: usize = 8 << 10;
+
+/// One call of shape `S`, answered.
+pub async fn handle<S: ApiShape>(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    app.metrics.request();
+    let request_id = app.next_request_id();
+    let mut response = proxy::<S>(app, req, &request_id, started)
+        .await
+        .unwrap_or_else(ApiError::into_response);
+    response
+        .headers_mut()
+        .insert("x-warden-request-id", header_value(&request_id));
+    response
+}
+
+async fn proxy<S: ApiShape>(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    request_id: &str,
+    started: Instant,
+) -> Result<Response<Body>, ApiError> {
+    let claims = authenticate(app, &req)?;
+    let task_header = task_id_header(req.headers());
+    let body = read_body(req, app.config.max_body_bytes).await?;
+    let request = S::parse(&body)?;
+    let call = S::read(&request)?;
+    let task_id = task_header.as_deref().or(call.task_id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MissingTaskId,
+            "every call must name its task: set the X-Task-Id header or metadata.task_id in the body",
+        )
+    })?;
+    let directory = app.stores.identity.snapshot();
+    let party = resolve(&directory, &claims, task_id)?;
+    let record = open_record(app, S::ENDPOINT, request_id, &party, &call, task_id);
+    let mut ledger = Ledger::open(app, record, started);
+    let exchange = Exchange::<S> {
+        app,
+        claims: &claims,
+        party: &party,
+        call: &call,
+        task_id,
+        request: &request,
+        body: &body,
+        request_id,
+        shape: PhantomData,
+    };
+    match exchange.forward(&mut ledger).await {
+        Ok(answer) => respond::respond::<S>(ledger, answer).await,
+        Err(e) => {
+            ledger.refuse(&e);
+            Err(e)
+        }
+    }
+}
+
+/// Who is calling, for what: the token's tenant and user as they stand in
+/// the directory now, and the task if it exists.
+struct Party<'d> {
+    tenant: &'d Tenant,
+    user: &'d User,
+    task: Option<&'d Task>,
+}
+
+fn resolve<'d>(
+    directory: &'d Directory,
+    claims: &Claims,
+    task_id: &str,
+) -> Result<Party<'d>, ApiError> {
+    let entry = directory.tenant(&claims.tid);
+    let found = entry.and_then(|e| Some((e.tenant.as_ref()?, e.users.get(&claims.sub)?)));
+    let Some((tenant, user)) = found else {
+        return Err(ApiError::unauthorized("the token's user no longer exists"));
+    };
+    let task = entry.and_then(|e| e.tasks.get(task_id));
+    Ok(Party { tenant, user, task })
+}
+
+fn open_record(
+    app: &App,
+    endpoint: &str,
+    request_id: &str,
+    party: &Party<'_>,
+    call: &Call<'_>,
+    task_id: &str,
+) -> RequestRecord {
+    RequestRecord {
+        id: request_id.to_string(),
+        at_ms: crate::clock::now_ms(),
+        tenant_id: party.tenant.id.clone(),
+        user_id: party.user.id.clone(),
+        task_id: task_id.to_string(),
+        endpoint: endpoint.into(),
+        model: call.model.to_string(),
+        prompt: truncate(&call.prompt, app.config.prompt_log_cap_bytes).to_string(),
+        stream: call.stream,
+        ..RequestRecord::default()
+    }
+}
+
+/// One call on its way to the provider: what the phases before `respond`
+/// read.
+struct Exchange<'a, 'b, S: ApiShape> {
+    app: &'a Arc<App>,
+    claims: &'a Claims,
+    party: &'a Party<'a>,
+    call: &'a Call<'a>,
+    task_id: &'a str,
+    request: &'a S::Request<'b>,
+    body: &'a Bytes,
+    request_id: &'a str,
+    shape: PhantomData<S>,
+}
+
+/// The provider's answer on its way back, and how to pass it on.
+pub(super) struct Answer {
+    upstream: reqwest::Response,
+    assessment: Assessment,
+    stream: bool,
+    /// Warden asked for the stream's usage chunk: hide it from the client.
+    hide_usage: bool,
+    /// Where the answering model's own label lands (embedded classification).
+    model_label: Option<LabelSlot>,
+    chain: Option<Arc<TenantChain>>,
+    guard: Option<Guard>,
+}
+
+impl<S: ApiShape> Exchange<'_, '_, S> {
+    /// assess ─▶ screen request ─▶ forward.
+    async fn forward(&self, ledger: &mut Ledger) -> Result<Answer, ApiError> {
+        let chain = self.tenant_chain()?;
+        let assessment = self.assess(chain.as_deref(), ledger).await?;
+        note_assessment(ledger.record(), &assessment);
+        if let Some(refusal) = assessment.blocked {
+            return Err(refusal);
+        }
+        let call = self.call;
+        // A streamed answer carries token counts only when asked for: ask
+        // for them, and hide that extra chunk from a client that did not.
+        let hide_usage = call.stream && !call.include_usage;
+        // Embedded classification: the answering model labels the prompt too.
+        let embedded_task = self
+            .party
+            .task
+            .filter(|_| chain.as_deref().is_some_and(|c| c.embedded_intent));
+        // The body goes out untouched unless it carried our metadata.
+        let forward = Forward {
+            ask_usage: hide_usage,
+            embedded_task,
+        };
+        let rewritten = S::forward_body(self.body, self.request, forward)?;
+        let mut body = rewritten.unwrap_or_else(|| self.body.clone());
+        crate::failpoints::panic_point(&call.prompt);
+        let guard = self.guard_context(chain.as_deref());
+        if let (Some(chain), Some(context)) = (chain.as_deref(), &guard) {
+            body = self.screen_request(chain, context, body, ledger).await?;
+        }
+        ledger.forwarded();
+        let upstream = self.app.upstream.send(S::UPSTREAM_PATH, body).await?;
+        Ok(Answer {
+            upstream,
+            assessment,
+            stream: call.stream,
+            hide_usage,
+            model_label: embedded_task.map(|_| LabelSlot::default()),
+            chain,
+            guard,
+        })
+    }
+
+    fn tenant_chain(&self) -> Result<Option<Arc<TenantChain>>, ApiError> {
+        let Some(chains) = &self.app.chains else {
+            return Ok(None);
+        };
+        let chain = chains.for_tenant(&self.party.tenant.id).map_err(|e| {
+            ApiError::plugin_failed(format!("the tenant's policy chain is unavailable: {e:#}"))
+        })?;
+        Ok(Some(chain))
+    }
+
+    /// The chain's five stages; without a chain (a benchmark reference),
+    /// only the token's own task list.
+    async fn assess(
+        &self,
+        chain: Option<&TenantChain>,
+        ledger: &mut Ledger,
+    ) -> Result<Assessment, ApiError> {
+        let (app, call, party, task_id) = (self.app, self.call, self.party, self.task_id);
+        let Some(chain) = chain else {
+            if self.claims.tasks.iter().any(|t| t == task_id) {
+                return Ok(Assessment::default());
+            }
+            let message = format!("task '{task_id}' is not one of this token's tasks");
+            return Err(ApiError::new(ErrorCode::TaskNotAllowed, message));
+        };
+        let facts = CallFacts {
+            request_id: self.request_id,
+            claims: self.claims,
+            tenant: party.tenant,
+            user: party.user,
+            task_id,
+            task: party.task,
+            endpoint: S::ENDPOINT,
+            model: call.model,
+            prompt: truncate(&call.prompt, INTENT_PROMPT_CAP),
+            prompt_tokens: call.prompt_tokens,
+            completion_budget: call.completion_budget,
+            at: app.moment(&party.tenant.id),
+        };
+        let chain_started = Instant::now();
+        let assessment = pipeline::run(app, chain, &facts, ledger).await;
+        app.metrics.chain_run(chain_started.elapsed());
+        if let Err(e) = &assessment {
+            if e.code == ErrorCode::PolicyPluginFailed {
+                app.metrics.plugin_failure();
+                if let Some(chains) = &app.chains {
+                    chains.note_failure(&party.tenant.id, ledger.record().at_ms, &e.message);
+                }
+            }
+        }
+        assessment
+    }
+
+    fn guard_context(&self, chain: Option<&TenantChain>) -> Option<Guard> {
+        let guardrails = chain.map_or(&[][..], |c| c.guardrails.as_slice());
+        let (claims, user, model) = (self.claims, self.party.user, self.call.model);
+        (!guardrails.is_empty())
+            .then(|| guardrails::context(claims, user, self.task_id, S::ENDPOINT, model))
+    }
+
+    /// The tenant's guardrails see (and may rewrite) what is forwarded.
+    async fn screen_request(
+        &self,
+        chain: &TenantChain,
+        context: &Guard,
+        body: Bytes,
+        ledger: &mut Ledger,
+    ) -> Result<Bytes, ApiError> {
+        let original = S::messages(self.request);
+        let screened = guardrails::screen_request(&chain.guardrails, context, original).await?;
+        let Some(rewritten) = screened else {
+            return Ok(body);
+        };
+        let body = S::apply_rewrite(&body, &rewritten)?;
+        // The log keeps what was forwarded, not what was redacted away.
+        if let Some(last) = rewritten.iter().rev().find(|m| m.role == "user") {
+            let cap = self.app.config.prompt_log_cap_bytes;
+            ledger.record().prompt = truncate(&last.content, cap).to_string();
+        }
+        Ok(body)
+    }
+}
+
+/// The chain's findings, into the call's record.
+fn note_assessment(record: &mut RequestRecord, assessment: &Assessment) {
+    if let Some(intent) = &assessment.intent {
+        record.intent = Some(intent.label);
+        record.confidence = Some(intent.confidence);
+        record.drift = Some(intent.drift);
+    }
+    record.deviation_delta = assessment.deviation_delta;
+    record.deviation_score = assessment.score;
+    record.action = assessment.action;
+}
+
+/// Warden's headers on an answer: the intent, the deviation score, a
+/// warning, and the rate-limit windows.
+fn annotate(
+    response: &mut Response<Body>,
+    assessment: &Assessment,
+    stream: bool,
+    content_type: Option<HeaderValue>,
+) {
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
+    );
+    if stream {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    if let Some(intent) = &assessment.intent {
+        let label = HeaderValue::from_static(intent.label.as_str());
+        headers.insert("x-warden-intent", label);
+    }
+    if let Some(score) = assessment.score {
+        let score = header_value(&format!("{score:.2}"));
+        headers.insert("x-warden-deviation-score", score);
+    }
+    if let Some(warning) = &assessment.warning {
+        headers.insert("x-warden-warning", header_value(warning));
+    }
+    if let Some(rate_limit) = &assessment.rate_limit {
+        rate_limit.apply(headers);
+    }
+}
+
+/// A 5xx from the provider is a 502 from Warden; other statuses pass.
+fn client_status(status: StatusCode) -> StatusCode {
+    if status.is_server_error() {
+        StatusCode::BAD_GATEWAY
+    } else {
+        status
+    }
+}
+
+/// The provider refused *our* key; the caller's token was fine.
+fn provider_refused_key(status: StatusCode) -> bool {
+    matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+}

@@ -166,14 +166,7 @@ async fn every_exit_logs_once_and_counters_equal_the_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_is_logged_and_charged_nothing() {
-    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        c.upstream.base_url = format!("http://{closed}/v1");
-    })
-    .await;
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], unreachable_provider).await;
     let token = env.token("acme");
     assert_eq!(env.chat(&token, "invoice api", false).await.status(), 502);
     assert_eq!(env.chat(&token, "invoice api", true).await.status(), 502);

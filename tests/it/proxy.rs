@@ -316,15 +316,7 @@ async fn quota_exhaustion_gives_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_failures_map_to_502() {
-    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        // A port nothing listens on.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        c.upstream.base_url = format!("http://{closed}/v1");
-    })
-    .await;
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], unreachable_provider).await;
     let token = env.token("acme");
     let response = env.chat(&token, "invoice api", false).await;
     assert_eq!(response.status(), 502);

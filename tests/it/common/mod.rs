@@ -497,6 +497,15 @@ pub fn put(path: &Path, bytes: &[u8]) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// Points the server at a provider port nothing listens on.
+pub fn unreachable_provider(config: &mut Config) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    config.upstream.base_url = format!("http://{closed}/v1");
+}
+
 /// The default policy with one guardrail after the five stages.
 pub fn policy_with_guardrail(plugin: &str) -> String {
     let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();

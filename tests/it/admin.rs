@@ -594,3 +594,57 @@ async fn a_suspended_tenant_is_refused_until_re_activated() {
     assert_eq!(actions[..2], ["tenant.activate", "tenant.suspend"]);
     env.stop().await;
 }
+
+/// The console and the local CLI call the admin operations as typed
+/// functions; the JSON API is an adapter over the same ones. A token issued
+/// and revoked through them works, then fails, like one issued over HTTP,
+/// and the caller's scope holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_admin_operations_are_the_ones_the_api_serves() {
+    use warden::admin_api::tenants::Reason;
+    use warden::admin_api::tokens::{self, IssueToken};
+    use warden::admin_api::Caller;
+
+    let env = TestEnv::start(vec![TenantSpec::new("acme"), TenantSpec::new("globex")]).await;
+    let maya = Caller {
+        tenant_id: "acme".into(),
+        user_id: "maya".into(),
+        role: Role::Admin,
+    };
+    let request = || IssueToken {
+        user: "ali".into(),
+        tasks: vec![TASK.into()],
+        ..IssueToken::default()
+    };
+    let issued = tokens::issue(env.app(), &maya, "acme", request()).unwrap();
+    assert_eq!(issued.user, "ali");
+    assert_eq!(
+        env.chat(&issued.token, "invoice api", false).await.status(),
+        200
+    );
+    // Another tenant is out of an admin's scope, typed or not.
+    let other = tokens::issue(env.app(), &maya, "globex", request()).unwrap_err();
+    assert_eq!(other.status(), 404);
+    let reason = Reason {
+        reason: Some("laptop lost".into()),
+    };
+    let revoked = tokens::revoke(env.app(), &maya, "acme", &issued.jti, reason).unwrap();
+    assert!(revoked.revoked);
+    assert_eq!(
+        env.chat(&issued.token, "invoice api", false).await.status(),
+        401
+    );
+    // The JSON API lists the same token, revoked.
+    let admin = env.user_with_role("acme", "root", Role::Admin);
+    let (status, listed) = env
+        .admin(&admin, "GET", "/admin/v1/tenants/acme/tokens", None)
+        .await;
+    assert_eq!(status, 200);
+    let found = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["jti"] == issued.jti.as_str());
+    assert_eq!(found.unwrap()["revoked"], true, "{listed}");
+    env.stop().await;
+}

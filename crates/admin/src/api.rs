@@ -1,15 +1,19 @@
 //! The admin API (`/admin/v1/...`): JSON over the same listener, authenticated
-//! with the same bearer tokens. A tenant `admin` sees and changes only their
+//! with the same bearer tokens. One typed function per operation (in the
+//! modules below, e.g. `tokens::issue(app, caller, tenant, IssueToken) ->
+//! IssuedToken`), called by the console directly; this module is the JSON
+//! adapter over them ([`dispatch`]), for HTTP and the CLI, and the only
+//! place that turns their answers into JSON. A tenant `admin` sees and changes only their
 //! own tenant (another tenant's routes answer 404, as if it did not exist); a
 //! `super_admin` sees all. Every change lands in the audit log with the actor
 //! and the reason.
 
-mod misuse;
-mod plugins;
-mod tenants;
-mod tokens;
-mod users;
-mod views;
+pub mod misuse;
+pub mod plugins;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
+pub mod views;
 
 pub use plugins::MAX_PLUGIN_BYTES;
 pub use users::review_queue;
@@ -153,9 +157,33 @@ impl AdminCall {
     }
 }
 
-pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
+/// A list answer: `{"data": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct List<T> {
+    pub data: Vec<T>,
+}
+
+impl<T> From<Vec<T>> for List<T> {
+    fn from(data: Vec<T>) -> Self {
+        Self { data }
+    }
+}
+
+/// An operation's answer as JSON with `status`: the adapter's one way out.
+fn json<T: Serialize>(
+    status: StatusCode,
+    answer: Result<T, ApiError>,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = serde_json::to_vec(&answer?).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json_response(status, bytes))
+}
+
+fn ok<T: Serialize>(answer: Result<T, ApiError>) -> Result<Response<Body>, ApiError> {
+    json(StatusCode::OK, answer)
+}
+
+fn created<T: Serialize>(answer: Result<T, ApiError>) -> Result<Response<Body>, ApiError> {
+    json(StatusCode::CREATED, answer)
 }
 
 fn internal(e: anyhow::Error) -> ApiError {
@@ -206,10 +234,10 @@ pub async fn execute(
     let segments: Vec<&str> = call.path.split('/').collect();
     match (&call.method, segments.as_slice()) {
         (&Method::PUT, ["tenants", t, "plugins", name]) => {
-            plugins::upload(app, caller, t, name, call.body.clone()).await
+            created(plugins::upload(app, caller, t, name, call.body.clone()).await)
         }
         (&Method::POST, ["tenants", t, "plugins", name, "rollback"]) => {
-            plugins::rollback(app, caller, t, name, call.json()?).await
+            ok(plugins::rollback(app, caller, t, name, call.json()?).await)
         }
         _ => dispatch(app, caller, &call),
     }
@@ -219,65 +247,87 @@ pub async fn execute(
 pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response<Body>, ApiError> {
     let segments: Vec<&str> = call.path.split('/').collect();
     match (call.method.clone(), segments.as_slice()) {
-        (Method::GET, ["tenants"]) => tenants::list(app, caller),
-        (Method::POST, ["tenants"]) => tenants::create(app, caller, call.json()?),
-        (Method::GET, ["tenants", t]) => tenants::show(app, caller, t),
-        (Method::POST, ["tenants", t, "suspend"]) => {
-            tenants::set_status(app, caller, t, TenantStatus::Suspended, call.json()?)
+        (Method::GET, ["tenants"]) => ok(tenants::list(app, caller)),
+        (Method::POST, ["tenants"]) => created(tenants::create(app, caller, call.json()?)),
+        (Method::GET, ["tenants", t]) => ok(tenants::show(app, caller, t)),
+        (Method::POST, ["tenants", t, "suspend"]) => ok(tenants::set_status(
+            app,
+            caller,
+            t,
+            TenantStatus::Suspended,
+            call.json()?,
+        )),
+        (Method::POST, ["tenants", t, "activate"]) => ok(tenants::set_status(
+            app,
+            caller,
+            t,
+            TenantStatus::Active,
+            call.json()?,
+        )),
+        (Method::GET, ["tenants", t, "users"]) => ok(users::list(app, caller, t)),
+        (Method::POST, ["tenants", t, "users"]) => {
+            created(users::create(app, caller, t, call.json()?))
         }
-        (Method::POST, ["tenants", t, "activate"]) => {
-            tenants::set_status(app, caller, t, TenantStatus::Active, call.json()?)
-        }
-        (Method::GET, ["tenants", t, "users"]) => users::list(app, caller, t),
-        (Method::POST, ["tenants", t, "users"]) => users::create(app, caller, t, call.json()?),
-        (Method::GET, ["tenants", t, "users", u]) => users::show(app, caller, t, u),
-        (Method::GET, ["tenants", t, "review"]) => users::review(app, caller, t),
-        (Method::POST, ["tenants", t, "users", u, "block"]) => {
-            users::set_status(app, caller, t, u, UserStatus::Blocked, call.json()?)
-        }
-        (Method::POST, ["tenants", t, "users", u, "enable"]) => {
-            users::set_status(app, caller, t, u, UserStatus::Active, call.json()?)
-        }
+        (Method::GET, ["tenants", t, "users", u]) => ok(users::show(app, caller, t, u)),
+        (Method::GET, ["tenants", t, "review"]) => ok(users::review(app, caller, t)),
+        (Method::POST, ["tenants", t, "users", u, "block"]) => ok(users::set_status(
+            app,
+            caller,
+            t,
+            u,
+            UserStatus::Blocked,
+            call.json()?,
+        )),
+        (Method::POST, ["tenants", t, "users", u, "enable"]) => ok(users::set_status(
+            app,
+            caller,
+            t,
+            u,
+            UserStatus::Active,
+            call.json()?,
+        )),
         (Method::POST, ["tenants", t, "users", u, "login-link"]) => {
-            users::login_link(app, caller, t, u)
+            created(users::login_link(app, caller, t, u))
         }
         (Method::PUT, ["tenants", t, "users", u, "limits"]) => {
-            users::set_limits(app, caller, t, u, call.json()?)
+            ok(users::set_limits(app, caller, t, u, call.json()?))
         }
-        (Method::GET, ["tenants", t, "tasks"]) => tenants::tasks(app, caller, t),
+        (Method::GET, ["tenants", t, "tasks"]) => ok(tenants::tasks(app, caller, t)),
         (Method::POST, ["tenants", t, "tasks"]) => {
-            tenants::create_task(app, caller, t, call.json()?)
+            created(tenants::create_task(app, caller, t, call.json()?))
         }
-        (Method::GET, ["tenants", t, "tasks", id]) => tenants::task(app, caller, t, id),
+        (Method::GET, ["tenants", t, "tasks", id]) => ok(tenants::task(app, caller, t, id)),
         (Method::PATCH, ["tenants", t, "tasks", id]) => {
-            misuse::update_task(app, caller, t, id, call.json()?)
+            ok(misuse::update_task(app, caller, t, id, call.json()?))
         }
-        (Method::POST, ["tenants", t, "users", u, "prompts", request, "on-task"]) => {
-            misuse::mark_on_task(app, caller, t, u, request, call.json_or_default()?)
-        }
-        (Method::GET, ["tenants", t, "misuse"]) => misuse::show_settings(app, caller, t),
+        (Method::POST, ["tenants", t, "users", u, "prompts", request, "on-task"]) => ok(
+            misuse::mark_on_task(app, caller, t, u, request, call.json_or_default()?),
+        ),
+        (Method::GET, ["tenants", t, "misuse"]) => ok(misuse::show_settings(app, caller, t)),
         (Method::PUT, ["tenants", t, "misuse"]) => {
-            misuse::set_settings(app, caller, t, call.json()?)
+            ok(misuse::set_settings(app, caller, t, call.json()?))
         }
         (Method::POST, ["tenants", t, "tasks", id, "archive"]) => {
-            tenants::archive_task(app, caller, t, id, call.json()?)
+            ok(tenants::archive_task(app, caller, t, id, call.json()?))
         }
-        (Method::GET, ["tenants", t, "tokens"]) => tokens::list(app, caller, t),
-        (Method::GET, ["tenants", t, "plugins"]) => plugins::list(app, caller, t),
+        (Method::GET, ["tenants", t, "tokens"]) => ok(tokens::list(app, caller, t)),
+        (Method::GET, ["tenants", t, "plugins"]) => ok(plugins::list(app, caller, t)),
         (Method::POST, ["tenants", t, "plugins", name, "delete"]) => {
-            plugins::delete(app, caller, t, name, call.json()?)
+            ok(plugins::delete(app, caller, t, name, call.json()?))
         }
-        (Method::GET, ["tenants", t, "keys"]) => tokens::list_keys(app, caller, t),
+        (Method::GET, ["tenants", t, "keys"]) => ok(tokens::list_keys(app, caller, t)),
         (Method::POST, ["tenants", t, "keys", "rotate"]) => {
-            tokens::rotate_key(app, caller, t, call.json()?)
+            created(tokens::rotate_key(app, caller, t, call.json()?))
         }
-        (Method::POST, ["tenants", t, "tokens"]) => tokens::issue(app, caller, t, call.json()?),
+        (Method::POST, ["tenants", t, "tokens"]) => {
+            created(tokens::issue(app, caller, t, call.json()?))
+        }
         (Method::POST, ["tenants", t, "tokens", jti, "revoke"]) => {
-            tokens::revoke(app, caller, t, jti, call.json()?)
+            ok(tokens::revoke(app, caller, t, jti, call.json()?))
         }
-        (Method::GET, ["tenants", t, "logs"]) => views::logs(app, caller, t, &call.query),
-        (Method::GET, ["tenants", t, "usage"]) => views::usage(app, caller, t, &call.query),
-        (Method::GET, ["tenants", t, "events"]) => views::events(app, caller, t, &call.query),
+        (Method::GET, ["tenants", t, "logs"]) => ok(views::logs(app, caller, t, &call.query)),
+        (Method::GET, ["tenants", t, "usage"]) => ok(views::usage(app, caller, t, &call.query)),
+        (Method::GET, ["tenants", t, "events"]) => ok(views::events(app, caller, t, &call.query)),
         (_, _) => Err(ApiError::not_found(format!(
             "no admin route for {} /admin/v1/{}",
             call.method, call.path

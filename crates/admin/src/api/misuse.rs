@@ -6,14 +6,12 @@
 //!   affected);
 //! - choose the deviation thresholds and shadow mode.
 
-use hyper::{Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, internal, json, Caller};
+use super::{audit, internal, Caller};
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::Body;
 use crate::state::model::{MisuseSettings, Task, TASK_EXAMPLES_KEPT, TASK_EXAMPLE_CHARS};
 
 fn find_task(app: &App, tenant: &str, id: &str) -> Result<Task, ApiError> {
@@ -51,17 +49,17 @@ fn tidy(examples: Vec<String>) -> Vec<String> {
     out
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskChanges {
-    title: Option<String>,
-    description: Option<String>,
-    keywords: Option<Vec<String>>,
-    endpoints: Option<Vec<String>>,
-    models: Option<Vec<String>>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub keywords: Option<Vec<String>>,
+    pub endpoints: Option<Vec<String>>,
+    pub models: Option<Vec<String>>,
     /// Replaces the task's example prompts.
-    examples: Option<Vec<String>>,
-    reason: Option<String>,
+    pub examples: Option<Vec<String>>,
+    pub reason: Option<String>,
 }
 
 /// `PATCH /admin/v1/tenants/{t}/tasks/{id}`: changes the fields given.
@@ -71,7 +69,7 @@ pub fn update_task(
     tenant: &str,
     id: &str,
     changes: TaskChanges,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Task, ApiError> {
     caller.scope(tenant)?;
     let mut task = find_task(app, tenant, id)?;
     let mut changed = Vec::new();
@@ -131,14 +129,14 @@ pub fn update_task(
         changes.reason,
         json!({ "changed": changed }),
     )?;
-    json(StatusCode::OK, &task)
+    Ok(task)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Correction {
     /// Shown to the user on their page.
-    note: Option<String>,
+    pub note: Option<String>,
 }
 
 /// `POST /admin/v1/tenants/{t}/users/{u}/prompts/{request}/on-task`: the
@@ -151,7 +149,7 @@ pub fn mark_on_task(
     user: &str,
     request_id: &str,
     body: Correction,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Corrected, ApiError> {
     caller.scope(tenant)?;
     let exists = app
         .db
@@ -207,44 +205,76 @@ pub fn mark_on_task(
             "score": score_after,
         }),
     )?;
-    json(
-        StatusCode::OK,
-        &json!({ "user": user, "task": task.id, "score": score_after,
-                 "examples": task.examples.len() }),
-    )
+    Ok(Corrected {
+        user: user.to_string(),
+        task: task.id,
+        score: score_after,
+        examples: task.examples.len(),
+    })
+}
+
+/// A prompt marked on-task: the user's score after, and how many examples
+/// the task has now.
+#[derive(Debug, Serialize)]
+pub struct Corrected {
+    pub user: String,
+    pub task: String,
+    pub score: f32,
+    pub examples: usize,
 }
 
 /// The deviation settings in force for a tenant and the tenant's own.
-fn settings_view(app: &App, tenant: &str, own: &MisuseSettings) -> serde_json::Value {
-    let effective: serde_json::Map<String, serde_json::Value> = app
-        .chains
-        .as_ref()
-        .map(|c| c.deviation_thresholds(tenant))
-        .unwrap_or_default()
-        .named()
-        .into_iter()
-        .filter_map(|(name, value)| Some((format!("{name}_at"), json!(value?))))
-        .collect();
-    json!({ "tenant": tenant, "own": own, "effective": effective,
-            "shadow": own.shadow.unwrap_or(false) })
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub tenant: String,
+    pub own: MisuseSettings,
+    /// The thresholds in force (the policy's, then the tenant's own).
+    pub effective: Effective,
+    pub shadow: bool,
+}
+
+/// Thresholds in force; one left out is the plugin's own default.
+#[derive(Debug, Default, Serialize)]
+pub struct Effective {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warn_at: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag_at: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_at: Option<f32>,
+}
+
+fn settings_view(app: &App, tenant: &str, own: &MisuseSettings) -> SettingsView {
+    let thresholds = app.chains.as_ref().map(|c| c.deviation_thresholds(tenant));
+    let thresholds = thresholds.unwrap_or_default();
+    SettingsView {
+        tenant: tenant.to_string(),
+        own: own.clone(),
+        effective: Effective {
+            warn_at: thresholds.warn_at,
+            flag_at: thresholds.flag_at,
+            block_at: thresholds.block_at,
+        },
+        shadow: own.shadow.unwrap_or(false),
+    }
 }
 
 /// `GET /admin/v1/tenants/{t}/misuse`.
-pub fn show_settings(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+pub fn show_settings(app: &App, caller: &Caller, tenant: &str) -> Result<SettingsView, ApiError> {
     caller.scope(tenant)?;
     let record = super::tenants::find(app, tenant)?;
-    json(StatusCode::OK, &settings_view(app, tenant, &record.misuse))
+    Ok(settings_view(app, tenant, &record.misuse))
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSettings {
-    warn_at: Option<f32>,
-    flag_at: Option<f32>,
-    block_at: Option<f32>,
-    half_life_minutes: Option<f32>,
-    shadow: Option<bool>,
-    reason: Option<String>,
+    pub warn_at: Option<f32>,
+    pub flag_at: Option<f32>,
+    pub block_at: Option<f32>,
+    pub half_life_minutes: Option<f32>,
+    pub shadow: Option<bool>,
+    pub reason: Option<String>,
 }
 
 /// `PUT /admin/v1/tenants/{t}/misuse`: replaces the tenant's own settings
@@ -254,7 +284,7 @@ pub fn set_settings(
     caller: &Caller,
     tenant: &str,
     body: NewSettings,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<SettingsView, ApiError> {
     caller.scope(tenant)?;
     let settings = MisuseSettings {
         warn_at: body.warn_at,
@@ -283,5 +313,5 @@ pub fn set_settings(
         body.reason,
         json!({ "previous": previous, "new": record.misuse }),
     )?;
-    json(StatusCode::OK, &settings_view(app, tenant, &record.misuse))
+    Ok(settings_view(app, tenant, &record.misuse))
 }

@@ -5,16 +5,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::{Response, StatusCode};
+use serde::Serialize;
 use serde_json::json;
 
 use super::tenants::Reason;
-use super::{audit, internal, json, require_reason, Caller};
+use super::{audit, internal, require_reason, Caller, List};
 use crate::app::App;
 use crate::chain::Chains;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::Body;
-use crate::plugin_store::{valid_name, PluginStore};
+use crate::plugin_store::{valid_name, PluginStore, PluginVersions};
 
 /// Largest component accepted (Python and JS components run to tens of MiB).
 pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
@@ -39,21 +38,15 @@ fn checked_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn merge(body: &mut serde_json::Value, fields: serde_json::Value) {
-    if let (Some(body), serde_json::Value::Object(fields)) = (body.as_object_mut(), fields) {
-        body.extend(fields);
-    }
-}
-
 fn rejected(message: String) -> ApiError {
     ApiError::new(ErrorCode::PluginRejected, message)
 }
 
 /// `GET /admin/v1/tenants/{t}/plugins`: the tenant's plugins and versions.
-pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<List<PluginVersions>, ApiError> {
     caller.scope(tenant)?;
     let store = PluginStore::new(chains(app)?.plugin_dir(), tenant);
-    json(StatusCode::OK, &json!({ "data": store.list() }))
+    Ok(store.list().into())
 }
 
 /// Compiles a component in the blocking pool: compiling takes from
@@ -115,18 +108,47 @@ enum Published {
     Waiting(Vec<String>),
 }
 
-impl Published {
-    fn fields(&self) -> serde_json::Value {
-        match self {
-            Published::Live => json!({ "live": true }),
-            Published::Waiting(missing) => json!({
-                "live": false,
-                "waiting_for": missing,
-                "note": format!(
+/// A version made live (an upload or a rollback), as the admin sees it.
+#[derive(Debug, Serialize)]
+pub struct PluginVersion {
+    pub name: String,
+    pub version: u32,
+    /// The stage it implements (uploads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// What its self-test checked (uploads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_test: Option<String>,
+    /// Whether the tenant's chain runs it now.
+    pub live: bool,
+    /// Plugins the policy also names that are not loaded yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl PluginVersion {
+    fn new(name: &str, version: u32, published: Published) -> Self {
+        let (live, waiting_for, note) = match published {
+            Published::Live => (true, None, None),
+            Published::Waiting(missing) => {
+                let names: Vec<String> = missing.iter().map(|m| format!("'{m}'")).collect();
+                let note = format!(
                     "the tenant's policy also names {}, not loaded yet; the running chain stays until it is uploaded",
-                    missing.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
-                ),
-            }),
+                    names.join(", ")
+                );
+                (false, Some(missing), Some(note))
+            }
+        };
+        Self {
+            name: name.to_string(),
+            version,
+            stage: None,
+            self_test: None,
+            live,
+            waiting_for,
+            note,
         }
     }
 }
@@ -186,7 +208,7 @@ pub async fn upload(
     tenant: &str,
     name: &str,
     wasm: Bytes,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<PluginVersion, ApiError> {
     caller.scope(tenant)?;
     checked_name(name)?;
     if wasm.is_empty() {
@@ -202,10 +224,11 @@ pub async fn upload(
         None,
         json!({ "version": version, "stage": stage, "bytes": wasm.len() }),
     )?;
-    let mut body =
-        json!({ "name": name, "version": version, "stage": stage, "self_test": self_test });
-    merge(&mut body, published.fields());
-    json(StatusCode::CREATED, &body)
+    Ok(PluginVersion {
+        stage: Some(stage),
+        self_test: Some(self_test),
+        ..PluginVersion::new(name, version, published)
+    })
 }
 
 /// `POST /admin/v1/tenants/{t}/plugins/{name}/rollback {reason}`: the
@@ -217,7 +240,7 @@ pub async fn rollback(
     tenant: &str,
     name: &str,
     body: Reason,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<PluginVersion, ApiError> {
     caller.scope(tenant)?;
     checked_name(name)?;
     let reason = require_reason(body.reason)?;
@@ -244,9 +267,7 @@ pub async fn rollback(
         Some(reason),
         json!({ "version": previous }),
     )?;
-    let mut body = json!({ "name": name, "version": previous });
-    merge(&mut body, published.fields());
-    json(StatusCode::OK, &body)
+    Ok(PluginVersion::new(name, previous, published))
 }
 
 /// `POST /admin/v1/tenants/{t}/plugins/{name}/delete {reason}`: refused
@@ -257,7 +278,7 @@ pub fn delete(
     tenant: &str,
     name: &str,
     body: Reason,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Deleted, ApiError> {
     caller.scope(tenant)?;
     checked_name(name)?;
     let reason = require_reason(body.reason)?;
@@ -287,5 +308,15 @@ pub fn delete(
         Some(reason),
         json!({}),
     )?;
-    json(StatusCode::OK, &json!({ "name": name, "deleted": true }))
+    Ok(Deleted {
+        name: name.to_string(),
+        deleted: true,
+    })
+}
+
+/// A deleted plugin: its file and versions are gone.
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub name: String,
+    pub deleted: bool,
 }

@@ -1,40 +1,39 @@
 //! Tenants and their tasks.
 
-use hyper::{Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, internal, json, require_reason, Caller};
+use super::{audit, internal, require_reason, Caller, List};
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::Body;
 use crate::state::model::{KeyAlgorithm, Role, Task, Tenant, TenantStatus};
 
-pub fn list(app: &App, caller: &Caller) -> Result<Response<Body>, ApiError> {
+pub fn list(app: &App, caller: &Caller) -> Result<List<Tenant>, ApiError> {
     let directory = app.db.directory();
     let mut tenants: Vec<_> = directory
         .tenants
         .values()
         .filter_map(|t| t.tenant.as_ref())
         .filter(|t| caller.scope(&t.id).is_ok())
+        .cloned()
         .collect();
     tenants.sort_by(|a, b| a.id.cmp(&b.id));
-    json(StatusCode::OK, &json!({ "data": tenants }))
+    Ok(tenants.into())
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
-    id: String,
-    name: Option<String>,
+    pub id: String,
+    pub name: Option<String>,
     /// IANA zone for quota resets (default UTC).
-    timezone: Option<String>,
+    pub timezone: Option<String>,
     /// `HS256` (default) or `EdDSA`.
     #[serde(default)]
-    key_algorithm: KeyAlgorithm,
+    pub key_algorithm: KeyAlgorithm,
 }
 
-pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Body>, ApiError> {
+pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Tenant, ApiError> {
     if caller.role != Role::SuperAdmin {
         return Err(ApiError::new(
             ErrorCode::AdminRequired,
@@ -57,7 +56,7 @@ pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Response<Bod
         None,
         json!({}),
     )?;
-    json(StatusCode::CREATED, &tenant)
+    Ok(tenant)
 }
 
 /// The tenant's record.
@@ -69,17 +68,26 @@ pub fn find(app: &App, tenant: &str) -> Result<Tenant, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))
 }
 
-pub fn show(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+/// A tenant and how many users and tasks it has.
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    pub tenant: Tenant,
+    pub users: usize,
+    pub tasks: usize,
+}
+
+pub fn show(app: &App, caller: &Caller, tenant: &str) -> Result<TenantView, ApiError> {
     caller.scope(tenant)?;
     let directory = app.db.directory();
     let entry = directory
         .tenant(tenant)
         .and_then(|e| e.tenant.as_ref().map(|t| (t, e)))
         .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?;
-    json(
-        StatusCode::OK,
-        &json!({ "tenant": entry.0, "users": entry.1.users.len(), "tasks": entry.1.tasks.len() }),
-    )
+    Ok(TenantView {
+        tenant: entry.0.clone(),
+        users: entry.1.users.len(),
+        tasks: entry.1.tasks.len(),
+    })
 }
 
 /// `POST /admin/v1/tenants/{t}/suspend|activate {reason}` (super_admin): a
@@ -90,7 +98,7 @@ pub fn set_status(
     tenant: &str,
     status: TenantStatus,
     body: Reason,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Tenant, ApiError> {
     caller.scope(tenant)?;
     if caller.role != Role::SuperAdmin {
         return Err(ApiError::new(
@@ -107,48 +115,43 @@ pub fn set_status(
         TenantStatus::Active => "tenant.activate",
     };
     audit(app, caller, tenant, action, tenant, Some(reason), json!({}))?;
-    json(StatusCode::OK, &record)
+    Ok(record)
 }
 
-pub fn tasks(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+pub fn tasks(app: &App, caller: &Caller, tenant: &str) -> Result<List<Task>, ApiError> {
     caller.scope(tenant)?;
     let directory = app.db.directory();
-    let mut tasks: Vec<&Task> = directory
+    let mut tasks: Vec<Task> = directory
         .tenant(tenant)
-        .map(|e| e.tasks.values().collect())
+        .map(|e| e.tasks.values().cloned().collect())
         .unwrap_or_default();
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
-    json(StatusCode::OK, &json!({ "data": tasks }))
+    Ok(tasks.into())
 }
 
-pub fn task(
-    app: &App,
-    caller: &Caller,
-    tenant: &str,
-    id: &str,
-) -> Result<Response<Body>, ApiError> {
+pub fn task(app: &App, caller: &Caller, tenant: &str, id: &str) -> Result<Task, ApiError> {
     caller.scope(tenant)?;
     let directory = app.db.directory();
     let task = directory
         .tenant(tenant)
-        .and_then(|e| e.tasks.get(id))
+        .and_then(|e| e.tasks.get(id).cloned())
         .ok_or_else(|| ApiError::not_found(format!("no task '{id}' in tenant '{tenant}'")))?;
-    json(StatusCode::OK, task)
+    Ok(task)
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
-    id: String,
-    title: String,
+    pub id: String,
+    pub title: String,
     #[serde(default)]
-    description: String,
+    pub description: String,
     #[serde(default)]
-    keywords: Vec<String>,
+    pub keywords: Vec<String>,
     #[serde(default)]
-    endpoints: Vec<String>,
+    pub endpoints: Vec<String>,
     #[serde(default)]
-    models: Vec<String>,
+    pub models: Vec<String>,
 }
 
 pub fn create_task(
@@ -156,7 +159,7 @@ pub fn create_task(
     caller: &Caller,
     tenant: &str,
     new: NewTask,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Task, ApiError> {
     caller.scope(tenant)?;
     if app
         .db
@@ -193,10 +196,10 @@ pub fn create_task(
         None,
         json!({ "title": task.title }),
     )?;
-    json(StatusCode::CREATED, &task)
+    Ok(task)
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     pub reason: Option<String>,
@@ -208,7 +211,7 @@ pub fn archive_task(
     tenant: &str,
     id: &str,
     body: Reason,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Task, ApiError> {
     caller.scope(tenant)?;
     let reason = require_reason(body.reason)?;
     let mut task = app
@@ -228,5 +231,5 @@ pub fn archive_task(
         Some(reason),
         json!({}),
     )?;
-    json(StatusCode::OK, &task)
+    Ok(task)
 }

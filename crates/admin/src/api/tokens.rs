@@ -1,36 +1,43 @@
 //! Tokens: issue (the token is shown once, in this response only), list
 //! (records, never tokens), revoke (refused at once on every worker).
 
-use hyper::{Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tenants::Reason;
-use super::{audit, internal, json, require_reason, Caller};
+use super::{audit, internal, require_reason, Caller, List};
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::Body;
-use crate::state::model::{KeyAlgorithm, SigningKey};
+use crate::state::model::{KeyAlgorithm, SigningKey, TokenRecord};
 use crate::token::{self, TokenRequest};
 
-pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<List<TokenRecord>, ApiError> {
     caller.scope(tenant)?;
-    let tokens = app.db.tokens_of(tenant).map_err(internal)?;
-    json(StatusCode::OK, &json!({ "data": tokens }))
+    Ok(app.db.tokens_of(tenant).map_err(internal)?.into())
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssueToken {
-    user: String,
+    pub user: String,
     #[serde(default)]
-    tasks: Vec<String>,
+    pub tasks: Vec<String>,
     #[serde(default)]
-    models: Vec<String>,
+    pub models: Vec<String>,
     #[serde(default)]
-    endpoints: Vec<String>,
+    pub endpoints: Vec<String>,
     /// Lifetime in seconds (default 30 days).
-    ttl_secs: Option<u64>,
+    pub ttl_secs: Option<u64>,
+}
+
+/// A new token: shown in this answer only; Warden keeps its record.
+#[derive(Debug, Serialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub jti: String,
+    pub user: String,
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 pub fn issue(
@@ -38,7 +45,7 @@ pub fn issue(
     caller: &Caller,
     tenant: &str,
     body: IssueToken,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<IssuedToken, ApiError> {
     caller.scope(tenant)?;
     let ttl_secs = body.ttl_secs.unwrap_or(30 * 86_400);
     let issued = token::issue(
@@ -65,18 +72,20 @@ pub fn issue(
         None,
         json!({ "user": body.user, "tasks": body.tasks, "models": body.models, "expires_at": claims.exp }),
     )?;
-    json(
-        StatusCode::CREATED,
-        &json!({ "token": issued, "jti": claims.jti, "user": claims.sub, "expires_at": claims.exp }),
-    )
+    Ok(IssuedToken {
+        token: issued,
+        jti: claims.jti.clone(),
+        user: claims.sub.clone(),
+        expires_at: claims.exp,
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rotation {
-    reason: Option<String>,
+    pub reason: Option<String>,
     /// Defaults to the current key's algorithm.
-    algorithm: Option<KeyAlgorithm>,
+    pub algorithm: Option<KeyAlgorithm>,
 }
 
 /// `POST /admin/v1/tenants/{t}/keys/rotate {reason, algorithm?}`: a new signing key.
@@ -85,7 +94,7 @@ pub fn rotate_key(
     caller: &Caller,
     tenant: &str,
     body: Rotation,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<KeyView, ApiError> {
     caller.scope(tenant)?;
     let reason = require_reason(body.reason)?;
     let key = crate::provision::rotate_key(&app.db, tenant, body.algorithm).map_err(internal)?;
@@ -98,23 +107,34 @@ pub fn rotate_key(
         Some(reason),
         json!({ "generation": key.generation, "algorithm": key.algorithm }),
     )?;
-    json(StatusCode::CREATED, &public_view(&key))
+    Ok(KeyView::of(&key))
 }
 
 /// What may be shown of a key: never the secret; the public half of EdDSA keys
 /// so third parties can verify tokens themselves.
-fn public_view(key: &SigningKey) -> serde_json::Value {
-    json!({
-        "kid": key.kid,
-        "algorithm": key.algorithm,
-        "generation": key.generation,
-        "created_at": key.created_at,
-        "public_key": key.public_key,
-    })
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub kid: String,
+    pub algorithm: KeyAlgorithm,
+    pub generation: u64,
+    pub created_at: u64,
+    pub public_key: Option<String>,
+}
+
+impl KeyView {
+    fn of(key: &SigningKey) -> Self {
+        Self {
+            kid: key.kid.clone(),
+            algorithm: key.algorithm,
+            generation: key.generation,
+            created_at: key.created_at,
+            public_key: key.public_key.clone(),
+        }
+    }
 }
 
 /// `GET /admin/v1/tenants/{t}/keys`: the tenant's keys, newest first.
-pub fn list_keys(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+pub fn list_keys(app: &App, caller: &Caller, tenant: &str) -> Result<List<KeyView>, ApiError> {
     caller.scope(tenant)?;
     let directory = app.db.directory();
     let mut keys: Vec<&SigningKey> = directory
@@ -124,8 +144,7 @@ pub fn list_keys(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Bo
         .filter(|k| k.tenant_id == tenant)
         .collect();
     keys.sort_by_key(|k| std::cmp::Reverse(k.generation));
-    let data: Vec<_> = keys.into_iter().map(public_view).collect();
-    json(StatusCode::OK, &json!({ "data": data }))
+    Ok(keys.into_iter().map(KeyView::of).collect::<Vec<_>>().into())
 }
 
 pub fn revoke(
@@ -134,7 +153,7 @@ pub fn revoke(
     tenant: &str,
     jti: &str,
     body: Reason,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Revoked, ApiError> {
     caller.scope(tenant)?;
     let reason = require_reason(body.reason)?;
     if !app.db.revoke_token(tenant, jti).map_err(internal)? {
@@ -151,5 +170,15 @@ pub fn revoke(
         Some(reason),
         json!({}),
     )?;
-    json(StatusCode::OK, &json!({ "jti": jti, "revoked": true }))
+    Ok(Revoked {
+        jti: jti.to_string(),
+        revoked: true,
+    })
+}
+
+/// A revoked token: refused at once on every worker.
+#[derive(Debug, Serialize)]
+pub struct Revoked {
+    pub jti: String,
+    pub revoked: bool,
 }

@@ -1,31 +1,52 @@
 //! Users: list with standing and usage, create, block, re-enable, limits.
 
-use hyper::{Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tenants::Reason;
-use super::{audit, internal, json, require_reason, Caller};
+use super::{audit, internal, require_reason, Caller, List};
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::Body;
 use crate::provision::NewUser;
 use crate::state::model::{Event, Limits, Role, User, UserStatus};
 
 /// A user with their live standing: today's usage, score, last warning.
-fn view(app: &App, user: &User) -> serde_json::Value {
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub user: User,
+    pub usage: UsageToday,
+    pub deviation_score: f32,
+    pub last_warning: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UsageToday {
+    pub requests_today: u64,
+    pub tokens_today: u64,
+    pub tokens_this_month: u64,
+}
+
+fn view(app: &App, user: &User) -> UserView {
     let at = app.moment(&user.tenant_id);
     let (usage, score, warning) = app.activity.peek(&user.tenant_id, &user.id, &at);
-    json!({
-        "user": user,
-        "usage": {
-            "requests_today": usage.requests_today,
-            "tokens_today": usage.tokens_today,
-            "tokens_this_month": usage.tokens_this_month,
+    UserView {
+        user: user.clone(),
+        usage: UsageToday {
+            requests_today: usage.requests_today,
+            tokens_today: usage.tokens_today,
+            tokens_this_month: usage.tokens_this_month,
         },
-        "deviation_score": score,
-        "last_warning": warning,
-    })
+        deviation_score: score,
+        last_warning: warning,
+    }
+}
+
+/// A user of the review queue and the event that put them there.
+#[derive(Debug, Serialize)]
+pub struct ReviewItem {
+    #[serde(flatten)]
+    pub view: UserView,
+    pub evidence: Option<Event>,
 }
 
 fn find(app: &App, caller: &Caller, tenant: &str, user: &str) -> Result<User, ApiError> {
@@ -37,7 +58,7 @@ fn find(app: &App, caller: &Caller, tenant: &str, user: &str) -> Result<User, Ap
         .ok_or_else(|| ApiError::not_found(format!("no user '{user}' in tenant '{tenant}'")))
 }
 
-pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<List<UserView>, ApiError> {
     caller.scope(tenant)?;
     let directory = app.db.directory();
     let mut users: Vec<&User> = directory
@@ -45,8 +66,11 @@ pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, 
         .map(|e| e.users.values().collect())
         .unwrap_or_default();
     users.sort_by(|a, b| a.id.cmp(&b.id));
-    let data: Vec<_> = users.into_iter().map(|u| view(app, u)).collect();
-    json(StatusCode::OK, &json!({ "data": data }))
+    Ok(users
+        .into_iter()
+        .map(|u| view(app, u))
+        .collect::<Vec<_>>()
+        .into())
 }
 
 /// Events scanned, newest first, to find each reviewed user's evidence.
@@ -88,39 +112,33 @@ pub fn review_queue(app: &App, tenant: &str) -> anyhow::Result<Vec<(User, Option
 
 /// `GET /admin/v1/tenants/{t}/review`: the review queue, with each user's
 /// standing and evidence.
-pub fn review(app: &App, caller: &Caller, tenant: &str) -> Result<Response<Body>, ApiError> {
+pub fn review(app: &App, caller: &Caller, tenant: &str) -> Result<List<ReviewItem>, ApiError> {
     caller.scope(tenant)?;
     let data: Vec<_> = review_queue(app, tenant)
         .map_err(internal)?
         .into_iter()
-        .map(|(user, event)| {
-            let mut item = view(app, &user);
-            item["evidence"] = json!(event);
-            item
+        .map(|(user, evidence)| ReviewItem {
+            view: view(app, &user),
+            evidence,
         })
         .collect();
-    json(StatusCode::OK, &json!({ "data": data }))
+    Ok(data.into())
 }
 
-pub fn show(
-    app: &App,
-    caller: &Caller,
-    tenant: &str,
-    user: &str,
-) -> Result<Response<Body>, ApiError> {
+pub fn show(app: &App, caller: &Caller, tenant: &str, user: &str) -> Result<UserView, ApiError> {
     let user = find(app, caller, tenant, user)?;
-    json(StatusCode::OK, &view(app, &user))
+    Ok(view(app, &user))
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    id: String,
-    name: Option<String>,
+    pub id: String,
+    pub name: Option<String>,
     #[serde(default = "default_role")]
-    role: Role,
+    pub role: Role,
     #[serde(default)]
-    limits: Limits,
+    pub limits: Limits,
 }
 
 fn default_role() -> Role {
@@ -132,7 +150,7 @@ pub fn create(
     caller: &Caller,
     tenant: &str,
     new: CreateUser,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<UserView, ApiError> {
     caller.scope(tenant)?;
     if new.role == Role::SuperAdmin && caller.role != Role::SuperAdmin {
         return Err(ApiError::new(
@@ -160,7 +178,7 @@ pub fn create(
         None,
         json!({ "role": user.role, "limits": user.limits }),
     )?;
-    json(StatusCode::CREATED, &view(app, &user))
+    Ok(view(app, &user))
 }
 
 pub fn set_status(
@@ -170,7 +188,7 @@ pub fn set_status(
     user: &str,
     status: UserStatus,
     body: Reason,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<UserView, ApiError> {
     let mut record = find(app, caller, tenant, user)?;
     let reason = require_reason(body.reason)?;
     let previous = record.status;
@@ -199,14 +217,14 @@ pub fn set_status(
         Some(reason),
         json!({ "previous_status": previous }),
     )?;
-    json(StatusCode::OK, &view(app, &record))
+    Ok(view(app, &record))
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetLimits {
-    limits: Limits,
-    reason: Option<String>,
+    pub limits: Limits,
+    pub reason: Option<String>,
 }
 
 pub fn set_limits(
@@ -215,7 +233,7 @@ pub fn set_limits(
     tenant: &str,
     user: &str,
     body: SetLimits,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<UserView, ApiError> {
     let mut record = find(app, caller, tenant, user)?;
     let reason = require_reason(body.reason)?;
     let previous = std::mem::replace(&mut record.limits, body.limits);
@@ -229,7 +247,7 @@ pub fn set_limits(
         Some(reason),
         json!({ "previous": previous, "new": record.limits }),
     )?;
-    json(StatusCode::OK, &view(app, &record))
+    Ok(view(app, &record))
 }
 
 /// `POST /admin/v1/tenants/{t}/users/{u}/login-link`: a one-time link that
@@ -239,7 +257,7 @@ pub fn login_link(
     caller: &Caller,
     tenant: &str,
     user: &str,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<LoginLink, ApiError> {
     let user = find(app, caller, tenant, user)?;
     if user.role == Role::SuperAdmin && caller.role != Role::SuperAdmin {
         return Err(ApiError::new(
@@ -260,8 +278,17 @@ pub fn login_link(
         None,
         json!({ "expires_at_ms": expires_ms }),
     )?;
-    json(
-        StatusCode::CREATED,
-        &json!({ "user": user.id, "path": format!("/ui/link?code={code}"), "expires_at_ms": expires_ms }),
-    )
+    Ok(LoginLink {
+        user: user.id,
+        path: format!("/ui/link?code={code}"),
+        expires_at_ms: expires_ms,
+    })
+}
+
+/// A one-time sign-in link: the path under the server's URL.
+#[derive(Debug, Serialize)]
+pub struct LoginLink {
+    pub user: String,
+    pub path: String,
+    pub expires_at_ms: u64,
 }

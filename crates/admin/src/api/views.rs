@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 
-use hyper::{Response, StatusCode};
+use serde::Serialize;
 
-use super::{json, Caller};
+use super::Caller;
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::Body;
-use crate::state::{usage_report, EventFilter, Grouping, LogFilter, UsageQuery};
+use crate::state::model::{Event, RequestRecord};
+use crate::state::{
+    usage_report, DailyUsage, EventFilter, Grouping, LogFilter, Page, UsageQuery, UsageRow,
+};
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
@@ -48,7 +50,7 @@ pub fn logs(
     caller: &Caller,
     tenant: &str,
     query: &HashMap<String, String>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Page<RequestRecord>, ApiError> {
     caller.scope(tenant)?;
     let filter = LogFilter {
         user: query.get("user").cloned(),
@@ -67,7 +69,7 @@ pub fn logs(
             page_size(query)?,
         )
         .map_err(invalid_cursor)?;
-    json(StatusCode::OK, &page)
+    Ok(page)
 }
 
 /// `GET /admin/v1/tenants/{t}/events?user=&action=&limit=&cursor=`
@@ -76,7 +78,7 @@ pub fn events(
     caller: &Caller,
     tenant: &str,
     query: &HashMap<String, String>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Page<Event>, ApiError> {
     caller.scope(tenant)?;
     let page = app
         .db
@@ -90,7 +92,7 @@ pub fn events(
             page_size(query)?,
         )
         .map_err(invalid_cursor)?;
-    json(StatusCode::OK, &page)
+    Ok(page)
 }
 
 /// A `YYYY-MM-DD` query parameter, checked so that range keys stay well formed.
@@ -119,7 +121,7 @@ pub fn usage(
     caller: &Caller,
     tenant: &str,
     query: &HashMap<String, String>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<UsageReport, ApiError> {
     caller.scope(tenant)?;
     let directory = app.db.directory();
     let entry = directory
@@ -160,15 +162,23 @@ pub fn usage(
         },
     )
     .map_err(super::internal)?;
-    json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "tenant": tenant,
-            "timezone": entry.calendar.name(),
-            "from": from,
-            "to": to,
-            "data": rows,
-            "totals": totals,
-        }),
-    )
+    Ok(UsageReport {
+        tenant: tenant.to_string(),
+        timezone: entry.calendar.name().to_string(),
+        from,
+        to,
+        data: rows,
+        totals,
+    })
+}
+
+/// Usage of a tenant between two dates (its own calendar), grouped.
+#[derive(Debug, Serialize)]
+pub struct UsageReport {
+    pub tenant: String,
+    pub timezone: String,
+    pub from: String,
+    pub to: String,
+    pub data: Vec<UsageRow>,
+    pub totals: DailyUsage,
 }

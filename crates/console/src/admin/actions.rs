@@ -1,26 +1,20 @@
-//! The console's forms, turned into admin API calls: the API's handlers
+//! The console's forms, turned into the admin API's typed operations: they
 //! check, change and audit, exactly as for a `curl` or the CLI.
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::{Method, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use maud::html;
-use serde_json::{json, Value};
 
 use super::Page;
-use crate::admin_api::{self, AdminCall};
+use crate::admin_api::misuse::{Correction, NewSettings, TaskChanges};
+use crate::admin_api::tenants::{NewTask, Reason};
+use crate::admin_api::tokens::IssueToken;
+use crate::admin_api::users::{CreateUser, SetLimits};
+use crate::admin_api::{misuse, plugins, tenants, tokens, users};
+use crate::error::ApiError;
 use crate::form::Form;
 use crate::http::Body;
+use crate::state::model::{Limits, Role, UserStatus};
 use crate::{error_page, redirect};
-
-fn call(method: Method, path: String, body: Value) -> AdminCall {
-    AdminCall {
-        method,
-        path,
-        query: Default::default(),
-        body: Bytes::from(body.to_string()),
-    }
-}
 
 /// Where to go after the action: the form's `back` page when it is one of
 /// this tenant's pages, else `fallback`.
@@ -33,169 +27,163 @@ fn back(page: &Page<'_>, form: &Form, fallback: String) -> String {
 }
 
 /// Limits from the form's four fields; blank is unlimited.
-fn limits(form: &Form) -> Result<Value, String> {
-    Ok(json!({
-        "requests_per_minute": form.number("requests_per_minute")?,
-        "requests_per_day": form.number("requests_per_day")?,
-        "tokens_per_day": form.number("tokens_per_day")?,
-        "tokens_per_month": form.number("tokens_per_month")?,
-    }))
+fn limits(form: &Form) -> Result<Limits, String> {
+    Ok(Limits {
+        requests_per_minute: form.number("requests_per_minute")?,
+        requests_per_day: form.number("requests_per_day")?,
+        tokens_per_day: form.number("tokens_per_day")?,
+        tokens_per_month: form.number("tokens_per_month")?,
+    })
+}
+
+/// A form's lines, trimmed, blank ones left out.
+fn lines(form: &Form, name: &str) -> Vec<String> {
+    form.get(name)
+        .map(|v| {
+            v.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A form's number that may be blank.
+fn decimal(form: &Form, name: &str) -> Result<Option<f32>, String> {
+    form.get(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<f32>()
+                .map_err(|_| format!("'{name}' must be a number"))
+        })
+        .transpose()
+}
+
+fn role(form: &Form) -> Result<Role, String> {
+    match form.get("role").unwrap_or("user") {
+        "user" => Ok(Role::User),
+        "admin" => Ok(Role::Admin),
+        "super_admin" => Ok(Role::SuperAdmin),
+        other => Err(format!("unknown role '{other}'")),
+    }
+}
+
+/// A bad form field, in the console's words.
+fn invalid(message: String) -> ApiError {
+    ApiError::new(crate::error::ErrorCode::InvalidParameter, message)
+}
+
+/// What an action did and where the admin lands after it.
+struct Done {
+    what: &'static str,
+    fallback: String,
 }
 
 pub async fn run(page: &Page<'_>, path: &[&str], form: &Form) -> Response<Body> {
-    let t = page.tenant;
-    let reason = json!({ "reason": form.get("reason") });
-    let (call, done, fallback) = match path {
-        ["users"] => {
-            let id = form.get("id").unwrap_or("");
-            let body = json!({ "id": id, "name": form.get("name"), "role": form.get("role").unwrap_or("user") });
-            (
-                call(Method::POST, format!("tenants/{t}/users"), body),
-                "user",
-                page.url("tokens"),
-            )
+    match path {
+        ["tokens"] => return issue_token(page, form).await,
+        ["plugins"] => return upload_plugin(page, form).await,
+        _ => {}
+    }
+    match act(page, path, form).await {
+        Ok(Some(done)) => {
+            let to = back(page, form, done.fallback);
+            redirect(&format!("{to}?ok={}", done.what))
         }
-        ["users", u, "enable"] => (
-            call(
-                Method::POST,
-                format!("tenants/{t}/users/{u}/enable"),
-                reason,
-            ),
-            "enabled",
-            page.url(&format!("users/{u}")),
-        ),
-        ["users", u, "block"] => (
-            call(Method::POST, format!("tenants/{t}/users/{u}/block"), reason),
-            "blocked",
-            page.url(&format!("users/{u}")),
-        ),
-        ["users", u, "limits"] => {
-            let limits = match limits(form) {
-                Ok(l) => l,
-                Err(m) => return error_page(StatusCode::BAD_REQUEST, &m, Some(page.viewer)),
+        Ok(None) => page.not_found("no such action"),
+        Err(e) => error_page(e.status(), &e.message, Some(page.viewer)),
+    }
+}
+
+/// One form's operation; `None` for no such action.
+async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>, ApiError> {
+    let (app, t, caller) = (page.app, page.tenant, &page.viewer.caller());
+    let reason = || Reason {
+        reason: form.get("reason").map(String::from),
+    };
+    let done = |what, fallback| Ok(Some(Done { what, fallback }));
+    match path {
+        ["users"] => {
+            let new = CreateUser {
+                id: form.get("id").unwrap_or("").to_string(),
+                name: form.get("name").map(String::from),
+                role: role(form).map_err(invalid)?,
+                limits: Limits::default(),
             };
-            (
-                call(
-                    Method::PUT,
-                    format!("tenants/{t}/users/{u}/limits"),
-                    json!({ "limits": limits, "reason": form.get("reason") }),
-                ),
-                "limits",
-                page.url(&format!("users/{u}")),
-            )
+            users::create(app, caller, t, new)?;
+            done("user", page.url("tokens"))
+        }
+        ["users", u, "enable"] => {
+            users::set_status(app, caller, t, u, UserStatus::Active, reason())?;
+            done("enabled", page.url(&format!("users/{u}")))
+        }
+        ["users", u, "block"] => {
+            users::set_status(app, caller, t, u, UserStatus::Blocked, reason())?;
+            done("blocked", page.url(&format!("users/{u}")))
+        }
+        ["users", u, "limits"] => {
+            let limits = limits(form).map_err(invalid)?;
+            let reason = form.get("reason").map(String::from);
+            users::set_limits(app, caller, t, u, SetLimits { limits, reason })?;
+            done("limits", page.url(&format!("users/{u}")))
         }
         ["tasks"] => {
-            let body = json!({
-                "id": form.get("id").unwrap_or(""),
-                "title": form.get("title").unwrap_or(""),
-                "description": form.get("description").unwrap_or(""),
-                "keywords": form.list("keywords"),
-                "models": form.list("models"),
-            });
-            (
-                call(Method::POST, format!("tenants/{t}/tasks"), body),
-                "task",
-                page.url("tasks"),
-            )
+            let new = NewTask {
+                id: form.get("id").unwrap_or("").to_string(),
+                title: form.get("title").unwrap_or("").to_string(),
+                description: form.get("description").unwrap_or("").to_string(),
+                keywords: form.list("keywords"),
+                endpoints: Vec::new(),
+                models: form.list("models"),
+            };
+            tenants::create_task(app, caller, t, new)?;
+            done("task", page.url("tasks"))
         }
         ["tasks", id, "edit"] => {
-            let lines = |name: &str| -> Vec<String> {
-                form.get(name)
-                    .map(|v| {
-                        v.lines()
-                            .map(str::trim)
-                            .filter(|l| !l.is_empty())
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default()
+            let text = |name: &str| Some(form.get(name).unwrap_or("").to_string());
+            let changes = TaskChanges {
+                title: text("title"),
+                description: text("description"),
+                keywords: Some(form.list("keywords")),
+                examples: Some(lines(form, "examples")),
+                reason: form.get("reason").map(String::from),
+                ..TaskChanges::default()
             };
-            let body = json!({
-                "title": form.get("title").unwrap_or(""),
-                "description": form.get("description").unwrap_or(""),
-                "keywords": form.list("keywords"),
-                "examples": lines("examples"),
-                "reason": form.get("reason"),
-            });
-            (
-                call(Method::PATCH, format!("tenants/{t}/tasks/{id}"), body),
-                "task",
-                page.url(&format!("tasks/{id}")),
-            )
+            misuse::update_task(app, caller, t, id, changes)?;
+            done("task", page.url(&format!("tasks/{id}")))
         }
-        ["users", u, "prompts", request, "on-task"] => (
-            call(
-                Method::POST,
-                format!("tenants/{t}/users/{u}/prompts/{request}/on-task"),
-                json!({ "note": form.get("note") }),
-            ),
-            "on-task",
-            page.url("review"),
-        ),
+        ["users", u, "prompts", request, "on-task"] => {
+            let note = form.get("note").map(String::from);
+            misuse::mark_on_task(app, caller, t, u, request, Correction { note })?;
+            done("on-task", page.url("review"))
+        }
         ["misuse"] => {
-            let number = |name: &str| -> Result<Option<f32>, String> {
-                form.get(name)
-                    .map(|v| {
-                        v.parse::<f32>()
-                            .map_err(|_| format!("'{name}' must be a number"))
-                    })
-                    .transpose()
+            let number = |name: &str| decimal(form, name).map_err(invalid);
+            let settings = NewSettings {
+                warn_at: number("warn_at")?,
+                flag_at: number("flag_at")?,
+                block_at: number("block_at")?,
+                half_life_minutes: number("half_life_minutes")?,
+                shadow: Some(form.get("shadow") == Some("on")),
+                reason: form.get("reason").map(String::from),
             };
-            let parsed = (|| -> Result<Value, String> {
-                Ok(json!({
-                    "warn_at": number("warn_at")?,
-                    "flag_at": number("flag_at")?,
-                    "block_at": number("block_at")?,
-                    "half_life_minutes": number("half_life_minutes")?,
-                    "shadow": form.get("shadow") == Some("on"),
-                    "reason": form.get("reason"),
-                }))
-            })();
-            let body = match parsed {
-                Ok(b) => b,
-                Err(m) => return error_page(StatusCode::BAD_REQUEST, &m, Some(page.viewer)),
-            };
-            (
-                call(Method::PUT, format!("tenants/{t}/misuse"), body),
-                "settings",
-                page.url("review"),
-            )
+            misuse::set_settings(app, caller, t, settings)?;
+            done("settings", page.url("review"))
         }
-        ["tasks", id, "archive"] => (
-            call(
-                Method::POST,
-                format!("tenants/{t}/tasks/{id}/archive"),
-                reason,
-            ),
-            "archived",
-            page.url("tasks"),
-        ),
-        ["tokens"] => return issue_token(page, form).await,
-        ["tokens", jti, "revoke"] => (
-            call(
-                Method::POST,
-                format!("tenants/{t}/tokens/{jti}/revoke"),
-                reason,
-            ),
-            "revoked",
-            page.url("tokens"),
-        ),
-        ["plugins"] => return upload_plugin(page, form).await,
-        ["plugins", name, "rollback"] => (
-            call(
-                Method::POST,
-                format!("tenants/{t}/plugins/{name}/rollback"),
-                reason,
-            ),
-            "rollback",
-            page.url("plugins"),
-        ),
-        _ => return page.not_found("no such action"),
-    };
-    let to = back(page, form, fallback);
-    match admin_api::execute(page.app, &page.viewer.caller(), call).await {
-        Ok(_) => redirect(&format!("{to}?ok={done}")),
-        Err(e) => error_page(e.status(), &e.message, Some(page.viewer)),
+        ["tasks", id, "archive"] => {
+            tenants::archive_task(app, caller, t, id, reason())?;
+            done("archived", page.url("tasks"))
+        }
+        ["tokens", jti, "revoke"] => {
+            tokens::revoke(app, caller, t, jti, reason())?;
+            done("revoked", page.url("tokens"))
+        }
+        ["plugins", name, "rollback"] => {
+            plugins::rollback(app, caller, t, name, reason()).await?;
+            done("rollback", page.url("plugins"))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -209,13 +197,9 @@ async fn upload_plugin(page: &Page<'_>, form: &Form) -> Response<Body> {
             Some(page.viewer),
         );
     };
-    let call = AdminCall {
-        method: Method::PUT,
-        path: format!("tenants/{}/plugins/{name}", page.tenant),
-        query: Default::default(),
-        body: file.bytes.clone(),
-    };
-    match admin_api::execute(page.app, &page.viewer.caller(), call).await {
+    let caller = page.viewer.caller();
+    let upload = plugins::upload(page.app, &caller, page.tenant, name, file.bytes.clone());
+    match upload.await {
         Ok(_) => redirect(&format!("{}?ok=uploaded", page.url("plugins"))),
         Err(e) => error_page(e.status(), &e.message, Some(page.viewer)),
     }
@@ -227,43 +211,28 @@ async fn issue_token(page: &Page<'_>, form: &Form) -> Response<Body> {
         Ok(d) => d.unwrap_or(30),
         Err(m) => return error_page(StatusCode::BAD_REQUEST, &m, Some(page.viewer)),
     };
-    let body = json!({
-        "user": form.get("user").unwrap_or(""),
-        "tasks": form.all("tasks"),
-        "models": form.list("models"),
-        "ttl_secs": ttl_days * 86_400,
-    });
-    let call = call(
-        Method::POST,
-        format!("tenants/{}/tokens", page.tenant),
-        body,
-    );
-    let response = match admin_api::execute(page.app, &page.viewer.caller(), call).await {
-        Ok(r) => r,
+    let request = IssueToken {
+        user: form.get("user").unwrap_or("").to_string(),
+        tasks: form.all("tasks"),
+        models: form.list("models"),
+        endpoints: Vec::new(),
+        ttl_secs: Some(ttl_days * 86_400),
+    };
+    let issued = match tokens::issue(page.app, &page.viewer.caller(), page.tenant, request) {
+        Ok(issued) => issued,
         Err(e) => return error_page(e.status(), &e.message, Some(page.viewer)),
     };
-    let issued: Value = match response.into_body().collect().await {
-        Ok(b) => serde_json::from_slice(&b.to_bytes()).unwrap_or_default(),
-        Err(e) => {
-            return error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-                Some(page.viewer),
-            )
-        }
-    };
-    let text = |k: &str| issued[k].as_str().unwrap_or_default().to_string();
     let body = html! {
         h1 { "Token issued" }
         p.flash.warn { "Copy it now: Warden keeps only its record and cannot show it again." }
         div.panel {
             dl.facts {
-                dt { "User" } dd { (text("user")) }
-                dt { "Token id" } dd { code { (text("jti")) } }
-                dt { "Expires" } dd { (page.local_time(issued["expires_at"].as_u64().unwrap_or(0) * 1000)) }
+                dt { "User" } dd { (issued.user) }
+                dt { "Token id" } dd { code { (issued.jti) } }
+                dt { "Expires" } dd { (page.local_time(issued.expires_at * 1000)) }
             }
             p {}
-            textarea #issued-token .token readonly rows="4" { (text("token")) }
+            textarea #issued-token .token readonly rows="4" { (issued.token) }
             div.row { button type="button" data-copy="issued-token" { "Copy" } a href=(page.url("tokens")) { "Back to tokens" } }
         }
     };

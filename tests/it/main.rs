@@ -15,6 +15,7 @@ mod languages;
 mod ledger;
 mod misuse;
 mod plugins;
+mod provider_faults;
 mod proxy;
 mod quota_windows;
 mod reload;

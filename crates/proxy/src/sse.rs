@@ -94,16 +94,45 @@ pub struct HideUsageChunk;
 
 impl EventRewrite for HideUsageChunk {
     fn event(&mut self, event: &[u8], out: &mut Vec<u8>) {
-        let has = |needle: &[u8]| event.windows(needle.len()).any(|w| w == needle);
-        if !(has(b"\"choices\":[]") && has(b"\"usage\":{")) {
+        if !is_usage_chunk(event) {
             out.extend_from_slice(event);
         }
     }
 }
 
+/// An event whose data is `{"choices": [], "usage": {...}, ...}`, however
+/// the provider spaces its JSON. Only events that mention `"usage"` are
+/// parsed.
+fn is_usage_chunk(event: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        choices: Option<Vec<serde::de::IgnoredAny>>,
+        usage: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+    if !event.windows(7).any(|w| w == b"\"usage\"") {
+        return false;
+    }
+    let data = event
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.strip_prefix(b"data:"))
+        .next();
+    let chunk = data.and_then(|d| serde_json::from_slice::<Chunk>(d.trim_ascii()).ok());
+    chunk.is_some_and(|c| c.choices.is_some_and(|c| c.is_empty()) && c.usage.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_usage_chunk_is_known_however_it_is_spaced() {
+        let spaced = b"data: {\"choices\": [], \"usage\": {\"prompt_tokens\": 1}}\n\n";
+        let tight = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        let content = b"data: {\"choices\": [{\"delta\": {\"content\": \"usage\"}}]}\n\n";
+        let null_usage = b"data: {\"choices\": [], \"usage\": null}\n\n";
+        assert!(is_usage_chunk(spaced) && is_usage_chunk(tight));
+        assert!(!is_usage_chunk(content) && !is_usage_chunk(null_usage));
+    }
 
     #[test]
     fn the_usage_chunk_is_removed_and_everything_else_kept() {

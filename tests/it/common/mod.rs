@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 mod process;
+pub mod provider;
 #[allow(unused_imports)] // not every test binary starts processes
 pub use process::*;
 

@@ -339,15 +339,6 @@ fn annotate(
     }
 }
 
-/// A 5xx from the provider is a 502 from Warden; other statuses pass.
-fn client_status(status: StatusCode) -> StatusCode {
-    if status.is_server_error() {
-        StatusCode::BAD_GATEWAY
-    } else {
-        status
-    }
-}
-
 /// The provider refused *our* key; the caller's token was fine.
 fn provider_refused_key(status: StatusCode) -> bool {
     matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)

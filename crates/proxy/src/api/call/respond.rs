@@ -4,10 +4,10 @@
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
-use super::{annotate, client_status, provider_refused_key, Answer};
+use super::{annotate, provider_refused_key, Answer};
 use crate::api::shape::ApiShape;
 use crate::chain::StageSlot;
 use crate::embedded_intent::LabelSlot;
@@ -33,6 +33,8 @@ pub(super) async fn respond<S: ApiShape>(
     } = answer;
     let status = upstream.status();
     let content_type = upstream.headers().get(CONTENT_TYPE).cloned();
+    // A provider's 429 or 503 says when to come back: the client is told too.
+    let retry_after = upstream.headers().get(RETRY_AFTER).cloned();
     ledger.record().status = status.as_u16();
     let streamed = stream && status.is_success();
     let rewrites = S::stream_rewrites(hide_usage, model_label.as_ref());
@@ -58,6 +60,9 @@ pub(super) async fn respond<S: ApiShape>(
     let mut response = Response::new(body);
     *response.status_mut() = status;
     annotate(&mut response, &assessment, stream, content_type);
+    if let Some(retry_after) = retry_after {
+        response.headers_mut().insert(RETRY_AFTER, retry_after);
+    }
     Ok(response)
 }
 
@@ -134,7 +139,11 @@ impl Plain<'_> {
         let bytes = match upstream.bytes().await {
             Ok(bytes) => bytes,
             Err(e) => {
-                let error = ApiError::bad_gateway(format!("the provider's response failed: {e}"));
+                let error = if e.is_timeout() {
+                    ApiError::gateway_timeout("the provider's answer stalled past the idle timeout")
+                } else {
+                    ApiError::bad_gateway(format!("the provider's response failed: {e}"))
+                };
                 ledger.refuse(&error);
                 return Err(error);
             }
@@ -153,7 +162,13 @@ impl Plain<'_> {
             ledger.fail(&error, usage);
             return Err(error);
         }
-        let status = client_status(status);
+        if status.is_server_error() {
+            // Never the provider's page or error as it is: Warden's error,
+            // with the provider's message summarised.
+            let error = ApiError::bad_gateway(provider_failure(status, &bytes));
+            ledger.fail(&error, usage);
+            return Err(error);
+        }
         ledger.record().status = status.as_u16();
         let bytes = if self.embedded && status.is_success() {
             let (clean, label) = S::strip_label(bytes);
@@ -176,5 +191,37 @@ impl Plain<'_> {
         };
         ledger.finish(usage);
         Ok((status, full(bytes)))
+    }
+}
+
+/// Longest part of a provider's error message passed on.
+const PROVIDER_MESSAGE_CHARS: usize = 200;
+
+/// What a client is told of a provider's 5xx: its status and, when it sent
+/// an OpenAI-style error, its message, cut short and without addresses.
+fn provider_failure(status: StatusCode, body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        error: Option<FailureDetail>,
+    }
+    #[derive(serde::Deserialize)]
+    struct FailureDetail {
+        message: Option<String>,
+    }
+    let message = serde_json::from_slice::<Failure>(body)
+        .ok()
+        .and_then(|f| f.error?.message)
+        .map(|m| {
+            let words = m
+                .split_whitespace()
+                .map(|w| if w.contains("://") { "[address]" } else { w });
+            let text = words.collect::<Vec<_>>().join(" ");
+            text.chars()
+                .take(PROVIDER_MESSAGE_CHARS)
+                .collect::<String>()
+        });
+    match message {
+        Some(m) if !m.is_empty() => format!("the provider failed ({status}): {m}"),
+        _ => format!("the provider failed ({status}) without an error Warden could read"),
     }
 }

@@ -120,9 +120,13 @@ pub(super) fn rewrite_body(
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
         if add_usage {
+            // Missing, `null` or anything but an object: Warden's own.
             let options = object
                 .entry("stream_options")
                 .or_insert_with(|| serde_json::json!({}));
+            if !options.is_object() {
+                *options = serde_json::json!({});
+            }
             if let Some(options) = options.as_object_mut() {
                 options.insert("include_usage".into(), true.into());
             }

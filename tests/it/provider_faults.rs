@@ -1,0 +1,122 @@
+//! A provider that misbehaves (issue 15, bugs 2 to 6), through the real
+//! server: each test fails on `96611ef`.
+
+use std::time::Duration;
+
+use crate::common::provider::{Answer, FakeProvider};
+use crate::common::*;
+
+const USAGE_SPACED: &str = "data: {\"id\": \"c1\", \"object\": \"chat.completion.chunk\", \
+     \"choices\": [], \"usage\": {\"prompt_tokens\": 11, \"completion_tokens\": 7}}\n\n";
+
+fn stream_with_usage() -> Answer {
+    let delta = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":\
+                 [{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n";
+    Answer::new(200, "text/event-stream", delta)
+        .then(Duration::ZERO, USAGE_SPACED)
+        .then(Duration::ZERO, "data: [DONE]\n\n")
+}
+
+async fn env_on(provider: &FakeProvider) -> TestEnv {
+    let base = provider.base_url();
+    TestEnv::start_with(vec![TenantSpec::new("acme")], move |c| {
+        c.upstream.base_url = base;
+        c.upstream.idle_timeout_secs = 1;
+    })
+    .await
+}
+
+fn last_record(env: &TestEnv) -> warden::state::model::RequestRecord {
+    env.app().db.recent_requests("acme", 1).unwrap().remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_stream_options_still_counts_the_streams_tokens_and_hides_the_usage_chunk() {
+    let provider = FakeProvider::start(|_| stream_with_usage()).await;
+    let env = env_on(&provider).await;
+    let token = env.token("acme");
+    let body = serde_json::json!({ "model": "gpt-4o-mini", "stream": true, "stream_options": null,
+        "messages": [{ "role": "user", "content": "invoice api" }] });
+    let response = env.post_raw(&token, Some(TASK), body.to_string()).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    // The usage chunk Warden asked for (spaced JSON) is not the client's.
+    assert!(!text.contains("usage"), "{text}");
+    assert!(text.contains("\"hi\"") && text.contains("[DONE]"), "{text}");
+    let forwarded: serde_json::Value = serde_json::from_str(&provider.received()[0]).unwrap();
+    assert_eq!(forwarded["stream_options"]["include_usage"], true);
+    assert!(eventually(|| env.app().db.recent_requests("acme", 1).unwrap().len() == 1).await);
+    let record = last_record(&env);
+    assert_eq!((record.tokens_in, record.tokens_out), (11, 7));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_429_keeps_its_retry_after() {
+    let limited = r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#;
+    let provider =
+        FakeProvider::start(move |_| Answer::json(429, limited).with_header("retry-after", "7"))
+            .await;
+    let env = env_on(&provider).await;
+    let response = env.chat(&env.token("acme"), "invoice api", false).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_5xx_is_wardens_error_with_the_message_summarised() {
+    let provider = FakeProvider::start(|body| {
+        if body.contains("html") {
+            let page = "<html><body>Bad gateway at http://10.0.0.7:8080/internal</body></html>";
+            Answer::new(503, "text/html", page)
+        } else {
+            let json = r#"{"error":{"message":"The model is overloaded, see https://status.example.com/x","type":"server_error"}}"#;
+            Answer::json(500, json)
+        }
+    })
+    .await;
+    let env = env_on(&provider).await;
+    let token = env.token("acme");
+    for (prompt, want) in [
+        (
+            "invoice api html",
+            "(503 Service Unavailable) without an error",
+        ),
+        ("invoice api json", "The model is overloaded, see [address]"),
+    ] {
+        let response = env.chat(&token, prompt, false).await;
+        assert_eq!(response.status(), 502, "{prompt}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{prompt}"
+        );
+        let (kind, code, message) = error_of(response).await;
+        assert_eq!(
+            (kind.as_str(), code.as_str()),
+            ("upstream_error", "upstream_unavailable")
+        );
+        assert!(message.contains(want), "{message}");
+        assert!(
+            !message.contains("://") && !message.contains("<html"),
+            "{message}"
+        );
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_answer_that_stalls_past_the_idle_timeout_is_a_504() {
+    let provider = FakeProvider::start(|_| {
+        Answer::json(200, "{\"id\":\"c1\",").then(Duration::from_secs(3), "\"choices\":[]}")
+    })
+    .await;
+    let env = env_on(&provider).await;
+    let started = std::time::Instant::now();
+    let response = env.chat(&env.token("acme"), "invoice api", false).await;
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() < Duration::from_millis(2_800));
+    assert_eq!(error_of(response).await.1, "upstream_timeout");
+    env.stop().await;
+}

@@ -120,3 +120,71 @@ async fn a_plain_answer_that_stalls_past_the_idle_timeout_is_a_504() {
     assert_eq!(error_of(response).await.1, "upstream_timeout");
     env.stop().await;
 }
+
+/// An answer as long as the provider likes, unless the call caps it: the
+/// usage it reports (10 prompt tokens, 3,000 completion tokens or the cap).
+fn long_answer(body: &str) -> Answer {
+    let request: serde_json::Value = serde_json::from_str(body).unwrap();
+    let cap = request["max_tokens"]
+        .as_u64()
+        .or(request["max_completion_tokens"].as_u64());
+    let completion = cap.unwrap_or(3_000).min(3_000);
+    Answer::json(
+        200,
+        &format!(
+            "{{\"id\":\"c1\",\"object\":\"chat.completion\",\"choices\":[{{\"index\":0,\
+             \"message\":{{\"role\":\"assistant\",\"content\":\"...\"}},\"finish_reason\":\"length\"}}],\
+             \"usage\":{{\"prompt_tokens\":10,\"completion_tokens\":{completion}}}}}"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_quota_caps_what_the_provider_may_produce() {
+    let provider = FakeProvider::start(long_answer).await;
+    let base = provider.base_url();
+    let limits = warden::state::model::Limits {
+        tokens_per_day: Some(2_000),
+        ..Default::default()
+    };
+    let env = TestEnv::start_with(
+        vec![
+            TenantSpec::new("acme").with_limits(limits),
+            TenantSpec::new("globex"),
+        ],
+        move |c| c.upstream.base_url = base,
+    )
+    .await;
+    let token = env.token("acme");
+    // Calls at once, without max_tokens, each answer longer than the quota.
+    let calls = (0..16).map(|_| env.chat(&token, "invoice api", false));
+    let statuses: Vec<u16> = futures_util::future::join_all(calls)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(
+        statuses.contains(&200) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+    let logged = || env.app().db.recent_requests("acme", 100).unwrap();
+    assert!(eventually(|| logged().len() == 16).await);
+    let used: u64 = logged().iter().map(|r| r.tokens_in + r.tokens_out).sum();
+    // Within the limit, give or take the prompt estimate's error.
+    assert!(used <= 2_000 + 20, "{used} tokens against a limit of 2,000");
+    for body in provider.received() {
+        let cap = serde_json::from_str::<serde_json::Value>(&body).unwrap()["max_tokens"].as_u64();
+        assert!(cap.is_some_and(|c| c <= 2_000), "{body}");
+    }
+    // A user without a token quota gets the provider's answer uncapped.
+    let before = provider.received().len();
+    assert_eq!(
+        env.chat(&env.token("globex"), "invoice api", false)
+            .await
+            .status(),
+        200
+    );
+    let body: serde_json::Value = serde_json::from_str(&provider.received()[before]).unwrap();
+    assert!(body.get("max_tokens").is_none(), "{body}");
+    env.stop().await;
+}

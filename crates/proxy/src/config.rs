@@ -58,6 +58,10 @@ pub struct UpstreamConfig {
     pub response_timeout_secs: u64,
     /// Longest silence allowed between two chunks of a response.
     pub idle_timeout_secs: u64,
+    /// Most tokens an answer may take when the client sets no cap. Applied
+    /// (forwarded as the call's cap) only to users with a token quota, so a
+    /// call's reservation bounds what the provider may produce.
+    pub max_output_tokens: u64,
     /// The key itself, set in-process by the demo and the tests instead of
     /// the environment; never read from a file.
     #[serde(skip)]
@@ -110,6 +114,7 @@ impl Default for UpstreamConfig {
             connect_timeout_secs: 10,
             response_timeout_secs: 120,
             idle_timeout_secs: 120,
+            max_output_tokens: 4096,
             api_key_override: None,
         }
     }

@@ -72,24 +72,32 @@ impl Ledger {
             .expect("a ledger is open until finished")
     }
 
-    /// Counts the call and its estimate in the user's windows, in one step
-    /// with reading them: returns the usage before and after, so concurrent
+    /// Counts the call in the user's windows, in one step with reading
+    /// them: its prompt's tokens and what `answer` allows its answer from the
+    /// usage before it. Returns the usage before and after, so concurrent
     /// calls each see the others' reservations.
     pub fn reserve(
         &mut self,
         at: &Moment,
         prompt_tokens: u64,
-        completion_tokens: u64,
+        answer: &dyn Fn(&QuotaUsage) -> u64,
     ) -> (QuotaUsage, QuotaUsage) {
+        let record = self.record.as_ref().expect("open");
+        let counters = &self.app.stores.counters;
+        let (tenant, user) = (&record.tenant_id, &record.user_id);
+        let (before, after, completion_tokens) =
+            counters.reserve(tenant, user, at, prompt_tokens, answer);
         self.reservation = Reservation {
             prompt_tokens,
             completion_tokens,
             forwarded: false,
         };
-        let tokens = self.reservation.tokens();
-        let record = self.record.as_ref().expect("open");
-        let counters = &self.app.stores.counters;
-        counters.reserve(&record.tenant_id, &record.user_id, at, tokens)
+        (before, after)
+    }
+
+    /// The tokens reserved for the answer.
+    pub fn answer_tokens(&self) -> u64 {
+        self.reservation.completion_tokens
     }
 
     /// Takes the call back out of the user's windows, request included:

@@ -13,7 +13,7 @@
 use crate::adapters;
 use crate::app::App;
 use crate::chain::{StageSlot, TenantChain};
-use crate::domain::{Action, DeviationOutcome, Drift, Intent, UsageStats};
+use crate::domain::{Action, DeviationOutcome, Drift, Intent, Usage, UsageStats};
 use crate::error::{ApiError, ErrorCode};
 use crate::ledger::Ledger;
 use crate::ratelimit::RateLimitInfo;
@@ -34,17 +34,51 @@ pub struct CallFacts<'a> {
     pub endpoint: &'static str,
     pub model: &'a str,
     pub prompt: &'a str,
-    /// The prompt's estimated tokens, and the most the answer may take:
-    /// together, what the call reserves against the quota.
+    /// The prompt's estimated tokens, and the answer's cap as the client
+    /// set it: with the user's remaining quota, what the call reserves.
     pub prompt_tokens: u64,
-    pub completion_budget: u64,
+    pub completion_cap: Option<u64>,
+    /// The answer's cap when the client sets none (a user with a token quota).
+    pub max_output_tokens: u64,
     /// When the call arrived, in the tenant's quota windows.
     pub at: crate::calendar::Moment,
 }
 
+/// What an answer is assumed to take when nothing caps it (a user without
+/// a token quota, a client without `max_tokens`): an estimate only.
+const ANSWER_ESTIMATE: u64 = 512;
+
 impl CallFacts<'_> {
-    pub fn estimated_tokens(&self) -> u64 {
-        self.prompt_tokens + self.completion_budget
+    /// The tokens reserved for the answer, from the usage before the call,
+    /// and the cap forwarded to the provider. The client's own cap is
+    /// reserved as it is (the quota stage refuses it when it does not fit).
+    /// A call without one, from a user with a token quota, is capped at what
+    /// is left of the quota (at most `max_output_tokens`) and the cap is
+    /// forwarded: the reservation bounds what the provider may produce, so
+    /// the quota cannot be overshot by more than the prompt estimate's
+    /// error. Without a token quota nothing is capped: the answer is only
+    /// estimated.
+    pub fn answer_budget(&self, before: &Usage) -> (u64, Option<u64>) {
+        if let Some(cap) = self.completion_cap {
+            return (cap, None);
+        }
+        let limits = &self.user.limits;
+        let left = [
+            limits
+                .tokens_per_day
+                .map(|l| l.saturating_sub(before.tokens_today)),
+            limits
+                .tokens_per_month
+                .map(|l| l.saturating_sub(before.tokens_this_month)),
+        ];
+        let Some(left) = left.into_iter().flatten().min() else {
+            return (ANSWER_ESTIMATE, None);
+        };
+        let budget = self
+            .max_output_tokens
+            .min(left.saturating_sub(self.prompt_tokens));
+        let budget = budget.max(1);
+        (budget, Some(budget))
     }
 }
 
@@ -56,6 +90,8 @@ pub struct Assessment {
     pub score: Option<f32>,
     pub action: Option<Action>,
     pub warning: Option<String>,
+    /// The cap on the answer's tokens to forward (a user with a token quota).
+    pub output_cap: Option<u64>,
     /// Daily windows after this call's reservation, for the response headers.
     pub rate_limit: Option<RateLimitInfo>,
     /// Set when this call blocked the user: the refusal to answer with.
@@ -129,9 +165,10 @@ pub async fn run(
     let token = adapters::claims(facts.claims);
     authorize(app, chain, facts, &who, token.clone()).await?;
     let task = validate_task(chain, facts, &who, token).await?;
-    let rate_limit = reserve_quota(chain, facts, &who, ledger).await?;
+    let (rate_limit, output_cap) = reserve_quota(chain, facts, &who, ledger).await?;
     let mut assessment = Assessment {
         rate_limit: Some(rate_limit),
+        output_cap,
         ..Assessment::default()
     };
     let Some(intent) = classify(chain, facts, task).await? else {
@@ -214,9 +251,11 @@ async fn reserve_quota(
     facts: &CallFacts<'_>,
     who: &types::Identity,
     ledger: &mut Ledger,
-) -> Result<RateLimitInfo, ApiError> {
+) -> Result<(RateLimitInfo, Option<u64>), ApiError> {
     let limits = &facts.user.limits;
-    let (before, after) = ledger.reserve(&facts.at, facts.prompt_tokens, facts.completion_budget);
+    let answer = |before: &Usage| facts.answer_budget(before).0;
+    let (before, after) = ledger.reserve(&facts.at, facts.prompt_tokens, &answer);
+    let output_cap = facts.answer_budget(&before).1;
     let request = quota::QuotaRequest {
         identity: who.clone(),
         limits: types::Limits {
@@ -226,11 +265,11 @@ async fn reserve_quota(
             tokens_per_month: limits.tokens_per_month,
         },
         usage: before.into(),
-        estimated_tokens: facts.estimated_tokens(),
+        estimated_tokens: ledger.reserved_tokens(),
     };
     let verdict = chain.quota.plugin.quota(&request).await;
     match verdict {
-        Ok(quota::QuotaVerdict::Allow) => Ok(RateLimitInfo::new(limits, &after)),
+        Ok(quota::QuotaVerdict::Allow) => Ok((RateLimitInfo::new(limits, &after), output_cap)),
         Ok(quota::QuotaVerdict::Deny(d)) => {
             ledger.unreserve(&facts.at);
             let mut error = ApiError::rate_limited(d.reason, d.retry_after_secs);

@@ -30,9 +30,18 @@ pub trait IdentityStore: Send + Sync {
 /// A user's quota windows, with the calls in flight counted at their
 /// estimate ("reserve, then settle").
 pub trait QuotaCounters: Send + Sync {
-    /// Counts a call and its estimated tokens in one atomic step with
-    /// reading the windows: the usage before and after.
-    fn reserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64) -> (Usage, Usage);
+    /// Counts a call in one atomic step with reading the windows: its
+    /// prompt's tokens and what `answer` allows the answer from the usage
+    /// before it. Returns the usage before and after, and the answer's
+    /// tokens counted.
+    fn reserve(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        prompt: u64,
+        answer: &dyn Fn(&Usage) -> u64,
+    ) -> (Usage, Usage, u64);
     /// Takes a refused call back out, request and tokens.
     fn unreserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64);
     /// Replaces a reservation with what the call really cost; returns the
@@ -163,11 +172,19 @@ impl RequestJournal for StateWriter {
 }
 
 impl QuotaCounters for Activity {
-    fn reserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64) -> (Usage, Usage) {
+    fn reserve(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        prompt: u64,
+        answer: &dyn Fn(&Usage) -> u64,
+    ) -> (Usage, Usage, u64) {
         self.with_user(tenant, user, at, |a| {
             let before = a.usage(at);
-            a.reserve(tokens, at.now_ms);
-            (before, a.usage(at))
+            let answer = answer(&before);
+            a.reserve(prompt + answer, at.now_ms);
+            (before, a.usage(at), answer)
         })
     }
 
@@ -264,13 +281,16 @@ mod tests {
     fn reservations_settle_and_a_refusal_counts_nothing() {
         let (activity, at) = (memory(), Calendar::utc().at(1_000_000));
         let counters: &dyn QuotaCounters = &activity;
-        let (before, after) = counters.reserve("acme", "ali", &at, 500);
-        assert_eq!((before.tokens_today, after.tokens_today), (0, 500));
+        let (before, after, answer) = counters.reserve("acme", "ali", &at, 100, &|_| 400);
+        assert_eq!(
+            (before.tokens_today, after.tokens_today, answer),
+            (0, 500, 400)
+        );
         assert_eq!(after.requests_today, 1);
         counters.settle("acme", "ali", &at, 500, 120);
-        counters.reserve("acme", "ali", &at, 500);
+        counters.reserve("acme", "ali", &at, 500, &|_| 0);
         counters.unreserve("acme", "ali", &at, 500);
-        let (now, _) = counters.reserve("acme", "ali", &at, 0);
+        let (now, _, _) = counters.reserve("acme", "ali", &at, 0, &|used| used.tokens_today);
         assert_eq!((now.requests_today, now.tokens_today), (1, 120));
     }
 

@@ -30,8 +30,8 @@ pub struct Call<'a> {
     /// The client asked for the stream's usage itself.
     pub include_usage: bool,
     pub prompt_tokens: u64,
-    /// The most the answer may take.
-    pub completion_budget: u64,
+    /// The most the answer may take, as the client capped it.
+    pub completion_cap: Option<u64>,
 }
 
 /// How the forwarded body differs from the client's.
@@ -40,6 +40,9 @@ pub struct Forward<'a> {
     pub ask_usage: bool,
     /// Ask the answering model to label the prompt for this task too.
     pub embedded_task: Option<&'a Task>,
+    /// Cap the answer at this many tokens (the call's reservation, for a
+    /// user with a token quota).
+    pub output_cap: Option<u64>,
 }
 
 pub trait ApiShape: Send + Sync + 'static {

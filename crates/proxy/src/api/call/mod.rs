@@ -191,6 +191,7 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
         let forward = Forward {
             ask_usage: hide_usage,
             embedded_task,
+            output_cap: assessment.output_cap,
         };
         let rewritten = S::forward_body(self.body, self.request, forward)?;
         let mut body = rewritten.unwrap_or_else(|| self.body.clone());
@@ -248,7 +249,8 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
             model: call.model,
             prompt: truncate(&call.prompt, INTENT_PROMPT_CAP),
             prompt_tokens: call.prompt_tokens,
-            completion_budget: call.completion_budget,
+            completion_cap: call.completion_cap,
+            max_output_tokens: app.config.upstream.max_output_tokens,
             at: app.moment(&party.tenant.id),
         };
         let chain_started = Instant::now();

@@ -50,10 +50,12 @@ impl ApiShape for Chat {
         request: &ChatRequest<'_>,
         forward: Forward<'_>,
     ) -> Result<Option<Bytes>, ApiError> {
-        if request.metadata.is_none() && !forward.ask_usage && forward.embedded_task.is_none() {
+        let plain = !forward.ask_usage && forward.output_cap.is_none();
+        if request.metadata.is_none() && plain && forward.embedded_task.is_none() {
             return Ok(None);
         }
-        rewrite_body(body, forward.ask_usage, forward.embedded_task).map(Some)
+        let (usage, cap) = (forward.ask_usage, forward.output_cap);
+        rewrite_body(body, usage, cap, forward.embedded_task).map(Some)
     }
 
     fn apply_rewrite(body: &Bytes, messages: &[ChatMessage]) -> Result<Bytes, ApiError> {

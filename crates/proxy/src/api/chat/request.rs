@@ -11,9 +11,6 @@ use crate::embedded_intent;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::model::Task;
 
-/// Completion budget assumed when the client sets no `max_tokens`.
-const DEFAULT_COMPLETION_BUDGET: u64 = 512;
-
 #[derive(Deserialize)]
 pub struct ChatRequest<'a> {
     #[serde(borrow)]
@@ -56,7 +53,7 @@ impl ChatRequest<'_> {
         let task_id = task_id.and_then(|t| t.as_str()).filter(|t| !t.is_empty());
         let last_user = messages.iter().rev().find(|m| m.role == "user");
         let prompt = last_user.unwrap_or(&messages[messages.len() - 1]).text();
-        let completion_budget = self.max_completion_tokens.or(self.max_tokens);
+
         Ok(Call {
             model,
             task_id,
@@ -67,7 +64,7 @@ impl ChatRequest<'_> {
                 .as_ref()
                 .is_some_and(|o| o.include_usage),
             prompt_tokens: estimate_prompt_tokens(messages),
-            completion_budget: completion_budget.unwrap_or(DEFAULT_COMPLETION_BUDGET),
+            completion_cap: self.max_completion_tokens.or(self.max_tokens),
         })
     }
 }
@@ -109,16 +106,26 @@ fn estimate_prompt_tokens(messages: &[Message]) -> u64 {
 }
 
 /// Removes `metadata.task_id` (Warden's, not the provider's) from a body,
-/// asks for stream usage when `add_usage`, and for the model's own label of
-/// the prompt when `embedded_task` is set.
+/// asks for stream usage when `add_usage`, caps the answer at `output_cap`
+/// (in the client's own field, else `max_tokens`), and asks for the model's
+/// own label of the prompt when `embedded_task` is set.
 pub(super) fn rewrite_body(
     body: &Bytes,
     add_usage: bool,
+    output_cap: Option<u64>,
     embedded_task: Option<&Task>,
 ) -> Result<Bytes, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
+        if let Some(cap) = output_cap {
+            let field = if object.contains_key("max_completion_tokens") {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            object.insert(field.into(), cap.into());
+        }
         if add_usage {
             // Missing, `null` or anything but an object: Warden's own.
             let options = object

@@ -251,8 +251,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.listen = listen;
             }
             let server = warden::server::start(config).await?;
-            tokio::signal::ctrl_c().await?;
-            tracing::info!("shutting down");
+            stop_signal().await?;
+            tracing::info!("shutting down: no new connections, requests in flight finish");
             server.stop().await;
         }
         Command::Demo {
@@ -395,6 +395,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+    }
+    Ok(())
+}
+
+/// SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+async fn stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted?,
+        _ = terminate.recv() => {}
     }
     Ok(())
 }

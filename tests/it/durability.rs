@@ -71,3 +71,74 @@ async fn answered_requests_survive_kill_9() {
     assert_eq!(records.len(), CALLS);
     assert!(records.iter().all(|r| r.status == 200 && r.tokens_out > 0));
 }
+
+/// SIGTERM (what an orchestrator sends) with a stream in flight: the
+/// listener closes, the stream finishes, the process exits 0, and the
+/// counters equal the log after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_stream_in_flight_finish_and_exits_0() {
+    let dir = TempDir::new("sigterm");
+    let state = dir.0.join("state");
+    let local = |args: &[&str]| warden_in(&state, args);
+    local(&["tenant", "create", "acme"]);
+    local(&["user", "create", "--tenant", "acme", "ali"]);
+    local(&[
+        "task", "create", "--tenant", "acme", TASK, "--title", "Invoices",
+    ]);
+    let token = local(&[
+        "token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK,
+    ]);
+    // A slow provider: the answer's chunks come 60 ms apart.
+    let (mock_addr, _mock) = warden::mock_llm::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        warden::mock_llm::MockOptions {
+            require_key: Some(UPSTREAM_KEY.into()),
+            latency: std::time::Duration::from_millis(600),
+        },
+    )
+    .await
+    .unwrap();
+    let (config, base) = server_config(&dir.0, &state, mock_addr);
+    let http = reqwest::Client::new();
+    let mut server = serve(&config, &http, &base).await;
+
+    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Write the REST endpoint that creates an invoice with its tax lines and a PDF"}]}"#;
+    let response = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&token)
+        .header("x-task-id", TASK)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let streaming = tokio::spawn(async move { response.text().await.unwrap() });
+    let kill = format!("kill -TERM {}", server.id());
+    assert!(std::process::Command::new("sh")
+        .args(["-c", &kill])
+        .status()
+        .unwrap()
+        .success());
+
+    let text = streaming.await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let exited = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exited.success(), "{exited:?}");
+
+    let server = serve(&config, &http, &base).await;
+    let me: serde_json::Value = get_json(&http, &format!("{base}/v1/me"), &token).await;
+    kill_9(server);
+    let db = warden::state::Db::open(&state).unwrap();
+    let records = db.recent_requests("acme", 10).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].status, 200);
+    assert_eq!(me["usage"]["requests_today"], 1, "{me}");
+    assert_eq!(
+        me["usage"]["tokens_today"],
+        records[0].tokens_in + records[0].tokens_out,
+        "{me}"
+    );
+}

@@ -28,6 +28,9 @@ pub struct Config {
     /// Days request records are kept (0 = forever). Usage rollups and the
     /// audit log are kept regardless.
     pub log_retention_days: u64,
+    /// On SIGTERM or Ctrl-C: how long requests in flight may take to finish
+    /// after the listener closes, before they are cut.
+    pub shutdown_grace_secs: u64,
     pub tls: Option<TlsConfig>,
     /// Prices per million tokens by model-name prefix, for the estimated
     /// cost in reports (`"gpt-4o-mini" = { input = 0.15, output = 0.6 }`);
@@ -97,6 +100,7 @@ impl Default for Config {
             chain_enabled: true,
             prompt_log_cap_bytes: 16 << 10,
             log_retention_days: 90,
+            shutdown_grace_secs: 30,
             tls: None,
             pricing: Default::default(),
             upstream: UpstreamConfig::default(),

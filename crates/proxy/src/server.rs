@@ -130,6 +130,7 @@ pub async fn start<R: Routes>(config: Config, routes: R) -> anyhow::Result<Runni
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
         let (app, tls, mut stopped) = (app.clone(), tls.clone(), stopped.clone());
         let routes = routes.clone();
+        let grace = std::time::Duration::from_secs(app.config.shutdown_grace_secs);
         let handle = std::thread::Builder::new()
             .name(format!("warden-worker-{index}"))
             .spawn(move || {
@@ -146,7 +147,7 @@ pub async fn start<R: Routes>(config: Config, routes: R) -> anyhow::Result<Runni
                         Err(e) => return drop(bound_tx.send(Err(e))),
                     };
                     let _ = bound_tx.send(listener.local_addr());
-                    serve(listener, tls, app, routes, async move {
+                    serve(listener, tls, app, routes, grace, async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     })
                     .await;
@@ -174,6 +175,7 @@ async fn serve<R: Routes>(
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
     routes: R,
+    grace: std::time::Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -227,7 +229,18 @@ async fn serve<R: Routes>(
             }
         }
     }
-    graceful.shutdown().await;
+    // Requests in flight finish within the grace; past it they are cut
+    // (their ledgers log them on the way out).
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        let grace_secs = grace.as_secs();
+        tracing::warn!(
+            grace_secs,
+            "requests still in flight after the shutdown grace: cut"
+        );
+    }
 }
 
 /// A route's response; a panic in a handler becomes a 500 in the OpenAI

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::Body;
-pub use warden_proxy::server::{ProxyRoutes, Routes, RunningServer};
+pub use warden_proxy::server::{Routes, RunningServer};
 
 /// Every route Warden serves.
 #[derive(Clone, Copy)]

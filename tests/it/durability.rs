@@ -4,27 +4,24 @@
 
 use crate::common::*;
 
+/// Tenant `acme`, user `ali` and the task, made with the CLI on a stopped
+/// server's state; returns ali's token.
+fn seed_with_cli(state: &std::path::Path) -> String {
+    let local = |args: &[&str]| warden_in(state, args);
+    local(&["tenant", "create", "acme"]);
+    local(&["user", "create", "--tenant", "acme", "ali"]);
+    let task = ["--title", "Invoices", "--keyword", "invoice"];
+    local(&[&["task", "create", "--tenant", "acme", TASK][..], &task[..]].concat());
+    local(&[
+        "token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK,
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_requests_survive_kill_9() {
     let dir = TempDir::new("durability");
     let state = dir.0.join("state");
-    let local = |args: &[&str]| warden_in(&state, args);
-    local(&["tenant", "create", "acme"]);
-    local(&["user", "create", "--tenant", "acme", "ali"]);
-    local(&[
-        "task",
-        "create",
-        "--tenant",
-        "acme",
-        TASK,
-        "--title",
-        "Invoices",
-        "--keyword",
-        "invoice",
-    ]);
-    let token = local(&[
-        "token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK,
-    ]);
+    let token = seed_with_cli(&state);
 
     let mock_addr = mock_upstream().await;
     let (config, base) = server_config(&dir.0, &state, mock_addr);
@@ -79,15 +76,7 @@ async fn answered_requests_survive_kill_9() {
 async fn sigterm_lets_a_stream_in_flight_finish_and_exits_0() {
     let dir = TempDir::new("sigterm");
     let state = dir.0.join("state");
-    let local = |args: &[&str]| warden_in(&state, args);
-    local(&["tenant", "create", "acme"]);
-    local(&["user", "create", "--tenant", "acme", "ali"]);
-    local(&[
-        "task", "create", "--tenant", "acme", TASK, "--title", "Invoices",
-    ]);
-    let token = local(&[
-        "token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK,
-    ]);
+    let token = seed_with_cli(&state);
     // A slow provider: the answer's chunks come 60 ms apart.
     let (mock_addr, _mock) = warden::mock_llm::spawn(
         "127.0.0.1:0".parse().unwrap(),

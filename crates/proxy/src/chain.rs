@@ -44,10 +44,13 @@ pub struct TenantChain {
 /// The deviation stage's thresholds in force for a tenant (its policy's
 /// config, then its own misuse settings); `None` where neither sets one
 /// and the plugin's own default applies.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Thresholds {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub warn_at: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flag_at: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub block_at: Option<f32>,
 }
 

@@ -131,20 +131,6 @@ pub async fn screen_request(
     Ok(rewritten.then(|| messages.into_iter().map(ChatMessage::from).collect()))
 }
 
-/// Puts rewritten message texts into the request body (same order).
-pub fn apply_rewrite(body: &Bytes, messages: &[ChatMessage]) -> Result<Bytes, ApiError> {
-    let mut value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
-    if let Some(list) = value.get_mut("messages").and_then(|m| m.as_array_mut()) {
-        for (slot, message) in list.iter_mut().zip(messages) {
-            slot["content"] = message.content.clone().into();
-        }
-    }
-    serde_json::to_vec(&value)
-        .map(Bytes::from)
-        .map_err(|e| ApiError::internal(e.to_string()))
-}
-
 /// Runs every guardrail's `on-response` on one answer text; returns the
 /// text to send when any guardrail redacted it.
 async fn screen_text(

@@ -20,7 +20,7 @@ use crate::ratelimit::RateLimitInfo;
 use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
 use crate::runtime::PluginError;
 use crate::state::model::{Task, Tenant, TenantStatus, User, UserStatus};
-use crate::state::{HistoryItem, OffTaskPrompt, Scored as Kept};
+use crate::state::{HistoryItem, OffTaskPrompt, Scored};
 use crate::token::Claims;
 
 /// What the host knows about a call before the chain runs.
@@ -58,9 +58,9 @@ impl CallFacts<'_> {
     /// the quota cannot be overshot by more than the prompt estimate's
     /// error. Without a token quota nothing is capped: the answer is only
     /// estimated.
-    pub fn answer_budget(&self, before: &Usage) -> (u64, Option<u64>) {
+    pub fn answer_budget(&self, before: &Usage) -> u64 {
         if let Some(cap) = self.completion_cap {
-            return (cap, None);
+            return cap;
         }
         let limits = &self.user.limits;
         let left = [
@@ -72,13 +72,20 @@ impl CallFacts<'_> {
                 .map(|l| l.saturating_sub(before.tokens_this_month)),
         ];
         let Some(left) = left.into_iter().flatten().min() else {
-            return (ANSWER_ESTIMATE, None);
+            return ANSWER_ESTIMATE;
         };
         let budget = self
             .max_output_tokens
             .min(left.saturating_sub(self.prompt_tokens));
-        let budget = budget.max(1);
-        (budget, Some(budget))
+        budget.max(1)
+    }
+
+    /// Whether the answer's reservation is forwarded as its cap: no client
+    /// cap, and a token quota to protect.
+    fn caps_answer(&self) -> bool {
+        let limits = &self.user.limits;
+        self.completion_cap.is_none()
+            && (limits.tokens_per_day.is_some() || limits.tokens_per_month.is_some())
     }
 }
 
@@ -253,9 +260,9 @@ async fn reserve_quota(
     ledger: &mut Ledger,
 ) -> Result<(RateLimitInfo, Option<u64>), ApiError> {
     let limits = &facts.user.limits;
-    let answer = |before: &Usage| facts.answer_budget(before).0;
+    let answer = |before: &Usage| facts.answer_budget(before);
     let (before, after) = ledger.reserve(&facts.at, facts.prompt_tokens, &answer);
-    let output_cap = facts.answer_budget(&before).1;
+    let output_cap = facts.caps_answer().then(|| ledger.answer_tokens());
     let request = quota::QuotaRequest {
         identity: who.clone(),
         limits: types::Limits {
@@ -299,7 +306,7 @@ async fn classify(
 }
 
 /// The deviation stage's answer and what the host made of it.
-struct Scored {
+struct ScoredCall {
     outcome: DeviationOutcome,
     score: f32,
 }
@@ -315,7 +322,7 @@ async fn score_deviation(
     facts: &CallFacts<'_>,
     identity: types::Identity,
     intent: Intent,
-) -> Result<Option<Scored>, ApiError> {
+) -> Result<Option<ScoredCall>, ApiError> {
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
     // Only off-task prompts are remembered, so only they are hashed.
     let prompt_hash = (intent.drift != Drift::OnTask).then(|| OffTaskPrompt::hash(facts.prompt));
@@ -354,7 +361,7 @@ async fn score_deviation(
         stats: recall.stats,
     };
     let score = remember(app, facts, &seen, &outcome);
-    Ok(Some(Scored { outcome, score }))
+    Ok(Some(ScoredCall { outcome, score }))
 }
 
 /// What the deviation phase saw of a call, for its memory and evidence.
@@ -393,7 +400,7 @@ fn remember(app: &App, facts: &CallFacts<'_>, seen: &Seen, outcome: &DeviationOu
         score_delta: outcome.score_delta.max(0.0),
         prompt_hash: seen.prompt_hash,
     });
-    let scored = Kept {
+    let scored = Scored {
         at_ms: now,
         score_delta: outcome.score_delta,
         history,
@@ -423,9 +430,9 @@ fn remember(app: &App, facts: &CallFacts<'_>, seen: &Seen, outcome: &DeviationOu
 /// refuses this call (returned in the assessment, not as an error, so the
 /// log keeps this call's intent and score beside the refusal); a flag marks
 /// an active user; a warning rides on the answer.
-fn act(app: &App, facts: &CallFacts<'_>, scored: Scored, assessment: &mut Assessment) {
+fn act(app: &App, facts: &CallFacts<'_>, scored: ScoredCall, assessment: &mut Assessment) {
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
-    let Scored { outcome, score, .. } = scored;
+    let ScoredCall { outcome, score } = scored;
     assessment.deviation_delta = Some(outcome.score_delta);
     assessment.score = Some(score);
     assessment.action = Some(outcome.action);

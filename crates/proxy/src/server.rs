@@ -88,29 +88,15 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// What the server routes a request to. The proxy's own routes are
-/// [`ProxyRoutes`]; the binary composes them with the admin API and the
-/// console (a generic, not a boxed future: no allocation per request).
+/// What the server routes a request to: the binary composes the proxy's
+/// routes (`api::route`) with the admin API and the console (a generic, not
+/// a boxed future: no allocation per request).
 pub trait Routes: Clone + Send + Sync + 'static {
     fn route(
         self,
         app: Arc<App>,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<Body>> + Send;
-}
-
-/// The proxy's routes alone (`/v1/...`, health, metrics).
-#[derive(Clone, Copy)]
-pub struct ProxyRoutes;
-
-impl Routes for ProxyRoutes {
-    fn route(
-        self,
-        app: Arc<App>,
-        req: Request<Incoming>,
-    ) -> impl Future<Output = Response<Body>> + Send {
-        crate::api::route(app, req)
-    }
 }
 
 /// Binds `config.listen` on every worker thread and serves `routes` until

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{audit, internal, Caller};
 use crate::app::App;
+use crate::chain::Thresholds;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::model::{MisuseSettings, Task, TASK_EXAMPLES_KEPT, TASK_EXAMPLE_CHARS};
 
@@ -228,33 +229,18 @@ pub struct Corrected {
 pub struct SettingsView {
     pub tenant: String,
     pub own: MisuseSettings,
-    /// The thresholds in force (the policy's, then the tenant's own).
-    pub effective: Effective,
+    /// The thresholds in force (the policy's, then the tenant's own); one
+    /// left out is the plugin's own default.
+    pub effective: Thresholds,
     pub shadow: bool,
 }
 
-/// Thresholds in force; one left out is the plugin's own default.
-#[derive(Debug, Default, Serialize)]
-pub struct Effective {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warn_at: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flag_at: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub block_at: Option<f32>,
-}
-
 fn settings_view(app: &App, tenant: &str, own: &MisuseSettings) -> SettingsView {
-    let thresholds = app.chains.as_ref().map(|c| c.deviation_thresholds(tenant));
-    let thresholds = thresholds.unwrap_or_default();
+    let effective = app.chains.as_ref().map(|c| c.deviation_thresholds(tenant));
     SettingsView {
         tenant: tenant.to_string(),
         own: own.clone(),
-        effective: Effective {
-            warn_at: thresholds.warn_at,
-            flag_at: thresholds.flag_at,
-            block_at: thresholds.block_at,
-        },
+        effective: effective.unwrap_or_default(),
         shadow: own.shadow.unwrap_or(false),
     }
 }

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::guardrails::{self, Guard};
 use crate::sse::{EventRewrite, HideUsageChunk};
 use crate::upstream::{self, Usage};
-use request::{rewrite_body, ChatRequest};
+use request::{apply_rewrite, rewrite_body, ChatRequest};
 
 pub struct Chat;
 
@@ -59,7 +59,7 @@ impl ApiShape for Chat {
     }
 
     fn apply_rewrite(body: &Bytes, messages: &[ChatMessage]) -> Result<Bytes, ApiError> {
-        guardrails::apply_rewrite(body, messages)
+        apply_rewrite(body, messages)
     }
 
     fn usage_of(answer: &[u8]) -> Option<Usage> {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::super::shape::Call;
+use crate::domain::ChatMessage;
 use crate::embedded_intent;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::model::Task;
@@ -151,6 +152,20 @@ pub(super) fn rewrite_body(
     }
     if let Some(task) = embedded_task {
         embedded_intent::instruct(&mut value, task);
+    }
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Puts rewritten message texts into the request body (same order).
+pub(super) fn apply_rewrite(body: &Bytes, messages: &[ChatMessage]) -> Result<Bytes, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
+    if let Some(list) = value.get_mut("messages").and_then(|m| m.as_array_mut()) {
+        for (slot, message) in list.iter_mut().zip(messages) {
+            slot["content"] = message.content.clone().into();
+        }
     }
     serde_json::to_vec(&value)
         .map(Bytes::from)

@@ -26,6 +26,7 @@ plugins=(
   deviation:warden-plugin-deviation
   test-misbehave:warden-fixture-misbehave
   test-oversize:warden-fixture-oversize
+  test-hostile:warden-fixture-hostile
   pii-redactor:warden-example-pii-redactor
   max-prompt-length:warden-example-max-prompt-length
 )

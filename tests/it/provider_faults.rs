@@ -156,8 +156,16 @@ async fn a_token_quota_caps_what_the_provider_may_produce() {
     )
     .await;
     let token = env.token("acme");
-    // Calls at once, without max_tokens, each answer longer than the quota.
-    let calls = (0..16).map(|_| env.chat(&token, "invoice api", false));
+    // 64 calls at once, half without max_tokens and half asking for 1,500
+    // each; every answer would be longer than the whole quota.
+    let calls = (0..64).map(|i| {
+        let mut body = serde_json::json!({ "model": "gpt-4o-mini",
+            "messages": [{ "role": "user", "content": "invoice api" }] });
+        if i % 2 == 1 {
+            body["max_tokens"] = 1_500.into();
+        }
+        env.post_raw(&token, Some(TASK), body.to_string())
+    });
     let statuses: Vec<u16> = futures_util::future::join_all(calls)
         .await
         .iter()
@@ -168,9 +176,10 @@ async fn a_token_quota_caps_what_the_provider_may_produce() {
         "{statuses:?}"
     );
     let logged = || env.app().db.recent_requests("acme", 100).unwrap();
-    assert!(eventually(|| logged().len() == 16).await);
+    assert!(eventually(|| logged().len() == 64).await);
     let used: u64 = logged().iter().map(|r| r.tokens_in + r.tokens_out).sum();
-    // Within the limit, give or take the prompt estimate's error.
+    // Within the limit, give or take the prompt estimate's error (the
+    // issue's bound is the limit plus one call's cap: 3,500).
     assert!(used <= 2_000 + 20, "{used} tokens against a limit of 2,000");
     for body in provider.received() {
         let cap = serde_json::from_str::<serde_json::Value>(&body).unwrap()["max_tokens"].as_u64();
@@ -186,5 +195,90 @@ async fn a_token_quota_caps_what_the_provider_may_produce() {
     );
     let body: serde_json::Value = serde_json::from_str(&provider.received()[before]).unwrap();
     assert!(body.get("max_tokens").is_none(), "{body}");
+    env.stop().await;
+}
+
+fn delta(content: &str) -> String {
+    format!(
+        "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":\
+         [{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}},\"finish_reason\":null}}]}}\n\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_breaks_is_logged_as_failed_and_billed_for_what_was_delivered() {
+    let provider = FakeProvider::start(|_| {
+        Answer::new(200, "text/event-stream", &delta("one"))
+            .then(Duration::from_millis(50), &delta("two"))
+            .then(Duration::from_millis(50), &delta("three"))
+            .then_reset()
+    })
+    .await;
+    let env = env_on(&provider).await;
+    let response = env.chat(&env.token("acme"), "invoice api", true).await;
+    assert_eq!(response.status(), 200, "the head was sent before it broke");
+    assert!(
+        response.text().await.is_err(),
+        "the client sees the stream cut"
+    );
+    assert!(eventually(|| env.app().db.recent_requests("acme", 1).unwrap().len() == 1).await);
+    let record = last_record(&env);
+    assert_eq!(record.status, 502, "{record:?}");
+    let error = record.error.clone().unwrap_or_default();
+    assert!(error.contains("upstream_error after"), "{error}");
+    // No usage from the provider: one token per event delivered.
+    assert_eq!(record.tokens_out, 3, "{record:?}");
+    assert!(record.tokens_in > 0, "{record:?}");
+    // Counted as failed in the usage API.
+    let admin = env.user_with_role("acme", "maya", warden::state::model::Role::Admin);
+    let usage = || async {
+        let path = "/admin/v1/tenants/acme/usage";
+        env.admin(&admin, "GET", path, None).await.1["totals"].clone()
+    };
+    assert!(eventually_async(|| async { usage().await["failed"] == 1 }).await);
+    assert_eq!(usage().await["tokens_out"], 3);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_that_is_not_json_is_a_502() {
+    let provider =
+        FakeProvider::start(|_| Answer::json(200, "{\"id\":\"c1\",\"choices\":[{\"ind")).await;
+    let env = env_on(&provider).await;
+    let response = env.chat(&env.token("acme"), "invoice api", false).await;
+    assert_eq!(response.status(), 502);
+    let (_, code, message) = error_of(response).await;
+    assert_eq!(code, "upstream_unavailable");
+    assert!(message.contains("not valid JSON"), "{message}");
+    assert!(eventually(|| env.app().db.recent_requests("acme", 1).unwrap().len() == 1).await);
+    assert_eq!(last_record(&env).status, 502);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_body_over_the_cap_is_a_502_and_is_not_buffered_whole() {
+    // 3 MiB without a content-length, against a 1 MiB cap.
+    let provider = FakeProvider::start(|_| {
+        let mut answer = Answer::json(200, "{\"id\":\"c1\",\"pad\":\"");
+        for _ in 0..48 {
+            answer = answer.then(Duration::ZERO, &"x".repeat(64 << 10));
+        }
+        answer.then(Duration::ZERO, "\"}")
+    })
+    .await;
+    let base = provider.base_url();
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], move |c| {
+        c.upstream.base_url = base;
+        c.upstream.max_response_mib = 1;
+    })
+    .await;
+    let response = env.chat(&env.token("acme"), "invoice api", false).await;
+    assert_eq!(response.status(), 502);
+    let (_, _, message) = error_of(response).await;
+    assert!(
+        message.contains("larger than the gateway's limit"),
+        "{message}"
+    );
+    // Held (screened) streams are capped the same way; live ones pass.
     env.stop().await;
 }

@@ -25,6 +25,10 @@ pub struct App {
     pub chains: Option<Chains>,
     pub upstream: Upstream,
     pub metrics: crate::metrics::Metrics,
+    /// Bounds on model calls in flight (global and per tenant).
+    pub admission: crate::admission::Admission,
+    /// Set when a drain began: `/healthz` says so to load balancers.
+    pub draining: std::sync::atomic::AtomicBool,
     /// Time for quota windows; tests move it to a window's boundary.
     pub clock: Arc<crate::clock::Clock>,
     /// The state writer; it ends (after a last write) once the app is dropped.
@@ -62,6 +66,13 @@ impl App {
                     max_instances: config.runtime.max_idle_instances,
                     max_bytes: config.runtime.max_idle_memory_mib << 20,
                     idle_ttl: std::time::Duration::from_secs(config.runtime.idle_ttl_secs),
+                },
+                tenant: crate::runtime::TenantLimits {
+                    max_instances: config.runtime.tenant_max_instances,
+                    log_lines_per_sec: config.runtime.tenant_log_lines_per_sec,
+                    log_line_bytes: config.runtime.tenant_log_line_bytes,
+                    kv_max_keys: config.runtime.tenant_kv_max_keys,
+                    kv_max_bytes: config.runtime.tenant_kv_max_mib << 20,
                 },
             })?;
             let chains = Chains::load(
@@ -104,6 +115,8 @@ impl App {
         let upstream = Upstream::new(&config.upstream, api_key)?;
         let started = crate::clock::now_ms();
         let stores = Stores::embedded(db.clone(), activity.clone(), writer.clone());
+        let admission =
+            crate::admission::Admission::new(config.max_in_flight, config.max_in_flight_per_tenant);
         Ok(Arc::new(Self {
             config,
             db,
@@ -113,6 +126,8 @@ impl App {
             chains,
             upstream,
             metrics: crate::metrics::Metrics::default(),
+            admission,
+            draining: std::sync::atomic::AtomicBool::new(false),
             clock,
             writer_task: std::sync::Mutex::new(Some(writer_task)),
             request_seq: AtomicU64::new(0),

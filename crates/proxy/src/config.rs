@@ -31,6 +31,19 @@ pub struct Config {
     /// On SIGTERM or Ctrl-C: how long requests in flight may take to finish
     /// after the listener closes, before they are cut.
     pub shutdown_grace_secs: u64,
+    /// Model calls in flight at once, in the process and per tenant; more
+    /// are shed with 503 and `Retry-After` before their body is read.
+    pub max_in_flight: usize,
+    pub max_in_flight_per_tenant: usize,
+    /// Time a client has to send a request's headers (slowloris).
+    pub header_read_timeout_secs: u64,
+    /// Time a client has to send a request's body.
+    pub body_read_timeout_secs: u64,
+    /// An idle keep-alive connection is closed after this.
+    pub keepalive_idle_secs: u64,
+    /// Longest a model call may take in all, its answer (streamed or not)
+    /// included; past it a plain answer is a 504 and a stream is cut.
+    pub request_timeout_secs: u64,
     pub tls: Option<TlsConfig>,
     /// Prices per million tokens by model-name prefix, for the estimated
     /// cost in reports (`"gpt-4o-mini" = { input = 0.15, output = 0.6 }`);
@@ -65,6 +78,9 @@ pub struct UpstreamConfig {
     /// (forwarded as the call's cap) only to users with a token quota, so a
     /// call's reservation bounds what the provider may produce.
     pub max_output_tokens: u64,
+    /// Largest whole answer (or guardrail-held stream) read from the
+    /// provider; a larger one is a 502. Live streams are not buffered.
+    pub max_response_mib: usize,
     /// The key itself, set in-process by the demo and the tests instead of
     /// the environment; never read from a file.
     #[serde(skip)]
@@ -86,6 +102,14 @@ pub struct RuntimeSection {
     pub max_idle_instances: usize,
     pub max_idle_memory_mib: usize,
     pub idle_ttl_secs: u64,
+    /// What one tenant's plugins may hold together: instances alive at
+    /// once, log lines per second (longer lines are cut), and key-value
+    /// keys and MiB.
+    pub tenant_max_instances: usize,
+    pub tenant_log_lines_per_sec: u32,
+    pub tenant_log_line_bytes: usize,
+    pub tenant_kv_max_keys: u64,
+    pub tenant_kv_max_mib: u64,
 }
 
 impl Default for Config {
@@ -101,6 +125,12 @@ impl Default for Config {
             prompt_log_cap_bytes: 16 << 10,
             log_retention_days: 90,
             shutdown_grace_secs: 30,
+            max_in_flight: 512,
+            max_in_flight_per_tenant: 128,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            keepalive_idle_secs: 60,
+            request_timeout_secs: 600,
             tls: None,
             pricing: Default::default(),
             upstream: UpstreamConfig::default(),
@@ -119,6 +149,7 @@ impl Default for UpstreamConfig {
             response_timeout_secs: 120,
             idle_timeout_secs: 120,
             max_output_tokens: 4096,
+            max_response_mib: 32,
             api_key_override: None,
         }
     }
@@ -133,6 +164,11 @@ impl Default for RuntimeSection {
             max_idle_instances: 500,
             max_idle_memory_mib: 1024,
             idle_ttl_secs: 120,
+            tenant_max_instances: 250,
+            tenant_log_lines_per_sec: 50,
+            tenant_log_line_bytes: 2048,
+            tenant_kv_max_keys: 10_000,
+            tenant_kv_max_mib: 16,
         }
     }
 }

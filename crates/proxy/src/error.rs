@@ -45,6 +45,8 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     PolicyPluginFailed,
     UpstreamTimeout,
+    Overloaded,
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -85,6 +87,8 @@ impl ErrorCode {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::PolicyPluginFailed => "policy_plugin_failed",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::Overloaded => "overloaded",
+            Self::RequestTimeout => "request_timeout",
         }
     }
 
@@ -124,6 +128,8 @@ impl ErrorCode {
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::PolicyPluginFailed => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -164,6 +170,8 @@ impl ErrorCode {
             Self::UpstreamUnavailable => "upstream_error",
             Self::PolicyPluginFailed => "server_error",
             Self::UpstreamTimeout => "upstream_error",
+            Self::Overloaded => "server_error",
+            Self::RequestTimeout => "invalid_request_error",
         }
     }
 }
@@ -213,6 +221,13 @@ impl ApiError {
 
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
         let mut e = Self::new(ErrorCode::RateLimitExceeded, message);
+        e.retry_after_secs = Some(retry_after_secs);
+        e
+    }
+
+    /// 503 with `Retry-After`: too much in flight; try again shortly.
+    pub fn overloaded(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(ErrorCode::Overloaded, message);
         e.retry_after_secs = Some(retry_after_secs);
         e
     }

@@ -55,7 +55,9 @@ const fn max_output(input: usize) -> usize {
     input * 2 + (64 << 10)
 }
 
+/// A guardrail's refusal, its reason cut to a bound (taken, not refused).
 fn denied(slot: &StageSlot, reason: &str) -> ApiError {
+    slot.plugin.output_accepted();
     let mut end = reason.len().min(MAX_REASON_BYTES);
     while !reason.is_char_boundary(end) {
         end -= 1;
@@ -67,6 +69,7 @@ fn denied(slot: &StageSlot, reason: &str) -> ApiError {
 }
 
 fn oversized(slot: &StageSlot, got: usize, cap: usize) -> ApiError {
+    slot.plugin.output_refused();
     ApiError::plugin_failed(format!(
         "guardrail '{}' returned {got} bytes, more than its cap of {cap}",
         slot.plugin.name()
@@ -119,14 +122,16 @@ pub async fn screen_request(
                 rewritten = true;
             }
             RequestDecision::Rewrite(next) => {
+                slot.plugin.output_refused();
                 return Err(ApiError::plugin_failed(format!(
                     "guardrail '{}' rewrote {} messages into {}; it must keep their number",
                     slot.plugin.name(),
                     messages.len(),
                     next.len()
-                )))
+                )));
             }
         }
+        slot.plugin.output_accepted();
     }
     Ok(rewritten.then(|| messages.into_iter().map(ChatMessage::from).collect()))
 }
@@ -156,6 +161,7 @@ async fn screen_text(
                 text = Some(clean);
             }
         }
+        slot.plugin.output_accepted();
     }
     Ok(text)
 }

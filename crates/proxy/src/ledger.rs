@@ -37,6 +37,8 @@ pub struct Ledger {
     record: Option<RequestRecord>,
     reservation: Reservation,
     started: Instant,
+    /// The call's in-flight slots, given back when the ledger is done.
+    _admitted: crate::admission::Admitted,
 }
 
 /// What a call holds against its user's quota windows.
@@ -56,13 +58,29 @@ impl Reservation {
 }
 
 impl Ledger {
-    pub fn open(app: &Arc<App>, record: RequestRecord, started: Instant) -> Self {
+    pub fn open(
+        app: &Arc<App>,
+        record: RequestRecord,
+        started: Instant,
+        admitted: crate::admission::Admitted,
+    ) -> Self {
         Self {
             app: app.clone(),
             record: Some(record),
             reservation: Reservation::default(),
             started,
+            _admitted: admitted,
         }
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// When the call's total time (`request_timeout_secs`) runs out.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        let total = std::time::Duration::from_secs(self.app.config.request_timeout_secs);
+        tokio::time::Instant::from_std(self.started + total)
     }
 
     /// The record being written; a finished ledger is gone, so this always is.
@@ -113,6 +131,16 @@ impl Ledger {
     /// Tokens held against the quota.
     pub fn reserved_tokens(&self) -> u64 {
         self.reservation.tokens()
+    }
+
+    /// What a streamed answer cut short is charged when the provider sent
+    /// no usage: the prompt's estimate, and one token per event delivered
+    /// (a chunk carries about one), at most the answer's reservation.
+    pub fn delivered_estimate(&self, events: u64) -> Usage {
+        Usage {
+            prompt_tokens: self.reservation.prompt_tokens,
+            completion_tokens: events.min(self.reservation.completion_tokens),
+        }
     }
 
     /// The call is about to go to the provider.

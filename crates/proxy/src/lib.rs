@@ -20,6 +20,7 @@ pub use warden_runtime as runtime;
 pub use warden_state as state;
 
 pub mod adapters;
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod auth;

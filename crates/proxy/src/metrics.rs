@@ -10,6 +10,7 @@ pub struct Metrics {
     plugin_failures: AtomicU64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
+    shed: AtomicU64,
 }
 
 impl Metrics {
@@ -38,30 +39,64 @@ impl Metrics {
         self.reload_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A request refused with 503 because too many were in flight.
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text; `warm` is (idle instances, their bytes) when
     /// the chain runs.
     pub fn render(&self, warm: Option<(usize, usize)>) -> String {
+        use crate::runtime::tenant::{INSTANCES_REFUSED, KV_WRITES_REFUSED, LOG_LINES_DROPPED};
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let (warm_instances, warm_bytes) = warm.unwrap_or_default();
-        format!(
-            "# TYPE warden_requests_total counter\nwarden_requests_total {}\n\
-             # TYPE warden_chain_runs_total counter\nwarden_chain_runs_total {}\n\
-             # TYPE warden_chain_seconds_total counter\nwarden_chain_seconds_total {:.6}\n\
-             # TYPE warden_plugin_failures_total counter\nwarden_plugin_failures_total {}\n\
-             # TYPE warden_plugin_instances_created_total counter\nwarden_plugin_instances_created_total {}\n\
-             # TYPE warden_chain_reloads_total counter\nwarden_chain_reloads_total {}\n\
-             # TYPE warden_reload_failures_total counter\nwarden_reload_failures_total {}\n\
-             # TYPE warden_plugin_warm_instances gauge\nwarden_plugin_warm_instances {}\n\
-             # TYPE warden_plugin_warm_memory_bytes gauge\nwarden_plugin_warm_memory_bytes {}\n",
-            get(&self.requests),
-            get(&self.chain_runs),
-            get(&self.chain_micros) as f64 / 1e6,
-            get(&self.plugin_failures),
-            crate::runtime::INSTANCES_CREATED.load(Ordering::Relaxed),
-            get(&self.reloads),
-            get(&self.reload_failures),
-            warm_instances,
-            warm_bytes,
-        )
+        let counters = [
+            ("warden_requests_total", get(&self.requests)),
+            ("warden_requests_shed_total", get(&self.shed)),
+            ("warden_chain_runs_total", get(&self.chain_runs)),
+            ("warden_plugin_failures_total", get(&self.plugin_failures)),
+            (
+                "warden_plugin_instances_created_total",
+                get(&crate::runtime::INSTANCES_CREATED),
+            ),
+            (
+                "warden_plugin_instances_refused_total",
+                get(&INSTANCES_REFUSED),
+            ),
+            (
+                "warden_plugin_log_lines_dropped_total",
+                get(&LOG_LINES_DROPPED),
+            ),
+            (
+                "warden_plugin_kv_writes_refused_total",
+                get(&KV_WRITES_REFUSED),
+            ),
+            ("warden_chain_reloads_total", get(&self.reloads)),
+            ("warden_reload_failures_total", get(&self.reload_failures)),
+            (
+                "warden_accept_errors_total",
+                get(&crate::server::ACCEPT_ERRORS),
+            ),
+        ];
+        let mut text = String::with_capacity(1024);
+        for (name, value) in counters {
+            text += &format!("# TYPE {name} counter\n{name} {value}\n");
+        }
+        text += &format!(
+            "# TYPE warden_chain_seconds_total counter\nwarden_chain_seconds_total {:.6}\n",
+            get(&self.chain_micros) as f64 / 1e6
+        );
+        let gauges = [
+            ("warden_plugin_warm_instances", warm_instances),
+            ("warden_plugin_warm_memory_bytes", warm_bytes),
+            (
+                "warden_requests_in_flight",
+                crate::admission::IN_FLIGHT.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, value) in gauges {
+            text += &format!("# TYPE {name} gauge\n{name} {value}\n");
+        }
+        text
     }
 }

@@ -319,4 +319,21 @@ mod tests {
             .to_string()
             .contains("cannot fail open"));
     }
+
+    /// Fuzz target: any policy text is accepted or refused with an error,
+    /// never a panic; an accepted one yields its limits (see README,
+    /// Reliability, for a long run).
+    #[test]
+    fn any_policy_text_parses_or_is_refused() {
+        bolero::check!().for_each(|text: &[u8]| {
+            let Ok(text) = std::str::from_utf8(text) else {
+                return;
+            };
+            if let Ok(policy) = Policy::parse(text, "fuzz") {
+                for (_, stage) in policy.stages.iter() {
+                    let _ = policy.limits_for(stage);
+                }
+            }
+        });
+    }
 }

@@ -10,18 +10,20 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
@@ -57,8 +59,9 @@ impl RunningServer {
     /// Stops accepting, lets requests in flight finish, writes the last
     /// records and closes the database (once nobody else holds the app).
     pub async fn stop(self) {
-        drop(self.reload);
+        self.app.draining.store(true, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
+        drop(self.reload);
         let workers = self.workers;
         let _ = tokio::task::spawn_blocking(move || {
             for worker in workers {
@@ -114,9 +117,9 @@ pub async fn start<R: Routes>(config: Config, routes: R) -> anyhow::Result<Runni
     for index in 0..workers {
         // The first worker binds (perhaps port 0); the others join its port.
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        let (app, tls, mut stopped) = (app.clone(), tls.clone(), stopped.clone());
+        let (app, tls, stopped) = (app.clone(), tls.clone(), stopped.clone());
         let routes = routes.clone();
-        let grace = std::time::Duration::from_secs(app.config.shutdown_grace_secs);
+        let grace = Duration::from_secs(app.config.shutdown_grace_secs);
         let handle = std::thread::Builder::new()
             .name(format!("warden-worker-{index}"))
             .spawn(move || {
@@ -133,10 +136,7 @@ pub async fn start<R: Routes>(config: Config, routes: R) -> anyhow::Result<Runni
                         Err(e) => return drop(bound_tx.send(Err(e))),
                     };
                     let _ = bound_tx.send(listener.local_addr());
-                    serve(listener, tls, app, routes, grace, async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await;
+                    serve(listener, tls, app, routes, grace, stopped).await;
                 });
             })?;
         handles.push(handle);
@@ -156,67 +156,86 @@ pub async fn start<R: Routes>(config: Config, routes: R) -> anyhow::Result<Runni
     })
 }
 
+/// Accept errors since start (`/metrics`).
+pub static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// What every connection of one worker is served with.
+#[derive(Clone)]
+struct ConnectionServer<R> {
+    app: Arc<App>,
+    routes: R,
+    tls: Option<TlsAcceptor>,
+    builder: auto::Builder<TokioExecutor>,
+    /// Time a client has to send a request's head: its first bytes, its
+    /// TLS handshake and its headers; on HTTP/1.1 also the longest a
+    /// keep-alive connection may sit idle between requests.
+    header_read: Duration,
+    /// Becomes true when the drain begins.
+    stopped: Stopped,
+}
+
+type Stopped = tokio::sync::watch::Receiver<bool>;
+
+/// Resolves once the drain has begun.
+async fn drain_began(mut stopped: Stopped) {
+    let _ = stopped.wait_for(|stopped| *stopped).await;
+}
+
 async fn serve<R: Routes>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
     routes: R,
-    grace: std::time::Duration,
-    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    stopped: Stopped,
 ) {
+    let shutdown = drain_began(stopped.clone());
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let header_read = Duration::from_secs(app.config.header_read_timeout_secs.max(1));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let server = ConnectionServer {
+        app,
+        routes,
+        tls,
+        builder,
+        header_read,
+        stopped,
+    };
+    let mut backoff = AcceptBackoff::default();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
+                Ok((stream, _peer)) => {
+                    backoff.reset();
+                    stream
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
+                    // Out of file descriptors, say: the listener stays
+                    // readable, so retrying at once would spin.
+                    tokio::select! {
+                        _ = backoff.wait(&e) => continue,
+                        _ = &mut shutdown => break,
+                    }
                 }
             },
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (app, routes) = (app.clone(), routes.clone());
-        let service = service_fn(move |req| {
-            let routed = routes.clone().route(app.clone(), req);
-            async move { Ok::<_, std::convert::Infallible>(catching_panics(routed).await) }
-        });
-        match &tls {
-            None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match acceptor.accept(stream).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-        }
+        tokio::spawn(server.clone().connection(stream, graceful.watcher()));
     }
-    // Requests in flight finish within the grace; past it they are cut
-    // (their ledgers log them on the way out).
+    // New connections are refused from here on; requests in flight finish
+    // within the grace, past it they are cut (their ledgers log them on the
+    // way out).
+    drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -226,6 +245,137 @@ async fn serve<R: Routes>(
             grace_secs,
             "requests still in flight after the shutdown grace: cut"
         );
+    }
+}
+
+impl<R: Routes> ConnectionServer<R> {
+    async fn connection(self, stream: TcpStream, watcher: Watcher) {
+        // hyper times out a request's headers, but not a connection that
+        // never sends a byte (or half of HTTP/2's preface), nor a stalled
+        // TLS handshake: those would be held until shutdown, and hold it up.
+        // A drain drops them too (their watcher would hold it up).
+        let first_bytes = first_bytes_within(&stream, self.header_read);
+        let arrived = tokio::select! {
+            arrived = first_bytes => arrived,
+            () = drain_began(self.stopped.clone()) => false,
+        };
+        if !arrived {
+            return;
+        }
+        // Whether a request's head has arrived on this connection: hyper's
+        // graceful shutdown waits for a first request still being read.
+        let started = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (app, routes, started) = (self.app.clone(), self.routes.clone(), started.clone());
+            service_fn(move |req| {
+                started.store(true, Ordering::Relaxed);
+                let routed = routes.clone().route(app.clone(), req);
+                async move { Ok::<_, std::convert::Infallible>(catching_panics(routed).await) }
+            })
+        };
+        // A drain cuts a connection whose first request has not arrived
+        // whole; later ones are idle between requests and hyper closes them.
+        let stopped = self.stopped.clone();
+        let cut = async move {
+            drain_began(stopped).await;
+            if started.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
+        let ended = match &self.tls {
+            None => {
+                let conn = self
+                    .builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                until_cut(watcher.watch(conn.into_owned()), cut).await
+            }
+            Some(acceptor) => {
+                let handshake = tokio::time::timeout(self.header_read, acceptor.accept(stream));
+                let handshake = tokio::select! {
+                    done = handshake => done,
+                    () = drain_began(self.stopped.clone()) => return,
+                };
+                let stream = match handshake {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                };
+                // ALPN chose the protocol: no waiting for a preface.
+                let builder = match stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => self.builder.clone().http2_only(),
+                    _ => self.builder.clone().http1_only(),
+                };
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                until_cut(watcher.watch(conn.into_owned()), cut).await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// The connection's end, or `Ok` when `cut` comes first (dropping it).
+async fn until_cut<E>(
+    served: impl Future<Output = Result<(), E>>,
+    cut: impl Future<Output = ()>,
+) -> Result<(), E> {
+    tokio::select! {
+        ended = served => ended,
+        () = cut => Ok(()),
+    }
+}
+
+/// Whether the client sent enough to tell its protocol within `within`:
+/// any byte that is not HTTP/2's preface, or the whole preface.
+async fn first_bytes_within(stream: &TcpStream, within: Duration) -> bool {
+    const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let wait = async {
+        let mut buf = [0u8; 24];
+        loop {
+            let n = stream.peek(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return false; // closed
+            }
+            if n == buf.len() || buf[..n] != H2_PREFACE[..n] {
+                return true;
+            }
+            // Part of the preface: peek returns at once, so pause.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(within, wait).await.unwrap_or(false)
+}
+
+/// Exponential pause after accept errors (5 ms to 1 s), with their log
+/// line written at most once a second (with how many were not).
+#[derive(Default)]
+struct AcceptBackoff {
+    pause: Duration,
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptBackoff {
+    fn reset(&mut self) {
+        self.pause = Duration::ZERO;
+    }
+
+    async fn wait(&mut self, error: &std::io::Error) {
+        ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
+        self.pause = (self.pause * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        if self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            let (pause_ms, suppressed) = (self.pause.as_millis() as u64, self.unlogged);
+            tracing::warn!(%error, pause_ms, suppressed, "accept failed");
+            self.last_logged = Some(Instant::now());
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        tokio::time::sleep(self.pause).await;
     }
 }
 

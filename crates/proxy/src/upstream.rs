@@ -3,6 +3,7 @@
 //! rustls). Streams are passed through chunk by chunk; a small scanner reads
 //! the `usage` block on the way without buffering the response.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub struct Upstream {
     base_url: reqwest::Url,
     authorization: Option<HeaderValue>,
     response_timeout: Duration,
+    /// Largest whole answer read (a stream passes without buffering).
+    pub max_response_bytes: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -83,6 +86,7 @@ impl Upstream {
             base_url: config.base_url.trim_end_matches('/').parse()?,
             authorization,
             response_timeout: Duration::from_secs(config.response_timeout_secs),
+            max_response_bytes: config.max_response_mib << 20,
         })
     }
 
@@ -139,6 +143,69 @@ impl Upstream {
     }
 }
 
+/// Why a whole answer could not be read.
+pub enum ReadFailure {
+    /// Silent past the idle timeout.
+    Stalled,
+    /// Still coming when the call's total time ran out.
+    PastDeadline,
+    /// Larger than `upstream.max_response_mib`.
+    TooLarge(usize),
+    Broken(String),
+}
+
+impl ReadFailure {
+    pub fn into_error(self) -> ApiError {
+        match self {
+            Self::Stalled => {
+                ApiError::gateway_timeout("the provider's answer stalled past the idle timeout")
+            }
+            Self::PastDeadline => ApiError::gateway_timeout(
+                "the provider's answer was still coming when the call ran past request_timeout_secs",
+            ),
+            Self::TooLarge(cap) => ApiError::bad_gateway(format!(
+                "the provider's answer is larger than the gateway's limit of {cap} bytes"
+            )),
+            Self::Broken(e) => ApiError::bad_gateway(format!("the provider's response failed: {e}")),
+        }
+    }
+}
+
+/// A whole answer, read chunk by chunk up to `cap` bytes: a provider (or
+/// something posing as one) cannot make the gateway buffer without bound.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Bytes, ReadFailure> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(ReadFailure::TooLarge(cap));
+    }
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) if e.is_timeout() => return Err(ReadFailure::Stalled),
+            Err(e) => return Err(ReadFailure::Broken(error_chain(&e))),
+        };
+        let held = first.as_ref().map_or(0, Bytes::len) + joined.len();
+        if held + chunk.len() > cap {
+            return Err(ReadFailure::TooLarge(cap));
+        }
+        // Most answers come in one chunk: keep it without a copy.
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            None => joined.extend_from_slice(&chunk),
+            Some(earlier) => {
+                joined.extend_from_slice(&earlier);
+                joined.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -189,6 +256,9 @@ pub struct SseUsageScanner {
     partial: Vec<u8>,
     read: ReadUsage,
     pub usage: Option<Usage>,
+    /// `data:` events seen: about one token each, what a stream that broke
+    /// without usage is charged for.
+    pub events: u64,
 }
 
 impl SseUsageScanner {
@@ -197,6 +267,7 @@ impl SseUsageScanner {
             partial: Vec::new(),
             read,
             usage: None,
+            events: 0,
         }
     }
 
@@ -220,6 +291,7 @@ impl SseUsageScanner {
 
     fn line(&mut self, line: &[u8]) {
         if let Some(data) = line.strip_prefix(b"data:") {
+            self.events += 1;
             (self.read)(data, &mut self.usage);
         }
     }
@@ -229,7 +301,18 @@ impl SseUsageScanner {
 pub struct StreamSummary {
     pub bytes: u64,
     pub usage: Option<Usage>,
-    pub error: Option<String>,
+    /// `data:` events passed on.
+    pub events: u64,
+    pub end: StreamEnd,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    Complete,
+    /// The provider's stream broke (reset, stall past the idle timeout).
+    ProviderFailed(String),
+    /// The client went away before the end.
+    ClientClosed,
 }
 
 type Completion = Box<dyn FnOnce(StreamSummary) + Send>;
@@ -245,6 +328,8 @@ pub struct MeteredStream {
     rewriter: Option<SseRewriter>,
     bytes: u64,
     on_complete: Option<Completion>,
+    /// The call's total time (`request_timeout_secs`) runs out here.
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl MeteredStream {
@@ -253,6 +338,7 @@ impl MeteredStream {
         rewrites: Vec<Box<dyn EventRewrite>>,
         read_usage: ReadUsage,
         on_complete: Completion,
+        deadline: tokio::time::Instant,
     ) -> Self {
         Self {
             inner: Box::pin(response.bytes_stream()),
@@ -260,15 +346,17 @@ impl MeteredStream {
             rewriter: (!rewrites.is_empty()).then(|| SseRewriter::new(rewrites)),
             bytes: 0,
             on_complete: Some(on_complete),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
         }
     }
 
-    fn finish(&mut self, error: Option<String>) {
+    fn finish(&mut self, end: StreamEnd) {
         if let Some(done) = self.on_complete.take() {
             done(StreamSummary {
                 bytes: self.bytes,
                 usage: self.scanner.usage,
-                error,
+                events: self.scanner.events,
+                end,
             });
         }
     }
@@ -286,6 +374,11 @@ impl http_body::Body for MeteredStream {
             if self.on_complete.is_none() {
                 return Poll::Ready(None);
             }
+            if self.deadline.as_mut().poll(cx).is_ready() {
+                let why = "the call ran past request_timeout_secs";
+                self.finish(StreamEnd::ProviderFailed(why.into()));
+                return Poll::Ready(Some(Err(why.into())));
+            }
             match self.inner.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
@@ -301,8 +394,12 @@ impl http_body::Body for MeteredStream {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    let message = format!("the provider's stream failed: {}", error_chain(&e));
-                    self.finish(Some(message));
+                    let message = if e.is_timeout() {
+                        "it stalled past the idle timeout".to_string()
+                    } else {
+                        error_chain(&e)
+                    };
+                    self.finish(StreamEnd::ProviderFailed(message));
                     return Poll::Ready(Some(Err(Box::new(e))));
                 }
                 Poll::Ready(None) => {
@@ -312,7 +409,7 @@ impl http_body::Body for MeteredStream {
                         .map(SseRewriter::finish)
                         .unwrap_or_default();
                     self.bytes += rest.len() as u64;
-                    self.finish(None);
+                    self.finish(StreamEnd::Complete);
                     if rest.is_empty() {
                         return Poll::Ready(None);
                     }
@@ -325,7 +422,7 @@ impl http_body::Body for MeteredStream {
 
 impl Drop for MeteredStream {
     fn drop(&mut self) {
-        self.finish(Some("the client closed the stream early".into()));
+        self.finish(StreamEnd::ClientClosed);
     }
 }
 

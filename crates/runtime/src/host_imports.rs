@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::warden::policy::{clock, config, kv, log, types};
 use super::limits::PluginLimiter;
+use super::tenant::{KvUsage, TenantSandbox};
 
 /// Maximum key and value sizes in a plugin's key-value store.
 const KV_MAX_KEY: usize = 256;
@@ -72,6 +73,26 @@ impl PluginScope {
         full
     }
 
+    /// The size (key plus value) of the entry at `full`, if any.
+    fn stored_size(&self, full: &[u8]) -> Option<u64> {
+        let value = self.kv_tree.get(full).ok().flatten()?;
+        Some((full.len() + value.len()) as u64)
+    }
+
+    /// Keys and bytes every plugin of this tenant stores (a scan: once per
+    /// tenant and process).
+    fn tenant_kv_usage(&self) -> KvUsage {
+        let mut tenant_prefix = self.tenant_id.as_bytes().to_vec();
+        tenant_prefix.push(0);
+        self.kv_tree.scan_prefix(tenant_prefix).flatten().fold(
+            KvUsage::default(),
+            |usage, (k, v)| KvUsage {
+                keys: usage.keys + 1,
+                bytes: usage.bytes + (k.len() + v.len()) as u64,
+            },
+        )
+    }
+
     /// The full key of `key` in the store of (tenant, plugin): for the
     /// host writing data a plugin reads (a task's confirmed examples).
     pub fn key_of(tenant_id: &str, plugin: &str, key: &str) -> Vec<u8> {
@@ -87,16 +108,23 @@ pub struct PluginState {
     table: ResourceTable,
     pub limiter: PluginLimiter,
     pub scope: Arc<PluginScope>,
+    /// The tenant's log and kv budgets.
+    tenant: Arc<TenantSandbox>,
 }
 
 impl PluginState {
-    pub fn new(scope: Arc<PluginScope>, max_memory_bytes: usize) -> Self {
+    pub fn new(
+        scope: Arc<PluginScope>,
+        tenant: Arc<TenantSandbox>,
+        max_memory_bytes: usize,
+    ) -> Self {
         Self {
             // No preopens, no env, no args, no inherited stdio, no network.
             wasi: WasiCtx::builder().allow_tcp(false).allow_udp(false).build(),
             table: ResourceTable::new(),
             limiter: PluginLimiter::new(max_memory_bytes),
             scope,
+            tenant,
         }
     }
 }
@@ -113,12 +141,23 @@ impl WasiView for PluginState {
 impl types::Host for PluginState {}
 
 impl log::Host for PluginState {
+    /// Capped per line and rate-limited per tenant: a plugin logging in a
+    /// loop must not fill the disk or slow other tenants' requests.
     fn emit(&mut self, level: types::LogLevel, message: String, fields: Vec<(String, String)>) {
+        if !self.tenant.admit_log_line() {
+            return;
+        }
+        let (message, cut) = self.tenant.cap_log_line(&message);
+        let fields: Vec<_> = fields
+            .iter()
+            .take(16)
+            .map(|(k, v)| (self.tenant.cap_log_line(k).0, self.tenant.cap_log_line(v).0))
+            .collect();
         let scope = &*self.scope;
         let (tenant, plugin) = (&*scope.tenant_id, &*scope.plugin);
         macro_rules! emit {
             ($lvl:expr) => {
-                tracing::event!(target: "warden::plugin", $lvl, tenant, plugin, ?fields, "{message}")
+                tracing::event!(target: "warden::plugin", $lvl, tenant, plugin, ?fields, cut, "{message}")
             };
         }
         match level {
@@ -157,17 +196,32 @@ impl kv::Host for PluginState {
             .map(|v| v.to_vec())
     }
 
+    /// Within the tenant's key and byte quota (all its plugins together).
     fn set(&mut self, key: String, value: Vec<u8>) -> bool {
         if key.len() > KV_MAX_KEY || value.len() > KV_MAX_VALUE {
             return false;
         }
-        let full = self.scope.kv_key(&key);
-        self.scope.kv_tree.insert(full, value).is_ok()
+        let (scope, full) = (&self.scope, self.scope.kv_key(&key));
+        let size = (full.len() + value.len()) as u64;
+        self.tenant
+            .kv_write(
+                || scope.tenant_kv_usage(),
+                || scope.stored_size(&full),
+                Some(size),
+                || scope.kv_tree.insert(&full, value).is_ok(),
+            )
+            .unwrap_or(false)
     }
 
     fn delete(&mut self, key: String) {
         if key.len() <= KV_MAX_KEY {
-            let _ = self.scope.kv_tree.remove(self.scope.kv_key(&key));
+            let (scope, full) = (&self.scope, self.scope.kv_key(&key));
+            let _ = self.tenant.kv_write(
+                || scope.tenant_kv_usage(),
+                || scope.stored_size(&full),
+                None,
+                || scope.kv_tree.remove(&full),
+            );
         }
     }
 }

@@ -10,6 +10,7 @@ mod limits;
 mod plugin;
 pub mod samples;
 mod stage;
+pub mod tenant;
 pub mod version;
 mod warm;
 
@@ -29,11 +30,13 @@ pub use plugin::{
     CompiledPlugin, FailureKind, PluginError, SandboxLimits, TenantPlugin, INSTANCES_CREATED,
 };
 pub use stage::Stage;
+pub use tenant::TenantLimits;
+use tenant::TenantSandboxes;
 use warm::WarmBudget;
 pub use warm::WarmLimits;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(1);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Idle warm instances past their TTL are dropped about once a second.
 const SWEEP_EVERY_TICKS: u32 = 1000;
 
@@ -48,6 +51,8 @@ pub struct RuntimeConfig {
     pub artifact_dir: Option<std::path::PathBuf>,
     /// Idle warm instances kept across all tenants.
     pub warm: WarmLimits,
+    /// What one tenant's plugins may hold together.
+    pub tenant: TenantLimits,
 }
 
 impl Default for RuntimeConfig {
@@ -61,6 +66,7 @@ impl Default for RuntimeConfig {
                 max_bytes: 1 << 30,
                 idle_ttl: Duration::from_secs(120),
             },
+            tenant: TenantLimits::default(),
         }
     }
 }
@@ -91,6 +97,7 @@ pub struct PluginRuntime {
     ticker_stop: Arc<AtomicBool>,
     cache: Option<cache::ArtifactCache>,
     warm: Arc<WarmBudget>,
+    tenants: TenantSandboxes,
     /// Compiled components by the SHA-256 of their bytes, while in use.
     loaded: Mutex<HashMap<cache::Digest, Weak<LoadedComponent>>>,
 }
@@ -152,6 +159,7 @@ impl PluginRuntime {
                 .as_deref()
                 .map(cache::ArtifactCache::new),
             warm,
+            tenants: TenantSandboxes::new(config.tenant.clone()),
             loaded: Mutex::new(HashMap::new()),
         })
     }
@@ -224,7 +232,8 @@ impl PluginRuntime {
         limits: SandboxLimits,
     ) -> TenantPlugin {
         let ticks = limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1;
-        TenantPlugin::new(compiled, scope, limits, ticks, self.warm.pool())
+        let tenant = self.tenants.of(&scope.tenant_id);
+        TenantPlugin::new(compiled, scope, limits, ticks, self.warm.pool(), tenant)
     }
 
     /// Idle warm instances across all tenants, and their linear memory.

@@ -18,6 +18,7 @@ use wasmtime::{Store, Trap};
 use super::bindings::{auth, deviation, guardrail, intent, quota, task_validation, types};
 use super::host_imports::{PluginScope, PluginState};
 use super::stage::{Stage, StageExports, StageGuest};
+use super::tenant::TenantSandbox;
 use super::warm::{WarmInstance, WarmPool};
 
 /// Instantiation may take this many call deadlines.
@@ -106,8 +107,14 @@ pub enum FailureKind {
     Trap,
     Deadline,
     Memory,
+    /// It returned something the host refuses (too large to copy out, a
+    /// rewrite that breaks the request's shape, over its size cap).
+    Output,
     /// Refused without running: it failed repeatedly just before.
     Tripped,
+    /// Refused without running: the tenant's plugins hold all the
+    /// instances it may have at once.
+    Busy,
 }
 
 #[derive(Debug, Clone)]
@@ -125,7 +132,9 @@ impl std::fmt::Display for PluginError {
             FailureKind::Trap => "trapped",
             FailureKind::Deadline => "exceeded its time limit",
             FailureKind::Memory => "exceeded its memory limit",
+            FailureKind::Output => "returned output the host refuses",
             FailureKind::Tripped => "failed repeatedly and is paused",
+            FailureKind::Busy => "is at its tenant's cap of instances in use",
         };
         write!(
             f,
@@ -147,6 +156,9 @@ const PAUSE: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct Breaker {
     failures_in_a_row: AtomicU32,
+    /// Calls in a row whose output the host refused after the call itself
+    /// succeeded (counted apart: the call's success resets the other).
+    refused_outputs_in_a_row: AtomicU32,
     /// Until when (ms on `Breaker::now_ms`'s clock) calls are refused.
     paused_until: AtomicU64,
 }
@@ -169,9 +181,25 @@ impl Breaker {
                 self.failures_in_a_row.store(0, Ordering::Relaxed);
             }
         } else if self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= TRIP_AFTER {
-            let until = Self::now_ms() + PAUSE.as_millis() as u64;
-            self.paused_until.store(until, Ordering::Relaxed);
+            self.pause();
         }
+    }
+
+    fn record_output(&self, accepted: bool) {
+        let refused = &self.refused_outputs_in_a_row;
+        if accepted {
+            if refused.load(Ordering::Relaxed) != 0 {
+                refused.store(0, Ordering::Relaxed);
+            }
+        } else if refused.fetch_add(1, Ordering::Relaxed) + 1 >= TRIP_AFTER {
+            refused.store(0, Ordering::Relaxed);
+            self.pause();
+        }
+    }
+
+    fn pause(&self) {
+        let until = Self::now_ms() + PAUSE.as_millis() as u64;
+        self.paused_until.store(until, Ordering::Relaxed);
     }
 }
 
@@ -186,6 +214,7 @@ pub struct TenantPlugin {
     deadline_ticks: u64,
     warm: Arc<WarmPool>,
     breaker: Breaker,
+    tenant: Arc<TenantSandbox>,
 }
 
 impl TenantPlugin {
@@ -195,6 +224,7 @@ impl TenantPlugin {
         limits: SandboxLimits,
         deadline_ticks: u64,
         warm: Arc<WarmPool>,
+        tenant: Arc<TenantSandbox>,
     ) -> Self {
         Self {
             compiled,
@@ -203,6 +233,7 @@ impl TenantPlugin {
             deadline_ticks,
             warm,
             breaker: Breaker::default(),
+            tenant,
         }
     }
 
@@ -233,7 +264,11 @@ impl TenantPlugin {
             return Ok(warm);
         }
         INSTANCES_CREATED.fetch_add(1, Ordering::Relaxed);
-        let state = PluginState::new(self.scope.clone(), self.limits.memory_bytes);
+        let state = PluginState::new(
+            self.scope.clone(),
+            self.tenant.clone(),
+            self.limits.memory_bytes,
+        );
         let mut store = Store::new(self.compiled.loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
@@ -241,12 +276,13 @@ impl TenantPlugin {
         // process is busy): it gets a larger budget than a call, which
         // still bounds a component whose start function never returns.
         store.set_epoch_deadline(self.deadline_ticks * INSTANTIATE_BUDGET_FACTOR);
+        let instantiating = self.compiled.loaded.pre.instantiate_async(&mut store);
         let instance = self
-            .compiled
-            .loaded
-            .pre
-            .instantiate_async(&mut store)
-            .await
+            .within(
+                self.limits.deadline * INSTANTIATE_BUDGET_FACTOR as u32,
+                instantiating,
+            )
+            .await?
             .map_err(|e| self.classify(&store, e))?;
         let guest = self
             .compiled
@@ -255,6 +291,41 @@ impl TenantPlugin {
             .load(&mut store, &instance)
             .map_err(|e| self.error(FailureKind::Instantiate, format!("{e:#}")))?;
         Ok(WarmInstance::new(store, guest))
+    }
+
+    /// `work` cut at `budget` of wall-clock time plus two epoch ticks.
+    /// Epoch interruption stops wasm code at its deadline, but not a plugin
+    /// waiting in a host call (a WASI sleep or poll): this does, and the
+    /// caller drops the instance with the future.
+    async fn within<T>(
+        &self,
+        budget: Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, PluginError> {
+        let limit = budget + 2 * super::EPOCH_TICK;
+        tokio::time::timeout(limit, work).await.map_err(|_| {
+            self.error(
+                FailureKind::Deadline,
+                format!(
+                    "still waiting after {} ms (a sleep or poll counts against the deadline)",
+                    limit.as_millis()
+                ),
+            )
+        })
+    }
+
+    /// Counts output the host refused after a call that itself succeeded
+    /// as a failure of the plugin, towards its pause: a plugin that
+    /// returns such output on every call would otherwise cost the host a
+    /// copy of it on every request.
+    pub fn output_refused(&self) {
+        self.breaker.record_output(false);
+    }
+
+    /// The host took what a call returned (after [`Self::output_refused`]
+    /// calls, it is no longer refusing in a row).
+    pub fn output_accepted(&self) {
+        self.breaker.record_output(true);
     }
 
     fn classify(&self, store: &Store<PluginState>, err: wasmtime::Error) -> PluginError {
@@ -268,6 +339,26 @@ impl TenantPlugin {
             FailureKind::Instantiate
         };
         self.error(kind, format!("{err:#}"))
+    }
+
+    /// A failed call: as [`Self::classify`], except that an error that is
+    /// neither a trap nor a limit came from the host refusing the call's
+    /// results (wasmtime's copy limit, invalid strings), not from
+    /// instantiating.
+    fn classify_call(&self, store: &Store<PluginState>, err: wasmtime::Error) -> PluginError {
+        let mut error = self.classify(store, err);
+        if error.kind == FailureKind::Instantiate {
+            error.kind = FailureKind::Output;
+        }
+        error
+    }
+
+    fn busy_error(&self) -> PluginError {
+        let in_use = self.tenant.instances_in_use();
+        self.error(
+            FailureKind::Busy,
+            format!("{in_use} instances of this tenant's plugins are in use"),
+        )
     }
 
     fn paused_error(&self) -> PluginError {
@@ -300,6 +391,7 @@ macro_rules! stage_call {
                 return Err(self.paused_error());
             }
             let result = async {
+                let _in_use = self.tenant.try_slot().ok_or_else(|| self.busy_error())?;
                 let mut warm = self.checkout().await?;
                 let StageGuest::$variant(guest) = &warm.guest else {
                     return Err(self.error(
@@ -309,16 +401,20 @@ macro_rules! stage_call {
                 };
                 let guest = guest.clone();
                 warm.store.set_epoch_deadline(self.deadline_ticks);
-                match guest.$export(&mut warm.store, $($arg),*).await {
+                let call = guest.$export(&mut warm.store, $($arg),*);
+                match self.within(self.limits.deadline, call).await? {
                     Ok(out) => {
                         self.checkin(warm);
                         Ok(out)
                     }
-                    Err(e) => Err(self.classify(&warm.store, e)),
+                    Err(e) => Err(self.classify_call(&warm.store, e)),
                 }
             }
             .await;
-            self.breaker.record(result.is_ok());
+            // A refusal for the tenant's load says nothing of the plugin.
+            if !matches!(&result, Err(e) if e.kind == FailureKind::Busy) {
+                self.breaker.record(result.is_ok());
+            }
             result
         }
     };

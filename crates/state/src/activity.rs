@@ -85,6 +85,17 @@ pub struct UserActivity {
     /// Changed since the state writer last persisted it.
     #[serde(skip)]
     dirty: bool,
+    /// Reservations of calls still in flight, included in `counters` (so
+    /// concurrent calls see each other) but never persisted: a call cut
+    /// by `kill -9` must not hold its reservation after a restart.
+    #[serde(skip)]
+    pending: Pending,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    requests: u64,
+    tokens: u64,
 }
 
 /// The part of a user's activity the journal keeps after every request:
@@ -182,21 +193,82 @@ impl UserActivity {
         self.counters.tokens_week += estimated_tokens;
         self.counters.tokens_month += estimated_tokens;
         self.counters.total_requests += 1;
+        self.pending.requests += 1;
+        self.pending.tokens += estimated_tokens;
         if self.counters.first_request_ms == 0 {
             self.counters.first_request_ms = now_ms;
         }
     }
 
-    pub fn counters(&self) -> Counters {
-        self.counters.clone()
+    /// The counters of settled calls only (what is persisted): without the
+    /// reservations of calls in flight.
+    pub fn settled_counters(&self) -> Counters {
+        let mut settled = self.counters.clone();
+        let Pending { requests, tokens } = self.pending;
+        for field in [
+            &mut settled.requests_minute,
+            &mut settled.requests_day,
+            &mut settled.requests_week,
+            &mut settled.total_requests,
+        ] {
+            *field = field.saturating_sub(requests);
+        }
+        for field in [
+            &mut settled.tokens_day,
+            &mut settled.tokens_week,
+            &mut settled.tokens_month,
+        ] {
+            *field = field.saturating_sub(tokens);
+        }
+        settled
     }
 
-    fn restore(&mut self, counters: &Counters) {
-        self.counters = counters.clone();
+    fn settle_pending(&mut self, estimated_tokens: u64) {
+        self.pending.requests = self.pending.requests.saturating_sub(1);
+        self.pending.tokens = self.pending.tokens.saturating_sub(estimated_tokens);
+    }
+
+    /// Folds in counters replayed from the journal. Concurrent calls may
+    /// journal their snapshots out of order, and sled's copy may be newer
+    /// than a leftover journal line; but settled counters only grow within
+    /// a window, so the later window wins and, within one, the larger value.
+    fn restore(&mut self, replayed: &Counters) {
+        let (mine, theirs) = (&mut self.counters, replayed);
+        fold_window(
+            (&mut mine.minute, theirs.minute),
+            &mut [(&mut mine.requests_minute, theirs.requests_minute)],
+        );
+        fold_window(
+            (&mut mine.day, theirs.day),
+            &mut [
+                (&mut mine.requests_day, theirs.requests_day),
+                (&mut mine.tokens_day, theirs.tokens_day),
+            ],
+        );
+        fold_window(
+            (&mut mine.month, theirs.month),
+            &mut [(&mut mine.tokens_month, theirs.tokens_month)],
+        );
+        fold_window(
+            (&mut mine.week, theirs.week),
+            &mut [
+                (&mut mine.requests_week, theirs.requests_week),
+                (&mut mine.tokens_week, theirs.tokens_week),
+            ],
+        );
+        if theirs.score_updated_at_ms > mine.score_updated_at_ms {
+            mine.score = theirs.score;
+            mine.score_updated_at_ms = theirs.score_updated_at_ms;
+        }
+        mine.total_requests = mine.total_requests.max(theirs.total_requests);
+        if mine.first_request_ms == 0 {
+            mine.first_request_ms = theirs.first_request_ms;
+        }
     }
 
     /// Takes back a reservation of a call that was refused.
     pub fn unreserve(&mut self, estimated_tokens: u64) {
+        self.settle_pending(estimated_tokens);
         self.counters.requests_minute = self.counters.requests_minute.saturating_sub(1);
         self.counters.requests_day = self.counters.requests_day.saturating_sub(1);
         self.counters.requests_week = self.counters.requests_week.saturating_sub(1);
@@ -208,6 +280,7 @@ impl UserActivity {
 
     /// Replaces a request's estimate with the provider's real usage.
     pub fn reconcile(&mut self, estimated_tokens: u64, actual_tokens: u64) {
+        self.settle_pending(estimated_tokens);
         let adjust = |v: &mut u64| *v = (*v + actual_tokens).saturating_sub(estimated_tokens);
         adjust(&mut self.counters.tokens_day);
         adjust(&mut self.counters.tokens_week);
@@ -236,6 +309,21 @@ impl UserActivity {
                 && p.task_id == task_id
                 && now_ms.saturating_sub(p.at_ms) < REPEAT_WINDOW_MS
         })
+    }
+}
+
+/// One quota window's counts folded with replayed ones: the later window
+/// wins; within the same window, the larger count.
+fn fold_window((window, replayed_window): (&mut u64, u64), counts: &mut [(&mut u64, u64)]) {
+    if replayed_window > *window {
+        *window = replayed_window;
+        for (count, replayed) in counts.iter_mut() {
+            **count = *replayed;
+        }
+    } else if replayed_window == *window {
+        for (count, replayed) in counts.iter_mut() {
+            **count = (**count).max(*replayed);
+        }
     }
 }
 
@@ -317,7 +405,7 @@ impl Activity {
             })
     }
 
-    /// Puts back counters replayed from the journal (newer than sled's copy).
+    /// Folds in counters replayed from the journal (see `UserActivity::restore`).
     pub fn restore(&self, tenant: &str, user: &str, counters: &Counters) {
         let mut guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         let users = &mut *guard;
@@ -379,7 +467,11 @@ impl Activity {
             .filter_map(|(tenant, user)| {
                 let activity = users.by_tenant.get_mut(&tenant)?.get_mut(&user)?;
                 activity.dirty = false;
-                let value = serde_json::to_vec(activity).ok()?;
+                let persisted = UserActivity {
+                    counters: activity.settled_counters(),
+                    ..activity.clone()
+                };
+                let value = serde_json::to_vec(&persisted).ok()?;
                 Some((super::compound_key(&[&tenant, &user]), value))
             })
             .collect()
@@ -416,5 +508,45 @@ mod tests {
         a.reconcile(500, 120);
         assert_eq!(a.usage(&at).tokens_today, 120);
         assert_eq!(a.usage(&at).requests_today, 1);
+    }
+
+    #[test]
+    fn reservations_in_flight_are_counted_but_never_persisted() {
+        let mut a = UserActivity::default();
+        let at = utc(1_000);
+        a.roll(&at);
+        a.reserve(500, 1_000);
+        a.reconcile(500, 120); // settled
+        a.reserve(700, 1_000); // still in flight
+        assert_eq!(a.usage(&at).tokens_today, 820, "quota decisions see it");
+        let settled = a.settled_counters();
+        assert_eq!((settled.tokens_day, settled.requests_day), (120, 1));
+        a.unreserve(700);
+        assert_eq!(a.settled_counters().tokens_day, a.usage(&at).tokens_today);
+    }
+
+    #[test]
+    fn replayed_counters_out_of_order_keep_the_latest() {
+        let at = utc(1_000);
+        let mut a = UserActivity::default();
+        a.roll(&at);
+        let snapshot = |a: &mut UserActivity, tokens| {
+            a.reserve(tokens, 1_000);
+            a.reconcile(tokens, tokens);
+            a.settled_counters()
+        };
+        let first = snapshot(&mut a, 10);
+        let second = snapshot(&mut a, 20);
+        let mut replayed = UserActivity::default();
+        replayed.restore(&second);
+        replayed.restore(&first); // journaled late
+        assert_eq!(replayed.usage(&at).tokens_today, 30);
+        assert_eq!(replayed.usage(&at).requests_today, 2);
+        // A later day's counters replace the earlier day's.
+        let mut tomorrow = second.clone();
+        tomorrow.day += 1;
+        tomorrow.tokens_day = 5;
+        replayed.restore(&tomorrow);
+        assert_eq!(replayed.counters.tokens_day, 5);
     }
 }

@@ -202,7 +202,7 @@ impl QuotaCounters for Activity {
     ) -> Counters {
         self.with_user(tenant, user, at, |a| {
             a.reconcile(reserved, actual);
-            a.counters()
+            a.settled_counters()
         })
     }
 }

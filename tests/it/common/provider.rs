@@ -17,6 +17,8 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     /// Sent in order, each after its pause.
     pub pieces: Vec<(Duration, String)>,
+    /// After the pieces, reset the connection (RST) instead of closing it.
+    pub reset: bool,
 }
 
 impl Answer {
@@ -25,6 +27,7 @@ impl Answer {
             status,
             headers: vec![("content-type", content_type.into())],
             pieces: vec![(Duration::ZERO, body.to_string())],
+            reset: false,
         }
     }
 
@@ -34,6 +37,12 @@ impl Answer {
 
     pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
         self.headers.push((name, value.to_string()));
+        self
+    }
+
+    /// Ends the answer with a connection reset after its pieces.
+    pub fn then_reset(mut self) -> Self {
+        self.reset = true;
         self
     }
 
@@ -101,6 +110,10 @@ async fn answer(mut socket: TcpStream, script: Arc<Script>, log: Arc<Mutex<Vec<S
         if socket.write_all(piece.as_bytes()).await.is_err() {
             return;
         }
+    }
+    if answer.reset {
+        let _ = socket.set_zero_linger();
+        return; // dropped with linger 0: an RST
     }
     let _ = socket.shutdown().await;
 }

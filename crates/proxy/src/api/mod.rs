@@ -26,7 +26,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
         (&Method::GET, "/v1/models") => models::handle(&app, &req),
         (&Method::GET, "/v1/me") => me::handle(&app, &req),
-        (&Method::GET, "/healthz") => Ok(json_response(StatusCode::OK, &br#"{"status":"ok"}"#[..])),
+        (&Method::GET, "/healthz") => Ok(health(&app)),
         (&Method::GET, "/metrics") => {
             let mut response = Response::new(crate::http::full(
                 app.metrics
@@ -44,6 +44,22 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (_, path) => Err(ApiError::not_found(format!("no route for {path}"))),
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// `ok`, or 503 `draining` once a shutdown began, so a load balancer
+/// stops sending new work here while calls in flight finish.
+fn health(app: &App) -> Response<Body> {
+    if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut response = json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &br#"{"status":"draining"}"#[..],
+        );
+        response
+            .headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    json_response(StatusCode::OK, &br#"{"status":"ok"}"#[..])
 }
 
 pub(crate) fn header_value(s: &str) -> HeaderValue {

@@ -6,12 +6,30 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, CONTENT_LENGTH};
 use hyper::Request;
 
+use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 
 /// Largest oversized body still read (and dropped) before answering 413.
 const DRAIN_CAP: usize = 16 << 20;
 
-pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+/// The request's body, within `max_body_bytes` and `body_read_timeout_secs`
+/// (a client trickling its body must not hold a slot for ever).
+pub(super) async fn read_body(req: Request<Incoming>, config: &Config) -> Result<Bytes, ApiError> {
+    let timeout = std::time::Duration::from_secs(config.body_read_timeout_secs);
+    tokio::time::timeout(timeout, read_within(req, config.max_body_bytes))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs()
+                ),
+            ))
+        })
+}
+
+async fn read_within(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)

@@ -64,8 +64,12 @@ async fn proxy<S: ApiShape>(
     started: Instant,
 ) -> Result<Response<Body>, ApiError> {
     let claims = authenticate(app, &req)?;
+    let admitted = app
+        .admission
+        .admit(&claims.tid)
+        .inspect_err(|_| app.metrics.shed())?;
     let task_header = task_id_header(req.headers());
-    let body = read_body(req, app.config.max_body_bytes).await?;
+    let body = read_body(req, &app.config).await?;
     let request = S::parse(&body)?;
     let call = S::read(&request)?;
     let task_id = task_header.as_deref().or(call.task_id).ok_or_else(|| {
@@ -77,7 +81,7 @@ async fn proxy<S: ApiShape>(
     let directory = app.stores.identity.snapshot();
     let party = resolve(&directory, &claims, task_id)?;
     let record = open_record(app, S::ENDPOINT, request_id, &party, &call, task_id);
-    let mut ledger = Ledger::open(app, record, started);
+    let mut ledger = Ledger::open(app, record, started, admitted);
     let exchange = Exchange::<S> {
         app,
         claims: &claims,

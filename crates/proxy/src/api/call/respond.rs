@@ -14,9 +14,9 @@ use crate::embedded_intent::LabelSlot;
 use crate::error::ApiError;
 use crate::guardrails::Guard;
 use crate::http::{full, Body};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, CLIENT_CLOSED};
 use crate::sse::EventRewrite;
-use crate::upstream::{MeteredStream, StreamSummary, Usage};
+use crate::upstream::{read_capped, MeteredStream, ReadFailure, StreamEnd, StreamSummary, Usage};
 
 pub(super) async fn respond<S: ApiShape>(
     mut ledger: Ledger,
@@ -78,14 +78,43 @@ fn live_stream<S: ApiShape>(
     model_label: &Option<LabelSlot>,
 ) -> Body {
     let label = model_label.clone();
+    let deadline = ledger.deadline();
     let done = move |summary: StreamSummary| {
         let record = ledger.record();
         record.model_intent = label.and_then(|l| l.get().cloned());
         record.response_bytes = summary.bytes;
-        record.error = summary.error;
-        ledger.finish(summary.usage);
+        let usage = summary
+            .usage
+            .unwrap_or_else(|| ledger.delivered_estimate(summary.events));
+        match summary.end {
+            StreamEnd::Complete => ledger.finish(summary.usage),
+            // The client had its 200 already; the log says what happened.
+            StreamEnd::ProviderFailed(why) => {
+                let error = ApiError::bad_gateway(format!(
+                    "upstream_error after {} bytes: the provider's stream broke: {why}",
+                    summary.bytes
+                ));
+                ledger.fail(&error, Some(usage));
+            }
+            StreamEnd::ClientClosed => {
+                let record = ledger.record();
+                record.status = CLIENT_CLOSED;
+                record.error = Some(format!(
+                    "the client closed the stream after {} bytes",
+                    summary.bytes
+                ));
+                ledger.finish(Some(usage));
+            }
+        }
     };
-    MeteredStream::new(upstream, rewrites, S::stream_usage, Box::new(done)).boxed_unsync()
+    MeteredStream::new(
+        upstream,
+        rewrites,
+        S::stream_usage,
+        Box::new(done),
+        deadline,
+    )
+    .boxed_unsync()
 }
 
 /// A streamed answer held until the tenant's guardrails have screened all
@@ -101,9 +130,16 @@ async fn held_stream<S: ApiShape>(
     let report = move |summary: StreamSummary| {
         let _ = done.send(summary);
     };
-    let collected = MeteredStream::new(upstream, rewrites, S::stream_usage, Box::new(report))
-        .collect()
-        .await;
+    let cap = ledger.app().upstream.max_response_bytes;
+    let deadline = ledger.deadline();
+    let metered = MeteredStream::new(
+        upstream,
+        rewrites,
+        S::stream_usage,
+        Box::new(report),
+        deadline,
+    );
+    let collected = http_body_util::Limited::new(metered, cap).collect().await;
     let summary = summary.await.ok();
     let usage = summary.as_ref().and_then(|s| s.usage);
     let record = ledger.record();
@@ -111,6 +147,9 @@ async fn held_stream<S: ApiShape>(
     record.model_intent = model_label.as_ref().and_then(|l| l.get().cloned());
     let screened = match collected {
         Ok(sse) => S::screen_stream(guardrails, context, sse.to_bytes()).await,
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::bad_gateway(
+            format!("the provider's answer is larger than the gateway's limit of {cap} bytes"),
+        )),
         Err(e) => Err(ApiError::bad_gateway(format!(
             "the provider's stream failed: {e}"
         ))),
@@ -136,15 +175,15 @@ impl Plain<'_> {
         upstream: reqwest::Response,
     ) -> Result<(StatusCode, Body), ApiError> {
         let status = upstream.status();
-        let bytes = match upstream.bytes().await {
+        let cap = ledger.app().upstream.max_response_bytes;
+        let total = tokio::time::timeout_at(ledger.deadline(), read_capped(upstream, cap));
+        let read = total.await.unwrap_or(Err(ReadFailure::PastDeadline));
+        let bytes = match read {
             Ok(bytes) => bytes,
-            Err(e) => {
-                let error = if e.is_timeout() {
-                    ApiError::gateway_timeout("the provider's answer stalled past the idle timeout")
-                } else {
-                    ApiError::bad_gateway(format!("the provider's response failed: {e}"))
-                };
-                ledger.refuse(&error);
+            Err(failure) => {
+                // The provider worked on it: charged at the estimate.
+                let error = failure.into_error();
+                ledger.fail(&error, None);
                 return Err(error);
             }
         };
@@ -153,6 +192,15 @@ impl Plain<'_> {
         } else {
             Some(Usage::default())
         };
+        // A 200 whose body is not JSON at all is not an answer to pass on
+        // (usage found means it parsed).
+        if status.is_success() && usage.is_none() && !is_json(&bytes) {
+            let error = ApiError::bad_gateway(
+                "the provider answered 200 with a body that is not valid JSON",
+            );
+            ledger.fail(&error, None);
+            return Err(error);
+        }
         ledger.record().response_bytes = bytes.len() as u64;
         if provider_refused_key(status) {
             tracing::error!(status = %status, "the provider refused Warden's API key");
@@ -192,6 +240,10 @@ impl Plain<'_> {
         ledger.finish(usage);
         Ok((status, full(bytes)))
     }
+}
+
+fn is_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 /// Longest part of a provider's error message passed on.

@@ -2,6 +2,8 @@
 //! every OpenAI-compatible provider's): what it contributes to the call
 //! path in `api/call/`.
 
+#[cfg(test)]
+mod fuzz;
 mod request;
 
 use bytes::Bytes;

@@ -31,13 +31,7 @@ async fn answered_requests_survive_kill_9() {
     const CALLS: usize = 30;
     let mut tokens_used = 0;
     for i in 0..CALLS {
-        let response = http
-            .post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(&token)
-            .header("x-task-id", TASK)
-            .header("content-type", "application/json")
-            .body(format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"Write the REST endpoint that creates invoice number {i}"}}]}}"#))
-            .send()
+        let response = post_chat(&http, &base, &token, format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"Write the REST endpoint that creates invoice number {i}"}}]}}"#))
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
@@ -92,15 +86,7 @@ async fn sigterm_lets_a_stream_in_flight_finish_and_exits_0() {
     let mut server = serve(&config, &http, &base).await;
 
     let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Write the REST endpoint that creates an invoice with its tax lines and a PDF"}]}"#;
-    let response = http
-        .post(format!("{base}/v1/chat/completions"))
-        .bearer_auth(&token)
-        .header("x-task-id", TASK)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_chat(&http, &base, &token, body).await.unwrap();
     assert_eq!(response.status(), 200);
     let streaming = tokio::spawn(async move { response.text().await.unwrap() });
     let kill = format!("kill -TERM {}", server.id());
@@ -148,14 +134,7 @@ async fn load_until(
         let body = serde_json::json!({ "model": "gpt-4o-mini", "stream": stream,
             "messages": [{ "role": "user",
                 "content": format!("Write the REST endpoint that creates invoice number {i}") }] });
-        let sent = http
-            .post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(token)
-            .header("x-task-id", TASK)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
+        let sent = post_chat(http, base, token, body.to_string()).await;
         let Ok(response) = sent else {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             continue; // the server is down

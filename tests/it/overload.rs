@@ -120,17 +120,7 @@ async fn a_drain_refuses_new_connections_at_once_and_is_not_held_up_by_half_requ
     let token = env.token("acme");
     let (http, base) = (env.http.clone(), env.base.clone());
     let in_flight = tokio::spawn(async move {
-        let body =
-            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api"}]}"#;
-        let response = http
-            .post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(token)
-            .header("x-task-id", TASK)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = post_chat(&http, &base, &token, INVOICE_CALL).await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -271,14 +261,7 @@ async fn out_of_file_descriptors_the_server_backs_off_logs_little_and_recovers()
     drop(held);
     let http = reqwest::Client::new();
     let served = eventually_async(|| async {
-        let call = http
-            .post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(&token)
-            .header("x-task-id", TASK)
-            .header("content-type", "application/json")
-            .body(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api"}]}"#)
-            .send()
-            .await;
+        let call = post_chat(&http, &base, &token, INVOICE_CALL).await;
         call.is_ok_and(|r| r.status() == 200)
     })
     .await;
@@ -315,15 +298,7 @@ async fn a_flood_of_1024_calls_is_shed_while_another_tenant_is_served() {
         let (http, base) = (http.clone(), base.clone());
         async move {
             let started = Instant::now();
-            let response = http
-                .post(format!("{base}/v1/chat/completions"))
-                .bearer_auth(token)
-                .header("x-task-id", TASK)
-                .header("content-type", "application/json")
-                .body(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api"}]}"#)
-                .send()
-                .await
-                .unwrap();
+            let response = post_chat(&http, &base, &token, INVOICE_CALL).await.unwrap();
             let retry_after = response.headers().contains_key("retry-after");
             (response.status().as_u16(), retry_after, started.elapsed())
         }

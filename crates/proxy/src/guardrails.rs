@@ -89,7 +89,7 @@ fn tolerate<T>(slot: &StageSlot, result: Result<T, PluginError>) -> Result<Optio
     match result {
         Ok(decision) => Ok(Some(decision)),
         Err(e) if slot.fail_open => {
-            tracing::warn!(error = %e, "guardrail failed open");
+            crate::throttled!(warn, error = %e, "guardrail failed open");
             Ok(None)
         }
         Err(e) => Err(ApiError::plugin_failed(e.to_string())),

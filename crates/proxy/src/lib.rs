@@ -33,6 +33,7 @@ pub mod failpoints;
 pub mod guardrails;
 pub mod http;
 pub mod ledger;
+pub mod log_throttle;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin_store;

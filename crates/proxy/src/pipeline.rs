@@ -114,7 +114,7 @@ fn identity(facts: &CallFacts<'_>) -> types::Identity {
 }
 
 fn failed(err: PluginError) -> ApiError {
-    tracing::warn!(stage = %err.stage, plugin = %err.plugin, kind = ?err.kind, detail = %err.detail, "plugin failed");
+    crate::throttled!(warn, stage = %err.stage, plugin = %err.plugin, kind = ?err.kind, detail = %err.detail, "plugin failed");
     ApiError::plugin_failed(format!("{err}; the request was refused (fail closed)"))
 }
 
@@ -123,7 +123,7 @@ fn tolerate<T>(slot: &StageSlot, result: Result<T, PluginError>) -> Result<Optio
     match result {
         Ok(v) => Ok(Some(v)),
         Err(e) if slot.fail_open => {
-            tracing::warn!(stage = %e.stage, plugin = %e.plugin, kind = ?e.kind, "plugin failed; continuing (fail open)");
+            crate::throttled!(warn, stage = %e.stage, plugin = %e.plugin, kind = ?e.kind, "plugin failed; continuing (fail open)");
             Ok(None)
         }
         Err(e) => Err(failed(e)),

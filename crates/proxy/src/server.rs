@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use hyper::body::Incoming;
@@ -347,13 +347,11 @@ async fn first_bytes_within(stream: &TcpStream, within: Duration) -> bool {
     tokio::time::timeout(within, wait).await.unwrap_or(false)
 }
 
-/// Exponential pause after accept errors (5 ms to 1 s), with their log
-/// line written at most once a second (with how many were not).
+/// Exponential pause after accept errors (5 ms to 1 s); their log line is
+/// throttled like every line a client can trigger.
 #[derive(Default)]
 struct AcceptBackoff {
     pause: Duration,
-    last_logged: Option<Instant>,
-    unlogged: u64,
 }
 
 impl AcceptBackoff {
@@ -364,17 +362,8 @@ impl AcceptBackoff {
     async fn wait(&mut self, error: &std::io::Error) {
         ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
         self.pause = (self.pause * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
-        if self
-            .last_logged
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
-            let (pause_ms, suppressed) = (self.pause.as_millis() as u64, self.unlogged);
-            tracing::warn!(%error, pause_ms, suppressed, "accept failed");
-            self.last_logged = Some(Instant::now());
-            self.unlogged = 0;
-        } else {
-            self.unlogged += 1;
-        }
+        let pause_ms = self.pause.as_millis() as u64;
+        crate::throttled!(warn, %error, pause_ms, "accept failed");
         tokio::time::sleep(self.pause).await;
     }
 }
@@ -387,7 +376,7 @@ async fn catching_panics(routed: impl Future<Output = Response<Body>>) -> Respon
     match std::panic::AssertUnwindSafe(routed).catch_unwind().await {
         Ok(response) => response,
         Err(_) => {
-            tracing::error!("a request handler panicked");
+            crate::throttled!(error, "a request handler panicked");
             crate::error::ApiError::internal("internal error; the request was not completed")
                 .into_response()
         }

@@ -424,6 +424,27 @@ pub async fn error_of(response: reqwest::Response) -> (String, String, String) {
     )
 }
 
+/// A plain chat call on the task, for tests that need no particular prompt.
+pub const INVOICE_CALL: &str =
+    r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api"}]}"#;
+
+/// POSTs a chat-completions `body` on the task to the server at `base`
+/// (a server this process did not start, or a client of the test's own).
+pub async fn post_chat(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(token)
+        .header("x-task-id", TASK)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+}
+
 /// GETs `url` with a bearer token and parses the JSON answer.
 pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
     let text = http

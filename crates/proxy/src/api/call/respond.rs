@@ -203,7 +203,7 @@ impl Plain<'_> {
         }
         ledger.record().response_bytes = bytes.len() as u64;
         if provider_refused_key(status) {
-            tracing::error!(status = %status, "the provider refused Warden's API key");
+            crate::throttled!(error, status = %status, "the provider refused Warden's API key");
             let error = ApiError::bad_gateway(
                 "the provider refused the gateway's credentials; tell the operator",
             );

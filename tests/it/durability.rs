@@ -232,3 +232,72 @@ async fn kill_9_under_load_keeps_every_answered_call_once_and_the_counters_equal
         + usage["totals"]["tokens_out"].as_u64().unwrap();
     assert_eq!(usage_tokens, tokens, "{usage}");
 }
+
+/// SIGTERM with a stream that outlasts the grace: the process still exits 0
+/// once the grace ends, the stream is logged as cut at shutdown (503) and
+/// charged what was delivered, and the counters equal the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_grace_a_stream_is_cut_logged_and_the_counters_match() {
+    let dir = TempDir::new("grace");
+    let state = dir.0.join("state");
+    let token = seed_with_cli(&state);
+    // Chunks 400 ms apart: the answer takes seconds.
+    let (mock_addr, _mock) = warden::mock_llm::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        warden::mock_llm::MockOptions {
+            require_key: Some(UPSTREAM_KEY.into()),
+            latency: std::time::Duration::from_millis(4_000),
+        },
+    )
+    .await
+    .unwrap();
+    let (config, base) = server_config(&dir.0, &state, mock_addr);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("shutdown_grace_secs = 1\n{text}")).unwrap();
+    let http = reqwest::Client::new();
+    let mut server = serve(&config, &http, &base).await;
+    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Write the REST endpoint that creates an invoice with its tax lines and a PDF"}]}"#;
+    let response = post_chat(&http, &base, &token, body).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let streaming = tokio::spawn(async move { response.text().await });
+    let started = std::time::Instant::now();
+    let kill = format!("kill -TERM {}", server.id());
+    assert!(std::process::Command::new("sh")
+        .args(["-c", &kill])
+        .status()
+        .unwrap()
+        .success());
+    let exited = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exited.success(), "{exited:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let cut = streaming.await.unwrap();
+    assert!(
+        cut.is_err() || !cut.unwrap().contains("[DONE]"),
+        "the stream was cut"
+    );
+
+    let server = serve(&config, &http, &base).await;
+    let me: serde_json::Value = get_json(&http, &format!("{base}/v1/me"), &token).await;
+    kill_9(server);
+    let db = warden::state::Db::open(&state).unwrap();
+    let records = db.recent_requests("acme", 10).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].status, 503, "{:?}", records[0]);
+    assert!(records[0]
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("cut at shutdown"));
+    assert_eq!(me["usage"]["requests_today"], 1, "{me}");
+    assert_eq!(
+        me["usage"]["tokens_today"],
+        records[0].tokens_in + records[0].tokens_out,
+        "{me}"
+    );
+}

@@ -29,6 +29,9 @@ pub struct App {
     pub admission: crate::admission::Admission,
     /// Set when a drain began: `/healthz` says so to load balancers.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Set when the drain's grace ran out: calls still in flight are cut
+    /// (their ledgers log them as such).
+    pub grace_expired: std::sync::atomic::AtomicBool,
     /// Time for quota windows; tests move it to a window's boundary.
     pub clock: Arc<crate::clock::Clock>,
     /// The state writer; it ends (after a last write) once the app is dropped.
@@ -128,6 +131,7 @@ impl App {
             metrics: crate::metrics::Metrics::default(),
             admission,
             draining: std::sync::atomic::AtomicBool::new(false),
+            grace_expired: std::sync::atomic::AtomicBool::new(false),
             clock,
             writer_task: std::sync::Mutex::new(Some(writer_task)),
             request_seq: AtomicU64::new(0),

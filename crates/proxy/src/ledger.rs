@@ -9,14 +9,16 @@
 //! - [`Ledger::fail`] when the provider answered but the client gets an
 //!   error: charged what the provider reported;
 //! - drop, when the handler's future is dropped (the client went away:
-//!   status 499) or a phase panicked (status 500): the call is charged its
-//!   estimate if the provider had it, nothing if not.
+//!   status 499; a drain's grace ran out: 503) or a phase panicked (status
+//!   500): the call is charged its estimate if the provider had it, nothing
+//!   if not.
 //!
 //! Finishing replaces the reservation with real usage and journals the
 //! record with the user's counters, taken under the same lock, before the
 //! response is finished, so an answered request survives `kill -9` and the
 //! counters always agree with the log (see state/journal.rs).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +32,9 @@ use crate::upstream::Usage;
 /// Status logged for a call whose client left before it was answered
 /// (nginx's "client closed request").
 pub const CLIENT_CLOSED: u16 = 499;
+
+/// Status logged for a call still in flight when a drain's grace ran out.
+pub const SHUTDOWN_CUT: u16 = 503;
 
 pub struct Ledger {
     app: Arc<App>,
@@ -205,8 +210,13 @@ impl Drop for Ledger {
             return;
         };
         let forwarded = self.reservation.forwarded;
+        let cut = self.app.grace_expired.load(Ordering::Relaxed);
         let (status, error) = match (std::thread::panicking(), forwarded) {
             (true, _) => (500, "internal error: the request handler panicked"),
+            _ if cut => (
+                SHUTDOWN_CUT,
+                "cut at shutdown: the call did not finish within shutdown_grace_secs",
+            ),
             (false, true) => (
                 CLIENT_CLOSED,
                 "the client closed the connection before the answer was complete",

@@ -240,6 +240,7 @@ async fn serve<R: Routes>(
         .await
         .is_err()
     {
+        server.app.grace_expired.store(true, Ordering::Relaxed);
         let grace_secs = grace.as_secs();
         tracing::warn!(
             grace_secs,

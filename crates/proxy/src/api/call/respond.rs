@@ -2,6 +2,8 @@
 //! streamed chunk by chunk, or held until the tenant's guardrails screened
 //! it), and the call's ledger finished with the usage it reported.
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -14,7 +16,7 @@ use crate::embedded_intent::LabelSlot;
 use crate::error::ApiError;
 use crate::guardrails::Guard;
 use crate::http::{full, Body};
-use crate::ledger::{Ledger, CLIENT_CLOSED};
+use crate::ledger::{Ledger, CLIENT_CLOSED, SHUTDOWN_CUT};
 use crate::sse::EventRewrite;
 use crate::upstream::{read_capped, MeteredStream, ReadFailure, StreamEnd, StreamSummary, Usage};
 
@@ -97,12 +99,16 @@ fn live_stream<S: ApiShape>(
                 ledger.fail(&error, Some(usage));
             }
             StreamEnd::ClientClosed => {
+                let cut = ledger.app().grace_expired.load(Ordering::Relaxed);
                 let record = ledger.record();
-                record.status = CLIENT_CLOSED;
-                record.error = Some(format!(
-                    "the client closed the stream after {} bytes",
-                    summary.bytes
-                ));
+                let bytes = summary.bytes;
+                (record.status, record.error) = if cut {
+                    let why = format!("cut at shutdown after {bytes} bytes (shutdown_grace_secs)");
+                    (SHUTDOWN_CUT, Some(why))
+                } else {
+                    let why = format!("the client closed the stream after {bytes} bytes");
+                    (CLIENT_CLOSED, Some(why))
+                };
                 ledger.finish(Some(usage));
             }
         }

@@ -17,6 +17,49 @@ fn seed_with_cli(state: &std::path::Path) -> String {
     ])
 }
 
+/// A streamed call whose answer takes a while from a slow mock.
+const LONG_STREAM: &str = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Write the REST endpoint that creates an invoice with its tax lines and a PDF"}]}"#;
+
+/// A mock LLM that waits `latency` before answering, a tenth of it between
+/// streamed chunks.
+async fn slow_mock(latency: std::time::Duration) -> std::net::SocketAddr {
+    let options = warden::mock_llm::MockOptions {
+        require_key: Some(UPSTREAM_KEY.into()),
+        latency,
+    };
+    let (addr, _task) = warden::mock_llm::spawn("127.0.0.1:0".parse().unwrap(), options)
+        .await
+        .unwrap();
+    addr
+}
+
+/// Sends SIGTERM (what an orchestrator sends) and waits for the exit.
+async fn sigterm(mut server: std::process::Child) -> std::process::ExitStatus {
+    let kill = format!("kill -TERM {}", server.id());
+    let sent = std::process::Command::new("sh")
+        .args(["-c", &kill])
+        .status();
+    assert!(sent.unwrap().success());
+    tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap()
+}
+
+/// After a restart: the user's `/v1/me` and acme's logged records.
+async fn me_and_log(
+    config: &std::path::Path,
+    state: &std::path::Path,
+    base: &str,
+    token: &str,
+) -> (serde_json::Value, Vec<warden::state::model::RequestRecord>) {
+    let http = reqwest::Client::new();
+    let server = serve(config, &http, base).await;
+    let me: serde_json::Value = get_json(&http, &format!("{base}/v1/me"), token).await;
+    kill_9(server);
+    let db = warden::state::Db::open(state).unwrap();
+    (me, db.recent_requests("acme", 10).unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_requests_survive_kill_9() {
     let dir = TempDir::new("durability");
@@ -72,42 +115,19 @@ async fn sigterm_lets_a_stream_in_flight_finish_and_exits_0() {
     let state = dir.0.join("state");
     let token = seed_with_cli(&state);
     // A slow provider: the answer's chunks come 60 ms apart.
-    let (mock_addr, _mock) = warden::mock_llm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        warden::mock_llm::MockOptions {
-            require_key: Some(UPSTREAM_KEY.into()),
-            latency: std::time::Duration::from_millis(600),
-        },
-    )
-    .await
-    .unwrap();
+    let mock_addr = slow_mock(std::time::Duration::from_millis(600)).await;
     let (config, base) = server_config(&dir.0, &state, mock_addr);
     let http = reqwest::Client::new();
-    let mut server = serve(&config, &http, &base).await;
-
-    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Write the REST endpoint that creates an invoice with its tax lines and a PDF"}]}"#;
-    let response = post_chat(&http, &base, &token, body).await.unwrap();
+    let server = serve(&config, &http, &base).await;
+    let response = post_chat(&http, &base, &token, LONG_STREAM).await.unwrap();
     assert_eq!(response.status(), 200);
     let streaming = tokio::spawn(async move { response.text().await.unwrap() });
-    let kill = format!("kill -TERM {}", server.id());
-    assert!(std::process::Command::new("sh")
-        .args(["-c", &kill])
-        .status()
-        .unwrap()
-        .success());
-
+    let exited = sigterm(server).await;
     let text = streaming.await.unwrap();
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-    let exited = tokio::task::spawn_blocking(move || server.wait().unwrap())
-        .await
-        .unwrap();
     assert!(exited.success(), "{exited:?}");
 
-    let server = serve(&config, &http, &base).await;
-    let me: serde_json::Value = get_json(&http, &format!("{base}/v1/me"), &token).await;
-    kill_9(server);
-    let db = warden::state::Db::open(&state).unwrap();
-    let records = db.recent_requests("acme", 10).unwrap();
+    let (me, records) = me_and_log(&config, &state, &base, &token).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, 200);
     assert_eq!(me["usage"]["requests_today"], 1, "{me}");
@@ -242,58 +262,31 @@ async fn past_the_grace_a_stream_is_cut_logged_and_the_counters_match() {
     let state = dir.0.join("state");
     let token = seed_with_cli(&state);
     // Chunks 400 ms apart: the answer takes seconds.
-    let (mock_addr, _mock) = warden::mock_llm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        warden::mock_llm::MockOptions {
-            require_key: Some(UPSTREAM_KEY.into()),
-            latency: std::time::Duration::from_millis(4_000),
-        },
-    )
-    .await
-    .unwrap();
+    let mock_addr = slow_mock(std::time::Duration::from_millis(4_000)).await;
     let (config, base) = server_config(&dir.0, &state, mock_addr);
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("shutdown_grace_secs = 1\n{text}")).unwrap();
     let http = reqwest::Client::new();
-    let mut server = serve(&config, &http, &base).await;
-    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Write the REST endpoint that creates an invoice with its tax lines and a PDF"}]}"#;
-    let response = post_chat(&http, &base, &token, body).await.unwrap();
+    let server = serve(&config, &http, &base).await;
+    let response = post_chat(&http, &base, &token, LONG_STREAM).await.unwrap();
     assert_eq!(response.status(), 200);
     let streaming = tokio::spawn(async move { response.text().await });
     let started = std::time::Instant::now();
-    let kill = format!("kill -TERM {}", server.id());
-    assert!(std::process::Command::new("sh")
-        .args(["-c", &kill])
-        .status()
-        .unwrap()
-        .success());
-    let exited = tokio::task::spawn_blocking(move || server.wait().unwrap())
-        .await
-        .unwrap();
+    let exited = sigterm(server).await;
     assert!(exited.success(), "{exited:?}");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
     let cut = streaming.await.unwrap();
     assert!(
         cut.is_err() || !cut.unwrap().contains("[DONE]"),
         "the stream was cut"
     );
 
-    let server = serve(&config, &http, &base).await;
-    let me: serde_json::Value = get_json(&http, &format!("{base}/v1/me"), &token).await;
-    kill_9(server);
-    let db = warden::state::Db::open(&state).unwrap();
-    let records = db.recent_requests("acme", 10).unwrap();
+    let (me, records) = me_and_log(&config, &state, &base, &token).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, 503, "{:?}", records[0]);
-    assert!(records[0]
-        .error
-        .as_deref()
-        .unwrap_or("")
-        .contains("cut at shutdown"));
+    let error = records[0].error.as_deref().unwrap_or("");
+    assert!(error.contains("cut at shutdown"), "{error}");
     assert_eq!(me["usage"]["requests_today"], 1, "{me}");
     assert_eq!(
         me["usage"]["tokens_today"],

@@ -93,8 +93,9 @@ wrk.headers["X-Task-Id"] = "invoice-backend"
                           "--latency", "-s", script, f"http://127.0.0.1:{port}/v1/chat/completions"],
                          check=True, capture_output=True, text=True).stdout
     # A rare non-2xx (1 in 60,000-70,000 in two runs, old and new binaries
-    # alike; most likely a plugin call over its deadline on a loaded 2-core
-    # box) is reported; above 1 in 10,000 the run fails.
+    # alike: a plugin call over its wall-clock deadline while the 2-core box
+    # is loaded; see README, Benchmarks) is reported; above 1 in 10,000 the
+    # run fails.
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors and not expect_errors:
         total = int(re.search(r"(\d+) requests in", out).group(1))

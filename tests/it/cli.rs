@@ -96,12 +96,7 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
     let http = reqwest::Client::new();
     let server = serve(&config, &http, &base).await;
     let chat = || async {
-        http.post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(&user_token)
-            .header("x-task-id", TASK)
-            .header("content-type", "application/json")
-            .body(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api"}]}"#)
-            .send()
+        post_chat(&http, &base, &user_token, INVOICE_CALL)
             .await
             .unwrap()
             .status()

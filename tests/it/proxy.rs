@@ -361,13 +361,7 @@ async fn serves_tls_with_http2() {
     .await;
     let token = env.token("acme");
     let (client, base) = tls.client(&env.base, reqwest::Client::builder());
-    let response = client
-        .post(format!("{base}/v1/chat/completions"))
-        .bearer_auth(&token)
-        .header("x-task-id", TASK)
-        .header("content-type", "application/json")
-        .body(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api"}]}"#)
-        .send()
+    let response = post_chat(&client, &base, &token, INVOICE_CALL)
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -408,12 +402,7 @@ async fn concurrent_calls_cannot_overshoot_a_token_quota() {
     for _ in 0..64 {
         let (http, base, token) = (env.http.clone(), env.base.clone(), token.clone());
         calls.push(tokio::spawn(async move {
-            http.post(format!("{base}/v1/chat/completions"))
-                .bearer_auth(token)
-                .header("x-task-id", TASK)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
+            post_chat(&http, &base, &token, body)
                 .await
                 .unwrap()
                 .status()

@@ -143,13 +143,10 @@ async fn reloading_in_a_loop_under_load_fails_no_request() {
         clients.push(tokio::spawn(async move {
             let (mut ok, mut failed) = (0u32, 0u32);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let status = http
-                    .post(format!("{base}/v1/chat/completions"))
-                    .bearer_auth(&token)
-                    .header("x-task-id", TASK)
-                    .header("content-type", "application/json")
-                    .body(format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{PII}"}}]}}"#))
-                    .send()
+                let body = format!(
+                    r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{PII}"}}]}}"#
+                );
+                let status = post_chat(&http, &base, &token, body)
                     .await
                     .map(|r| r.status().as_u16());
                 match status {

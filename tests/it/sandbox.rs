@@ -41,15 +41,8 @@ async fn misbehaving_tenant_fails_closed_while_others_succeed(mode: &str, expect
             good.clone()
         };
         tasks.push(tokio::spawn(async move {
-            let response = http
-                .post(format!("{env_base}/v1/chat/completions"))
-                .bearer_auth(&token)
-                .header("x-task-id", TASK)
-                .header("content-type", "application/json")
-                .body(r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api endpoint"}]}"#)
-                .send()
-                .await
-                .unwrap();
+            let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"invoice api endpoint"}]}"#;
+            let response = post_chat(&http, &env_base, &token, body).await.unwrap();
             (i % 3 == 0, response.status().as_u16())
         }));
     }

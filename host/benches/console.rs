@@ -162,6 +162,7 @@ async fn main() {
                 keywords: vec![],
                 endpoints: vec![],
                 models: vec![],
+                providers: vec![],
                 active: true,
                 examples: vec![],
             },

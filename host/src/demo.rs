@@ -70,6 +70,7 @@ fn seed(db: &Db) -> anyhow::Result<String> {
             .to_vec(),
             endpoints: vec![],
             models: vec!["gpt-4o-mini".into()],
+            providers: vec![],
             active: true,
             examples: Vec::new(),
         },

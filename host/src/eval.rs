@@ -65,6 +65,7 @@ pub(crate) fn read_data(dir: &Path) -> anyhow::Result<(HashMap<String, Task>, Ve
                 keywords: t.keywords,
                 endpoints: vec![],
                 models: vec![],
+                providers: vec![],
                 active: true,
                 examples: vec![],
             };

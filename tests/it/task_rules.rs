@@ -13,6 +13,7 @@ fn task(id: &str, endpoints: &[&str], models: &[&str], active: bool) -> Task {
         keywords: vec!["invoice".into()],
         endpoints: endpoints.iter().map(|s| s.to_string()).collect(),
         models: models.iter().map(|s| s.to_string()).collect(),
+        providers: vec![],
         active,
         examples: vec![],
     }

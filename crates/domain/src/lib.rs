@@ -17,6 +17,7 @@ pub mod calendar;
 pub mod clock;
 pub mod model;
 pub mod pricing;
+pub mod providers;
 
 /// What a prompt is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

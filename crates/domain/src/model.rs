@@ -171,6 +171,9 @@ pub struct Task {
     /// Models allowed for this task; empty = all.
     #[serde(default)]
     pub models: Vec<String>,
+    /// Providers its calls may go to (by name); empty = any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
     pub active: bool,
     /// Prompts confirmed as part of the task (written by an admin, or a
     /// flagged prompt an admin marked on-task): the intent stage treats a
@@ -246,6 +249,27 @@ pub struct RequestRecord {
     /// The answering model's own label (embedded classification), when on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_intent: Option<String>,
+    /// The provider that answered (or the last one tried) and the model
+    /// name it was sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub upstream_model: String,
+    /// Every try, in order, when there was more than one (fallback, retry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One try of a call at a provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub provider: String,
+    pub model: String,
+    /// The provider's status; 0 when it could not be reached.
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub ms: u64,
 }
 
 /// One entry of the audit log: who changed what, and why.

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::policy::PolicySource;
 use crate::runtime::{PluginRuntime, RuntimeConfig};
 use crate::state::{Activity, Db, StateWriter, Stores};
-use crate::upstream::Upstream;
+use crate::providers::Providers;
 
 pub struct App {
     pub config: Config,
@@ -23,7 +23,8 @@ pub struct App {
     pub stores: Stores,
     /// `None` when the chain is disabled (benchmark reference only).
     pub chains: Option<Chains>,
-    pub upstream: Upstream,
+    /// Where calls go: the server's and tenants' providers and routes.
+    pub providers: Providers,
     pub metrics: crate::metrics::Metrics,
     /// Bounds on model calls in flight (global and per tenant).
     pub admission: crate::admission::Admission,
@@ -46,6 +47,8 @@ impl App {
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
         db.set_pricing(crate::pricing::Pricing::new(&config.pricing));
+        // First: a wrong master key stops the server before anything starts.
+        let providers = Providers::new(&config, &db)?;
         let activity = Arc::new(db.load_activity()?);
         let (writer, writer_task) = StateWriter::spawn(
             db.clone(),
@@ -107,15 +110,6 @@ impl App {
         } else {
             None
         };
-        let api_key = config
-            .upstream
-            .api_key_override
-            .clone()
-            .or_else(|| std::env::var(&config.upstream.api_key_env).ok());
-        if api_key.is_none() {
-            tracing::warn!(var = %config.upstream.api_key_env, "no provider API key in the environment");
-        }
-        let upstream = Upstream::new(&config.upstream, api_key)?;
         let started = crate::clock::now_ms();
         let stores = Stores::embedded(db.clone(), activity.clone(), writer.clone());
         let admission =
@@ -127,7 +121,7 @@ impl App {
             writer,
             stores,
             chains,
-            upstream,
+            providers,
             metrics: crate::metrics::Metrics::default(),
             admission,
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -137,6 +131,11 @@ impl App {
             request_seq: AtomicU64::new(0),
             request_prefix: format!("req_{started:x}"),
         }))
+    }
+
+    /// Largest whole answer (or guardrail-held stream) read from a provider.
+    pub fn max_response_bytes(&self) -> usize {
+        self.config.upstream.max_response_mib << 20
     }
 
     /// Takes the state writer's task, to await its last write after the app

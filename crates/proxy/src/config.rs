@@ -49,8 +49,53 @@ pub struct Config {
     /// cost in reports (`"gpt-4o-mini" = { input = 0.15, output = 0.6 }`);
     /// they come before the built-in list prices.
     pub pricing: std::collections::HashMap<String, crate::pricing::Price>,
+    /// The default provider when `providers` is empty (one OpenAI-compatible
+    /// base URL), and limits for every provider's answers.
     pub upstream: UpstreamConfig,
+    /// The server's providers, for every tenant (tenants add their own
+    /// through the admin API).
+    pub providers: Vec<crate::domain::providers::ProviderSpec>,
+    /// Model names and where they go: `{ model = "fast", targets =
+    /// ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"] }`.
+    pub routes: Vec<crate::domain::providers::RouteSpec>,
+    /// Retries and fallback.
+    pub routing: RoutingConfig,
+    /// File holding the master key that seals tenants' provider keys
+    /// (`WARDEN_MASTER_KEY` wins over it). Never in the state directory.
+    pub master_key_file: Option<PathBuf>,
+    /// Providers' keys by provider name, set in-process by the demo and the
+    /// tests instead of the environment; never read from a file.
+    #[serde(skip)]
+    pub provider_keys: std::collections::HashMap<String, String>,
     pub runtime: RuntimeSection,
+}
+
+/// How a call moves on when a provider fails before answering: connection
+/// errors, timeouts, 429 and 5xx are retried on the same target, then the
+/// route's next target is tried, all within `deadline_secs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Extra tries on the same target before the next one.
+    pub retries: u32,
+    /// First pause before a retry; doubled each time, with jitter.
+    pub backoff_ms: u64,
+    /// A provider's `Retry-After` up to this is waited for; a longer one
+    /// moves on to the next target at once.
+    pub max_retry_after_secs: u64,
+    /// Total time for every try until a provider answers.
+    pub deadline_secs: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            retries: 1,
+            backoff_ms: 100,
+            max_retry_after_secs: 5,
+            deadline_secs: 120,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,7 +108,8 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// Any OpenAI-compatible base URL, including the version path.
+    /// Any OpenAI-compatible base URL, including the version path (the
+    /// provider `default`, used only when `[[providers]]` is empty).
     pub base_url: String,
     /// Environment variable holding the provider's API key.
     pub api_key_env: String,
@@ -134,6 +180,11 @@ impl Default for Config {
             tls: None,
             pricing: Default::default(),
             upstream: UpstreamConfig::default(),
+            providers: Vec::new(),
+            routes: Vec::new(),
+            routing: RoutingConfig::default(),
+            master_key_file: None,
+            provider_keys: Default::default(),
             runtime: RuntimeSection::default(),
         }
     }

@@ -1,147 +1,20 @@
-//! The one client for every LLM provider: OpenAI itself, any OpenAI-compatible
-//! base URL, and the built-in mock all go through this code (reqwest over
-//! rustls). Streams are passed through chunk by chunk; a small scanner reads
-//! the `usage` block on the way without buffering the response.
+//! A provider's answer on its way back (the client that sends calls is
+//! `providers::client`): whole answers read up to a cap, streams passed
+//! through chunk by chunk while a small scanner reads the `usage` block on
+//! the way without buffering the response.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body::Frame;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
-use crate::config::UpstreamConfig;
 use crate::error::ApiError;
 use crate::http::BoxError;
 use crate::sse::{EventRewrite, SseRewriter};
-
-pub struct Upstream {
-    /// Identifies this upstream's clients in each thread's client cache.
-    id: u64,
-    settings: ClientSettings,
-    /// The provider's base URL, parsed once: parsing (IDNA included) per
-    /// request showed in profiles; an endpoint's path is appended to a copy.
-    base_url: reqwest::Url,
-    authorization: Option<HeaderValue>,
-    response_timeout: Duration,
-    /// Largest whole answer read (a stream passes without buffering).
-    pub max_response_bytes: usize,
-}
-
-#[derive(Clone, Copy)]
-struct ClientSettings {
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-}
-
-impl ClientSettings {
-    fn build(self) -> reqwest::Result<reqwest::Client> {
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            // A gateway passes a provider's redirect back rather than follow it
-            // with the tenant's key attached, and reaches providers directly
-            // (no system proxy lookup on every request: it showed in profiles).
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.idle_timeout)
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()
-    }
-}
-
-thread_local! {
-    /// One client (and connection pool) per worker thread: a request and its
-    /// upstream connection then live on the same thread and runtime, with no
-    /// cross-thread wake-ups (see server.rs).
-    static CLIENTS: std::cell::RefCell<Vec<(u64, reqwest::Client)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-static NEXT_UPSTREAM_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-impl Upstream {
-    /// `api_key` comes from the environment variable the config names.
-    pub fn new(config: &UpstreamConfig, api_key: Option<String>) -> anyhow::Result<Self> {
-        let settings = ClientSettings {
-            connect_timeout: Duration::from_secs(config.connect_timeout_secs),
-            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
-        };
-        settings.build()?; // fail at start-up, not on the first request
-        let authorization = match api_key.filter(|k| !k.is_empty()) {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}"))?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
-        Ok(Self {
-            id: NEXT_UPSTREAM_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            settings,
-            base_url: config.base_url.trim_end_matches('/').parse()?,
-            authorization,
-            response_timeout: Duration::from_secs(config.response_timeout_secs),
-            max_response_bytes: config.max_response_mib << 20,
-        })
-    }
-
-    /// This thread's client for this upstream.
-    fn client(&self) -> Result<reqwest::Client, ApiError> {
-        CLIENTS.with_borrow_mut(|clients| {
-            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
-                return Ok(client.clone());
-            }
-            let client = self
-                .settings
-                .build()
-                .map_err(|e| ApiError::internal(format!("building the provider client: {e}")))?;
-            clients.push((self.id, client.clone()));
-            Ok(client)
-        })
-    }
-
-    /// The URL of an endpoint under the base URL, e.g. `chat/completions`.
-    fn url(&self, path: &str) -> Result<reqwest::Url, ApiError> {
-        let mut url = self.base_url.clone();
-        url.path_segments_mut()
-            .map_err(|()| ApiError::internal("the provider's base URL cannot have a path"))?
-            .pop_if_empty()
-            .extend(path.split('/'));
-        Ok(url)
-    }
-
-    /// Sends a call to the endpoint at `path`; returns once the provider's
-    /// headers arrive.
-    pub async fn send(&self, path: &str, body: Bytes) -> Result<reqwest::Response, ApiError> {
-        let mut request = self
-            .client()?
-            .post(self.url(path)?)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
-        if let Some(auth) = &self.authorization {
-            request = request.header(AUTHORIZATION, auth.clone());
-        }
-        match tokio::time::timeout(self.response_timeout, request.send()).await {
-            Err(_) => Err(ApiError::gateway_timeout(format!(
-                "the provider did not answer within {}s",
-                self.response_timeout.as_secs()
-            ))),
-            Ok(Err(e)) if e.is_timeout() => Err(ApiError::gateway_timeout(format!(
-                "the provider timed out: {e}"
-            ))),
-            Ok(Err(e)) => Err(ApiError::bad_gateway(format!(
-                "the provider could not be reached: {}",
-                error_chain(&e)
-            ))),
-            Ok(Ok(response)) => Ok(response),
-        }
-    }
-}
 
 /// Why a whole answer could not be read.
 pub enum ReadFailure {
@@ -206,7 +79,7 @@ pub async fn read_capped(
     Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -217,12 +90,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Token counts reported by the provider.
+/// Token counts reported by the provider, in OpenAI's chat names or the
+/// Responses and Anthropic names (`input_tokens`, `output_tokens`).
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 pub struct Usage {
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens")]
     pub prompt_tokens: u64,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     pub completion_tokens: u64,
 }
 
@@ -429,19 +303,6 @@ impl Drop for MeteredStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_endpoint_path_is_appended_to_the_base_url() {
-        for base in ["http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/"] {
-            let config = UpstreamConfig {
-                base_url: base.into(),
-                ..UpstreamConfig::default()
-            };
-            let upstream = Upstream::new(&config, None).unwrap();
-            let url = upstream.url("chat/completions").unwrap();
-            assert_eq!(url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
-        }
-    }
 
     #[test]
     fn scanner_finds_usage_split_across_chunks() {

@@ -13,6 +13,10 @@
 //! - `events`:    tenant_id \0 at_ms(be u64) \0 event id → Event (audit log)
 //! - `logs_by_user`, `logs_by_task`: indexes of `logs` (log_index.rs)
 //! - `ui_sessions`, `ui_login_codes`: web-console sign-ins (sessions.rs)
+//! - `providers`: tenant_id \0 name        → StoredProvider (key sealed)
+//! - `routes`:    tenant_id \0 model       → StoredRoute
+//! - `secrets`:   `master_check`            → SealedKey of a known text: which
+//!   master key sealed the providers' keys (a wrong one fails start-up)
 //!
 //! Identity and policy state is read from [`Directory`], an immutable
 //! snapshot swapped after every write, so a slow disk never turns a valid
@@ -28,6 +32,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::model::*;
+use warden_domain::providers::{SealedKey, StoredProvider, StoredRoute};
 
 /// Everything one tenant has, for lookups without allocation.
 #[derive(Default)]
@@ -37,6 +42,9 @@ pub struct TenantEntry {
     pub calendar: warden_domain::calendar::Calendar,
     pub users: HashMap<String, User>,
     pub tasks: HashMap<String, Task>,
+    /// The tenant's own providers and routes (keys sealed), by name.
+    pub providers: Vec<StoredProvider>,
+    pub routes: Vec<StoredRoute>,
 }
 
 #[derive(Default)]
@@ -71,6 +79,9 @@ pub struct Db {
     pub plugin_kv: sled::Tree,
     pub(crate) ui_sessions: sled::Tree,
     pub(crate) ui_login_codes: sled::Tree,
+    providers: sled::Tree,
+    routes: sled::Tree,
+    secrets: sled::Tree,
     directory: ArcSwap<Directory>,
     /// Prices for the rollups' estimated cost (the server's configuration).
     pricing: ArcSwap<warden_domain::pricing::Pricing>,
@@ -145,6 +156,9 @@ impl Db {
             plugin_kv: tree("plugin_kv")?,
             ui_sessions: tree("ui_sessions")?,
             ui_login_codes: tree("ui_login_codes")?,
+            providers: tree("providers")?,
+            routes: tree("routes")?,
+            secrets: tree("secrets")?,
             directory: ArcSwap::from_pointee(Directory::default()),
             pricing: ArcSwap::from_pointee(warden_domain::pricing::Pricing::default()),
             db,
@@ -198,6 +212,14 @@ impl Db {
                 .tasks
                 .insert(t.id.clone(), t);
         }
+        for p in decode_all::<StoredProvider>(&self.providers)? {
+            let entry = dir.tenants.entry(p.tenant_id.clone()).or_default();
+            entry.providers.push(p);
+        }
+        for r in decode_all::<StoredRoute>(&self.routes)? {
+            let entry = dir.tenants.entry(r.tenant_id.clone()).or_default();
+            entry.routes.push(r);
+        }
         for k in decode_all::<SigningKey>(&self.keys)? {
             dir.keys
                 .insert(k.kid.clone(), super::keys::LoadedKey::new(k));
@@ -249,6 +271,64 @@ impl Db {
 
     pub fn put_token(&self, token: &TokenRecord) -> anyhow::Result<()> {
         self.put(&self.tokens, token.jti.as_bytes(), token)
+    }
+
+    pub fn put_provider(&self, provider: &StoredProvider) -> anyhow::Result<()> {
+        let key = compound_key(&[&provider.tenant_id, &provider.spec.name]);
+        self.put(&self.providers, &key, provider)
+    }
+
+    /// Removes a tenant's provider; false when there was none.
+    pub fn delete_provider(&self, tenant: &str, name: &str) -> anyhow::Result<bool> {
+        self.delete(&self.providers, &compound_key(&[tenant, name]))
+    }
+
+    pub fn put_route(&self, route: &StoredRoute) -> anyhow::Result<()> {
+        let key = compound_key(&[&route.tenant_id, &route.route.model]);
+        self.put(&self.routes, &key, route)
+    }
+
+    pub fn delete_route(&self, tenant: &str, model: &str) -> anyhow::Result<bool> {
+        self.delete(&self.routes, &compound_key(&[tenant, model]))
+    }
+
+    fn delete(&self, tree: &sled::Tree, key: &[u8]) -> anyhow::Result<bool> {
+        let existed = tree.remove(key)?.is_some();
+        self.db.flush()?;
+        self.reload()?;
+        Ok(existed)
+    }
+
+    /// Every tenant's providers, as stored (for re-sealing their keys).
+    pub fn all_providers(&self) -> anyhow::Result<Vec<StoredProvider>> {
+        decode_all(&self.providers)
+    }
+
+    /// The sealed check of the master key the providers' keys are under.
+    pub fn master_check(&self) -> anyhow::Result<Option<SealedKey>> {
+        Ok(match self.secrets.get("master_check")? {
+            Some(v) => Some(serde_json::from_slice(&v)?),
+            None => None,
+        })
+    }
+
+    /// Stores the providers re-sealed under a new master key (one atomic
+    /// batch), then that key's check, and flushes. A crash in between is
+    /// mended by running the rotation again: it opens each key with
+    /// whichever of the two master keys sealed it.
+    pub fn reseal(
+        &self,
+        check: &SealedKey,
+        providers: &[StoredProvider],
+    ) -> anyhow::Result<()> {
+        let mut batch = sled::Batch::default();
+        for p in providers {
+            batch.insert(compound_key(&[&p.tenant_id, &p.spec.name]), encode(p)?);
+        }
+        self.providers.apply_batch(batch)?;
+        self.secrets.insert("master_check", encode(check)?)?;
+        self.db.flush()?;
+        self.reload()
     }
 
     pub fn token(&self, jti: &str) -> anyhow::Result<Option<TokenRecord>> {

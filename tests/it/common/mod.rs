@@ -405,6 +405,7 @@ pub fn seed_tenant(db: &warden::state::Db, id: &str, limits: Limits, options: Te
                 .to_vec(),
             endpoints: vec![],
             models: vec![],
+            providers: vec![],
             active: true,
             examples: vec![],
         },

@@ -152,6 +152,9 @@ pub struct NewTask {
     pub endpoints: Vec<String>,
     #[serde(default)]
     pub models: Vec<String>,
+    /// Providers its calls may go to; empty = any.
+    #[serde(default)]
+    pub providers: Vec<String>,
 }
 
 pub fn create_task(
@@ -182,6 +185,7 @@ pub fn create_task(
             keywords: new.keywords,
             endpoints: new.endpoints,
             models: new.models,
+            providers: new.providers,
             active: true,
             examples: Vec::new(),
         },

@@ -136,6 +136,7 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
                 keywords: form.list("keywords"),
                 endpoints: Vec::new(),
                 models: form.list("models"),
+                providers: form.list("providers"),
             };
             tenants::create_task(app, caller, t, new)?;
             done("task", page.url("tasks"))

@@ -11,12 +11,16 @@ use std::future::Future;
 use bytes::Bytes;
 
 use crate::chain::StageSlot;
+use crate::domain::providers::Dialect;
 use crate::domain::ChatMessage;
 use crate::embedded_intent::LabelSlot;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::guardrails::Guard;
+use crate::http::Body;
+use crate::providers::Target;
 use crate::sse::EventRewrite;
 use crate::state::model::Task;
+use crate::translate::Translation;
 use crate::upstream::Usage;
 
 /// What the call path reads of a request, whatever its shape.
@@ -45,11 +49,71 @@ pub struct Forward<'a> {
     pub output_cap: Option<u64>,
 }
 
+/// What goes to one target: the endpoint under its base URL, the body, and
+/// how its answer comes back when it speaks another dialect.
+pub struct Prepared {
+    pub path: &'static str,
+    pub body: Bytes,
+    pub translation: Option<Translation>,
+}
+
+impl Prepared {
+    /// The client's body as it is, but for the target's model name.
+    pub fn native(path: &'static str, body: &Bytes, call: &Call<'_>, target: &Target) -> Result<Self, ApiError> {
+        let body = if target.model == call.model {
+            body.clone()
+        } else {
+            with_model(body, &target.model)?
+        };
+        Ok(Self {
+            path,
+            body,
+            translation: None,
+        })
+    }
+}
+
+/// `body` (a JSON object) with its `model` set to `model`.
+pub fn with_model(body: &Bytes, model: &str) -> Result<Bytes, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
+    value["model"] = model.into();
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 pub trait ApiShape: Send + Sync + 'static {
     /// The endpoint's name in tokens, tasks and the log.
     const ENDPOINT: &'static str;
     /// Where it is sent, under the provider's base URL.
     const UPSTREAM_PATH: &'static str;
+    /// The API family it belongs to.
+    const DIALECT: Dialect;
+
+    /// What goes to `target`: the body as it is (with the target's model
+    /// name) to a provider of this shape's dialect; a shape that translates
+    /// to the other dialect overrides this.
+    fn prepare(body: &Bytes, call: &Call<'_>, target: &Target) -> Result<Prepared, ApiError> {
+        if target.provider.kind.dialect() == Self::DIALECT {
+            return Prepared::native(Self::UPSTREAM_PATH, body, call, target);
+        }
+        Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "model '{}' is served by provider '{}' ({}), and {} calls are not translated to its API",
+                call.model,
+                target.provider.name,
+                target.provider.kind.as_str(),
+                Self::ENDPOINT
+            ),
+        ))
+    }
+
+    /// An error as this shape's clients expect it.
+    fn error_response(error: ApiError) -> hyper::Response<Body> {
+        error.into_response()
+    }
 
     /// The body as this shape parses it, borrowing from the bytes.
     type Request<'a>: Send + Sync;

@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
+mod attempts;
 mod body;
 mod respond;
 
@@ -35,7 +36,7 @@ use crate::http::Body;
 use crate::ledger::Ledger;
 use crate::pipeline::{self, Assessment, CallFacts};
 use crate::state::model::{RequestRecord, Task, Tenant, User};
-use crate::state::Directory;
+use crate::state::{Directory, TenantEntry};
 use crate::token::Claims;
 use body::truncate;
 use body::{read_body, task_id_header};
@@ -50,7 +51,7 @@ pub async fn handle<S: ApiShape>(app: &Arc<App>, req: Request<Incoming>) -> Resp
     let request_id = app.next_request_id();
     let mut response = proxy::<S>(app, req, &request_id, started)
         .await
-        .unwrap_or_else(ApiError::into_response);
+        .unwrap_or_else(S::error_response);
     response
         .headers_mut()
         .insert("x-warden-request-id", header_value(&request_id));
@@ -105,6 +106,8 @@ async fn proxy<S: ApiShape>(
 /// Who is calling, for what: the token's tenant and user as they stand in
 /// the directory now, and the task if it exists.
 struct Party<'d> {
+    /// Everything the tenant has (its providers and routes among it).
+    entry: &'d TenantEntry,
     tenant: &'d Tenant,
     user: &'d User,
     task: Option<&'d Task>,
@@ -116,12 +119,17 @@ fn resolve<'d>(
     task_id: &str,
 ) -> Result<Party<'d>, ApiError> {
     let entry = directory.tenant(&claims.tid);
-    let found = entry.and_then(|e| Some((e.tenant.as_ref()?, e.users.get(&claims.sub)?)));
-    let Some((tenant, user)) = found else {
+    let found = entry.and_then(|e| Some((e, e.tenant.as_ref()?, e.users.get(&claims.sub)?)));
+    let Some((entry, tenant, user)) = found else {
         return Err(ApiError::unauthorized("the token's user no longer exists"));
     };
-    let task = entry.and_then(|e| e.tasks.get(task_id));
-    Ok(Party { tenant, user, task })
+    let task = entry.tasks.get(task_id);
+    Ok(Party {
+        entry,
+        tenant,
+        user,
+        task,
+    })
 }
 
 fn open_record(
@@ -163,6 +171,8 @@ struct Exchange<'a, 'b, S: ApiShape> {
 /// The provider's answer on its way back, and how to pass it on.
 pub(super) struct Answer {
     upstream: reqwest::Response,
+    /// The provider speaks the other dialect: its answer is translated.
+    translation: Option<crate::translate::Translation>,
     assessment: Assessment,
     stream: bool,
     /// Warden asked for the stream's usage chunk: hide it from the client.
@@ -174,8 +184,9 @@ pub(super) struct Answer {
 }
 
 impl<S: ApiShape> Exchange<'_, '_, S> {
-    /// assess ─▶ screen request ─▶ forward.
+    /// route ─▶ assess ─▶ screen request ─▶ forward.
     async fn forward(&self, ledger: &mut Ledger) -> Result<Answer, ApiError> {
+        let targets = self.route()?;
         let chain = self.tenant_chain()?;
         let assessment = self.assess(chain.as_deref(), ledger).await?;
         note_assessment(ledger.record(), &assessment);
@@ -205,9 +216,10 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
             body = self.screen_request(chain, context, body, ledger).await?;
         }
         ledger.forwarded();
-        let upstream = self.app.upstream.send(S::UPSTREAM_PATH, body).await?;
+        let sent = attempts::send::<S>(self.app, &targets, &body, call, ledger).await?;
         Ok(Answer {
-            upstream,
+            upstream: sent.response,
+            translation: sent.translation,
             assessment,
             stream: call.stream,
             hide_usage,
@@ -215,6 +227,26 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
             chain,
             guard,
         })
+    }
+
+    /// Where the call may go: its model's route, narrowed to the providers
+    /// its task allows.
+    fn route(&self) -> Result<Vec<crate::providers::Target>, ApiError> {
+        let mut targets = self.app.providers.route(self.party.entry, self.call.model)?;
+        let allowed = self.party.task.map_or(&[][..], |t| t.providers.as_slice());
+        if !allowed.is_empty() {
+            targets.retain(|t| allowed.contains(&t.provider.name));
+            if targets.is_empty() {
+                let message = format!(
+                    "task '{}' does not allow the providers of model '{}' (allowed: {})",
+                    self.task_id,
+                    self.call.model,
+                    allowed.join(", ")
+                );
+                return Err(ApiError::new(ErrorCode::TaskNotAllowed, message));
+            }
+        }
+        Ok(targets)
     }
 
     fn tenant_chain(&self) -> Result<Option<Arc<TenantChain>>, ApiError> {

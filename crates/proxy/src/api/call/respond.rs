@@ -18,7 +18,10 @@ use crate::guardrails::Guard;
 use crate::http::{full, Body};
 use crate::ledger::{Ledger, CLIENT_CLOSED, SHUTDOWN_CUT};
 use crate::sse::EventRewrite;
-use crate::upstream::{read_capped, MeteredStream, ReadFailure, StreamEnd, StreamSummary, Usage};
+use crate::translate::Translation;
+use crate::upstream::{
+    read_capped, MeteredStream, ReadFailure, ReadUsage, StreamEnd, StreamSummary, Usage,
+};
 
 pub(super) async fn respond<S: ApiShape>(
     mut ledger: Ledger,
@@ -26,6 +29,7 @@ pub(super) async fn respond<S: ApiShape>(
 ) -> Result<Response<Body>, ApiError> {
     let Answer {
         upstream,
+        translation,
         assessment,
         stream,
         hide_usage,
@@ -39,23 +43,34 @@ pub(super) async fn respond<S: ApiShape>(
     let retry_after = upstream.headers().get(RETRY_AFTER).cloned();
     ledger.record().status = status.as_u16();
     let streamed = stream && status.is_success();
-    let rewrites = S::stream_rewrites(hide_usage, model_label.as_ref());
+    // A translated stream becomes the client's dialect first; the shape's
+    // own rewrites then see what the client will.
+    let mut rewrites = translation.iter().map(Translation::stream).collect::<Vec<_>>();
+    rewrites.extend(S::stream_rewrites(hide_usage, model_label.as_ref()));
+    let read_usage = translation
+        .as_ref()
+        .map_or(S::stream_usage as ReadUsage, Translation::stream_usage);
     // The tenant's guardrails, when it has any, with this call's context.
     let screen = chain.as_deref().zip(guard.as_ref());
     let screen = screen.map(|(chain, context)| (chain.guardrails.as_slice(), context));
     let hold = chain.as_deref().is_some_and(|c| c.screen_streams);
     let (status, body) = match screen {
         Some(screen) if streamed && hold => {
-            let sse = held_stream::<S>(ledger, upstream, rewrites, &model_label, screen).await?;
+            let sse = held_stream::<S>(ledger, upstream, rewrites, read_usage, &model_label, screen)
+                .await?;
             (status, full(sse))
         }
         _ if streamed => (
             status,
-            live_stream::<S>(ledger, upstream, rewrites, &model_label),
+            live_stream(ledger, upstream, rewrites, read_usage, &model_label),
         ),
         _ => {
             let embedded = model_label.is_some();
-            let plain = Plain { embedded, screen };
+            let plain = Plain {
+                embedded,
+                screen,
+                translation: translation.as_ref(),
+            };
             plain.answer::<S>(ledger, upstream).await?
         }
     };
@@ -73,10 +88,11 @@ type Screen<'a> = (&'a [StageSlot], &'a Guard);
 
 /// Chunks pass as they come; the ledger finishes when the stream ends,
 /// fails, or the client goes away (see `MeteredStream`).
-fn live_stream<S: ApiShape>(
+fn live_stream(
     mut ledger: Ledger,
     upstream: reqwest::Response,
     rewrites: Vec<Box<dyn EventRewrite>>,
+    read_usage: ReadUsage,
     model_label: &Option<LabelSlot>,
 ) -> Body {
     let label = model_label.clone();
@@ -113,14 +129,7 @@ fn live_stream<S: ApiShape>(
             }
         }
     };
-    MeteredStream::new(
-        upstream,
-        rewrites,
-        S::stream_usage,
-        Box::new(done),
-        deadline,
-    )
-    .boxed_unsync()
+    MeteredStream::new(upstream, rewrites, read_usage, Box::new(done), deadline).boxed_unsync()
 }
 
 /// A streamed answer held until the tenant's guardrails have screened all
@@ -129,6 +138,7 @@ async fn held_stream<S: ApiShape>(
     mut ledger: Ledger,
     upstream: reqwest::Response,
     rewrites: Vec<Box<dyn EventRewrite>>,
+    read_usage: ReadUsage,
     model_label: &Option<LabelSlot>,
     (guardrails, context): Screen<'_>,
 ) -> Result<Bytes, ApiError> {
@@ -136,15 +146,9 @@ async fn held_stream<S: ApiShape>(
     let report = move |summary: StreamSummary| {
         let _ = done.send(summary);
     };
-    let cap = ledger.app().upstream.max_response_bytes;
+    let cap = ledger.app().max_response_bytes();
     let deadline = ledger.deadline();
-    let metered = MeteredStream::new(
-        upstream,
-        rewrites,
-        S::stream_usage,
-        Box::new(report),
-        deadline,
-    );
+    let metered = MeteredStream::new(upstream, rewrites, read_usage, Box::new(report), deadline);
     let collected = http_body_util::Limited::new(metered, cap).collect().await;
     let summary = summary.await.ok();
     let usage = summary.as_ref().and_then(|s| s.usage);
@@ -172,6 +176,8 @@ struct Plain<'a> {
     /// The answer carries the model's own label, to strip.
     embedded: bool,
     screen: Option<Screen<'a>>,
+    /// The answer is in the provider's dialect, to translate.
+    translation: Option<&'a Translation>,
 }
 
 impl Plain<'_> {
@@ -181,7 +187,7 @@ impl Plain<'_> {
         upstream: reqwest::Response,
     ) -> Result<(StatusCode, Body), ApiError> {
         let status = upstream.status();
-        let cap = ledger.app().upstream.max_response_bytes;
+        let cap = ledger.app().max_response_bytes();
         let total = tokio::time::timeout_at(ledger.deadline(), read_capped(upstream, cap));
         let read = total.await.unwrap_or(Err(ReadFailure::PastDeadline));
         let bytes = match read {
@@ -193,10 +199,12 @@ impl Plain<'_> {
                 return Err(error);
             }
         };
-        let usage = if status.is_success() {
-            S::usage_of(&bytes)
-        } else {
+        let usage = if !status.is_success() {
             Some(Usage::default())
+        } else if self.translation.is_some() {
+            crate::upstream::usage_of(&bytes) // either dialect's names
+        } else {
+            S::usage_of(&bytes)
         };
         // A 200 whose body is not JSON at all is not an answer to pass on
         // (usage found means it parsed).
@@ -224,6 +232,10 @@ impl Plain<'_> {
             return Err(error);
         }
         ledger.record().status = status.as_u16();
+        let bytes = match self.translation {
+            Some(translation) => translation.answer(status.is_success(), &bytes),
+            None => bytes,
+        };
         let bytes = if self.embedded && status.is_success() {
             let (clean, label) = S::strip_label(bytes);
             ledger.record().model_intent = label;

@@ -8,7 +8,11 @@ mod request;
 
 use bytes::Bytes;
 
-use super::shape::{ApiShape, Call, Forward};
+use super::shape::{ApiShape, Call, Forward, Prepared};
+use crate::domain::providers::Dialect;
+use crate::error::ErrorCode;
+use crate::providers::Target;
+use crate::translate::{self, Translation};
 use crate::chain::StageSlot;
 use crate::domain::ChatMessage;
 use crate::embedded_intent::{self, LabelSlot, StreamStripper};
@@ -23,8 +27,26 @@ pub struct Chat;
 impl ApiShape for Chat {
     const ENDPOINT: &'static str = "chat.completions";
     const UPSTREAM_PATH: &'static str = "chat/completions";
+    const DIALECT: Dialect = Dialect::OpenAi;
 
     type Request<'a> = ChatRequest<'a>;
+
+    /// Native to OpenAI-dialect providers; translated for Anthropic's.
+    fn prepare(body: &Bytes, call: &Call<'_>, target: &Target) -> Result<Prepared, ApiError> {
+        if target.provider.kind.dialect() == Dialect::OpenAi {
+            return Prepared::native(Self::UPSTREAM_PATH, body, call, target);
+        }
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
+        let translated = translate::to_anthropic::request(&value, &target.model);
+        Ok(Prepared {
+            path: "messages",
+            body: Bytes::from(translated.to_string()),
+            translation: Some(Translation::ChatToAnthropic {
+                model: call.model.to_string(),
+            }),
+        })
+    }
 
     fn parse(body: &[u8]) -> Result<ChatRequest<'_>, ApiError> {
         ChatRequest::parse(body)

@@ -64,6 +64,10 @@ enum Command {
         /// Delay before each answer, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Fail every call: a status (`503`), `reset`, `reset-after=N`
+        /// (a stream reset after N events) or `delay-ms=N`.
+        #[arg(long, value_parser = parse_fault)]
+        fail: Option<warden::mock_llm::Fault>,
     },
     /// Tenants: list, show, create, suspend, activate, keys, rotate-key.
     Tenant {
@@ -278,13 +282,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             require_key,
             latency_ms,
+            fail,
         } => {
             let options = warden::mock_llm::MockOptions {
                 require_key,
                 latency: Duration::from_millis(latency_ms),
+                fail,
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            eprintln!("mock LLM listening on http://{}/v1", listener.local_addr()?);
+            eprintln!(
+                "mock LLM (OpenAI and Anthropic shapes) listening on http://{}/v1",
+                listener.local_addr()?
+            );
             tokio::select! {
                 _ = warden::mock_llm::serve(listener, options) => {}
                 _ = tokio::signal::ctrl_c() => {}
@@ -408,4 +417,9 @@ async fn stop_signal() -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     Ok(())
+}
+
+fn parse_fault(text: &str) -> Result<warden::mock_llm::Fault, String> {
+    warden::mock_llm::Fault::parse(text)
+        .ok_or_else(|| format!("'{text}': expected a status, reset, reset-after=N or delay-ms=N"))
 }

@@ -26,6 +26,7 @@ async fn slow_mock(latency: std::time::Duration) -> std::net::SocketAddr {
     let options = warden::mock_llm::MockOptions {
         require_key: Some(UPSTREAM_KEY.into()),
         latency,
+        fail: None,
     };
     let (addr, _task) = warden::mock_llm::spawn("127.0.0.1:0".parse().unwrap(), options)
         .await

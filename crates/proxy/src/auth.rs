@@ -12,24 +12,33 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::token::{self, Claims, TokenError};
 
-/// Verifies the `Authorization: Bearer` token of a request.
+/// Verifies the Warden token of a request: `Authorization: Bearer` (OpenAI's
+/// SDKs) or `x-api-key` (Anthropic's).
 pub fn authenticate(app: &App, req: &Request<Incoming>) -> Result<Arc<Claims>, ApiError> {
-    let header = req.headers().get(AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing Authorization header: send 'Authorization: Bearer <your warden token>'",
-        )
-    })?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
-        })?;
+    let token = match req.headers().get(AUTHORIZATION) {
+        Some(header) => header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
+            })?,
+        None => req
+            .headers()
+            .get("x-api-key")
+            .and_then(|h| h.to_str().ok())
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing credentials: send 'Authorization: Bearer <your warden token>' \
+                     (or 'x-api-key: <your warden token>')",
+                )
+            })?,
+    };
     token::verify(&app.db.directory(), token).map_err(|e| {
         let hint = match e {
             TokenError::Expired | TokenError::Revoked => "; ask your admin for a new token",

@@ -260,8 +260,41 @@ impl ApiError {
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     }
 
+    /// The same error as Anthropic's API words it, for Messages clients:
+    /// `{"type":"error","error":{"type","message"}}`, Warden's code kept
+    /// beside them.
+    pub fn anthropic_body(&self) -> Bytes {
+        let status = self.status();
+        let kind = match status.as_u16() {
+            400 | 405 | 408 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            _ => "api_error",
+        };
+        let value = serde_json::json!({
+            "type": "error",
+            "error": { "type": kind, "message": self.message, "code": self.code.as_str() }
+        });
+        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+    }
+
+    /// As an Anthropic-shaped response (see `anthropic_body`).
+    pub fn into_anthropic_response(self) -> Response<Body> {
+        let body = self.anthropic_body();
+        self.into_response_with(body)
+    }
+
     pub fn into_response(self) -> Response<Body> {
-        let mut response = Response::new(full(self.body()));
+        let body = self.body();
+        self.into_response_with(body)
+    }
+
+    fn into_response_with(self, body: Bytes) -> Response<Body> {
+        let mut response = Response::new(full(body));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

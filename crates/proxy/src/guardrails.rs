@@ -166,6 +166,16 @@ async fn screen_text(
     Ok(text)
 }
 
+/// Runs every guardrail's `on-response` on one answer text (of any API
+/// shape); returns the text to send when any guardrail redacted it.
+pub async fn screen_answer_text(
+    guardrails: &[StageSlot],
+    Guard(context): &Guard,
+    text: &str,
+) -> Result<Option<String>, ApiError> {
+    screen_text(guardrails, context, text).await
+}
+
 /// Runs every guardrail's `on-response` on each choice's text of a complete
 /// chat completion; returns the body to send (rewritten when redacted).
 pub async fn screen_response(

@@ -6,6 +6,8 @@
 mod call;
 mod chat;
 mod me;
+mod messages;
+mod openai;
 mod models;
 pub mod shape;
 
@@ -24,7 +26,22 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/v1/chat/completions") => {
             return call::handle::<chat::Chat>(&app, req).await
         }
-        (&Method::GET, "/v1/models") => models::handle(&app, &req),
+        (&Method::POST, "/v1/messages") => {
+            return call::handle::<messages::Messages>(&app, req).await
+        }
+        (&Method::POST, "/v1/responses") => {
+            return call::handle::<openai::responses::Responses>(&app, req).await
+        }
+        (&Method::POST, "/v1/embeddings") => {
+            return call::handle::<openai::embeddings::Embeddings>(&app, req).await
+        }
+        (&Method::POST, "/v1/completions") => {
+            return call::handle::<openai::completions::Completions>(&app, req).await
+        }
+        (&Method::GET, "/v1/models") => models::list(&app, &req),
+        (&Method::GET, path) if path.starts_with("/v1/models/") => {
+            models::one(&app, &req, &path["/v1/models/".len()..])
+        }
         (&Method::GET, "/v1/me") => me::handle(&app, &req),
         (&Method::GET, "/healthz") => Ok(health(&app)),
         (&Method::GET, "/metrics") => {
@@ -38,7 +55,11 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             );
             Ok(response)
         }
-        (_, "/v1/chat/completions" | "/v1/models" | "/healthz" | "/metrics") => {
+        (
+            _,
+            "/v1/chat/completions" | "/v1/messages" | "/v1/responses" | "/v1/embeddings"
+            | "/v1/completions" | "/v1/models" | "/healthz" | "/metrics",
+        ) => {
             Err(ApiError::method_not_allowed())
         }
         (_, path) => Err(ApiError::not_found(format!("no route for {path}"))),

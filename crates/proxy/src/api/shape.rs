@@ -83,6 +83,42 @@ pub fn with_model(body: &Bytes, model: &str) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// A body without Warden's `metadata.task_id`, its answer capped at
+/// `cap` tokens in the field `cap_field` (when given): what most shapes
+/// forward.
+pub fn forward_json(
+    body: &Bytes,
+    cap_field: &str,
+    cap: Option<u64>,
+) -> Result<Bytes, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
+    if let Some(object) = value.as_object_mut() {
+        if let Some(cap) = cap {
+            object.insert(cap_field.into(), cap.into());
+        }
+        let empty = match object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            Some(metadata) => {
+                metadata.remove("task_id");
+                metadata.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            object.remove("metadata");
+        }
+    }
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The task a body's `metadata.task_id` names.
+pub fn metadata_task(metadata: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<&str> {
+    let task = metadata.and_then(|m| m.get("task_id"))?.as_str()?;
+    (!task.is_empty()).then_some(task)
+}
+
 pub trait ApiShape: Send + Sync + 'static {
     /// The endpoint's name in tokens, tasks and the log.
     const ENDPOINT: &'static str;

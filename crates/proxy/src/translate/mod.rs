@@ -106,7 +106,19 @@ pub fn read_anthropic_usage(data: &[u8], usage: &mut Option<Usage>) {
         Some("message_delta") => &value["usage"],
         _ => return,
     };
-    let current = usage.get_or_insert_with(Usage::default);
+    fold_anthropic_usage(found, usage.get_or_insert_with(Usage::default));
+}
+
+/// The usage of a complete Anthropic message (cached prompt tokens count).
+pub fn anthropic_usage_of(body: &[u8]) -> Option<Usage> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let found = value.get("usage").filter(|u| u.is_object())?;
+    let mut usage = Usage::default();
+    fold_anthropic_usage(found, &mut usage);
+    Some(usage)
+}
+
+fn fold_anthropic_usage(found: &Value, current: &mut Usage) {
     if let Some(input) = found["input_tokens"].as_u64() {
         let cached = found["cache_read_input_tokens"].as_u64().unwrap_or(0)
             + found["cache_creation_input_tokens"].as_u64().unwrap_or(0);

@@ -4,7 +4,7 @@
 
 #[cfg(test)]
 mod fuzz;
-mod request;
+pub(super) mod request;
 
 use bytes::Bytes;
 

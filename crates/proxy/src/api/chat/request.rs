@@ -77,16 +77,16 @@ pub(super) struct StreamOptions {
 }
 
 #[derive(Deserialize)]
-pub(super) struct Message {
+pub(crate) struct Message {
     #[serde(default)]
-    pub(super) role: String,
+    pub(crate) role: String,
     #[serde(default)]
-    pub(super) content: serde_json::Value,
+    pub(crate) content: serde_json::Value,
 }
 
 impl Message {
     /// The text of a message: a plain string or the `text` parts of an array.
-    pub(super) fn text(&self) -> Cow<'_, str> {
+    pub(crate) fn text(&self) -> Cow<'_, str> {
         match &self.content {
             serde_json::Value::String(s) => Cow::Borrowed(s),
             serde_json::Value::Array(parts) => Cow::Owned(
@@ -102,7 +102,7 @@ impl Message {
 }
 
 /// Prompt tokens: about four bytes each, plus per-message overhead.
-fn estimate_prompt_tokens(messages: &[Message]) -> u64 {
+pub(crate) fn estimate_prompt_tokens(messages: &[Message]) -> u64 {
     messages.iter().map(|m| m.text().len() as u64 / 4 + 4).sum()
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::admin::{self, NewUser};
 use crate::config::Config;
+use crate::domain::providers::{ProviderKind, ProviderSpec, RouteSpec};
 use crate::mock_llm::{self, MockOptions};
 use crate::state::model::{Limits, Role, Task};
 use crate::state::Db;
@@ -25,6 +26,50 @@ pub const USER: &str = "ali";
 pub const TASK: &str = "invoice-backend";
 /// The tenant's admin, who opens the web console.
 pub const ADMIN: &str = "maya";
+/// What the demo's task and token allow: a GPT model, a Claude model (the
+/// "anthropic" mock, reached by OpenAI clients through translation), an
+/// embedding model, and the route `fast` (GPT first, Claude as fallback).
+const DEMO_MODELS: [&str; 4] = [
+    "gpt-4o-mini",
+    "claude-3-5-haiku-latest",
+    "text-embedding-3-small",
+    "fast",
+];
+const DEMO_KEY: &str = "demo-upstream-key";
+
+/// Two providers on the one mock: "openai" and "anthropic" (each speaks its
+/// own API), and the route `fast`.
+fn providers(config: &mut Config, mock: SocketAddr) {
+    let spec = |name: &str, kind, models: &[&str]| ProviderSpec {
+        name: name.into(),
+        kind: Some(kind),
+        base_url: Some(format!("http://{mock}/v1")),
+        models: models.iter().map(|m| m.to_string()).collect(),
+        ..ProviderSpec::default()
+    };
+    config.providers = vec![
+        spec(
+            "openai",
+            ProviderKind::OpenAi,
+            &["gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "gpt-*"],
+        ),
+        spec(
+            "anthropic",
+            ProviderKind::Anthropic,
+            &["claude-3-5-haiku-latest", "claude-*"],
+        ),
+    ];
+    config.routes = vec![RouteSpec {
+        model: "fast".into(),
+        targets: vec![
+            "openai/gpt-4o-mini".into(),
+            "anthropic/claude-3-5-haiku-latest".into(),
+        ],
+    }];
+    for name in ["openai", "anthropic"] {
+        config.provider_keys.insert(name.into(), DEMO_KEY.into());
+    }
+}
 
 fn seed(db: &Db) -> anyhow::Result<String> {
     admin::create_tenant(db, TENANT, "Acme Corp", Default::default())?;
@@ -69,7 +114,7 @@ fn seed(db: &Db) -> anyhow::Result<String> {
             .map(String::from)
             .to_vec(),
             endpoints: vec![],
-            models: vec!["gpt-4o-mini".into()],
+            models: DEMO_MODELS.map(String::from).to_vec(),
             providers: vec![],
             active: true,
             examples: Vec::new(),
@@ -81,8 +126,10 @@ fn seed(db: &Db) -> anyhow::Result<String> {
             tenant_id: TENANT,
             user_id: USER,
             tasks: vec![TASK.into()],
-            endpoints: vec!["chat.completions".into()],
-            models: vec!["gpt-4o-mini".into()],
+            endpoints: ["chat.completions", "messages", "responses", "embeddings"]
+                .map(String::from)
+                .to_vec(),
+            models: DEMO_MODELS.map(String::from).to_vec(),
             ttl_secs: 30 * 86_400,
             issued_at: None,
         },
@@ -96,7 +143,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let (mock_addr, _mock) = mock_llm::spawn(
         "127.0.0.1:0".parse()?,
         MockOptions {
-            require_key: Some("demo-upstream-key".into()),
+            require_key: Some(DEMO_KEY.into()),
             ..MockOptions::default()
         },
     )
@@ -108,8 +155,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         policy_dir: options.policy_dir.clone(),
         ..Config::default()
     };
-    config.upstream.base_url = format!("http://{mock_addr}/v1");
-    config.upstream.api_key_override = Some("demo-upstream-key".into());
+    providers(&mut config, mock_addr);
     let server = crate::server::start(config).await?;
     // Seeded through the server's own database handle (sled allows one).
     let token = seed(&server.app.db)?;
@@ -140,6 +186,15 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
          reply = client.chat.completions.create(model=\"gpt-4o-mini\",\n    \
          messages=[{{\"role\": \"user\", \"content\": \"Add tax lines to the invoice PDF\"}}])\n\
          print(reply.choices[0].message.content)\n"
+    );
+    println!("Or with the official anthropic Python SDK (the same token):\n");
+    println!(
+        "from anthropic import Anthropic\n\
+         claude = Anthropic(base_url=\"{base}\", api_key=\"{token}\",\n                   \
+         default_headers={{\"X-Task-Id\": \"{TASK}\"}})\n\
+         reply = claude.messages.create(model=\"claude-3-5-haiku-latest\", max_tokens=256,\n    \
+         messages=[{{\"role\": \"user\", \"content\": \"Add tax lines to the invoice PDF\"}}])\n\
+         print(reply.content[0].text)\n"
     );
 
     if options.once {

@@ -19,8 +19,8 @@ pub use warden_console as ui;
 pub use warden_domain::{self as domain, calendar, clock, pricing};
 pub use warden_proxy::{
     adapters, api, app, auth, chain, config, embedded_intent, error, evidence, failpoints,
-    guardrails, http, ledger, metrics, pipeline, plugin_store, policy, ratelimit, reload, sse,
-    token, upstream,
+    guardrails, http, ledger, metrics, pipeline, plugin_store, policy, providers, ratelimit,
+    reload, sse, token, translate, upstream,
 };
 pub use warden_runtime as runtime;
 pub use warden_state as state;

@@ -84,6 +84,21 @@ enum Command {
         #[command(subcommand)]
         command: cli::TaskCommand,
     },
+    /// A tenant's own LLM providers and routes: list, add, remove, route, unroute.
+    Provider {
+        #[command(subcommand)]
+        command: cli::ProviderCommand,
+    },
+    /// Print a fresh random master key (64 hex digits) for WARDEN_MASTER_KEY.
+    NewMasterKey,
+    /// Re-seal every stored provider key under a new master key (server
+    /// stopped): the old key from WARDEN_MASTER_KEY or --old-key-file.
+    RotateMasterKey {
+        #[arg(long)]
+        old_key_file: Option<PathBuf>,
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
     /// Access tokens: list, issue, revoke.
     Token {
         #[command(subcommand)]
@@ -303,6 +318,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => cli::run(target, command.call()).await?,
         Command::Task { command } => cli::run(target, command.call()).await?,
         Command::Token { command } => cli::run(target, command.call()).await?,
+        Command::Provider { command } => cli::run(target, command.call()?).await?,
+        Command::NewMasterKey => cli::new_master_key(),
+        Command::RotateMasterKey {
+            old_key_file,
+            new_key_file,
+        } => {
+            let state_dir = target
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| ".warden/state".into());
+            cli::rotate_master_key(&state_dir, old_key_file, new_key_file)?
+        }
         Command::Plugin { command } => match command.run_locally().await {
             Some(output) => println!("{}", output?),
             None => cli::run(target, command.call()?).await?,

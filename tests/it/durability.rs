@@ -34,18 +34,6 @@ async fn slow_mock(latency: std::time::Duration) -> std::net::SocketAddr {
     addr
 }
 
-/// Sends SIGTERM (what an orchestrator sends) and waits for the exit.
-async fn sigterm(mut server: std::process::Child) -> std::process::ExitStatus {
-    let kill = format!("kill -TERM {}", server.id());
-    let sent = std::process::Command::new("sh")
-        .args(["-c", &kill])
-        .status();
-    assert!(sent.unwrap().success());
-    tokio::task::spawn_blocking(move || server.wait().unwrap())
-        .await
-        .unwrap()
-}
-
 /// After a restart: the user's `/v1/me` and acme's logged records.
 async fn me_and_log(
     config: &std::path::Path,

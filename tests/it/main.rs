@@ -18,6 +18,7 @@ mod misuse;
 mod overload;
 mod plugins;
 mod provider_faults;
+mod providers;
 mod proxy;
 mod quota_windows;
 mod reload;

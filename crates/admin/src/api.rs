@@ -10,6 +10,7 @@
 
 pub mod misuse;
 pub mod plugins;
+pub mod providers;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -325,6 +326,27 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
         (Method::POST, ["tenants", t, "tokens", jti, "revoke"]) => {
             ok(tokens::revoke(app, caller, t, jti, call.json()?))
         }
+        (Method::GET, ["tenants", t, "providers"]) => ok(providers::list(app, caller, t)),
+        (Method::PUT, ["tenants", t, "providers", name]) => {
+            ok(providers::put(app, caller, t, name, call.json()?))
+        }
+        (Method::DELETE, ["tenants", t, "providers", name]) => ok(providers::delete(
+            app,
+            caller,
+            t,
+            name,
+            call.json_or_default()?,
+        )),
+        (Method::PUT, ["tenants", t, "routes", model]) => {
+            ok(providers::put_route(app, caller, t, model, call.json()?))
+        }
+        (Method::DELETE, ["tenants", t, "routes", model]) => ok(providers::delete_route(
+            app,
+            caller,
+            t,
+            model,
+            call.json_or_default()?,
+        )),
         (Method::GET, ["tenants", t, "logs"]) => ok(views::logs(app, caller, t, &call.query)),
         (Method::GET, ["tenants", t, "usage"]) => ok(views::usage(app, caller, t, &call.query)),
         (Method::GET, ["tenants", t, "events"]) => ok(views::events(app, caller, t, &call.query)),

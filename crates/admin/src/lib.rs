@@ -7,5 +7,6 @@ pub mod provision;
 
 // The proxy's modules, under the names these modules have always used.
 use warden_proxy::{
-    app, auth, calendar, chain, clock, error, http, plugin_store, runtime, state, token,
+    app, auth, calendar, chain, clock, domain, error, http, plugin_store, providers, runtime,
+    state, token,
 };

@@ -77,7 +77,9 @@ pub enum Dialect {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
-    /// Unique within its scope (the server's list, or a tenant's).
+    /// Unique within its scope (the server's list, or a tenant's); a
+    /// tenant's comes from the API path.
+    #[serde(default)]
     pub name: String,
     pub kind: Option<ProviderKind>,
     /// Required for `azure_openai` and `openai_compatible`.
@@ -245,7 +247,10 @@ mod tests {
         assert!(pattern_matches("*", "anything"));
         assert!(pattern_matches("gpt-4o*", "gpt-4o-mini"));
         assert!(!pattern_matches("gpt-4o*", "gpt-4"));
-        assert!(pattern_matches("claude-*-latest", "claude-3-5-haiku-latest"));
+        assert!(pattern_matches(
+            "claude-*-latest",
+            "claude-3-5-haiku-latest"
+        ));
         assert!(!pattern_matches("claude-*-latest", "claude-3-5-haiku"));
         assert!(pattern_matches("a*b*c", "aXbYc"));
         assert!(!pattern_matches("a*b*c", "aXcYb"));
@@ -257,12 +262,20 @@ mod tests {
     fn route_targets_name_a_provider_and_maybe_a_model() {
         let route = RouteSpec {
             model: "fast".into(),
-            targets: vec!["openai/gpt-4o-mini".into(), "local".into(), "hf/meta/llama".into()],
+            targets: vec![
+                "openai/gpt-4o-mini".into(),
+                "local".into(),
+                "hf/meta/llama".into(),
+            ],
         };
         let targets: Vec<_> = route.targets().collect();
         assert_eq!(
             targets,
-            [("openai", "gpt-4o-mini"), ("local", "fast"), ("hf", "meta/llama")]
+            [
+                ("openai", "gpt-4o-mini"),
+                ("local", "fast"),
+                ("hf", "meta/llama")
+            ]
         );
     }
 

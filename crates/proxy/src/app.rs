@@ -9,9 +9,9 @@ use crate::calendar::{Calendar, Moment};
 use crate::chain::Chains;
 use crate::config::Config;
 use crate::policy::PolicySource;
+use crate::providers::Providers;
 use crate::runtime::{PluginRuntime, RuntimeConfig};
 use crate::state::{Activity, Db, StateWriter, Stores};
-use crate::providers::Providers;
 
 pub struct App {
     pub config: Config,

@@ -43,8 +43,17 @@ impl SseRewriter {
             _ => {
                 let mut next = Vec::with_capacity(event.len());
                 self.rewrites[first].event(event, &mut next);
-                if !next.is_empty() {
-                    self.apply(first + 1, &next, out);
+                // A rewrite may write several events (a translation does):
+                // the next one sees each on its own.
+                let mut rest = &next[..];
+                while !rest.is_empty() {
+                    let end = rest
+                        .windows(2)
+                        .position(|w| w == b"\n\n")
+                        .map_or(rest.len(), |p| p + 2);
+                    let (one, tail) = rest.split_at(end);
+                    self.apply(first + 1, one, out);
+                    rest = tail;
                 }
             }
         }

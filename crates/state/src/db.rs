@@ -316,11 +316,7 @@ impl Db {
     /// batch), then that key's check, and flushes. A crash in between is
     /// mended by running the rotation again: it opens each key with
     /// whichever of the two master keys sealed it.
-    pub fn reseal(
-        &self,
-        check: &SealedKey,
-        providers: &[StoredProvider],
-    ) -> anyhow::Result<()> {
+    pub fn reseal(&self, check: &SealedKey, providers: &[StoredProvider]) -> anyhow::Result<()> {
         let mut batch = sled::Batch::default();
         for p in providers {
             batch.insert(compound_key(&[&p.tenant_id, &p.spec.name]), encode(p)?);

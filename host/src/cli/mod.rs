@@ -4,6 +4,7 @@
 //! stopped server's state directory.
 
 mod backend;
+mod providers;
 mod table;
 mod verbs;
 
@@ -14,6 +15,8 @@ pub use verbs::{
     EventArgs, LogArgs, LoginLinkArgs, MisuseCommand, OnTaskArgs, PluginCommand, ReviewArgs,
     TaskCommand, TenantCommand, TokenCommand, UsageArgs, UserCommand,
 };
+
+pub use providers::{new_master_key, rotate_master_key, ProviderCommand};
 
 use backend::{Backend, Call};
 use verbs::View;

@@ -14,19 +14,34 @@ pub fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
 
 pub fn messages(request: &Value, stream: Stream) -> Response<Body> {
     let Some(model) = request["model"].as_str().filter(|m| !m.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "model: Field required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "model: Field required",
+        );
     };
     let Some(max_tokens) = request["max_tokens"].as_u64() else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "max_tokens: Field required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "max_tokens: Field required",
+        );
     };
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
-    let input_tokens = messages.iter().map(|m| words_in(&m["content"])).sum::<u64>()
+    let input_tokens = messages
+        .iter()
+        .map(|m| words_in(&m["content"]))
+        .sum::<u64>()
         + words_in(&request["system"])
         + 3 * messages.len() as u64;
     let prompt = last_user_text(&messages);
     let pieces = answer_for(&prompt, Some(max_tokens));
     let output_tokens = pieces.len() as u64;
-    let stop_reason = if (max_tokens as usize) <= pieces.len() { "max_tokens" } else { "end_turn" };
+    let stop_reason = if (max_tokens as usize) <= pieces.len() {
+        "max_tokens"
+    } else {
+        "end_turn"
+    };
     let id = format!("msg_mock{:016x}", input_tokens * 1_000_003 + output_tokens);
     if request["stream"].as_bool() != Some(true) {
         return answer_json(&json!({
@@ -47,7 +62,9 @@ pub fn messages(request: &Value, stream: Stream) -> Response<Body> {
             "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": input_tokens, "output_tokens": 1,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})),
-        event(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+        event(
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
         event(json!({"type": "ping"})),
     ];
     events.extend(pieces.iter().map(|p| {

@@ -32,10 +32,17 @@ impl Fault {
             return n.parse().ok().map(Self::ResetAfter);
         }
         if let Some(ms) = text.strip_prefix("delay-ms=") {
-            return ms.parse().ok().map(|ms| Self::Delay(Duration::from_millis(ms)));
+            return ms
+                .parse()
+                .ok()
+                .map(|ms| Self::Delay(Duration::from_millis(ms)));
         }
         let status = text.strip_prefix("status=").unwrap_or(text);
-        status.parse().ok().filter(|s| (400..600).contains(s)).map(Self::Status)
+        status
+            .parse()
+            .ok()
+            .filter(|s| (400..600).contains(s))
+            .map(Self::Status)
     }
 
     /// The fault a call's body asks for with `[mock:…]`.
@@ -54,9 +61,10 @@ pub fn failure(status: u16) -> Response<Body> {
                                "type": "server_error", "code": null}});
     let mut response = json_response(status, serde_json::to_vec(&body).unwrap_or_default());
     if matches!(status.as_u16(), 429 | 503) {
-        response
-            .headers_mut()
-            .insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("0"));
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("0"),
+        );
     }
     response
 }
@@ -67,10 +75,19 @@ mod tests {
 
     #[test]
     fn faults_parse_from_markers() {
-        assert_eq!(Fault::asked_in(b"{\"x\":\"hi [mock:503] there\"}"), Some(Fault::Status(503)));
-        assert_eq!(Fault::asked_in(b"[mock:status=429]"), Some(Fault::Status(429)));
+        assert_eq!(
+            Fault::asked_in(b"{\"x\":\"hi [mock:503] there\"}"),
+            Some(Fault::Status(503))
+        );
+        assert_eq!(
+            Fault::asked_in(b"[mock:status=429]"),
+            Some(Fault::Status(429))
+        );
         assert_eq!(Fault::asked_in(b"[mock:reset]"), Some(Fault::Reset));
-        assert_eq!(Fault::asked_in(b"[mock:reset-after=3]"), Some(Fault::ResetAfter(3)));
+        assert_eq!(
+            Fault::asked_in(b"[mock:reset-after=3]"),
+            Some(Fault::ResetAfter(3))
+        );
         assert_eq!(
             Fault::asked_in(b"[mock:delay-ms=20]"),
             Some(Fault::Delay(Duration::from_millis(20)))

@@ -64,6 +64,12 @@ pub(super) fn last_user_text(messages: &[serde_json::Value]) -> String {
         .and_then(|m| m.get("content"))
         .map(|c| match c {
             serde_json::Value::String(s) => s.clone(),
+            // Content parts (OpenAI) or blocks (Anthropic): their texts.
+            serde_json::Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                .collect::<Vec<_>>()
+                .join(" "),
             other => other.to_string(),
         })
         .unwrap_or_default()
@@ -139,7 +145,10 @@ fn has_key(req: &Request<Incoming>, key: &str) -> bool {
 async fn handle(options: MockOptions, req: Request<Incoming>) -> Result<Response<Body>, BoxError> {
     if let Some(key) = &options.require_key {
         if !has_key(&req, key) {
-            return Ok(error(StatusCode::UNAUTHORIZED, "Incorrect API key provided."));
+            return Ok(error(
+                StatusCode::UNAUTHORIZED,
+                "Incorrect API key provided.",
+            ));
         }
     }
     let path = req.uri().path().to_string();
@@ -162,7 +171,12 @@ async fn handle(options: MockOptions, req: Request<Incoming>) -> Result<Response
     };
     let request: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}"))),
+        Err(e) => {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid JSON: {e}"),
+            ))
+        }
     };
     let fault = options.fail.or_else(|| Fault::asked_in(&body));
     let reset_after = match fault {
@@ -218,6 +232,8 @@ impl Stream {
             (events.into_iter(), 0usize),
             move |(mut it, sent)| async move {
                 if sent == cut {
+                    // What went before reaches the client first.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     let reset: BoxError = "stream reset (asked for)".into();
                     return Some((Err(reset), (it, usize::MAX)));
                 }

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use super::{answer_for, answer_json, asked_for_label, error, label_for, last_user_text, words_in, Stream};
+use super::{
+    answer_for, answer_json, asked_for_label, error, label_for, last_user_text, words_in, Stream,
+};
 use crate::http::Body;
 use hyper::{Response, StatusCode};
 
@@ -13,7 +15,10 @@ fn model_of(request: &Value) -> Option<&str> {
 }
 
 fn missing_model() -> Response<Body> {
-    error(StatusCode::BAD_REQUEST, "you must provide a model parameter")
+    error(
+        StatusCode::BAD_REQUEST,
+        "you must provide a model parameter",
+    )
 }
 
 pub fn chat(request: &Value, stream: Stream) -> Response<Body> {
@@ -35,7 +40,10 @@ pub fn chat(request: &Value, stream: Stream) -> Response<Body> {
     let completion_tokens = pieces.len() as u64;
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                        "total_tokens": prompt_tokens + completion_tokens});
-    let id = format!("chatcmpl-mock{:016x}", prompt_tokens * 1_000_003 + completion_tokens);
+    let id = format!(
+        "chatcmpl-mock{:016x}",
+        prompt_tokens * 1_000_003 + completion_tokens
+    );
     let finish = if max_tokens.is_some_and(|m| (m as usize) <= pieces.len()) {
         "length"
     } else {
@@ -120,7 +128,11 @@ pub fn responses(request: &Value, stream: Stream) -> Response<Body> {
                "tools": [], "top_p": 1.0, "text": {"format": {"type": "text"}}})
     };
     if request["stream"].as_bool() != Some(true) {
-        return answer_json(&response("completed", json!([message(&text, "completed")]), usage));
+        return answer_json(&response(
+            "completed",
+            json!([message(&text, "completed")]),
+            usage,
+        ));
     }
     let mut seq = 0u64;
     let mut events = Vec::new();
@@ -130,21 +142,37 @@ pub fn responses(request: &Value, stream: Stream) -> Response<Body> {
         let kind = value["type"].as_str().unwrap_or_default().to_string();
         events.push(format!("event: {kind}\ndata: {value}\n\n"));
     };
-    event(json!({"type": "response.created", "response": response("in_progress", json!([]), Value::Null)}));
-    event(json!({"type": "response.in_progress", "response": response("in_progress", json!([]), Value::Null)}));
-    event(json!({"type": "response.output_item.added", "output_index": 0,
-                 "item": {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}}));
-    event(json!({"type": "response.content_part.added", "item_id": item_id, "output_index": 0, "content_index": 0,
-                 "part": {"type": "output_text", "text": "", "annotations": []}}));
+    event(
+        json!({"type": "response.created", "response": response("in_progress", json!([]), Value::Null)}),
+    );
+    event(
+        json!({"type": "response.in_progress", "response": response("in_progress", json!([]), Value::Null)}),
+    );
+    event(
+        json!({"type": "response.output_item.added", "output_index": 0,
+                 "item": {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
+    );
+    event(
+        json!({"type": "response.content_part.added", "item_id": item_id, "output_index": 0, "content_index": 0,
+                 "part": {"type": "output_text", "text": "", "annotations": []}}),
+    );
     for piece in &pieces {
-        event(json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0,
-                     "content_index": 0, "delta": piece, "logprobs": []}));
+        event(
+            json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0,
+                     "content_index": 0, "delta": piece, "logprobs": []}),
+        );
     }
-    event(json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0,
-                 "content_index": 0, "text": text, "logprobs": []}));
-    event(json!({"type": "response.content_part.done", "item_id": item_id, "output_index": 0, "content_index": 0,
-                 "part": {"type": "output_text", "text": text, "annotations": []}}));
-    event(json!({"type": "response.output_item.done", "output_index": 0, "item": message(&text, "completed")}));
+    event(
+        json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0,
+                 "content_index": 0, "text": text, "logprobs": []}),
+    );
+    event(
+        json!({"type": "response.content_part.done", "item_id": item_id, "output_index": 0, "content_index": 0,
+                 "part": {"type": "output_text", "text": text, "annotations": []}}),
+    );
+    event(
+        json!({"type": "response.output_item.done", "output_index": 0, "item": message(&text, "completed")}),
+    );
     event(json!({"type": "response.completed",
                  "response": response("completed", json!([message(&text, "completed")]), usage)}));
     stream.respond(events)
@@ -170,14 +198,21 @@ pub fn embeddings(request: &Value) -> Response<Body> {
             // Deterministic: each component from the text's bytes.
             let vector: Vec<f64> = (0..dimensions)
                 .map(|d| {
-                    let sum: u64 = text.bytes().enumerate().map(|(i, b)| (b as u64) * (i as u64 + d as u64 + 1)).sum();
+                    let sum: u64 = text
+                        .bytes()
+                        .enumerate()
+                        .map(|(i, b)| (b as u64) * (i as u64 + d as u64 + 1))
+                        .sum();
                     ((sum % 2000) as f64 / 1000.0) - 1.0
                 })
                 .collect();
             json!({"object": "embedding", "index": index, "embedding": vector})
         })
         .collect();
-    let tokens: u64 = inputs.iter().map(|t| t.split_whitespace().count() as u64).sum();
+    let tokens: u64 = inputs
+        .iter()
+        .map(|t| t.split_whitespace().count() as u64)
+        .sum();
     answer_json(&json!({"object": "list", "data": data, "model": model,
                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
 }
@@ -188,7 +223,11 @@ pub fn completions(request: &Value, stream: Stream) -> Response<Body> {
     };
     let prompt = match &request["prompt"] {
         Value::String(s) => s.clone(),
-        Value::Array(list) => list.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join("\n"),
+        Value::Array(list) => list
+            .iter()
+            .filter_map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
         _ => String::new(),
     };
     let pieces = answer_for(&prompt, request["max_tokens"].as_u64());
@@ -196,11 +235,16 @@ pub fn completions(request: &Value, stream: Stream) -> Response<Body> {
     let completion_tokens = pieces.len() as u64;
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                        "total_tokens": prompt_tokens + completion_tokens});
-    let id = format!("cmpl-mock{:016x}", prompt_tokens * 1_000_003 + completion_tokens);
+    let id = format!(
+        "cmpl-mock{:016x}",
+        prompt_tokens * 1_000_003 + completion_tokens
+    );
     if request["stream"].as_bool() != Some(true) {
-        return answer_json(&json!({"id": id, "object": "text_completion", "created": CREATED, "model": model,
+        return answer_json(
+            &json!({"id": id, "object": "text_completion", "created": CREATED, "model": model,
             "choices": [{"text": pieces.concat(), "index": 0, "logprobs": null, "finish_reason": "stop"}],
-            "usage": usage}));
+            "usage": usage}),
+        );
     }
     let chunk = |text: &str, finish: Option<&str>| {
         let c = json!({"id": id, "object": "text_completion", "created": CREATED, "model": model,

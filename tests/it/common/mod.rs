@@ -144,6 +144,7 @@ impl TestEnv {
             MockOptions {
                 require_key: Some(UPSTREAM_KEY.into()),
                 latency,
+                fail: None,
             },
         )
         .await
@@ -354,6 +355,7 @@ impl TestEnv {
             "POST" => self.http.post(url),
             "PUT" => self.http.put(url),
             "PATCH" => self.http.patch(url),
+            "DELETE" => self.http.delete(url),
             other => panic!("method {other}"),
         };
         let request = request.bearer_auth(token);

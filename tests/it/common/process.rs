@@ -119,3 +119,15 @@ pub async fn mock_upstream() -> std::net::SocketAddr {
     .unwrap();
     addr
 }
+
+/// Sends SIGTERM (what an orchestrator sends) and waits for the exit.
+pub async fn sigterm(mut server: std::process::Child) -> std::process::ExitStatus {
+    let kill = format!("kill -TERM {}", server.id());
+    let sent = std::process::Command::new("sh")
+        .args(["-c", &kill])
+        .status();
+    assert!(sent.unwrap().success());
+    tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap()
+}

@@ -58,6 +58,8 @@ pub struct TaskChanges {
     pub keywords: Option<Vec<String>>,
     pub endpoints: Option<Vec<String>>,
     pub models: Option<Vec<String>>,
+    /// Providers its calls may go to; empty = any.
+    pub providers: Option<Vec<String>>,
     /// Replaces the task's example prompts.
     pub examples: Option<Vec<String>>,
     pub reason: Option<String>,
@@ -108,6 +110,10 @@ pub fn update_task(
         task.models = list(models);
         changed.push("models");
     }
+    if let Some(providers) = changes.providers {
+        task.providers = list(providers);
+        changed.push("providers");
+    }
     if let Some(examples) = changes.examples {
         task.examples = tidy(examples);
         changed.push("examples");
@@ -115,7 +121,7 @@ pub fn update_task(
     if changed.is_empty() {
         return Err(ApiError::new(
             ErrorCode::NothingToChange,
-            "give at least one of title, description, keywords, endpoints, models, examples",
+            "give at least one of title, description, keywords, endpoints, models, providers, examples",
         ));
     }
     save_task(app, &task)?;

@@ -7,8 +7,8 @@ mod call;
 mod chat;
 mod me;
 mod messages;
-mod openai;
 mod models;
+mod openai;
 pub mod shape;
 
 use std::sync::Arc;
@@ -57,11 +57,15 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
         (
             _,
-            "/v1/chat/completions" | "/v1/messages" | "/v1/responses" | "/v1/embeddings"
-            | "/v1/completions" | "/v1/models" | "/healthz" | "/metrics",
-        ) => {
-            Err(ApiError::method_not_allowed())
-        }
+            "/v1/chat/completions"
+            | "/v1/messages"
+            | "/v1/responses"
+            | "/v1/embeddings"
+            | "/v1/completions"
+            | "/v1/models"
+            | "/healthz"
+            | "/metrics",
+        ) => Err(ApiError::method_not_allowed()),
         (_, path) => Err(ApiError::not_found(format!("no route for {path}"))),
     };
     result.unwrap_or_else(ApiError::into_response)

@@ -59,7 +59,12 @@ pub struct Prepared {
 
 impl Prepared {
     /// The client's body as it is, but for the target's model name.
-    pub fn native(path: &'static str, body: &Bytes, call: &Call<'_>, target: &Target) -> Result<Self, ApiError> {
+    pub fn native(
+        path: &'static str,
+        body: &Bytes,
+        call: &Call<'_>,
+        target: &Target,
+    ) -> Result<Self, ApiError> {
         let body = if target.model == call.model {
             body.clone()
         } else {
@@ -86,11 +91,7 @@ pub fn with_model(body: &Bytes, model: &str) -> Result<Bytes, ApiError> {
 /// A body without Warden's `metadata.task_id`, its answer capped at
 /// `cap` tokens in the field `cap_field` (when given): what most shapes
 /// forward.
-pub fn forward_json(
-    body: &Bytes,
-    cap_field: &str,
-    cap: Option<u64>,
-) -> Result<Bytes, ApiError> {
+pub fn forward_json(body: &Bytes, cap_field: &str, cap: Option<u64>) -> Result<Bytes, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
     if let Some(object) = value.as_object_mut() {
@@ -114,7 +115,9 @@ pub fn forward_json(
 }
 
 /// The task a body's `metadata.task_id` names.
-pub fn metadata_task(metadata: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<&str> {
+pub fn metadata_task(
+    metadata: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Option<&str> {
     let task = metadata.and_then(|m| m.get("task_id"))?.as_str()?;
     (!task.is_empty()).then_some(task)
 }

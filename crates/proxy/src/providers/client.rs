@@ -98,9 +98,10 @@ impl ProviderClient {
             .as_deref()
             .or(kind.default_base_url())
             .unwrap_or_default();
-        let base_url: reqwest::Url = base.trim_end_matches('/').parse().map_err(|e| {
-            anyhow::anyhow!("provider '{}': base_url '{base}': {e}", spec.name)
-        })?;
+        let base_url: reqwest::Url = base
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| anyhow::anyhow!("provider '{}': base_url '{base}': {e}", spec.name))?;
         if base_url.cannot_be_a_base() {
             anyhow::bail!("provider '{}': base_url cannot have a path", spec.name);
         }
@@ -188,14 +189,19 @@ impl ProviderClient {
 }
 
 /// The auth header for the kind, the version header, and the extras.
-fn headers(spec: &ProviderSpec, kind: ProviderKind, key: Option<&str>) -> anyhow::Result<HeaderMap> {
+fn headers(
+    spec: &ProviderSpec,
+    kind: ProviderKind,
+    key: Option<&str>,
+) -> anyhow::Result<HeaderMap> {
     let mut map = HeaderMap::new();
     for (name, value) in &spec.headers {
         let name: HeaderName = name
             .parse()
             .map_err(|_| anyhow::anyhow!("provider '{}': bad header name '{name}'", spec.name))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| anyhow::anyhow!("provider '{}': bad value for header {name}", spec.name))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            anyhow::anyhow!("provider '{}': bad value for header {name}", spec.name)
+        })?;
         map.insert(name, value);
     }
     if kind == ProviderKind::Anthropic {
@@ -208,8 +214,12 @@ fn headers(spec: &ProviderSpec, kind: ProviderKind, key: Option<&str>) -> anyhow
             ProviderKind::AzureOpenAi => (HeaderName::from_static("api-key"), key.to_string()),
             _ => (AUTHORIZATION, format!("Bearer {key}")),
         };
-        let mut value = HeaderValue::from_str(&text)
-            .map_err(|_| anyhow::anyhow!("provider '{}': the key is not a valid header value", spec.name))?;
+        let mut value = HeaderValue::from_str(&text).map_err(|_| {
+            anyhow::anyhow!(
+                "provider '{}': the key is not a valid header value",
+                spec.name
+            )
+        })?;
         value.set_sensitive(true);
         map.insert(name, value);
     }
@@ -271,13 +281,19 @@ mod tests {
         assert_eq!(anthropic.headers["x-api-key"], "ak");
         assert_eq!(anthropic.headers["anthropic-version"], "2024-10-21");
         assert!(anthropic.headers.get(AUTHORIZATION).is_none());
-        let openai =
-            ProviderClient::new(&spec(ProviderKind::OpenAi, "http://h/v1"), Some("ok"), DEFAULTS)
-                .unwrap();
+        let openai = ProviderClient::new(
+            &spec(ProviderKind::OpenAi, "http://h/v1"),
+            Some("ok"),
+            DEFAULTS,
+        )
+        .unwrap();
         assert_eq!(openai.headers[AUTHORIZATION], "Bearer ok");
-        let local =
-            ProviderClient::new(&spec(ProviderKind::OpenAiCompatible, "http://h/v1"), None, DEFAULTS)
-                .unwrap();
+        let local = ProviderClient::new(
+            &spec(ProviderKind::OpenAiCompatible, "http://h/v1"),
+            None,
+            DEFAULTS,
+        )
+        .unwrap();
         assert!(local.headers.is_empty());
     }
 }

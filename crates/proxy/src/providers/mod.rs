@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
-use crate::domain::providers::{ProviderKind, ProviderSpec, RouteSpec, StoredProvider, StoredRoute};
+use crate::domain::providers::{
+    ProviderKind, ProviderSpec, RouteSpec, StoredProvider, StoredRoute,
+};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::{Db, TenantEntry};
 pub use client::{ProviderClient, Timeouts};
@@ -114,9 +116,11 @@ impl Providers {
             if key.is_none() {
                 tracing::warn!(var = %upstream.api_key_env, "no provider API key in the environment");
             }
-            server
-                .providers
-                .push(Arc::new(ProviderClient::new(&spec, key.as_deref(), defaults)?));
+            server.providers.push(Arc::new(ProviderClient::new(
+                &spec,
+                key.as_deref(),
+                defaults,
+            )?));
             offered.clone_from(&upstream.models);
         }
         for spec in &config.providers {
@@ -131,9 +135,11 @@ impl Providers {
                 }
                 key
             });
-            server
-                .providers
-                .push(Arc::new(ProviderClient::new(spec, key.as_deref(), defaults)?));
+            server.providers.push(Arc::new(ProviderClient::new(
+                spec,
+                key.as_deref(),
+                defaults,
+            )?));
         }
         for route in &config.routes {
             check_route(route, |name| server.provider(name).is_some())
@@ -195,7 +201,9 @@ impl Providers {
             }]),
             None => Err(ApiError::new(
                 ErrorCode::ModelNotFound,
-                format!("the model '{model}' does not exist or no provider of this gateway serves it"),
+                format!(
+                    "the model '{model}' does not exist or no provider of this gateway serves it"
+                ),
             )),
         }
     }
@@ -205,7 +213,11 @@ impl Providers {
         let own = entry.and_then(|e| self.tenant_catalog(e).ok().flatten());
         let mut names: Vec<(String, String)> = Vec::new();
         let legacy = self.offered.iter().map(|m| (m.as_str(), "default"));
-        let all = own.iter().flat_map(|c| c.offered()).chain(self.server.offered()).chain(legacy);
+        let all = own
+            .iter()
+            .flat_map(|c| c.offered())
+            .chain(self.server.offered())
+            .chain(legacy);
         for (model, owner) in all {
             if !names.iter().any(|(m, _)| m == model) {
                 names.push((model.to_string(), owner.to_string()));

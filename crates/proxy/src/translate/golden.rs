@@ -79,7 +79,8 @@ fn run(case: &Value) -> Value {
             serde_json::from_slice(&translation.answer(true, input.to_string().as_bytes())).unwrap()
         }
         ("error", _) => {
-            serde_json::from_slice(&translation.answer(false, input.to_string().as_bytes())).unwrap()
+            serde_json::from_slice(&translation.answer(false, input.to_string().as_bytes()))
+                .unwrap()
         }
         ("stream", _) => Value::String(stream(&translation, input.as_str().unwrap())),
         (other, _) => panic!("unknown kind {other}"),
@@ -97,7 +98,11 @@ fn translations_match_their_golden_files() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 8, "golden files missing in {}", dir().display());
+    assert!(
+        files.len() >= 8,
+        "golden files missing in {}",
+        dir().display()
+    );
     let mut failed = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();

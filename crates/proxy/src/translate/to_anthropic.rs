@@ -142,7 +142,10 @@ fn user_part(part: &Value) -> Option<Value> {
         "text" => Some(json!({"type": "text", "text": part["text"]})),
         "image_url" => {
             let url = part["image_url"]["url"].as_str()?;
-            let source = match url.strip_prefix("data:").and_then(|d| d.split_once(";base64,")) {
+            let source = match url
+                .strip_prefix("data:")
+                .and_then(|d| d.split_once(";base64,"))
+            {
                 Some((media_type, data)) => {
                     json!({"type": "base64", "media_type": media_type, "data": data})
                 }
@@ -303,7 +306,8 @@ impl EventRewrite for Stream {
                         let Some(n) = self.tools.iter().position(|&i| i == index) else {
                             return;
                         };
-                        let call = json!({"index": n, "function": {"arguments": delta["partial_json"]}});
+                        let call =
+                            json!({"index": n, "function": {"arguments": delta["partial_json"]}});
                         json!({"tool_calls": [call]})
                     }
                     _ => return, // thinking and signatures are not translated

@@ -66,7 +66,9 @@ pub fn request(request: &Value, model: &str) -> Value {
         Some("auto") => Some(json!("auto")),
         Some("any") => Some(json!("required")),
         Some("none") => Some(json!("none")),
-        Some("tool") => Some(json!({"type": "function", "function": {"name": request["tool_choice"]["name"]}})),
+        Some("tool") => {
+            Some(json!({"type": "function", "function": {"name": request["tool_choice"]["name"]}}))
+        }
         _ => None,
     };
     if let Some(choice) = choice {
@@ -236,8 +238,15 @@ impl Stream {
         self.close(out);
         let index = self.next_block;
         self.next_block += 1;
-        self.open = if tool { Open::Tool(index) } else { Open::Text(index) };
-        typed_event(out, &json!({"type": "content_block_start", "index": index, "content_block": block}));
+        self.open = if tool {
+            Open::Tool(index)
+        } else {
+            Open::Text(index)
+        };
+        typed_event(
+            out,
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        );
         index
     }
 
@@ -249,7 +258,10 @@ impl Stream {
         self.close(out);
         let usage = json!({"input_tokens": self.input_tokens, "output_tokens": self.output_tokens});
         let delta = json!({"stop_reason": self.stop, "stop_sequence": null});
-        typed_event(out, &json!({"type": "message_delta", "delta": delta, "usage": usage}));
+        typed_event(
+            out,
+            &json!({"type": "message_delta", "delta": delta, "usage": usage}),
+        );
         typed_event(out, &json!({"type": "message_stop"}));
     }
 }
@@ -278,20 +290,27 @@ impl EventRewrite for Stream {
                 _ => self.open_block(json!({"type": "text", "text": ""}), false, out),
             };
             let delta = json!({"type": "text_delta", "text": text});
-            typed_event(out, &json!({"type": "content_block_delta", "index": index, "delta": delta}));
+            typed_event(
+                out,
+                &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            );
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
             if let Some(id) = call["id"].as_str() {
                 let block = json!({"type": "tool_use", "id": id, "name": call["function"]["name"], "input": {}});
                 self.open_block(block, true, out);
             }
-            let (Open::Tool(index), Some(args)) = (&self.open, call["function"]["arguments"].as_str())
+            let (Open::Tool(index), Some(args)) =
+                (&self.open, call["function"]["arguments"].as_str())
             else {
                 continue;
             };
             if !args.is_empty() {
                 let delta = json!({"type": "input_json_delta", "partial_json": args});
-                typed_event(out, &json!({"type": "content_block_delta", "index": index, "delta": delta}));
+                typed_event(
+                    out,
+                    &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+                );
             }
         }
         if let Some(finish) = choice["finish_reason"].as_str() {

@@ -135,7 +135,11 @@ pub(super) async fn send<S: ApiShape>(
     if attempts.len() > 1 {
         record.attempts = attempts;
     }
-    last.unwrap_or_else(|| Err(ApiError::bad_gateway("the route of this model has no targets")))
+    last.unwrap_or_else(|| {
+        Err(ApiError::bad_gateway(
+            "the route of this model has no targets",
+        ))
+    })
 }
 
 fn attempt(target: &Target, status: u16, error: Option<&ApiError>, started: Instant) -> Attempt {

@@ -232,7 +232,10 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
     /// Where the call may go: its model's route, narrowed to the providers
     /// its task allows.
     fn route(&self) -> Result<Vec<crate::providers::Target>, ApiError> {
-        let mut targets = self.app.providers.route(self.party.entry, self.call.model)?;
+        let mut targets = self
+            .app
+            .providers
+            .route(self.party.entry, self.call.model)?;
         let allowed = self.party.task.map_or(&[][..], |t| t.providers.as_slice());
         if !allowed.is_empty() {
             targets.retain(|t| allowed.contains(&t.provider.name));

@@ -45,7 +45,10 @@ pub(super) async fn respond<S: ApiShape>(
     let streamed = stream && status.is_success();
     // A translated stream becomes the client's dialect first; the shape's
     // own rewrites then see what the client will.
-    let mut rewrites = translation.iter().map(Translation::stream).collect::<Vec<_>>();
+    let mut rewrites = translation
+        .iter()
+        .map(Translation::stream)
+        .collect::<Vec<_>>();
     rewrites.extend(S::stream_rewrites(hide_usage, model_label.as_ref()));
     let read_usage = translation
         .as_ref()
@@ -56,8 +59,9 @@ pub(super) async fn respond<S: ApiShape>(
     let hold = chain.as_deref().is_some_and(|c| c.screen_streams);
     let (status, body) = match screen {
         Some(screen) if streamed && hold => {
-            let sse = held_stream::<S>(ledger, upstream, rewrites, read_usage, &model_label, screen)
-                .await?;
+            let sse =
+                held_stream::<S>(ledger, upstream, rewrites, read_usage, &model_label, screen)
+                    .await?;
             (status, full(sse))
         }
         _ if streamed => (

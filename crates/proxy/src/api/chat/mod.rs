@@ -9,16 +9,16 @@ pub(super) mod request;
 use bytes::Bytes;
 
 use super::shape::{ApiShape, Call, Forward, Prepared};
-use crate::domain::providers::Dialect;
-use crate::error::ErrorCode;
-use crate::providers::Target;
-use crate::translate::{self, Translation};
 use crate::chain::StageSlot;
+use crate::domain::providers::Dialect;
 use crate::domain::ChatMessage;
 use crate::embedded_intent::{self, LabelSlot, StreamStripper};
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::guardrails::{self, Guard};
+use crate::providers::Target;
 use crate::sse::{EventRewrite, HideUsageChunk};
+use crate::translate::{self, Translation};
 use crate::upstream::{self, Usage};
 use request::{apply_rewrite, rewrite_body, ChatRequest};
 

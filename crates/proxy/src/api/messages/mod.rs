@@ -122,7 +122,9 @@ impl ApiShape for Messages {
         request: &MessagesRequest<'_>,
         forward: Forward<'_>,
     ) -> Result<Option<Bytes>, ApiError> {
-        let cap = forward.output_cap.filter(|&cap| Some(cap) != request.max_tokens);
+        let cap = forward
+            .output_cap
+            .filter(|&cap| Some(cap) != request.max_tokens);
         if metadata_task(request.metadata.as_ref()).is_none() && cap.is_none() {
             return Ok(None);
         }
@@ -141,7 +143,10 @@ impl ApiShape for Messages {
         translate::read_anthropic_usage(data, usage)
     }
 
-    fn stream_rewrites(_hide_usage: bool, _label: Option<&LabelSlot>) -> Vec<Box<dyn EventRewrite>> {
+    fn stream_rewrites(
+        _hide_usage: bool,
+        _label: Option<&LabelSlot>,
+    ) -> Vec<Box<dyn EventRewrite>> {
         Vec::new()
     }
 

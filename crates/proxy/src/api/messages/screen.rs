@@ -53,7 +53,11 @@ pub fn apply_rewrite(body: &Bytes, messages: &[ChatMessage]) -> Result<Bytes, Ap
 }
 
 /// A complete message with each text block screened.
-pub async fn answer(guardrails: &[StageSlot], guard: &Guard, body: Bytes) -> Result<Bytes, ApiError> {
+pub async fn answer(
+    guardrails: &[StageSlot],
+    guard: &Guard,
+    body: Bytes,
+) -> Result<Bytes, ApiError> {
     let Ok(mut value) = serde_json::from_slice::<Value>(&body) else {
         return Ok(body);
     };
@@ -76,7 +80,11 @@ pub async fn answer(guardrails: &[StageSlot], guard: &Guard, body: Bytes) -> Res
 
 /// A whole stream with each text block screened: a redacted block's new
 /// text goes in its first delta, its later deltas are emptied.
-pub async fn stream(guardrails: &[StageSlot], guard: &Guard, sse: Bytes) -> Result<Bytes, ApiError> {
+pub async fn stream(
+    guardrails: &[StageSlot],
+    guard: &Guard,
+    sse: Bytes,
+) -> Result<Bytes, ApiError> {
     let text = String::from_utf8_lossy(&sse).into_owned();
     let events: Vec<(&str, Option<Value>)> = text
         .split_inclusive("\n\n")

@@ -34,7 +34,10 @@ impl ApiShape for Completions {
         let model = model_of(request)?;
         let prompts = texts(&request["prompt"]);
         if prompts.is_empty() {
-            return Err(ApiError::new(ErrorCode::InvalidParameter, "'prompt' is required"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "'prompt' is required",
+            ));
         }
         let prompt = match prompts.len() {
             1 => prompts[0].clone(),
@@ -61,7 +64,11 @@ impl ApiShape for Completions {
             .collect()
     }
 
-    fn forward_body(body: &Bytes, request: &Value, forward: Forward<'_>) -> Result<Option<Bytes>, ApiError> {
+    fn forward_body(
+        body: &Bytes,
+        request: &Value,
+        forward: Forward<'_>,
+    ) -> Result<Option<Bytes>, ApiError> {
         let ours = metadata_task(request["metadata"].as_object()).is_some();
         if !ours && !forward.ask_usage && forward.output_cap.is_none() {
             return Ok(None);
@@ -102,7 +109,11 @@ impl ApiShape for Completions {
         (answer, None)
     }
 
-    async fn screen_answer(guardrails: &[StageSlot], guard: &Guard, answer: Bytes) -> Result<Bytes, ApiError> {
+    async fn screen_answer(
+        guardrails: &[StageSlot],
+        guard: &Guard,
+        answer: Bytes,
+    ) -> Result<Bytes, ApiError> {
         let Ok(mut value) = serde_json::from_slice::<Value>(&answer) else {
             return Ok(answer);
         };
@@ -125,13 +136,22 @@ impl ApiShape for Completions {
 
     /// Each choice's text deltas joined and screened; a redacted choice's
     /// text goes in its first delta, its later deltas are emptied.
-    async fn screen_stream(guardrails: &[StageSlot], guard: &Guard, sse: Bytes) -> Result<Bytes, ApiError> {
+    async fn screen_stream(
+        guardrails: &[StageSlot],
+        guard: &Guard,
+        sse: Bytes,
+    ) -> Result<Bytes, ApiError> {
         let text = String::from_utf8_lossy(&sse).into_owned();
         let events = events(&text);
         let mut choices: BTreeMap<u64, String> = BTreeMap::new();
         for (_, event) in &events {
-            for choice in event.iter().flat_map(|e| e["choices"].as_array().into_iter().flatten()) {
-                if let (Some(index), Some(text)) = (choice["index"].as_u64(), choice["text"].as_str()) {
+            for choice in event
+                .iter()
+                .flat_map(|e| e["choices"].as_array().into_iter().flatten())
+            {
+                if let (Some(index), Some(text)) =
+                    (choice["index"].as_u64(), choice["text"].as_str())
+                {
                     choices.entry(index).or_default().push_str(text);
                 }
             }

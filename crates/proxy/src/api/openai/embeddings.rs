@@ -33,7 +33,10 @@ impl ApiShape for Embeddings {
         let model = model_of(request)?;
         let input = &request["input"];
         if input.is_null() {
-            return Err(ApiError::new(ErrorCode::InvalidParameter, "'input' is required"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "'input' is required",
+            ));
         }
         let inputs = texts(input);
         let prompt = match inputs.len() {
@@ -41,7 +44,9 @@ impl ApiShape for Embeddings {
             _ => inputs.join("\n").into(),
         };
         // Token arrays count as they are; texts at about four bytes a token.
-        let token_ids = input.as_array().map_or(0, |l| l.iter().filter(|v| !v.is_string()).count());
+        let token_ids = input
+            .as_array()
+            .map_or(0, |l| l.iter().filter(|v| !v.is_string()).count());
         Ok(Call {
             model,
             task_id: None,

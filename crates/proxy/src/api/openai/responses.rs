@@ -78,7 +78,10 @@ impl ApiShape for Responses {
         let messages = input_messages(&request["input"]);
         let last_user = messages.iter().rev().find(|(role, _)| *role == "user");
         let Some((_, prompt)) = last_user.or(messages.last()) else {
-            return Err(ApiError::new(ErrorCode::MissingMessages, "'input' is required"));
+            return Err(ApiError::new(
+                ErrorCode::MissingMessages,
+                "'input' is required",
+            ));
         };
         let words: usize = messages.iter().map(|(_, t)| t.len()).sum();
         let instructions = request["instructions"].as_str().map_or(0, str::len);
@@ -103,7 +106,11 @@ impl ApiShape for Responses {
             .collect()
     }
 
-    fn forward_body(body: &Bytes, request: &Value, forward: Forward<'_>) -> Result<Option<Bytes>, ApiError> {
+    fn forward_body(
+        body: &Bytes,
+        request: &Value,
+        forward: Forward<'_>,
+    ) -> Result<Option<Bytes>, ApiError> {
         let ours = metadata_task(request["metadata"].as_object()).is_some();
         if !ours && forward.output_cap.is_none() {
             return Ok(None);
@@ -162,7 +169,11 @@ impl ApiShape for Responses {
         (answer, None)
     }
 
-    async fn screen_answer(guardrails: &[StageSlot], guard: &Guard, answer: Bytes) -> Result<Bytes, ApiError> {
+    async fn screen_answer(
+        guardrails: &[StageSlot],
+        guard: &Guard,
+        answer: Bytes,
+    ) -> Result<Bytes, ApiError> {
         let Ok(mut value) = serde_json::from_slice::<Value>(&answer) else {
             return Ok(answer);
         };
@@ -182,12 +193,19 @@ impl ApiShape for Responses {
     /// Each output message's deltas joined and screened; a redacted one's
     /// text goes in its first delta (later ones emptied) and in every event
     /// that repeats the whole text.
-    async fn screen_stream(guardrails: &[StageSlot], guard: &Guard, sse: Bytes) -> Result<Bytes, ApiError> {
+    async fn screen_stream(
+        guardrails: &[StageSlot],
+        guard: &Guard,
+        sse: Bytes,
+    ) -> Result<Bytes, ApiError> {
         let text = String::from_utf8_lossy(&sse).into_owned();
         let events = events(&text);
         let mut texts: Vec<(String, String)> = Vec::new();
         for (_, event) in &events {
-            let Some(event) = event.as_ref().filter(|e| e["type"] == "response.output_text.delta") else {
+            let Some(event) = event
+                .as_ref()
+                .filter(|e| e["type"] == "response.output_text.delta")
+            else {
                 continue;
             };
             let item = event["item_id"].as_str().unwrap_or_default();
@@ -221,7 +239,9 @@ impl ApiShape for Responses {
                     event["delta"] = if first { clean.as_str() } else { "" }.into();
                 }
                 ("response.output_text.done", Some(clean)) => event["text"] = clean.as_str().into(),
-                ("response.content_part.done", Some(clean)) => event["part"]["text"] = clean.as_str().into(),
+                ("response.content_part.done", Some(clean)) => {
+                    event["part"]["text"] = clean.as_str().into()
+                }
                 ("response.output_item.done", _) => {
                     let mut wrapped = serde_json::json!({ "output": [event["item"].take()] });
                     put_output_texts(&mut wrapped, &redacted);

@@ -9,14 +9,14 @@ use crate::common::*;
 use warden::state::model::Role;
 
 /// A cookie jar and a client that does not follow redirects.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: HashMap<String, String>,
 }
 
 impl Browser {
-    fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         Self::with_client(
             base,
             reqwest::Client::builder()
@@ -55,7 +55,7 @@ impl Browser {
             .join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&mut self, path: &str) -> reqwest::Response {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -67,7 +67,7 @@ impl Browser {
         response
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -86,7 +86,7 @@ impl Browser {
     }
 
     /// Opens the sign-in page and signs in with `token`.
-    async fn sign_in(&mut self, token: &str) -> reqwest::Response {
+    pub(crate) async fn sign_in(&mut self, token: &str) -> reqwest::Response {
         let page = self.get("/ui/login").await.text().await.unwrap();
         let nonce = field(&page, "nonce");
         self.post("/ui/login", &[("nonce", &nonce), ("token", token)])
@@ -95,7 +95,7 @@ impl Browser {
 }
 
 /// The value of the first `<input name=NAME>` of a page.
-fn field(html: &str, name: &str) -> String {
+pub(crate) fn field(html: &str, name: &str) -> String {
     let at = html
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no field {name} in {html}"));

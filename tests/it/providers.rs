@@ -753,13 +753,38 @@ async fn a_planted_provider_key_is_sealed_never_shown_and_needs_its_master_key()
         let url = format!("{base}/admin/v1/tenants/acme/{path}");
         answers.push_str(&get_json(&http, &url, &admin_token).await.to_string());
     }
-    let page = http
-        .get(format!("{base}/ui/admin/acme/providers"))
-        .bearer_auth(&admin_token)
-        .send()
+    // The console: the form (kind from a dropdown) adds another provider
+    // with the same key; the page shows both, keys by their last four.
+    let mut browser = crate::console::Browser::new(&base);
+    browser.sign_in(&admin_token).await;
+    let page = browser
+        .get("/ui/t/acme/providers")
+        .await
+        .text()
         .await
         .unwrap();
-    answers.push_str(&page.text().await.unwrap());
+    assert!(page.contains("<option value=\"azure_openai\">"), "{page}");
+    let csrf = crate::console::field(&page, "csrf");
+    let claude_base = format!("http://{claude}/v1");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "console-claude"),
+        ("kind", "anthropic"),
+        ("base_url", claude_base.as_str()),
+        ("models", "claude-opus-*"),
+        ("api_key", PLANTED),
+    ];
+    let saved = browser.post("/ui/t/acme/providers", &form).await;
+    assert_eq!(saved.status(), 303, "{}", saved.text().await.unwrap());
+    let page = browser
+        .get("/ui/t/acme/providers")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("console-claude"), "{page}");
+    assert_eq!(page.matches("…4242").count(), 2, "{page}");
+    answers.push_str(&page);
     assert!(
         answers.contains("own-claude"),
         "the answers talk about the provider: {answers}"
@@ -806,7 +831,7 @@ async fn a_planted_provider_key_is_sealed_never_shown_and_needs_its_master_key()
         "{}",
         String::from_utf8_lossy(&rotated.stderr)
     );
-    assert!(String::from_utf8_lossy(&rotated.stdout).contains("re-sealed 1 provider keys"));
+    assert!(String::from_utf8_lossy(&rotated.stdout).contains("re-sealed 2 provider keys"));
     let server = serve_with_key(&config, &key_two, &log, &http, &base).await;
     let response = post_chat(&http, &base, &user_token, call("invoice api").to_string())
         .await

@@ -1,57 +1,19 @@
-"""The official `openai` Python SDK works against Warden unchanged.
+"""The official `openai` Python SDK works against Warden unchanged: chat
+completions (plain, streamed, typed errors), a Claude model reached through
+translation, the Responses API and embeddings.
 
-Starts the real `warden demo` binary (mock LLM + proxy + seeded tenant),
-reads the token and base URL it prints, and calls it through the SDK.
+Starts the real `warden demo` binary (see conftest.py) and calls it through
+the SDK.
 """
 
 import os
-import re
-import subprocess
 import tempfile
-import time
 
 import openai
 import pytest
 from openai import OpenAI
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BINARY = os.path.join(TARGET, "release", "warden")
-TASK = "invoice-backend"
-
-
-def start_demo(*extra):
-    state = tempfile.mkdtemp(prefix="warden-sdk-")
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(
-        [BINARY, "demo", "--listen", "127.0.0.1:0", "--state-dir", state, *extra],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    base, token = None, None
-    deadline = time.time() + 60
-    while time.time() < deadline and not (base and token):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(r'base_url="([^"]+)", api_key="([^"]+)"', line)
-        if m:
-            base, token = m.group(1), m.group(2)
-    if not (base and token):
-        proc.kill()
-        log.seek(0)
-        raise AssertionError(f"warden demo did not print the SDK snippet; exit {proc.wait()}; log:\n{log.read()}")
-    return proc, base, token
-
-
-@pytest.fixture(scope="module")
-def demo():
-    proc, base, token = start_demo()
-    yield base, token
-    proc.terminate()
-    proc.wait(timeout=10)
+from conftest import ROOT, TASK, start_demo
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +67,44 @@ def test_errors_surface_as_sdk_exceptions(demo):
     with pytest.raises(openai.AuthenticationError):
         bad_key.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "invoice api"}])
     models = client(demo).models.list()
-    assert [m.id for m in models.data] == ["gpt-4o-mini"]
+    assert [m.id for m in models.data] == ["gpt-4o-mini", "claude-3-5-haiku-latest", "text-embedding-3-small", "fast"]
+    assert client(demo).models.retrieve("claude-3-5-haiku-latest").owned_by == "anthropic"
+    with pytest.raises(openai.NotFoundError):
+        client(demo).models.retrieve("gpt-5-unknown")
+
+
+def test_a_claude_model_through_translation(demo):
+    """An OpenAI client calls a Claude model: Warden translates to Anthropic's
+    Messages API and back, plain and streamed, usage included."""
+    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Add tax lines to the invoice PDF"}]
+    reply = client(demo).chat.completions.create(model="claude-3-5-haiku-latest", messages=prompt, max_tokens=200)
+    assert reply.choices[0].message.content.startswith("Mock answer about: Add tax lines")
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+    stream = client(demo).chat.completions.create(
+        model="claude-3-5-haiku-latest", messages=prompt, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == reply.choices[0].message.content
+    assert chunks[-1].usage.completion_tokens == reply.usage.completion_tokens
+
+
+def test_responses_api(demo):
+    response = client(demo).responses.create(model="gpt-4o-mini", input="Add tax lines to the invoice PDF")
+    assert response.output_text.startswith("Mock answer about: Add tax lines")
+    assert response.usage.output_tokens > 0
+    stream = client(demo).responses.create(model="gpt-4o-mini", input="Add tax lines to the invoice PDF", stream=True)
+    events = list(stream)
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == response.output_text
+    assert events[-1].type == "response.completed"
+
+
+def test_embeddings(demo):
+    result = client(demo).embeddings.create(model="text-embedding-3-small", input=["invoice tax lines", "pdf"])
+    assert len(result.data) == 2 and len(result.data[0].embedding) == 8
+    assert result.usage.prompt_tokens == 4
 
 
 def test_embedded_classification_is_invisible_to_the_sdk(demo, embedded_demo):

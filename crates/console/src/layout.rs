@@ -18,6 +18,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("tokens", "Tokens"),
     ("logs", "Logs"),
     ("plugins", "Plugins"),
+    ("providers", "Providers"),
 ];
 
 /// A whole HTML document: the head every page shares, and `body`.
@@ -129,6 +130,9 @@ pub fn flash(query: &HashMap<String, String>) -> Markup {
         Some("user") => "User created. Issue them a token below.",
         Some("rollback") => "Plugin rolled back: the previous version is live again.",
         Some("uploaded") => "Plugin uploaded: it passed its self-test and is live.",
+        Some("provider") => "Provider saved: its key is sealed, and the next call may use it.",
+        Some("route") => "Route saved: it applies from the next call.",
+        Some("removed") => "Removed.",
         _ => return html! {},
     };
     html! { p.flash { (message) } }

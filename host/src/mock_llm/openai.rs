@@ -191,6 +191,8 @@ pub fn embeddings(request: &Value) -> Response<Body> {
         _ => return error(StatusCode::BAD_REQUEST, "'input' is required"),
     };
     let dimensions = request["dimensions"].as_u64().unwrap_or(8) as usize;
+    // The SDKs ask for base64 (little-endian f32s) by default.
+    let base64 = request["encoding_format"] == "base64";
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
@@ -206,7 +208,19 @@ pub fn embeddings(request: &Value) -> Response<Body> {
                     ((sum % 2000) as f64 / 1000.0) - 1.0
                 })
                 .collect();
-            json!({"object": "embedding", "index": index, "embedding": vector})
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector
+                    .iter()
+                    .flat_map(|v| (*v as f32).to_le_bytes())
+                    .collect();
+                json!(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes
+                ))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
         })
         .collect();
     let tokens: u64 = inputs

@@ -6,10 +6,12 @@ use maud::html;
 
 use super::Page;
 use crate::admin_api::misuse::{Correction, NewSettings, TaskChanges};
+use crate::admin_api::providers::{ProviderInput, Removal, RouteInput};
 use crate::admin_api::tenants::{NewTask, Reason};
 use crate::admin_api::tokens::IssueToken;
 use crate::admin_api::users::{CreateUser, SetLimits};
-use crate::admin_api::{misuse, plugins, tenants, tokens, users};
+use crate::admin_api::{misuse, plugins, providers, tenants, tokens, users};
+use crate::domain::providers::{ProviderKind, ProviderSpec};
 use crate::error::ApiError;
 use crate::form::Form;
 use crate::http::Body;
@@ -113,6 +115,47 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
             };
             users::create(app, caller, t, new)?;
             done("user", page.url("tokens"))
+        }
+        ["providers"] => {
+            let name = form.get("name").unwrap_or("").to_string();
+            let text = |key: &str| form.get(key).filter(|v| !v.is_empty()).map(String::from);
+            let kind = form.get("kind").unwrap_or("");
+            let kind = ProviderKind::parse(kind)
+                .ok_or_else(|| invalid(format!("unknown kind '{kind}'")))?;
+            let input = ProviderInput {
+                spec: ProviderSpec {
+                    kind: Some(kind),
+                    base_url: text("base_url"),
+                    api_version: text("api_version"),
+                    models: form.list("models"),
+                    ..ProviderSpec::default()
+                },
+                api_key: text("api_key"),
+            };
+            providers::put(app, caller, t, &name, input)?;
+            done("provider", page.url("providers"))
+        }
+        ["providers", name, "delete"] => {
+            let removal = Removal {
+                reason: reason().reason,
+            };
+            providers::delete(app, caller, t, name, removal)?;
+            done("removed", page.url("providers"))
+        }
+        ["routes"] => {
+            let model = form.get("model").unwrap_or("");
+            let input = RouteInput {
+                targets: form.list("targets"),
+            };
+            providers::put_route(app, caller, t, model, input)?;
+            done("route", page.url("providers"))
+        }
+        ["routes", model, "delete"] => {
+            let removal = Removal {
+                reason: reason().reason,
+            };
+            providers::delete_route(app, caller, t, model, removal)?;
+            done("removed", page.url("providers"))
         }
         ["users", u, "enable"] => {
             users::set_status(app, caller, t, u, UserStatus::Active, reason())?;

@@ -6,6 +6,7 @@ mod csv;
 mod logs;
 mod overview;
 mod plugins;
+mod providers;
 mod review;
 mod tasks;
 mod tokens;
@@ -106,6 +107,7 @@ pub async fn route(
         (&Method::GET, ["usage.csv"], _) => usage::csv(page),
         (&Method::GET, ["logs", at, id], _) => logs::one(page, at, id),
         (&Method::GET, ["plugins"], _) => plugins::list(page),
+        (&Method::GET, ["providers"], _) => providers::list(page),
         (&Method::POST, path, Some(form)) => actions::run(page, path, &form).await,
         _ => page.not_found("no such page"),
     }

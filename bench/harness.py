@@ -16,10 +16,19 @@ WARDEN = sys.argv[1]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DURATION = int(os.environ.get("DURATION", "10"))
 WORK = tempfile.mkdtemp(prefix="warden-bench-")
-BODY = json.dumps({
-    "model": "gpt-4o-mini",
-    "messages": [{"role": "user", "content": "Write the REST endpoint that creates an invoice with tax lines"}],
-})
+PROMPT = "Write the REST endpoint that creates an invoice with tax lines"
+BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]})
+CHAT = "/v1/chat/completions"
+# Anthropic's Messages shape (max_tokens is required there).
+MESSAGES = "/v1/messages"
+
+
+def messages_body(model):
+    return json.dumps({"model": model, "max_tokens": 256, "messages": [{"role": "user", "content": PROMPT}]})
+
+
+def chat_body(model):
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": PROMPT}]})
 procs = []
 
 
@@ -57,15 +66,16 @@ def seed(state, tenant="bench", binary=None):
     return run("token", "issue", "--tenant", tenant, "--user", "ali", "--task", "invoice-backend")
 
 
-def serve(name, port, state, policy_dir, mock_port, chain=True, plugin_dir=None, binary=None):
-    """A Warden server on `port` over an already seeded state directory."""
+def serve(name, port, state, policy_dir, mock_port, chain=True, plugin_dir=None, binary=None, extra=""):
+    """A Warden server on `port` over an already seeded state directory;
+    `extra` is more of its TOML configuration (providers, routes)."""
     plugin_dir = plugin_dir or os.path.join(ROOT, "build", "plugins")
     config = os.path.join(WORK, f"{name}.toml")
     with open(config, "w") as f:
         f.write(f'listen = "127.0.0.1:{port}"\nstate_dir = "{state}"\n'
                 f'plugin_dir = "{plugin_dir}"\npolicy_dir = "{policy_dir}"\n'
                 f'chain_enabled = {"true" if chain else "false"}\n'
-                f'[upstream]\nbase_url = "http://127.0.0.1:{mock_port}/v1"\napi_key_env = "BENCH_KEY"\n')
+                f'{extra}\n[upstream]\nbase_url = "http://127.0.0.1:{mock_port}/v1"\napi_key_env = "BENCH_KEY"\n')
     proc = start([binary or WARDEN, "serve", "--config", config],
                  env={**os.environ, "RUST_LOG": "warn", "BENCH_KEY": "k"})
     wait_port(port)
@@ -78,19 +88,21 @@ def to_us(value):
     return n * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
 
 
-def wrk(port, token, connections, duration=None, expect_errors=False):
-    """(req/s, p50 µs, p99 µs) of a wrk run; a non-2xx answer fails the run unless expected."""
+def wrk(port, token, connections, duration=None, expect_errors=False, path=CHAT, body=BODY):
+    """(req/s, p50 µs, p99 µs) of a wrk run posting `body` to `path`; a
+    non-2xx answer fails the run unless expected."""
     # One script per caller: two wrk runs at once must not share a file.
-    script = os.path.join(WORK, f"post-{port}-{connections}-{abs(hash(token))}.lua")
+    script = os.path.join(WORK, f"post-{port}-{connections}-{abs(hash((token, path, body)))}.lua")
     with open(script, "w") as f:
         f.write(f"""wrk.method = "POST"
-wrk.body = {json.dumps(BODY)}
+wrk.body = {json.dumps(body)}
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {token}"
 wrk.headers["X-Task-Id"] = "invoice-backend"
+wrk.headers["anthropic-version"] = "2023-06-01"
 """)
     out = subprocess.run(["wrk", "-t", "1" if connections == 1 else "2", "-c", str(connections), "-d", f"{duration or DURATION}s",
-                          "--latency", "-s", script, f"http://127.0.0.1:{port}/v1/chat/completions"],
+                          "--latency", "-s", script, f"http://127.0.0.1:{port}{path}"],
                          check=True, capture_output=True, text=True).stdout
     # A rare non-2xx (1 in 60,000-70,000 in two runs, old and new binaries
     # alike: a plugin call over its wall-clock deadline while the 2-core box

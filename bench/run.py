@@ -3,11 +3,20 @@
 import os
 import time
 
-from harness import (DURATION, ROOT, WARDEN, WORK, chain_metrics, rss_mib, seed, serve, start, stop_all, wait_port,
-                     wrk)
+from harness import (CHAT, DURATION, MESSAGES, ROOT, WARDEN, WORK, chain_body, chain_metrics, messages_body, rss_mib,
+                     seed, serve, start, stop_all, wait_port, wrk)
 
 PORTS = {"mock": 18081, "nginx": 18082, "warden-no-chain": 18083, "warden-chain": 18084,
-         "warden-guardrails": 18085, "warden-baseline": 18086, "warden-baseline-bin": 18087}
+         "warden-guardrails": 18085, "warden-baseline": 18086, "warden-baseline-bin": 18087, "warden-providers": 18088}
+
+
+def providers_config(mock_port):
+    """Two providers on the one mock, an OpenAI and an Anthropic (issue 16)."""
+    base = f"http://127.0.0.1:{mock_port}/v1"
+    return (f'[[providers]]\nname = "openai"\nkind = "openai"\nbase_url = "{base}"\napi_key_env = "BENCH_KEY"\n'
+            f'models = ["gpt-*"]\n'
+            f'[[providers]]\nname = "anthropic"\nkind = "anthropic"\nbase_url = "{base}"\napi_key_env = "BENCH_KEY"\n'
+            f'models = ["claude-*"]\n')
 # BASELINE_PLUGINS=DIR adds a row: the full chain with DIR's .wasm files in
 # place of the built ones (an A/B of plugins in one run, e.g. the intent and
 # deviation stages of an older commit).
@@ -34,11 +43,11 @@ def guardrail_policies():
     return directory
 
 
-def start_warden(name, chain, policy_dir=None, plugin_dir=None, binary=None):
+def start_warden(name, chain, policy_dir=None, plugin_dir=None, binary=None, extra=""):
     state = os.path.join(WORK, name)
     token = seed(state, binary=binary)
     proc = serve(name, PORTS[name], state, policy_dir or os.path.join(ROOT, "policies"), PORTS["mock"], chain,
-                 plugin_dir=plugin_dir, binary=binary)
+                 plugin_dir=plugin_dir, binary=binary, extra=extra)
     return proc, token
 
 
@@ -80,6 +89,16 @@ def main():
                    ("Warden, chain disabled", PORTS["warden-no-chain"], token_plain, plain),
                    ("Warden, 5-stage chain + logging", PORTS["warden-chain"], token_full, full),
                    ("Warden, chain + 3 tenant guardrails", PORTS["warden-guardrails"], token_guarded, guarded)]
+        shaped, token_shaped = start_warden("warden-providers", chain=True, extra=providers_config(PORTS["mock"]))
+        # The API shapes and translations (each on the full chain): path and body per row.
+        shapes = {"mock LLM, direct, /v1/messages": (MESSAGES, messages_body("claude-3-5-haiku-latest")),
+                  "Warden, chat → openai provider": (CHAT, chat_body("gpt-4o-mini")),
+                  "Warden, /v1/messages → anthropic (native)": (MESSAGES, messages_body("claude-3-5-haiku-latest")),
+                  "Warden, chat → Claude (translated)": (CHAT, chat_body("claude-3-5-haiku-latest")),
+                  "Warden, /v1/messages → GPT (translated)": (MESSAGES, messages_body("gpt-4o-mini"))}
+        shape_targets = [(name, PORTS["mock"] if "direct" in name else PORTS["warden-providers"],
+                          "x" if "direct" in name else token_shaped, None if "direct" in name else shaped)
+                         for name in shapes]
         if BASELINE:
             base, token_base = start_warden("warden-baseline", chain=True, plugin_dir=baseline_plugins())
             targets.append(("Warden, 5-stage chain, baseline plugins", PORTS["warden-baseline"], token_base, base))
@@ -89,11 +108,13 @@ def main():
                                               policy_dir=os.environ.get("BASELINE_BIN_POLICIES"))
             targets.append(("Warden baseline build, 5-stage chain", PORTS["warden-baseline-bin"], token_other, other))
         results = {}
-        for name, port, token, proc in targets:
-            wrk(port, token, 8)  # warm-up: connections, warm plugin instances, caches
+        for name, port, token, proc in targets + shape_targets:
+            path, body = shapes.get(name, (CHAT, None))
+            shape = {"path": path, "body": body} if body else {}
+            wrk(port, token, 8, **shape)  # warm-up: connections, warm plugin instances, caches
             for c in (1, 64):
                 before = chain_metrics(port)
-                results[(name, c)] = wrk(port, token, c)
+                results[(name, c)] = wrk(port, token, c, **shape)
                 after = chain_metrics(port)
                 if before and after[0] > before[0]:
                     results[(name, "chain", c)] = 1e6 * (after[1] - before[1]) / (after[0] - before[0])
@@ -101,7 +122,7 @@ def main():
         print(f"\nwrk {DURATION}s per row, same 2-core box, loopback.\n")
         print("| target | c=1 req/s | c=1 p50 | c=1 p99 | c=64 req/s | c=64 p50 | c=64 p99 | RSS after |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for name, *_ in targets:
+        for name, *_ in targets + shape_targets:
             r1, r64, rss = results[(name, 1)], results[(name, 64)], results[(name, "rss")]
             rss_text = f"{rss:.0f} MiB" if rss else "-"
             print(f"| {name} | {r1[0]:.0f} | {r1[1]:.0f} µs | {r1[2]:.0f} µs | {r64[0]:.0f} | {r64[1]:.0f} µs | "
@@ -131,6 +152,12 @@ def main():
                   f"{on64[0] - other64[0]:+.0f} req/s at c=64; chain in-process "
                   f"{results[(chain_name, 'chain', 1)]:.1f} vs {results.get((name, 'chain', 1), float('nan')):.1f} µs (c=1)")
         print(f"- chain-disabled throughput is {100 * off64[0] / ngx[0]:.0f}% of nginx's (c=64; goal ≥ 50%)")
+        native = results[("Warden, chat → openai provider", 1)]
+        for name in list(shapes)[2:]:
+            r = results[(name, 1)]
+            print(f"- {name}: {r[1] - native[1]:+.0f} µs at p50 over chat to the openai provider (c=1), "
+                  f"{100 * results[(name, 64)][0] / results[('Warden, chat → openai provider', 64)][0]:.0f}% of its "
+                  f"throughput (c=64)")
     finally:
         stop_all()
 

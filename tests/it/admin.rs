@@ -391,6 +391,7 @@ async fn usage_reports_sum_per_day_user_and_task_with_totals() {
                 warden::pricing::Price {
                     input: 1000.0,
                     output: 2000.0,
+                    cached_input: None,
                 },
             )])
         },

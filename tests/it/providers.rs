@@ -839,3 +839,91 @@ async fn a_planted_provider_key_is_sealed_never_shown_and_needs_its_master_key()
     assert_eq!(response.status(), 200);
     kill_9(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_priced_as_the_provider_and_model_that_answered() {
+    let keys = TempDir::new("master");
+    let key_file = keys.0.join("master.key");
+    std::fs::write(&key_file, warden::providers::MasterKey::generate()).unwrap();
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
+        c.master_key_file = Some(key_file);
+        with_providers(c, vec![], vec![route("fast", &["mock/gpt-4o-mini"])]);
+        let mock = c.providers.iter_mut().find(|p| p.name == "mock").unwrap();
+        let price = warden::pricing::Price {
+            input: 1000.0,
+            output: 2000.0,
+            cached_input: None,
+        };
+        mock.prices.insert("gpt-4o-mini".into(), price);
+    })
+    .await;
+    let admin = env.user_with_role("acme", "maya", warden::state::model::Role::Admin);
+    let token = env.token_with("acme", any_model);
+    // `fast` is priced as what answered it: gpt-4o-mini at the mock's price.
+    let response = post(
+        &env,
+        &token,
+        "/v1/chat/completions",
+        chat_body("fast", "invoice api", false),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let usage = &json_of(response).await["usage"];
+    let (tokens_in, tokens_out) = (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
+    nth(&env, 1).await;
+    let report = |env: &TestEnv| {
+        let admin = admin.clone();
+        let url = format!("{}/admin/v1/tenants/acme/usage", env.base);
+        let http = env.http.clone();
+        async move { get_json(&http, &url, &admin).await }
+    };
+    let cost = report(&env).await["totals"]["cost_micro_usd"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(cost, tokens_in * 1000 + tokens_out * 2000);
+
+    // A tenant's own provider with its own (contract) prices comes first.
+    let spec = json!({ "kind": "openai_compatible", "base_url": env.config.upstream.base_url,
+                       "models": ["none"], "api_key": UPSTREAM_KEY,
+                       "prices": { "gpt-4o": { "input": 10.0, "output": 10.0, "cached_input": 1.0 } } });
+    let (status, body) = env
+        .admin(
+            &admin,
+            "PUT",
+            "/admin/v1/tenants/acme/providers/contract",
+            Some(spec),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["prices"]["gpt-4o"]["input"], 10.0);
+    let targets = json!({ "targets": ["contract/gpt-4o-mini"] });
+    let (status, body) = env
+        .admin(
+            &admin,
+            "PUT",
+            "/admin/v1/tenants/acme/routes/fast",
+            Some(targets),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let response = post(
+        &env,
+        &token,
+        "/v1/chat/completions",
+        chat_body("fast", "invoice api", false),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let usage = &json_of(response).await["usage"];
+    let second = 10
+        * (usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap());
+    assert_eq!(nth(&env, 2).await.provider, "contract");
+    let total = report(&env).await["totals"]["cost_micro_usd"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(total, cost + second);
+    env.stop().await;
+}

@@ -237,6 +237,9 @@ pub struct RequestRecord {
     pub stream: bool,
     pub tokens_in: u64,
     pub tokens_out: u64,
+    /// Of `tokens_in`, those the provider read from its prompt cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tokens_cached: u64,
     pub response_bytes: u64,
     pub latency_ms: u64,
     pub intent: Option<IntentLabel>,
@@ -287,4 +290,8 @@ pub struct Event {
     pub reason: Option<String>,
     #[serde(default)]
     pub details: serde_json::Value,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

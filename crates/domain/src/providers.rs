@@ -105,6 +105,10 @@ pub struct ProviderSpec {
     /// Longest silence between two chunks of an answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_secs: Option<u64>,
+    /// What its models cost here, by model-name prefix (a contract price;
+    /// 0 for a local server): first in the cost rollups for its calls.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<String, crate::pricing::Price>,
 }
 
 impl ProviderSpec {

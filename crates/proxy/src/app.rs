@@ -46,7 +46,10 @@ impl App {
     /// inside a tokio runtime (it starts the state writer).
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
-        db.set_pricing(crate::pricing::Pricing::new(&config.pricing));
+        db.set_pricing(crate::pricing::Pricing::new(
+            &config.pricing,
+            &config.providers,
+        ));
         // First: a wrong master key stops the server before anything starts.
         let providers = Providers::new(&config, &db)?;
         let activity = Arc::new(db.load_activity()?);

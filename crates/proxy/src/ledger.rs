@@ -142,10 +142,10 @@ impl Ledger {
     /// no usage: the prompt's estimate, and one token per event delivered
     /// (a chunk carries about one), at most the answer's reservation.
     pub fn delivered_estimate(&self, events: u64) -> Usage {
-        Usage {
-            prompt_tokens: self.reservation.prompt_tokens,
-            completion_tokens: events.min(self.reservation.completion_tokens),
-        }
+        Usage::new(
+            self.reservation.prompt_tokens,
+            events.min(self.reservation.completion_tokens),
+        )
     }
 
     /// The call is about to go to the provider.
@@ -187,13 +187,14 @@ impl Ledger {
                 Some(error) => format!("{error}; {note}"),
                 None => note.into(),
             });
-            Usage {
-                prompt_tokens: self.reservation.prompt_tokens,
-                completion_tokens: self.reservation.completion_tokens,
-            }
+            Usage::new(
+                self.reservation.prompt_tokens,
+                self.reservation.completion_tokens,
+            )
         });
         record.tokens_in = usage.prompt_tokens;
         record.tokens_out = usage.completion_tokens;
+        record.tokens_cached = usage.cached_tokens;
         record.latency_ms = self.started.elapsed().as_millis() as u64;
         let actual = usage.prompt_tokens + usage.completion_tokens;
         let at = self.app.moment(&record.tenant_id);

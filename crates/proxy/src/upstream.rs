@@ -93,11 +93,52 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// Token counts reported by the provider, in OpenAI's chat names or the
 /// Responses and Anthropic names (`input_tokens`, `output_tokens`).
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(from = "ReportedUsage")]
 pub struct Usage {
-    #[serde(default, alias = "input_tokens")]
     pub prompt_tokens: u64,
-    #[serde(default, alias = "output_tokens")]
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those read from the provider's prompt cache
+    /// (priced at `cached_input`).
+    pub cached_tokens: u64,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens: 0,
+        }
+    }
+}
+
+/// Usage as OpenAI's shapes report it (`prompt_tokens_details` in chat,
+/// `input_tokens_details` in Responses).
+#[derive(Deserialize)]
+struct ReportedUsage {
+    #[serde(default, alias = "input_tokens")]
+    prompt_tokens: u64,
+    #[serde(default, alias = "output_tokens")]
+    completion_tokens: u64,
+    #[serde(default, alias = "input_tokens_details")]
+    prompt_tokens_details: Option<TokenDetails>,
+}
+
+#[derive(Deserialize)]
+struct TokenDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl From<ReportedUsage> for Usage {
+    fn from(reported: ReportedUsage) -> Self {
+        let cached = reported.prompt_tokens_details.and_then(|d| d.cached_tokens);
+        Self {
+            prompt_tokens: reported.prompt_tokens,
+            completion_tokens: reported.completion_tokens,
+            cached_tokens: cached.unwrap_or(0).min(reported.prompt_tokens),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -310,24 +351,22 @@ mod tests {
         s.feed(b"data: {\"choices\":[],\"usage\":null}\n\ndata: {\"choices\":[],\"us");
         assert_eq!(s.usage, None);
         s.feed(b"age\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n");
-        assert_eq!(
-            s.usage,
-            Some(Usage {
-                prompt_tokens: 7,
-                completion_tokens: 3
-            })
-        );
+        assert_eq!(s.usage, Some(Usage::new(7, 3)));
     }
 
     #[test]
     fn usage_of_a_plain_body() {
         let body =
             br#"{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}"#;
+        assert_eq!(usage_of(body), Some(Usage::new(5, 9)));
+        let cached = br#"{"usage":{"prompt_tokens":50,"completion_tokens":9,"prompt_tokens_details":{"cached_tokens":32}}}"#;
+        assert_eq!(usage_of(cached).unwrap().cached_tokens, 32);
+        let responses = br#"{"usage":{"input_tokens":50,"output_tokens":9,"input_tokens_details":{"cached_tokens":8}}}"#;
         assert_eq!(
-            usage_of(body),
+            usage_of(responses),
             Some(Usage {
-                prompt_tokens: 5,
-                completion_tokens: 9
+                cached_tokens: 8,
+                ..Usage::new(50, 9)
             })
         );
     }

@@ -61,6 +61,16 @@ impl Directory {
     pub fn tenant(&self, id: &str) -> Option<&TenantEntry> {
         self.tenants.get(id)
     }
+
+    /// The prices of the tenant's own provider that answered `record`.
+    pub fn provider_prices(
+        &self,
+        record: &RequestRecord,
+    ) -> Option<&std::collections::BTreeMap<String, warden_domain::pricing::Price>> {
+        let providers = &self.tenant(&record.tenant_id)?.providers;
+        let answered = providers.iter().find(|p| p.spec.name == record.provider)?;
+        Some(&answered.spec.prices).filter(|p| !p.is_empty())
+    }
 }
 
 pub struct Db {

@@ -46,7 +46,11 @@ impl DailyUsage {
         self.cost_micro_usd += other.cost_micro_usd;
     }
 
-    fn of(record: &RequestRecord, pricing: &warden_domain::pricing::Pricing) -> Self {
+    fn of(
+        record: &RequestRecord,
+        pricing: &warden_domain::pricing::Pricing,
+        directory: &crate::Directory,
+    ) -> Self {
         let ok = (200..300).contains(&record.status);
         Self {
             requests: 1,
@@ -55,11 +59,8 @@ impl DailyUsage {
             tokens_in: record.tokens_in,
             tokens_out: record.tokens_out,
             latency_ms: record.latency_ms,
-            cost_micro_usd: pricing.cost_micro_usd(
-                &record.model,
-                record.tokens_in,
-                record.tokens_out,
-            ),
+            cost_micro_usd: pricing
+                .record_cost_micro_usd(record, directory.provider_prices(record)),
         }
     }
 }
@@ -106,7 +107,7 @@ pub(crate) fn log_and_count(
                     deltas
                         .entry(rollup)
                         .or_default()
-                        .add(&DailyUsage::of(record, &pricing));
+                        .add(&DailyUsage::of(record, &pricing, &directory));
                 }
             }
             for (key, delta) in deltas {

@@ -190,7 +190,7 @@ pub fn one(page: &Page<'_>, at: &str, id: &str) -> Response<Body> {
         .app
         .db
         .pricing()
-        .cost_micro_usd(&r.model, r.tokens_in, r.tokens_out);
+        .record_cost_micro_usd(&r, page.app.db.directory().provider_prices(&r));
     let body = html! {
         h1 { "Request " code { (r.id) } }
         p.sub { (page.local_time(r.at_ms)) }
@@ -200,6 +200,16 @@ pub fn one(page: &Page<'_>, at: &str, id: &str) -> Response<Body> {
                 dt { "Task" } dd { a href=(page.url(&format!("tasks/{}", r.task_id))) { (r.task_id) } }
                 dt { "Endpoint" } dd { (r.endpoint) }
                 dt { "Model" } dd { (r.model) @if r.stream { " (streamed)" } }
+                @if !r.provider.is_empty() {
+                    dt { "Provider" } dd { code { (r.provider) } " · " (r.upstream_model) }
+                }
+                @if !r.attempts.is_empty() {
+                    dt { "Attempts" } dd {
+                        @for a in &r.attempts {
+                            div { code { (a.provider) "/" (a.model) } " → " @if a.status == 0 { "unreachable" } @else { (a.status) } " in " (a.ms) " ms" @if let Some(e) = &a.error { span.muted { " — " (e) } } }
+                        }
+                    }
+                }
                 dt { "Status" } dd { (r.status) @if let Some(e) = &r.error { " — " (e) } }
                 dt { "Tokens" } dd { (int(r.tokens_in)) " in, " (int(r.tokens_out)) " out · est. " (usd(cost)) }
                 dt { "Latency" } dd { (r.latency_ms) " ms" }
@@ -222,7 +232,7 @@ fn csv_rows(app: &App, tenant: &str, records: &[RequestRecord]) -> String {
     let mut out = String::with_capacity(records.len() * 256);
     for r in records {
         let time = calendar.map(|c| c.local_time(r.at_ms)).unwrap_or_default();
-        let cost = pricing.cost_micro_usd(&r.model, r.tokens_in, r.tokens_out) as f64 / 1e6;
+        let cost = pricing.record_cost_micro_usd(r, directory.provider_prices(r)) as f64 / 1e6;
         let fields = [
             time,
             r.id.clone(),

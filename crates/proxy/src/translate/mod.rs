@@ -120,9 +120,10 @@ pub fn anthropic_usage_of(body: &[u8]) -> Option<Usage> {
 
 fn fold_anthropic_usage(found: &Value, current: &mut Usage) {
     if let Some(input) = found["input_tokens"].as_u64() {
-        let cached = found["cache_read_input_tokens"].as_u64().unwrap_or(0)
-            + found["cache_creation_input_tokens"].as_u64().unwrap_or(0);
-        current.prompt_tokens = input + cached;
+        let read = found["cache_read_input_tokens"].as_u64().unwrap_or(0);
+        let written = found["cache_creation_input_tokens"].as_u64().unwrap_or(0);
+        current.prompt_tokens = input + read + written;
+        current.cached_tokens = read;
     }
     if let Some(output) = found["output_tokens"].as_u64() {
         current.completion_tokens = output;

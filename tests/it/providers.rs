@@ -927,3 +927,111 @@ async fn calls_are_priced_as_the_provider_and_model_that_answered() {
     assert_eq!(total, cost + second);
     env.stop().await;
 }
+
+/// The CLI with the master key and a provider key in its environment.
+fn cli_with_keys(state: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .args(["--state-dir", state.to_str().unwrap()])
+        .env("WARDEN_MASTER_KEY", "33".repeat(32))
+        .env("OUR_OPENAI_KEY", PLANTED)
+        .env_remove("WARDEN_SERVER")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_cli_adds_routes_and_removes_a_tenants_providers_and_never_prints_a_key() {
+    let dir = TempDir::new("cli-providers");
+    let state = dir.0.join("state");
+    {
+        let db = warden::state::Db::open(&state).unwrap();
+        seed_tenant(&db, "acme", Default::default(), Default::default());
+    }
+    let run = |args: &[&str]| {
+        let output = cli_with_keys(&state, args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        );
+        assert!(
+            !stdout.contains(PLANTED) && !stderr.contains(PLANTED),
+            "{stdout}{stderr}"
+        );
+        (output.status.success(), stdout, stderr)
+    };
+    let (ok, added, err) = run(&[
+        "provider",
+        "add",
+        "--tenant",
+        "acme",
+        "ours",
+        "--kind",
+        "azure_openai",
+        "--base-url",
+        "https://ours.openai.azure.com",
+        "--api-version",
+        "2024-10-21",
+        "--model",
+        "gpt-4o*",
+        "--header",
+        "x-team=billing",
+        "--api-key-env",
+        "OUR_OPENAI_KEY",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        added.contains("…4242") && added.contains("x-team"),
+        "{added}"
+    );
+    let (ok, _, err) = run(&[
+        "provider",
+        "add",
+        "--tenant",
+        "acme",
+        "bad",
+        "--kind",
+        "azure_openai",
+        "--model",
+        "x",
+    ]);
+    assert!(!ok && err.contains("base_url"), "{err}");
+    let (ok, _, err) = run(&[
+        "provider",
+        "route",
+        "--tenant",
+        "acme",
+        "fast",
+        "--target",
+        "ours/gpt4o-prod",
+        "--target",
+        "nowhere",
+    ]);
+    assert!(!ok && err.contains("'nowhere' names no provider"), "{err}");
+    let (ok, _, err) = run(&[
+        "provider",
+        "route",
+        "--tenant",
+        "acme",
+        "fast",
+        "--target",
+        "ours/gpt4o-prod",
+    ]);
+    assert!(ok, "{err}");
+    let (_, listed, _) = run(&["provider", "list", "--tenant", "acme", "--json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["providers"][0]["key"], "…4242");
+    assert_eq!(listed["routes"][0]["targets"][0], "ours/gpt4o-prod");
+    let (ok, _, err) = run(&["provider", "remove", "--tenant", "acme", "ours"]);
+    assert!(
+        !ok && err.contains("route 'fast'"),
+        "refused while routed: {err}"
+    );
+    assert!(run(&["provider", "unroute", "--tenant", "acme", "fast"]).0);
+    assert!(run(&["provider", "remove", "--tenant", "acme", "ours", "--reason", "done"]).0);
+    let (_, listed, _) = run(&["provider", "list", "--tenant", "acme", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&listed).unwrap()["providers"],
+        json!([])
+    );
+}

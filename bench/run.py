@@ -3,7 +3,7 @@
 import os
 import time
 
-from harness import (CHAT, DURATION, MESSAGES, ROOT, WARDEN, WORK, chain_body, chain_metrics, messages_body, rss_mib,
+from harness import (CHAT, DURATION, MESSAGES, ROOT, WARDEN, WORK, chat_body, chain_metrics, messages_body, rss_mib,
                      seed, serve, start, stop_all, wait_port, wrk)
 
 PORTS = {"mock": 18081, "nginx": 18082, "warden-no-chain": 18083, "warden-chain": 18084,

@@ -3,8 +3,6 @@
 //! retried once it began, Anthropic Messages native and translated, the
 //! OpenAI shapes through the chain, and provider keys that never show.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 use warden::config::Config;
 use warden::domain::providers::{ProviderKind, ProviderSpec, RouteSpec};
@@ -73,6 +71,14 @@ fn with_providers(config: &mut Config, extra: Vec<ProviderSpec>, routes: Vec<Rou
 async fn json_of(response: reqwest::Response) -> Value {
     let text = response.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// A server whose own mock is provider `mock` (OpenAI) and `claude`.
+async fn on_two_providers() -> TestEnv {
+    TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
+        with_providers(c, vec![], vec![])
+    })
+    .await
 }
 
 /// The `n`th record of the tenant (counting from 1), once written (the
@@ -256,10 +262,7 @@ async fn messages_call(env: &TestEnv, token: &str, body: Value) -> reqwest::Resp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_messages_go_through_the_chain_native_or_translated_with_their_usage() {
-    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        with_providers(c, vec![], vec![])
-    })
-    .await;
+    let env = on_two_providers().await;
     let token = env.token_with("acme", any_model);
     let ask = |model: &str, stream: bool| {
         json!({ "model": model, "max_tokens": 200, "stream": stream,
@@ -358,10 +361,7 @@ async fn anthropic_messages_go_through_the_chain_native_or_translated_with_their
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_openai_client_reaches_a_claude_model_through_translation() {
-    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        with_providers(c, vec![], vec![])
-    })
-    .await;
+    let env = on_two_providers().await;
     let token = env.token_with("acme", any_model);
     let response = post(
         &env,
@@ -418,10 +418,7 @@ async fn an_openai_client_reaches_a_claude_model_through_translation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_embeddings_and_completions_run_the_chain_and_count_their_usage() {
-    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        with_providers(c, vec![], vec![])
-    })
-    .await;
+    let env = on_two_providers().await;
     let token = env.token_with("acme", any_model);
 
     let response = post(
@@ -558,10 +555,7 @@ async fn responses_embeddings_and_completions_run_the_chain_and_count_their_usag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_may_restrict_the_providers_its_calls_go_to() {
-    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
-        with_providers(c, vec![], vec![])
-    })
-    .await;
+    let env = on_two_providers().await;
     let admin = env.user_with_role("acme", "maya", warden::state::model::Role::Admin);
     let path = format!("/admin/v1/tenants/acme/tasks/{TASK}");
     let (status, _) = env
@@ -607,7 +601,8 @@ fn warden_with_key(key: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Starts `warden serve` with a master key, its log written to `log`.
+/// Starts `warden serve` with a master key, its log (debug level)
+/// written to `log`.
 async fn serve_with_key(
     config: &std::path::Path,
     key: &str,
@@ -615,32 +610,8 @@ async fn serve_with_key(
     http: &reqwest::Client,
     base: &str,
 ) -> std::process::Child {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("WARDEN_MASTER_KEY", key)
-        .env("WARDEN_TEST_UPSTREAM_KEY", UPSTREAM_KEY)
-        .env("RUST_LOG", "debug")
-        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    kill_9(child);
-    panic!(
-        "warden did not start: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    let env = [("WARDEN_MASTER_KEY", key), ("RUST_LOG", "debug")];
+    serve_with(config, http, base, &env, Some(log)).await
 }
 
 /// Every byte under `dir`, file by file.
@@ -1034,4 +1005,67 @@ fn the_cli_adds_routes_and_removes_a_tenants_providers_and_never_prints_a_key() 
         serde_json::from_str::<Value>(&listed).unwrap()["providers"],
         json!([])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shape_passes_the_tenants_guardrails() {
+    const PII: &str = "invoice api for ali@example.com card 4111-1111-1111-1111";
+    let policy = policy_with_guardrail("pii-redactor");
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme").with_policy(policy)], |c| {
+        with_providers(c, vec![], vec![])
+    })
+    .await;
+    let token = env.token_with("acme", any_model);
+    let clean = |text: &str| text.contains("[redacted]") && !text.contains("ali@example.com");
+
+    let ask = |stream: bool| {
+        json!({ "model": "claude-3-5-haiku-latest", "max_tokens": 100, "stream": stream,
+                "messages": [{ "role": "user", "content": [{ "type": "text", "text": PII }] }] })
+    };
+    let message = json_of(messages_call(&env, &token, ask(false)).await).await;
+    assert!(
+        clean(message["content"][0]["text"].as_str().unwrap()),
+        "{message}"
+    );
+    let sse = messages_call(&env, &token, ask(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(clean(&sse) && sse.contains("event: message_stop"), "{sse}");
+
+    let calls = [
+        (
+            "/v1/responses",
+            json!({ "model": "gpt-4o-mini", "input": PII }),
+        ),
+        (
+            "/v1/completions",
+            json!({ "model": "gpt-4o-mini", "prompt": PII }),
+        ),
+        (
+            "/v1/chat/completions",
+            chat_body("claude-3-5-haiku-latest", PII, false),
+        ),
+    ];
+    for (path, body) in calls {
+        let answer = post(&env, &token, path, body).await.text().await.unwrap();
+        assert!(clean(&answer), "{path}: {answer}");
+    }
+    let response = post(
+        &env,
+        &token,
+        "/v1/embeddings",
+        json!({ "model": "text-embedding-3-small", "input": PII }),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let logged = nth(&env, 6).await;
+    assert_eq!(logged.endpoint, "embeddings");
+    assert!(
+        clean(&logged.prompt),
+        "the forwarded input is redacted: {}",
+        logged.prompt
+    );
+    env.stop().await;
 }

@@ -176,6 +176,22 @@ pub async fn screen_answer_text(
     screen_text(guardrails, context, text).await
 }
 
+/// Screens each of an answer's texts (by choice, block or output item);
+/// returns the redacted ones by the same keys.
+pub async fn screen_answer_texts<K: Ord>(
+    guardrails: &[StageSlot],
+    guard: &Guard,
+    texts: impl IntoIterator<Item = (K, String)>,
+) -> Result<BTreeMap<K, String>, ApiError> {
+    let mut redacted = BTreeMap::new();
+    for (key, text) in texts {
+        if let Some(clean) = screen_answer_text(guardrails, guard, &text).await? {
+            redacted.insert(key, clean);
+        }
+    }
+    Ok(redacted)
+}
+
 /// Runs every guardrail's `on-response` on each choice's text of a complete
 /// chat completion; returns the body to send (rewritten when redacted).
 pub async fn screen_response(
@@ -216,15 +232,10 @@ pub async fn screen_response(
 /// when redacted).
 pub async fn screen_stream(
     guardrails: &[StageSlot],
-    Guard(context): &Guard,
+    guard: &Guard,
     sse: Bytes,
 ) -> Result<Bytes, ApiError> {
-    let mut redacted = BTreeMap::new();
-    for (index, text) in sse::assemble(&sse) {
-        if let Some(clean) = screen_text(guardrails, context, &text).await? {
-            redacted.insert(index, clean);
-        }
-    }
+    let redacted = screen_answer_texts(guardrails, guard, sse::assemble(&sse)).await?;
     Ok(if redacted.is_empty() {
         sse
     } else {

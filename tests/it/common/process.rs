@@ -83,12 +83,29 @@ pub fn server_config(
 
 /// Starts `warden serve` and waits until it answers `/healthz`.
 pub async fn serve(config: &Path, http: &reqwest::Client, base: &str) -> Child {
+    serve_with(config, http, base, &[], None).await
+}
+
+/// As `serve`, with more environment (a master key, `RUST_LOG`) and its
+/// stderr (the log) written to `log`.
+pub async fn serve_with(
+    config: &Path,
+    http: &reqwest::Client,
+    base: &str,
+    env: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Child {
+    let stderr = match log {
+        Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
+        None => Stdio::null(),
+    };
     let child = Command::new(env!("CARGO_BIN_EXE_warden"))
         .args(["serve", "--config"])
         .arg(config)
         .env("WARDEN_TEST_UPSTREAM_KEY", UPSTREAM_KEY)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     for _ in 0..200 {
@@ -103,7 +120,8 @@ pub async fn serve(config: &Path, http: &reqwest::Client, base: &str) -> Child {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     kill_9(child);
-    panic!("warden did not start");
+    let logged = log.map(|l| std::fs::read_to_string(l).unwrap_or_default());
+    panic!("warden did not start: {}", logged.unwrap_or_default());
 }
 
 /// Starts the mock LLM in this process.

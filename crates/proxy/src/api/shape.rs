@@ -98,20 +98,26 @@ pub fn forward_json(body: &Bytes, cap_field: &str, cap: Option<u64>) -> Result<B
         if let Some(cap) = cap {
             object.insert(cap_field.into(), cap.into());
         }
-        let empty = match object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            Some(metadata) => {
-                metadata.remove("task_id");
-                metadata.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            object.remove("metadata");
-        }
+        strip_task_id(object);
     }
     serde_json::to_vec(&value)
         .map(Bytes::from)
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Removes Warden's `metadata.task_id` (and `metadata`, left empty) from a
+/// body: it is not the provider's.
+pub fn strip_task_id(object: &mut serde_json::Map<String, serde_json::Value>) {
+    let empty = match object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        Some(metadata) => {
+            metadata.remove("task_id");
+            metadata.is_empty()
+        }
+        None => false,
+    };
+    if empty {
+        object.remove("metadata");
+    }
 }
 
 /// The task a body's `metadata.task_id` names.

@@ -130,6 +130,38 @@ fn fold_anthropic_usage(found: &Value, current: &mut Usage) {
     }
 }
 
+/// Anthropic content blocks (text and `tool_use`) as an OpenAI assistant
+/// message: the texts joined, each tool use a tool call.
+fn assistant_message(blocks: &[Value]) -> Value {
+    let text: String = blocks
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    let calls: Vec<Value> = blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| {
+            let function = json!({ "name": b["name"], "arguments": b["input"].to_string() });
+            json!({ "id": b["id"], "type": "function", "function": function })
+        })
+        .collect();
+    let mut message = json!({ "role": "assistant", "content": text });
+    if !calls.is_empty() {
+        message["tool_calls"] = calls.into();
+    }
+    message
+}
+
+/// An OpenAI message's tool calls as Anthropic `tool_use` blocks.
+fn tool_use_blocks(message: &Value) -> impl Iterator<Item = Value> + '_ {
+    message["tool_calls"].as_array().into_iter().flatten().map(|call| {
+        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
+        let input: Value = serde_json::from_str(arguments).unwrap_or_else(|_| json!({}));
+        json!({ "type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input })
+    })
+}
+
 /// One SSE event, OpenAI style (`data:` only).
 fn data_event(out: &mut Vec<u8>, value: &Value) {
     out.extend_from_slice(b"data: ");

@@ -163,16 +163,7 @@ fn assistant_blocks(message: &Value) -> Vec<Value> {
     if !text.is_empty() {
         blocks.push(json!({"type": "text", "text": text}));
     }
-    for call in message["tool_calls"].as_array().into_iter().flatten() {
-        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
-        let input: Value = serde_json::from_str(arguments).unwrap_or_else(|_| json!({}));
-        blocks.push(json!({
-            "type": "tool_use",
-            "id": call["id"],
-            "name": call["function"]["name"],
-            "input": input,
-        }));
-    }
+    blocks.extend(super::tool_use_blocks(message));
     blocks
 }
 
@@ -189,27 +180,8 @@ pub fn finish_reason(stop: Option<&str>) -> Value {
 
 /// A complete Anthropic message as a chat completion.
 pub fn answer(message: &Value, model: &str) -> Value {
-    let blocks = message["content"].as_array().cloned().unwrap_or_default();
-    let text: String = blocks
-        .iter()
-        .filter(|b| b["type"] == "text")
-        .filter_map(|b| b["text"].as_str())
-        .collect();
-    let calls: Vec<Value> = blocks
-        .iter()
-        .filter(|b| b["type"] == "tool_use")
-        .map(|b| {
-            json!({
-                "id": b["id"],
-                "type": "function",
-                "function": { "name": b["name"], "arguments": b["input"].to_string() },
-            })
-        })
-        .collect();
-    let mut reply = json!({ "role": "assistant", "content": text });
-    if !calls.is_empty() {
-        reply["tool_calls"] = calls.into();
-    }
+    let blocks = message["content"].as_array().map_or(&[][..], Vec::as_slice);
+    let reply = super::assistant_message(blocks);
     let usage = &message["usage"];
     let prompt = usage["input_tokens"].as_u64().unwrap_or(0)
         + usage["cache_read_input_tokens"].as_u64().unwrap_or(0)

@@ -10,15 +10,7 @@ use crate::sse::EventRewrite;
 /// The Messages request `messages` as a chat request for `model`.
 pub fn request(request: &Value, model: &str) -> Value {
     let mut chat: Vec<Value> = Vec::new();
-    let system = match &request["system"] {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter_map(|b| b["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    };
+    let system = super::to_anthropic::text_of(&request["system"]);
     if !system.is_empty() {
         chat.push(json!({"role": "system", "content": system}));
     }
@@ -26,7 +18,9 @@ pub fn request(request: &Value, model: &str) -> Value {
         let role = message["role"].as_str().unwrap_or("user");
         match &message["content"] {
             Value::String(s) => chat.push(json!({"role": role, "content": s})),
-            Value::Array(blocks) if role == "assistant" => chat.push(assistant(blocks)),
+            Value::Array(blocks) if role == "assistant" => {
+                chat.push(super::assistant_message(blocks))
+            }
             Value::Array(blocks) => user(blocks, &mut chat),
             _ => {}
         }
@@ -114,30 +108,6 @@ fn user(blocks: &[Value], chat: &mut Vec<Value>) {
     }
 }
 
-fn assistant(blocks: &[Value]) -> Value {
-    let text: String = blocks
-        .iter()
-        .filter(|b| b["type"] == "text")
-        .filter_map(|b| b["text"].as_str())
-        .collect();
-    let calls: Vec<Value> = blocks
-        .iter()
-        .filter(|b| b["type"] == "tool_use")
-        .map(|b| {
-            json!({
-                "id": b["id"],
-                "type": "function",
-                "function": {"name": b["name"], "arguments": b["input"].to_string()},
-            })
-        })
-        .collect();
-    let mut message = json!({"role": "assistant", "content": text});
-    if !calls.is_empty() {
-        message["tool_calls"] = calls.into();
-    }
-    message
-}
-
 /// OpenAI's finish reason as Anthropic's stop reason.
 fn stop_reason(finish: Option<&str>) -> Value {
     match finish {
@@ -157,11 +127,7 @@ pub fn answer(completion: &Value, model: &str) -> Value {
     if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
         content.push(json!({"type": "text", "text": text}));
     }
-    for call in message["tool_calls"].as_array().into_iter().flatten() {
-        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
-        let input: Value = serde_json::from_str(arguments).unwrap_or_else(|_| json!({}));
-        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
-    }
+    content.extend(super::tool_use_blocks(message));
     let usage = &completion["usage"];
     json!({
         "id": completion["id"],

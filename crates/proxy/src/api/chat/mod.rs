@@ -20,7 +20,7 @@ use crate::providers::Target;
 use crate::sse::{EventRewrite, HideUsageChunk};
 use crate::translate::{self, Translation};
 use crate::upstream::{self, Usage};
-use request::{apply_rewrite, rewrite_body, ChatRequest};
+use request::{apply_rewrite, guardrail_messages, rewrite_body, ChatRequest};
 
 pub struct Chat;
 
@@ -57,14 +57,7 @@ impl ApiShape for Chat {
     }
 
     fn messages(request: &ChatRequest<'_>) -> Vec<ChatMessage> {
-        let messages = request.messages.as_deref().unwrap_or_default();
-        messages
-            .iter()
-            .map(|m| ChatMessage {
-                role: m.role.clone(),
-                content: m.text().into_owned(),
-            })
-            .collect()
+        guardrail_messages(request.messages.as_deref())
     }
 
     /// Rewritten only when the body carries Warden's `metadata.task_id`,

@@ -101,6 +101,18 @@ impl Message {
     }
 }
 
+/// What the guardrails see of chat-style messages: role and text.
+pub(crate) fn guardrail_messages(messages: Option<&[Message]>) -> Vec<crate::domain::ChatMessage> {
+    messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| crate::domain::ChatMessage {
+            role: m.role.clone(),
+            content: m.text().into_owned(),
+        })
+        .collect()
+}
+
 /// Prompt tokens: about four bytes each, plus per-message overhead.
 pub(crate) fn estimate_prompt_tokens(messages: &[Message]) -> u64 {
     messages.iter().map(|m| m.text().len() as u64 / 4 + 4).sum()
@@ -139,16 +151,7 @@ pub(super) fn rewrite_body(
                 options.insert("include_usage".into(), true.into());
             }
         }
-        let empty = match object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            Some(metadata) => {
-                metadata.remove("task_id");
-                metadata.is_empty()
-            }
-            None => false,
-        };
-        if empty {
-            object.remove("metadata");
-        }
+        super::super::shape::strip_task_id(object);
     }
     if let Some(task) = embedded_task {
         embedded_intent::instruct(&mut value, task);

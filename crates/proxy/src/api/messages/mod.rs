@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::chat::request::{estimate_prompt_tokens, Message};
+use super::chat::request::{estimate_prompt_tokens, guardrail_messages, Message};
 use super::shape::{forward_json, metadata_task, ApiShape, Call, Forward, Prepared};
 use crate::chain::StageSlot;
 use crate::domain::providers::Dialect;
@@ -105,14 +105,7 @@ impl ApiShape for Messages {
     }
 
     fn messages(request: &MessagesRequest<'_>) -> Vec<ChatMessage> {
-        let messages = request.messages.as_deref().unwrap_or_default();
-        messages
-            .iter()
-            .map(|m| ChatMessage {
-                role: m.role.clone(),
-                content: m.text().into_owned(),
-            })
-            .collect()
+        guardrail_messages(request.messages.as_deref())
     }
 
     /// Rewritten only to drop Warden's `metadata.task_id` or to cap the

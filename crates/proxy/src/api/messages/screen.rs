@@ -96,12 +96,7 @@ pub async fn stream(
             blocks.entry(index).or_default().push_str(delta);
         }
     }
-    let mut redacted = BTreeMap::new();
-    for (index, text) in &blocks {
-        if let Some(clean) = guardrails::screen_answer_text(guardrails, guard, text).await? {
-            redacted.insert(*index, clean);
-        }
-    }
+    let mut redacted = guardrails::screen_answer_texts(guardrails, guard, blocks).await?;
     if redacted.is_empty() {
         return Ok(sse);
     }

@@ -156,12 +156,7 @@ impl ApiShape for Completions {
                 }
             }
         }
-        let mut redacted = BTreeMap::new();
-        for (index, text) in &choices {
-            if let Some(clean) = guardrails::screen_answer_text(guardrails, guard, text).await? {
-                redacted.insert(*index, clean);
-            }
-        }
+        let mut redacted = guardrails::screen_answer_texts(guardrails, guard, choices).await?;
         if redacted.is_empty() {
             return Ok(sse);
         }

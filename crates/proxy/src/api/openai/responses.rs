@@ -3,7 +3,7 @@
 //! `response.completed` event (streamed, always sent).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -177,12 +177,8 @@ impl ApiShape for Responses {
         let Ok(mut value) = serde_json::from_slice::<Value>(&answer) else {
             return Ok(answer);
         };
-        let mut redacted = HashMap::new();
-        for (item, text) in output_texts(&value) {
-            if let Some(clean) = guardrails::screen_answer_text(guardrails, guard, &text).await? {
-                redacted.insert(item, clean);
-            }
-        }
+        let redacted =
+            guardrails::screen_answer_texts(guardrails, guard, output_texts(&value)).await?;
         if redacted.is_empty() {
             return Ok(answer);
         }
@@ -215,16 +211,11 @@ impl ApiShape for Responses {
                 None => texts.push((item.to_string(), delta.to_string())),
             }
         }
-        let mut redacted = HashMap::new();
-        for (item, text) in texts {
-            if let Some(clean) = guardrails::screen_answer_text(guardrails, guard, &text).await? {
-                redacted.insert(item, clean);
-            }
-        }
+        let redacted = guardrails::screen_answer_texts(guardrails, guard, texts).await?;
         if redacted.is_empty() {
             return Ok(sse);
         }
-        let mut placed: HashMap<String, ()> = HashMap::new();
+        let mut placed: HashSet<String> = HashSet::new();
         let mut out = String::with_capacity(sse.len());
         for (raw, event) in events {
             let Some(mut event) = event else {
@@ -235,7 +226,7 @@ impl ApiShape for Responses {
             let clean = item.as_ref().and_then(|i| redacted.get(i));
             match (event["type"].as_str().unwrap_or_default(), clean) {
                 ("response.output_text.delta", Some(clean)) => {
-                    let first = placed.insert(item.unwrap_or_default(), ()).is_none();
+                    let first = placed.insert(item.unwrap_or_default());
                     event["delta"] = if first { clean.as_str() } else { "" }.into();
                 }
                 ("response.output_text.done", Some(clean)) => event["text"] = clean.as_str().into(),
@@ -274,7 +265,7 @@ fn output_texts(response: &Value) -> Vec<(String, String)> {
 
 /// Puts redacted texts into the output messages: the first text part takes
 /// the whole text, the others are emptied.
-fn put_output_texts(response: &mut Value, redacted: &HashMap<String, String>) {
+fn put_output_texts(response: &mut Value, redacted: &BTreeMap<String, String>) {
     for item in response["output"].as_array_mut().into_iter().flatten() {
         let Some(clean) = item["id"].as_str().and_then(|id| redacted.get(id)) else {
             continue;

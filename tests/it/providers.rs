@@ -678,6 +678,10 @@ async fn a_planted_provider_key_is_sealed_never_shown_and_needs_its_master_key()
         user_token = issue("ali", vec![TASK.into()]);
     }
     let (config, base) = server_config(&dir.0, &state, mock_upstream().await);
+    // The tenant's provider is a mock on loopback.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[routing]\ntenant_private_addresses = true\n");
+    std::fs::write(&config, text).unwrap();
     let key_one = "11".repeat(32);
     let key_two = "22".repeat(32);
     let log = dir.0.join("server.log");
@@ -818,6 +822,8 @@ async fn calls_are_priced_as_the_provider_and_model_that_answered() {
     std::fs::write(&key_file, warden::providers::MasterKey::generate()).unwrap();
     let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
         c.master_key_file = Some(key_file);
+        // The tenant's provider below is the mock, on loopback.
+        c.routing.tenant_private_addresses = true;
         with_providers(c, vec![], vec![route("fast", &["mock/gpt-4o-mini"])]);
         let mock = c.providers.iter_mut().find(|p| p.name == "mock").unwrap();
         let price = warden::pricing::Price {
@@ -1066,6 +1072,80 @@ async fn every_shape_passes_the_tenants_guardrails() {
         clean(&logged.prompt),
         "the forwarded input is redacted: {}",
         logged.prompt
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_provider_may_not_reach_local_or_private_addresses() {
+    let keys = TempDir::new("master-ssrf");
+    let key_file = keys.0.join("master.key");
+    std::fs::write(&key_file, warden::providers::MasterKey::generate()).unwrap();
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
+        c.master_key_file = Some(key_file);
+        with_providers(c, vec![], vec![]);
+    })
+    .await;
+    let admin = env.user_with_role("acme", "maya", warden::state::model::Role::Admin);
+    let mock = env.config.upstream.base_url.clone();
+    let path = "/admin/v1/tenants/acme/providers/inner";
+    let put = |base: &str| {
+        let spec = json!({ "kind": "openai_compatible", "base_url": base, "models": ["inner-*"], "api_key": "x" });
+        env.admin(&admin, "PUT", path, Some(spec))
+    };
+    for base in [
+        mock.as_str(),
+        "http://localhost:9/v1",
+        "http://169.254.169.254/latest",
+        "http://[::1]:9/v1",
+    ] {
+        let (status, body) = put(base).await;
+        assert_eq!(status, 400, "{base}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("private or local address"),
+            "{body}"
+        );
+    }
+    // A name that resolves to a local address passes the URL check and
+    // fails when the call connects: DNS cannot go around the first check.
+    let host = String::from_utf8(
+        std::process::Command::new("hostname")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let host = host.trim();
+    let local = tokio::net::lookup_host((host, 0))
+        .await
+        .is_ok_and(|mut a| a.all(|a| !warden::providers::reach::is_public(a.ip())));
+    assert!(
+        local,
+        "this machine's name '{host}' should resolve to a local address"
+    );
+    let port = mock
+        .trim_start_matches("http://")
+        .split([':', '/'])
+        .nth(1)
+        .unwrap();
+    let (status, body) = put(&format!("http://{host}:{port}/v1")).await;
+    assert_eq!(status, 200, "{body}");
+    let token = env.token_with("acme", any_model);
+    let response = post(
+        &env,
+        &token,
+        "/v1/chat/completions",
+        chat_body("inner-model", "invoice api", false),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let (_, _, message) = error_of(response).await;
+    assert!(
+        message.contains("resolves to no public address"),
+        "{message}"
     );
     env.stop().await;
 }

@@ -85,6 +85,11 @@ pub struct RoutingConfig {
     pub max_retry_after_secs: u64,
     /// Total time for every try until a provider answers.
     pub deadline_secs: u64,
+    /// Tenants' own providers may point at private and local addresses
+    /// (loopback, RFC 1918, link-local): off, so a tenant cannot make the
+    /// gateway call its own network; on for a single-organisation server
+    /// whose tenants run local models.
+    pub tenant_private_addresses: bool,
 }
 
 impl Default for RoutingConfig {
@@ -94,6 +99,7 @@ impl Default for RoutingConfig {
             backoff_ms: 100,
             max_retry_after_secs: 5,
             deadline_secs: 120,
+            tenant_private_addresses: false,
         }
     }
 }
@@ -264,6 +270,32 @@ mod tests {
         assert_eq!(config.pricing["gpt-4o"].output, 10.0);
         assert_eq!(config.pricing["llama"].input, 0.0);
         assert!(toml::from_str::<Config>("[pricing]\n\"x\" = { input = 1, outptu = 2 }").is_err());
+    }
+
+    #[test]
+    fn the_examples_commented_providers_parse_and_build() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/warden.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [[providers]]").unwrap();
+        let end = text[start..].find("\n\n").unwrap() + start;
+        let block: String = text[start..end]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config: Config = toml::from_str(&block).unwrap();
+        assert_eq!(config.providers.len(), 4);
+        assert_eq!(config.routes[0].targets.len(), 2);
+        let defaults = crate::providers::Timeouts {
+            connect_secs: 1,
+            response_secs: 1,
+            idle_secs: 1,
+        };
+        for spec in &config.providers {
+            let reach = crate::providers::Reach::Anywhere;
+            crate::providers::ProviderClient::new(spec, Some("k"), defaults, reach).unwrap();
+        }
     }
 
     #[test]

@@ -103,7 +103,8 @@ pub fn put(
         return Err(invalid(problem));
     }
     // Built once here, so a bad header or URL is refused now, not at a call.
-    crate::providers::ProviderClient::new(&spec, None, TIMEOUTS)
+    let reach = app.providers.tenant_reach();
+    crate::providers::ProviderClient::new(&spec, None, TIMEOUTS, reach)
         .map_err(|e| invalid(format!("{e:#}")))?;
     let previous = app
         .db

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
+use super::reach::{PublicOnly, Reach};
 use crate::domain::providers::{ProviderKind, ProviderSpec};
 use crate::error::ApiError;
 use crate::upstream::error_chain;
@@ -42,11 +43,12 @@ impl std::fmt::Debug for ProviderClient {
 struct ClientSettings {
     connect_timeout: Duration,
     idle_timeout: Duration,
+    reach: Reach,
 }
 
 impl ClientSettings {
     fn build(self) -> reqwest::Result<reqwest::Client> {
-        reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .use_rustls_tls()
             // A gateway passes a provider's redirect back rather than follow it
             // with the tenant's key attached, and reaches providers directly
@@ -56,8 +58,12 @@ impl ClientSettings {
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.idle_timeout)
             .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()
+            .tcp_nodelay(true);
+        let builder = match self.reach {
+            Reach::Anywhere => builder,
+            Reach::PublicOnly => builder.dns_resolver(std::sync::Arc::new(PublicOnly)),
+        };
+        builder.build()
     }
 }
 
@@ -80,8 +86,13 @@ pub struct Timeouts {
 
 impl ProviderClient {
     /// `key` is the provider's API key, already opened (never stored here
-    /// but in a sensitive header value).
-    pub fn new(spec: &ProviderSpec, key: Option<&str>, defaults: Timeouts) -> anyhow::Result<Self> {
+    /// but in a sensitive header value); `reach` is where its calls may go.
+    pub fn new(
+        spec: &ProviderSpec,
+        key: Option<&str>,
+        defaults: Timeouts,
+        reach: Reach,
+    ) -> anyhow::Result<Self> {
         if let Some(problem) = spec.problem() {
             anyhow::bail!(problem);
         }
@@ -91,6 +102,7 @@ impl ProviderClient {
                 spec.connect_timeout_secs.unwrap_or(defaults.connect_secs),
             ),
             idle_timeout: Duration::from_secs(spec.idle_timeout_secs.unwrap_or(defaults.idle_secs)),
+            reach,
         };
         settings.build()?; // fail at start-up, not on the first request
         let base = spec
@@ -104,6 +116,9 @@ impl ProviderClient {
             .map_err(|e| anyhow::anyhow!("provider '{}': base_url '{base}': {e}", spec.name))?;
         if base_url.cannot_be_a_base() {
             anyhow::bail!("provider '{}': base_url cannot have a path", spec.name);
+        }
+        if reach == Reach::PublicOnly {
+            super::reach::check_url(&base_url).map_err(|e| anyhow::anyhow!(e))?;
         }
         Ok(Self {
             name: spec.name.clone(),
@@ -230,6 +245,8 @@ fn headers(
 mod tests {
     use super::*;
 
+    const ANY: Reach = Reach::Anywhere;
+
     const DEFAULTS: Timeouts = Timeouts {
         connect_secs: 1,
         response_secs: 1,
@@ -250,9 +267,13 @@ mod tests {
     #[test]
     fn an_endpoint_path_is_appended_to_the_base_url() {
         for base in ["http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/"] {
-            let client =
-                ProviderClient::new(&spec(ProviderKind::OpenAiCompatible, base), None, DEFAULTS)
-                    .unwrap();
+            let client = ProviderClient::new(
+                &spec(ProviderKind::OpenAiCompatible, base),
+                None,
+                DEFAULTS,
+                ANY,
+            )
+            .unwrap();
             let url = client.url("chat/completions", "m");
             assert_eq!(url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
         }
@@ -261,7 +282,7 @@ mod tests {
     #[test]
     fn azure_calls_the_models_deployment_with_its_api_version() {
         let azure = spec(ProviderKind::AzureOpenAi, "https://res.openai.azure.com");
-        let client = ProviderClient::new(&azure, Some("k"), DEFAULTS).unwrap();
+        let client = ProviderClient::new(&azure, Some("k"), DEFAULTS, ANY).unwrap();
         assert_eq!(
             client.url("chat/completions", "gpt4o-prod").as_str(),
             "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
@@ -276,6 +297,7 @@ mod tests {
             &spec(ProviderKind::Anthropic, "http://127.0.0.1:9/v1"),
             Some("ak"),
             DEFAULTS,
+            ANY,
         )
         .unwrap();
         assert_eq!(anthropic.headers["x-api-key"], "ak");
@@ -285,6 +307,7 @@ mod tests {
             &spec(ProviderKind::OpenAi, "http://h/v1"),
             Some("ok"),
             DEFAULTS,
+            ANY,
         )
         .unwrap();
         assert_eq!(openai.headers[AUTHORIZATION], "Bearer ok");
@@ -292,6 +315,7 @@ mod tests {
             &spec(ProviderKind::OpenAiCompatible, "http://h/v1"),
             None,
             DEFAULTS,
+            ANY,
         )
         .unwrap();
         assert!(local.headers.is_empty());

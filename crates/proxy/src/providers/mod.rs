@@ -13,6 +13,7 @@
 //! values) and shared by its calls until the next change.
 
 pub mod client;
+pub mod reach;
 pub mod secrets;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use crate::domain::providers::{
 use crate::error::{ApiError, ErrorCode};
 use crate::state::{Db, TenantEntry};
 pub use client::{ProviderClient, Timeouts};
+pub use reach::Reach;
 pub use secrets::MasterKey;
 
 /// One place a call may go: a provider and the model name it is sent.
@@ -83,6 +85,8 @@ pub struct Providers {
     offered: Vec<String>,
     master: Option<MasterKey>,
     defaults: Timeouts,
+    /// Where tenants' own providers may point.
+    tenant_reach: Reach,
     tenants: ArcSwap<HashMap<String, Arc<TenantCatalog>>>,
     /// Serialises rebuilding tenants' catalogs (rare; reads never wait).
     rebuild: Mutex<()>,
@@ -116,11 +120,8 @@ impl Providers {
             if key.is_none() {
                 tracing::warn!(var = %upstream.api_key_env, "no provider API key in the environment");
             }
-            server.providers.push(Arc::new(ProviderClient::new(
-                &spec,
-                key.as_deref(),
-                defaults,
-            )?));
+            let client = ProviderClient::new(&spec, key.as_deref(), defaults, Reach::Anywhere)?;
+            server.providers.push(Arc::new(client));
             offered.clone_from(&upstream.models);
         }
         for spec in &config.providers {
@@ -135,11 +136,8 @@ impl Providers {
                 }
                 key
             });
-            server.providers.push(Arc::new(ProviderClient::new(
-                spec,
-                key.as_deref(),
-                defaults,
-            )?));
+            let client = ProviderClient::new(spec, key.as_deref(), defaults, Reach::Anywhere)?;
+            server.providers.push(Arc::new(client));
         }
         for route in &config.routes {
             check_route(route, |name| server.provider(name).is_some())
@@ -153,6 +151,11 @@ impl Providers {
             offered,
             master,
             defaults,
+            tenant_reach: if config.routing.tenant_private_addresses {
+                Reach::Anywhere
+            } else {
+                Reach::PublicOnly
+            },
             tenants: ArcSwap::default(),
             rebuild: Mutex::new(()),
         })
@@ -160,6 +163,11 @@ impl Providers {
 
     pub fn master(&self) -> Option<&MasterKey> {
         self.master.as_ref()
+    }
+
+    /// Where a tenant's own providers may point.
+    pub fn tenant_reach(&self) -> Reach {
+        self.tenant_reach
     }
 
     /// Whether `name` is a provider this tenant may route to.
@@ -278,7 +286,12 @@ impl Providers {
                     stored.spec.name
                 ),
             };
-            let client = ProviderClient::new(&stored.spec, key.as_deref(), self.defaults)?;
+            let client = ProviderClient::new(
+                &stored.spec,
+                key.as_deref(),
+                self.defaults,
+                self.tenant_reach,
+            )?;
             catalog.providers.push(Arc::new(client));
         }
         catalog.routes = entry.routes.iter().map(|r| r.route.clone()).collect();

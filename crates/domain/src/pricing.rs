@@ -55,18 +55,16 @@ fn longest_match<'a>(prices: impl Iterator<Item = (&'a str, Price)>, model: &str
 }
 
 impl Pricing {
-    /// `[pricing]` by model prefix (or `provider/model` prefix), and each
-    /// server provider's own `prices`, as `provider/model` prefixes.
+    /// `[pricing]` by model prefix (or `provider/model` prefix), and the
+    /// server providers' own prices as `provider/model` prefixes (see
+    /// `ProviderSpec::qualified_prices`).
     pub fn new(
         configured: &HashMap<String, Price>,
-        providers: &[crate::providers::ProviderSpec],
+        qualified: impl IntoIterator<Item = (String, Price)>,
     ) -> Self {
         let mut all: Vec<(String, Price)> =
             configured.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        for provider in providers {
-            let own = provider.prices.iter();
-            all.extend(own.map(|(model, price)| (format!("{}/{model}", provider.name), *price)));
-        }
+        all.extend(qualified);
         Self { configured: all }
     }
 
@@ -162,7 +160,7 @@ mod tests {
                 ("some-local".to_string(), price(0.0, 0.0)),
                 ("gpt-4o".to_string(), price(2.0, 8.0)),
             ]),
-            &[],
+            [],
         );
         assert_eq!(own.cost_micro_usd("some-local-model", 1_000, 1_000), 0);
         // A configured prefix comes before a longer listed one.
@@ -171,12 +169,10 @@ mod tests {
 
     #[test]
     fn a_call_is_priced_as_what_answered_it_and_where() {
-        let azure = crate::providers::ProviderSpec {
-            name: "azure".into(),
-            prices: BTreeMap::from([("gpt4o".to_string(), price(1.0, 1.0))]),
-            ..Default::default()
-        };
-        let own = Pricing::new(&HashMap::new(), &[azure]);
+        let own = Pricing::new(
+            &HashMap::new(),
+            [("azure/gpt4o".to_string(), price(1.0, 1.0))],
+        );
         let mut record = crate::model::RequestRecord {
             model: "fast".into(),
             tokens_in: 1_000,

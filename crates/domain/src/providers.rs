@@ -116,6 +116,12 @@ impl ProviderSpec {
         self.kind.unwrap_or(ProviderKind::OpenAiCompatible)
     }
 
+    /// Its prices keyed `name/model-prefix`, as `Pricing` takes them.
+    pub fn qualified_prices(&self) -> impl Iterator<Item = (String, crate::pricing::Price)> + '_ {
+        let prices = self.prices.iter();
+        prices.map(|(model, price)| (format!("{}/{model}", self.name), *price))
+    }
+
     /// Whether it serves `model` (by name or pattern).
     pub fn serves(&self, model: &str) -> bool {
         self.models.iter().any(|p| pattern_matches(p, model))

@@ -48,7 +48,7 @@ impl App {
         let db = Arc::new(Db::open(&config.state_dir)?);
         db.set_pricing(crate::pricing::Pricing::new(
             &config.pricing,
-            &config.providers,
+            config.providers.iter().flat_map(|p| p.qualified_prices()),
         ));
         // First: a wrong master key stops the server before anything starts.
         let providers = Providers::new(&config, &db)?;

@@ -2,6 +2,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Accept errors since start, counted by the listener (server.rs), which
+/// has no `App` at hand when accepting fails.
+pub static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
+
 #[derive(Default)]
 pub struct Metrics {
     requests: AtomicU64,
@@ -73,10 +77,7 @@ impl Metrics {
             ),
             ("warden_chain_reloads_total", get(&self.reloads)),
             ("warden_reload_failures_total", get(&self.reload_failures)),
-            (
-                "warden_accept_errors_total",
-                get(&crate::server::ACCEPT_ERRORS),
-            ),
+            ("warden_accept_errors_total", get(&ACCEPT_ERRORS)),
         ];
         let mut text = String::with_capacity(1024);
         for (name, value) in counters {

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,9 +155,6 @@ pub async fn start<R: Routes>(config: Config, routes: R) -> anyhow::Result<Runni
         reload,
     })
 }
-
-/// Accept errors since start (`/metrics`).
-pub static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// What every connection of one worker is served with.
 #[derive(Clone)]
@@ -361,7 +358,7 @@ impl AcceptBackoff {
     }
 
     async fn wait(&mut self, error: &std::io::Error) {
-        ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::ACCEPT_ERRORS.fetch_add(1, Ordering::Relaxed);
         self.pause = (self.pause * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
         let pause_ms = self.pause.as_millis() as u64;
         crate::throttled!(warn, %error, pause_ms, "accept failed");

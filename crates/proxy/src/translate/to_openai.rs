@@ -241,6 +241,12 @@ impl EventRewrite for Stream {
         let Some(chunk) = event_json(event) else {
             return;
         };
+        if chunk.get("error").is_some_and(Value::is_object) {
+            // A provider's error mid-stream: Anthropic's `error` event.
+            typed_event(out, &super::anthropic_error(&chunk));
+            self.ended = true;
+            return;
+        }
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
             self.input_tokens = usage["prompt_tokens"].as_u64().unwrap_or(self.input_tokens);
             self.output_tokens = usage["completion_tokens"].as_u64().unwrap_or(0);

@@ -196,32 +196,42 @@ pub async fn screen_answer_texts<K: Ord>(
 /// chat completion; returns the body to send (rewritten when redacted).
 pub async fn screen_response(
     guardrails: &[StageSlot],
-    Guard(context): &Guard,
+    guard: &Guard,
     body: Bytes,
+) -> Result<Bytes, ApiError> {
+    screen_json_answer(guardrails, guard, body, |v| {
+        let choices = v["choices"].as_array_mut().into_iter().flatten();
+        choices.map(|c| &mut c["message"]["content"]).collect()
+    })
+    .await
+}
+
+/// A complete JSON answer of any shape with each of its text slots (what
+/// `slots` finds; strings only are read) screened; the body as it came when
+/// nothing was redacted or it is not JSON.
+pub async fn screen_json_answer(
+    guardrails: &[StageSlot],
+    guard: &Guard,
+    body: Bytes,
+    slots: for<'v> fn(&'v mut serde_json::Value) -> Vec<&'v mut serde_json::Value>,
 ) -> Result<Bytes, ApiError> {
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return Ok(body); // not JSON: nothing a guardrail could read
     };
-    let mut redacted = false;
-    let choices = value
-        .get_mut("choices")
-        .and_then(|c| c.as_array_mut())
-        .map(std::mem::take)
-        .unwrap_or_default();
-    let mut screened = Vec::with_capacity(choices.len());
-    for mut choice in choices {
-        if let Some(text) = choice["message"]["content"].as_str() {
-            if let Some(clean) = screen_text(guardrails, context, text).await? {
-                choice["message"]["content"] = clean.into();
-                redacted = true;
-            }
-        }
-        screened.push(choice);
-    }
-    if !redacted {
+    let texts: Vec<(usize, String)> = slots(&mut value)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, slot)| Some((i, slot.as_str()?.to_string())))
+        .collect();
+    let mut redacted = screen_answer_texts(guardrails, guard, texts).await?;
+    if redacted.is_empty() {
         return Ok(body);
     }
-    value["choices"] = screened.into();
+    for (i, slot) in slots(&mut value).into_iter().enumerate() {
+        if let Some(clean) = redacted.remove(&i) {
+            *slot = clean.into();
+        }
+    }
     serde_json::to_vec(&value)
         .map(Bytes::from)
         .map_err(|e| ApiError::internal(e.to_string()))

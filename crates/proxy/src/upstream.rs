@@ -141,9 +141,10 @@ impl From<ReportedUsage> for Usage {
     }
 }
 
+/// The `usage` of a body, the rest skipped.
 #[derive(Deserialize)]
-struct UsageOnly {
-    usage: Option<Usage>,
+pub struct UsageOnly {
+    pub usage: Option<Usage>,
 }
 
 /// The `usage` block of a complete (non-streamed) response body.

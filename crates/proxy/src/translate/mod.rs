@@ -98,35 +98,53 @@ pub fn read_anthropic_usage(data: &[u8], usage: &mut Option<Usage>) {
     if !data.windows(7).any(|w| w == b"\"usage\"") {
         return;
     }
-    let Ok(value) = serde_json::from_slice::<Value>(data.trim_ascii()) else {
+    let Ok(event) = serde_json::from_slice::<WithUsage>(data.trim_ascii()) else {
         return;
     };
-    let found = match value["type"].as_str() {
-        Some("message_start") => &value["message"]["usage"],
-        Some("message_delta") => &value["usage"],
-        _ => return,
-    };
-    fold_anthropic_usage(found, usage.get_or_insert_with(Usage::default));
+    // `message_start` carries it in its message, `message_delta` at the top.
+    let found = event.usage.or_else(|| event.message.and_then(|m| m.usage));
+    if let Some(found) = found {
+        found.fold_into(usage.get_or_insert_with(Usage::default));
+    }
 }
 
 /// The usage of a complete Anthropic message (cached prompt tokens count).
 pub fn anthropic_usage_of(body: &[u8]) -> Option<Usage> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let found = value.get("usage").filter(|u| u.is_object())?;
+    let found = serde_json::from_slice::<WithUsage>(body).ok()?.usage?;
     let mut usage = Usage::default();
-    fold_anthropic_usage(found, &mut usage);
+    found.fold_into(&mut usage);
     Some(usage)
 }
 
-fn fold_anthropic_usage(found: &Value, current: &mut Usage) {
-    if let Some(input) = found["input_tokens"].as_u64() {
-        let read = found["cache_read_input_tokens"].as_u64().unwrap_or(0);
-        let written = found["cache_creation_input_tokens"].as_u64().unwrap_or(0);
-        current.prompt_tokens = input + read + written;
-        current.cached_tokens = read;
-    }
-    if let Some(output) = found["output_tokens"].as_u64() {
-        current.completion_tokens = output;
+/// What Warden reads of an Anthropic message or event: its usage, typed,
+/// so the rest of the body is skipped rather than built into a `Value`.
+#[derive(serde::Deserialize)]
+struct WithUsage {
+    usage: Option<AnthropicUsage>,
+    message: Option<Box<WithUsage>>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnthropicUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl AnthropicUsage {
+    /// Prompt tokens include the cache's reads and writes; a delta's
+    /// output count is the running total.
+    fn fold_into(self, current: &mut Usage) {
+        if let Some(input) = self.input_tokens {
+            let read = self.cache_read_input_tokens.unwrap_or(0);
+            let written = self.cache_creation_input_tokens.unwrap_or(0);
+            current.prompt_tokens = input + read + written;
+            current.cached_tokens = read;
+        }
+        if let Some(output) = self.output_tokens {
+            current.completion_tokens = output;
+        }
     }
 }
 

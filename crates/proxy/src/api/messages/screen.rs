@@ -58,24 +58,12 @@ pub async fn answer(
     guard: &Guard,
     body: Bytes,
 ) -> Result<Bytes, ApiError> {
-    let Ok(mut value) = serde_json::from_slice::<Value>(&body) else {
-        return Ok(body);
-    };
-    let mut redacted = false;
-    for block in value["content"].as_array_mut().into_iter().flatten() {
-        let Some(text) = block["text"].as_str().filter(|_| block["type"] == "text") else {
-            continue;
-        };
-        if let Some(clean) = guardrails::screen_answer_text(guardrails, guard, text).await? {
-            block["text"] = clean.into();
-            redacted = true;
-        }
-    }
-    if redacted {
-        to_bytes(&value)
-    } else {
-        Ok(body)
-    }
+    guardrails::screen_json_answer(guardrails, guard, body, |v| {
+        let blocks = v["content"].as_array_mut().into_iter().flatten();
+        let text_blocks = blocks.filter(|b| b["type"] == "text");
+        text_blocks.map(|b| &mut b["text"]).collect()
+    })
+    .await
 }
 
 /// A whole stream with each text block screened: a redacted block's new

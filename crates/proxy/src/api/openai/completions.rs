@@ -114,24 +114,11 @@ impl ApiShape for Completions {
         guard: &Guard,
         answer: Bytes,
     ) -> Result<Bytes, ApiError> {
-        let Ok(mut value) = serde_json::from_slice::<Value>(&answer) else {
-            return Ok(answer);
-        };
-        let mut redacted = false;
-        for choice in value["choices"].as_array_mut().into_iter().flatten() {
-            let Some(text) = choice["text"].as_str() else {
-                continue;
-            };
-            if let Some(clean) = guardrails::screen_answer_text(guardrails, guard, text).await? {
-                choice["text"] = clean.into();
-                redacted = true;
-            }
-        }
-        if redacted {
-            to_bytes(&value)
-        } else {
-            Ok(answer)
-        }
+        guardrails::screen_json_answer(guardrails, guard, answer, |v| {
+            let choices = v["choices"].as_array_mut().into_iter().flatten();
+            choices.map(|c| &mut c["text"]).collect()
+        })
+        .await
     }
 
     /// Each choice's text deltas joined and screened; a redacted choice's

@@ -54,10 +54,12 @@ fn read_stream_usage(data: &[u8], usage: &mut Option<Usage>) {
     if !data.windows(7).any(|w| w == b"\"usage\"") {
         return;
     }
-    let Ok(value) = serde_json::from_slice::<Value>(data.trim_ascii()) else {
-        return;
-    };
-    if let Ok(found) = serde_json::from_value::<Usage>(value["response"]["usage"].clone()) {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        response: Option<upstream::UsageOnly>,
+    }
+    let event = serde_json::from_slice::<Event>(data.trim_ascii()).ok();
+    if let Some(found) = event.and_then(|e| e.response?.usage) {
         *usage = Some(found);
     }
 }

@@ -4,19 +4,6 @@
 
 use crate::common::*;
 
-/// Tenant `acme`, user `ali` and the task, made with the CLI on a stopped
-/// server's state; returns ali's token.
-fn seed_with_cli(state: &std::path::Path) -> String {
-    let local = |args: &[&str]| warden_in(state, args);
-    local(&["tenant", "create", "acme"]);
-    local(&["user", "create", "--tenant", "acme", "ali"]);
-    let task = ["--title", "Invoices", "--keyword", "invoice"];
-    local(&[&["task", "create", "--tenant", "acme", TASK][..], &task[..]].concat());
-    local(&[
-        "token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK,
-    ])
-}
-
 /// A streamed call whose answer takes a while from a slow mock.
 const LONG_STREAM: &str = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Write the REST endpoint that creates an invoice with its tax lines and a PDF"}]}"#;
 
@@ -53,7 +40,7 @@ async fn me_and_log(
 async fn answered_requests_survive_kill_9() {
     let dir = TempDir::new("durability");
     let state = dir.0.join("state");
-    let token = seed_with_cli(&state);
+    let token = seed_acme_with_cli(&state);
 
     let mock_addr = mock_upstream().await;
     let (config, base) = server_config(&dir.0, &state, mock_addr);
@@ -102,7 +89,7 @@ async fn answered_requests_survive_kill_9() {
 async fn sigterm_lets_a_stream_in_flight_finish_and_exits_0() {
     let dir = TempDir::new("sigterm");
     let state = dir.0.join("state");
-    let token = seed_with_cli(&state);
+    let token = seed_acme_with_cli(&state);
     // A slow provider: the answer's chunks come 60 ms apart.
     let mock_addr = slow_mock(std::time::Duration::from_millis(600)).await;
     let (config, base) = server_config(&dir.0, &state, mock_addr);
@@ -172,7 +159,7 @@ async fn kill_9_under_load_keeps_every_answered_call_once_and_the_counters_equal
     use std::sync::Arc;
     let dir = TempDir::new("kill-load");
     let state = dir.0.join("state");
-    let token = seed_with_cli(&state);
+    let token = seed_acme_with_cli(&state);
     let mock_addr = mock_upstream().await;
     let (config, base) = server_config(&dir.0, &state, mock_addr);
     let http = reqwest::Client::new();
@@ -249,7 +236,7 @@ async fn kill_9_under_load_keeps_every_answered_call_once_and_the_counters_equal
 async fn past_the_grace_a_stream_is_cut_logged_and_the_counters_match() {
     let dir = TempDir::new("grace");
     let state = dir.0.join("state");
-    let token = seed_with_cli(&state);
+    let token = seed_acme_with_cli(&state);
     // Chunks 400 ms apart: the answer takes seconds.
     let mock_addr = slow_mock(std::time::Duration::from_millis(4_000)).await;
     let (config, base) = server_config(&dir.0, &state, mock_addr);

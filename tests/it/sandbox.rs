@@ -121,3 +121,86 @@ async fn a_plugin_that_keeps_failing_is_paused_for_its_tenant_only() {
     assert_eq!(env.chat(&good, "invoice api", false).await.status(), 200);
     env.stop().await;
 }
+
+/// A CPU hog pinned to one core, killed when dropped.
+struct Hog(std::process::Child);
+
+impl Hog {
+    fn on_cpu(cpu: usize) -> Self {
+        let hog = std::process::Command::new("taskset")
+            .args(["-c", &cpu.to_string(), "sh", "-c", "while :; do :; done"])
+            .spawn()
+            .expect("taskset (util-linux)");
+        Self(hog)
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Moves every thread of `pid` to `cpu` at the lowest priority.
+fn starve(pid: u32, cpu: usize) {
+    let pinned = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(pinned.success());
+    // Niceness is per thread on Linux; threads started later inherit it.
+    for thread in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let tid = thread.unwrap().file_name().into_string().unwrap();
+        let reniced = std::process::Command::new("renice")
+            .args(["-n", "19", "-p", &tid])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(reniced.success());
+    }
+}
+
+/// Plugin budgets count the CPU a call uses, not the clock: with the
+/// server squeezed onto one core beside a busy process, at the lowest
+/// priority (a few percent of that core), every call takes many times its
+/// 10 ms budget on the clock, and honest plugins still answer every
+/// request, the first (fresh instances, the intent model's 18 MB memory
+/// image) included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_plugins_keep_their_budget_on_a_starved_machine() {
+    let dir = TempDir::new("starved");
+    let state = dir.0.join("state");
+    let token = seed_acme_with_cli(&state);
+    let (config, base) = server_config(&dir.0, &state, mock_upstream().await);
+    let http = reqwest::Client::new();
+    let server = serve(&config, &http, &base).await;
+    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let _hog = Hog::on_cpu(cpu);
+    starve(server.id(), cpu);
+
+    let mut statuses = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for i in 0..12 {
+        let body = format!(
+            r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"Add the tax lines to invoice {i}"}}]}}"#
+        );
+        let started = Instant::now();
+        let response = post_chat(&http, &base, &token, body).await.unwrap();
+        slowest = slowest.max(started.elapsed());
+        let status = response.status().as_u16();
+        if status != 200 {
+            let text = response.text().await.unwrap();
+            statuses.push(format!("{status} {text}"));
+        } else {
+            statuses.push("200".into());
+        }
+    }
+    drop(_hog);
+    kill_9(server);
+    assert!(statuses.iter().all(|s| s == "200"), "{statuses:#?}");
+    // The squeeze was real: a call took longer on the clock than a
+    // plugin's whole budget several times over.
+    assert!(slowest > Duration::from_millis(50), "{slowest:?}");
+}

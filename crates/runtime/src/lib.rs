@@ -4,6 +4,7 @@
 
 pub mod bindings;
 mod cache;
+mod call_budget;
 pub mod convert;
 mod host_imports;
 mod limits;
@@ -180,6 +181,13 @@ impl PluginRuntime {
         .map_err(|e| wasm_error(&format!("plugin '{name}' is not a valid wasm component"), e))?;
         tracing::debug!(plugin = %name, cached, ms = started.elapsed().as_millis() as u64, "plugin loaded");
         version::check(&self.engine, &component, name)?;
+        // Build the memory image now rather than on the first
+        // instantiation, inside a request's time budget: for a component
+        // with large data (the intent model's 18 MB of word vectors) that
+        // is tens of milliseconds of copying.
+        component
+            .initialize_copy_on_write_image()
+            .map_err(|e| wasm_error(&format!("plugin '{name}': preparing its memory image"), e))?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             wasm_error(
                 &format!(
@@ -231,9 +239,8 @@ impl PluginRuntime {
         scope: Arc<PluginScope>,
         limits: SandboxLimits,
     ) -> TenantPlugin {
-        let ticks = limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1;
         let tenant = self.tenants.of(&scope.tenant_id);
-        TenantPlugin::new(compiled, scope, limits, ticks, self.warm.pool(), tenant)
+        TenantPlugin::new(compiled, scope, limits, self.warm.pool(), tenant)
     }
 
     /// Idle warm instances across all tenants, and their linear memory.

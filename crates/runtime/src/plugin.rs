@@ -16,6 +16,7 @@ use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
 use super::bindings::{auth, deviation, guardrail, intent, quota, task_validation, types};
+use super::call_budget::{CallBudget, Overrun};
 use super::host_imports::{PluginScope, PluginState};
 use super::stage::{Stage, StageExports, StageGuest};
 use super::tenant::TenantSandbox;
@@ -64,7 +65,8 @@ impl CompiledPlugin {
 /// Sandbox limits applied to every call of one tenant's plugin.
 #[derive(Clone, Debug)]
 pub struct SandboxLimits {
-    /// Wall-clock budget of one call (epoch interruption).
+    /// Time budget of one call: CPU time, plus time waiting in host calls
+    /// (see [`super::call_budget`]).
     pub deadline: Duration,
     /// Cap on each linear memory of an instance.
     pub memory_bytes: usize,
@@ -211,7 +213,6 @@ pub struct TenantPlugin {
     compiled: Arc<CompiledPlugin>,
     scope: Arc<PluginScope>,
     limits: SandboxLimits,
-    deadline_ticks: u64,
     warm: Arc<WarmPool>,
     breaker: Breaker,
     tenant: Arc<TenantSandbox>,
@@ -222,7 +223,6 @@ impl TenantPlugin {
         compiled: Arc<CompiledPlugin>,
         scope: Arc<PluginScope>,
         limits: SandboxLimits,
-        deadline_ticks: u64,
         warm: Arc<WarmPool>,
         tenant: Arc<TenantSandbox>,
     ) -> Self {
@@ -230,7 +230,6 @@ impl TenantPlugin {
             compiled,
             scope,
             limits,
-            deadline_ticks,
             warm,
             breaker: Breaker::default(),
             tenant,
@@ -271,18 +270,19 @@ impl TenantPlugin {
         );
         let mut store = Store::new(self.compiled.loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        let budget = Arc::new(CallBudget::default());
+        let meter = budget.clone();
+        store.epoch_deadline_callback(move |_| Ok(meter.on_epoch()));
         // Creating an instance is mostly host work (and slower when the
         // process is busy): it gets a larger budget than a call, which
         // still bounds a component whose start function never returns.
-        store.set_epoch_deadline(self.deadline_ticks * INSTANTIATE_BUDGET_FACTOR);
+        let ticks = budget.start(self.limits.deadline * INSTANTIATE_BUDGET_FACTOR as u32);
+        store.set_epoch_deadline(ticks);
         let instantiating = self.compiled.loaded.pre.instantiate_async(&mut store);
-        let instance = self
-            .within(
-                self.limits.deadline * INSTANTIATE_BUDGET_FACTOR as u32,
-                instantiating,
-            )
-            .await?
+        let instance = budget
+            .metered(instantiating)
+            .await
+            .map_err(|o| self.overrun(o))?
             .map_err(|e| self.classify(&store, e))?;
         let guest = self
             .compiled
@@ -290,28 +290,19 @@ impl TenantPlugin {
             .exports
             .load(&mut store, &instance)
             .map_err(|e| self.error(FailureKind::Instantiate, format!("{e:#}")))?;
-        Ok(WarmInstance::new(store, guest))
+        Ok(WarmInstance::new(store, guest, budget))
     }
 
-    /// `work` cut at `budget` of wall-clock time plus two epoch ticks.
-    /// Epoch interruption stops wasm code at its deadline, but not a plugin
-    /// waiting in a host call (a WASI sleep or poll): this does, and the
-    /// caller drops the instance with the future.
-    async fn within<T>(
-        &self,
-        budget: Duration,
-        work: impl std::future::Future<Output = T>,
-    ) -> Result<T, PluginError> {
-        let limit = budget + 2 * super::EPOCH_TICK;
-        tokio::time::timeout(limit, work).await.map_err(|_| {
-            self.error(
-                FailureKind::Deadline,
-                format!(
-                    "still waiting after {} ms (a sleep or poll counts against the deadline)",
-                    limit.as_millis()
-                ),
-            )
-        })
+    /// A call cut by its budget while it waited in a host call (wasm code
+    /// that spends it is interrupted instead, as a trap).
+    fn overrun(&self, overrun: Overrun) -> PluginError {
+        self.error(
+            FailureKind::Deadline,
+            format!(
+                "still waiting after {} ms (a sleep or poll counts against the deadline)",
+                overrun.waited.as_millis()
+            ),
+        )
     }
 
     /// Counts output the host refused after a call that itself succeeded
@@ -400,9 +391,10 @@ macro_rules! stage_call {
                     ));
                 };
                 let guest = guest.clone();
-                warm.store.set_epoch_deadline(self.deadline_ticks);
+                let ticks = warm.budget.start(self.limits.deadline);
+                warm.store.set_epoch_deadline(ticks);
                 let call = guest.$export(&mut warm.store, $($arg),*);
-                match self.within(self.limits.deadline, call).await? {
+                match warm.budget.metered(call).await.map_err(|o| self.overrun(o))? {
                     Ok(out) => {
                         self.checkin(warm);
                         Ok(out)

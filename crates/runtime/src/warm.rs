@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
+use super::call_budget::CallBudget;
 use super::host_imports::PluginState;
 use super::stage::StageGuest;
 
@@ -30,15 +31,18 @@ pub(super) struct WarmInstance {
     pub store: Store<PluginState>,
     pub guest: StageGuest,
     pub calls: u32,
+    /// Meters each call's time; the store's epoch callback reads it.
+    pub budget: Arc<CallBudget>,
     idle_since: Instant,
 }
 
 impl WarmInstance {
-    pub fn new(store: Store<PluginState>, guest: StageGuest) -> Self {
+    pub fn new(store: Store<PluginState>, guest: StageGuest, budget: Arc<CallBudget>) -> Self {
         Self {
             store,
             guest,
             calls: 0,
+            budget,
             idle_since: Instant::now(),
         }
     }

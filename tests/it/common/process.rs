@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use super::{plugin_dir, repo_root, UPSTREAM_KEY};
+use super::{plugin_dir, repo_root, TASK, UPSTREAM_KEY};
 
 /// The binary's output, whether it succeeded or not.
 pub fn warden_output(args: &[&str]) -> Output {
@@ -52,6 +52,19 @@ pub fn warden_json(args: &[&str]) -> serde_json::Value {
 pub fn kill_9(mut server: Child) {
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// Tenant `acme`, user `ali` and the task, made with the CLI on a stopped
+/// server's state; returns ali's token.
+pub fn seed_acme_with_cli(state: &Path) -> String {
+    let local = |args: &[&str]| warden_in(state, args);
+    local(&["tenant", "create", "acme"]);
+    local(&["user", "create", "--tenant", "acme", "ali"]);
+    let task = ["--title", "Invoices", "--keyword", "invoice"];
+    local(&[&["task", "create", "--tenant", "acme", TASK][..], &task[..]].concat());
+    local(&[
+        "token", "issue", "--tenant", "acme", "--user", "ali", "--task", TASK,
+    ])
 }
 
 /// A config file for `warden serve` on a free port, state in `state`, the

@@ -89,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::ProviderCommand,
     },
+    /// A tenant's policy, through the running server: show, set, versions, rollback, reset.
+    Policy {
+        #[command(subcommand)]
+        command: cli::PolicyCommand,
+    },
     /// Print a fresh random master key (64 hex digits) for WARDEN_MASTER_KEY.
     NewMasterKey,
     /// Re-seal every stored provider key under a new master key (server
@@ -319,6 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Task { command } => cli::run(target, command.call()).await?,
         Command::Token { command } => cli::run(target, command.call()).await?,
         Command::Provider { command } => cli::run(target, command.call()?).await?,
+        Command::Policy { command } => cli::run(target, command.call()?).await?,
         Command::NewMasterKey => cli::new_master_key(),
         Command::RotateMasterKey {
             old_key_file,

@@ -354,6 +354,46 @@ test("an admin uploads a plugin (a broken one is refused) and rolls it back", as
   await page.context().close();
 });
 
+test("an admin adds an uploaded guardrail to the policy in the console; it is in force on the next call, a broken policy is refused, and the server's policy comes back", async () => {
+  const page = await newPage();
+  await signInWithToken(page, tokens.maya);
+  const long = "Add a tax field to the invoice REST api. ".repeat(60); // ~2,400 characters
+  assert.equal((await chat(tokens.bo, long)).status, 200);
+
+  // Upload: loaded, not in use, and the page offers to add it.
+  await page.goto(`${base}/ui/t/acme/plugins`);
+  await page.fill("#plugin-name", "short-prompts");
+  await page.setInputFiles("#plugin-file", join(repo, "build", "plugins", "max-prompt-length.wasm"));
+  await Promise.all([page.waitForNavigation(), page.click("form[enctype] button")]);
+  assert.match(await page.textContent("body"), /not in use/);
+  await Promise.all([page.waitForNavigation(), page.click("text=Add to my guardrails")]);
+  assert.equal(new URL(page.url()).pathname, "/ui/t/acme/policy");
+  assert.match(await page.textContent(".flash"), /Policy saved/);
+  assert.match(await page.locator("table").first().textContent(), /short-prompts/);
+  await shot(page, "policy");
+
+  // In force on the next call, with no file written on the server.
+  const refused = await chat(tokens.bo, long);
+  assert.equal(refused.status, 403);
+  assert.equal(refused.body.error.code, "guardrail_denied");
+
+  // A policy file that does not parse is refused with the reason; the running one stays.
+  await page.fill("#policy-toml", "[stages.auth");
+  const [broken] = await Promise.all([page.waitForNavigation(), page.click("#policy-toml ~ button")]);
+  assert.equal(broken.status(), 400);
+  assert.match(await page.textContent(".flash"), /policy/i);
+  assert.equal((await chat(tokens.bo, long)).status, 403);
+
+  // Back to the server's policy: the guardrail is gone from the chain.
+  await page.goto(`${base}/ui/t/acme/policy`);
+  assert.match(await page.textContent("body"), /set here \(version 1\)/);
+  await page.fill("form[action$='policy/reset'] input[name=reason]", "done testing");
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='policy/reset'] button")]);
+  assert.match(await page.textContent("body"), /the server's file for this tenant|the server's default/);
+  assert.equal((await chat(tokens.bo, long)).status, 200);
+  await page.context().close();
+});
+
 test("an admin marks a flagged prompt on-task in the review queue, and a similar prompt is no longer flagged, for that tenant only", async () => {
   const party = "Plan the company summer party menu with a vegetarian lasagna";
   const partyAgain = "Plan the company summer party menu with a vegetarian curry";

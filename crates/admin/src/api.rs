@@ -10,7 +10,9 @@
 
 pub mod misuse;
 pub mod plugins;
+pub mod policy;
 pub mod providers;
+pub mod subscription;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -347,6 +349,22 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
             model,
             call.json_or_default()?,
         )),
+        (Method::GET, ["plans"]) => ok(Ok(List::from(subscription::plans(app)))),
+        (Method::GET, ["tenants", t, "subscription"]) => ok(subscription::show(app, caller, t)),
+        (Method::PUT, ["tenants", t, "subscription"]) => {
+            ok(subscription::change(app, caller, t, call.json()?))
+        }
+        (Method::GET, ["tenants", t, "policy"]) => ok(policy::show(app, caller, t)),
+        (Method::PUT, ["tenants", t, "policy"]) => ok(policy::put(app, caller, t, call.json()?)),
+        (Method::DELETE, ["tenants", t, "policy"]) => {
+            ok(policy::reset(app, caller, t, call.json_or_default()?))
+        }
+        (Method::GET, ["tenants", t, "policy", "versions"]) => {
+            ok(policy::versions(app, caller, t).map(List::from))
+        }
+        (Method::POST, ["tenants", t, "policy", "rollback"]) => {
+            ok(policy::rollback(app, caller, t, call.json()?))
+        }
         (Method::GET, ["tenants", t, "logs"]) => ok(views::logs(app, caller, t, &call.query)),
         (Method::GET, ["tenants", t, "usage"]) => ok(views::usage(app, caller, t, &call.query)),
         (Method::GET, ["tenants", t, "events"]) => ok(views::events(app, caller, t, &call.query)),

@@ -3,6 +3,7 @@
 //! (`/admin/v1/...`) built on it and on the proxy's state.
 
 pub mod api;
+pub mod billing;
 pub mod provision;
 
 // The proxy's modules, under the names these modules have always used.

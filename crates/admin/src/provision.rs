@@ -10,6 +10,9 @@ pub struct TenantOptions {
     /// IANA zone for quota resets; `None` is UTC.
     pub timezone: Option<String>,
     pub key_algorithm: KeyAlgorithm,
+    /// Its plan's subscription (a trial when the plan has one); `None`:
+    /// no plan limits it.
+    pub subscription: Option<crate::domain::plans::Subscription>,
 }
 
 pub fn create_tenant(
@@ -36,6 +39,7 @@ pub fn create_tenant(
         created_at: crate::clock::now_secs(),
         timezone,
         misuse: Default::default(),
+        subscription: options.subscription,
     };
     db.put_tenant(&tenant)?;
     db.put_key(&crate::token::new_signing_key(id, 1, options.key_algorithm))?;

@@ -18,6 +18,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("tokens", "Tokens"),
     ("logs", "Logs"),
     ("plugins", "Plugins"),
+    ("policy", "Policy"),
     ("providers", "Providers"),
 ];
 
@@ -133,6 +134,7 @@ pub fn flash(query: &HashMap<String, String>) -> Markup {
         Some("provider") => "Provider saved: its key is sealed, and the next call may use it.",
         Some("route") => "Route saved: it applies from the next call.",
         Some("removed") => "Removed.",
+        Some("policy") => "Policy saved: it built, and is in force from the next request. The change is in the history below and the audit log.",
         _ => return html! {},
     };
     html! { p.flash { (message) } }

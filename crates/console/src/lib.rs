@@ -22,7 +22,7 @@ mod session;
 // The admin API and the proxy's modules, under the names these modules
 // have always used.
 use warden_admin::api as admin_api;
-use warden_proxy::{app, domain, error, http, plugin_store, state, token};
+use warden_proxy::{app, domain, error, http, plugin_store, runtime, state, token};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub mod calendar;
 pub mod clock;
 pub mod model;
+pub mod plans;
+pub mod policies;
 pub mod pricing;
 pub mod providers;
 

@@ -24,6 +24,9 @@ pub struct Tenant {
     /// The tenant's own misuse-detection settings, over its policy's.
     #[serde(default, skip_serializing_if = "MisuseSettings::is_empty")]
     pub misuse: MisuseSettings,
+    /// Its plan and whether it is paid up; `None`: no plan limits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<crate::plans::Subscription>,
 }
 
 /// A tenant's choices for the deviation stage, set by its admins through

@@ -108,6 +108,17 @@ impl App {
                     chains.publish_examples(id, &task.id, &task.examples)?;
                 }
             }
+            // Policies tenants' admins set through the API. One that no
+            // longer parses (an older format) must not stop the server:
+            // that tenant runs the server's policy, and says so in the log.
+            for stored in db.current_policies()? {
+                let Some(text) = &stored.text else { continue };
+                if let Err(e) =
+                    chains.set_stored_policy_quietly(&stored.tenant_id, stored.version, text)
+                {
+                    tracing::error!(tenant = %stored.tenant_id, "{e:#}; the server's policy applies");
+                }
+            }
             chains.build_all(directory.tenants.keys())?;
             Some(chains)
         } else {

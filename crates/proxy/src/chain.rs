@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::policy::{Policy, PolicySource, StagePolicy};
+use crate::policy::{Policy, PolicyOrigin, PolicySource, StagePolicy};
 use crate::runtime::{samples, CompiledPlugin, PluginRuntime, PluginScope, Stage, TenantPlugin};
 use crate::state::model::MisuseSettings;
 
@@ -209,6 +209,52 @@ impl Chains {
         let chain = self.build(tenant_id, policy)?;
         self.install(tenant_id, Arc::new(chain));
         Ok(())
+    }
+
+    /// Sets the policy of a tenant's admins (`Some`), or hands the tenant
+    /// back to the server's policy (`None`): the chain is built with it
+    /// first, then `persist` stores it, then the chain is swapped in. If
+    /// either fails nothing changes and the running chain keeps serving.
+    pub fn apply_policy(
+        &self,
+        tenant_id: &str,
+        stored: Option<(u32, &str, Arc<Policy>)>,
+        persist: impl FnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let _building = self.build_lock.lock().expect("chain build lock");
+        let policy = match &stored {
+            Some((_, _, policy)) => policy.clone(),
+            None => self.policies.server_policy(tenant_id)?,
+        };
+        let chain = self.build(tenant_id, policy)?;
+        persist()?;
+        self.policies.set_stored(tenant_id, stored);
+        self.install(tenant_id, Arc::new(chain));
+        Ok(())
+    }
+
+    /// Keeps a stored policy for the tenant's next build (start-up).
+    pub fn set_stored_policy_quietly(
+        &self,
+        tenant_id: &str,
+        version: u32,
+        text: &str,
+    ) -> anyhow::Result<()> {
+        let origin = format!("tenant '{tenant_id}' policy version {version}");
+        let policy = Arc::new(Policy::parse(text, &origin)?);
+        self.policies
+            .set_stored(tenant_id, Some((version, text, policy)));
+        Ok(())
+    }
+
+    /// The policy a tenant has without one of its own set through the API.
+    pub fn server_policy(&self, tenant_id: &str) -> anyhow::Result<Arc<Policy>> {
+        self.policies.server_policy(tenant_id)
+    }
+
+    /// A tenant's policy as text, and where it comes from.
+    pub fn policy_text(&self, tenant_id: &str) -> anyhow::Result<(PolicyOrigin, String)> {
+        self.policies.text_for(tenant_id)
     }
 
     /// A tenant's current policy (its file as it is now; the live chain
@@ -486,6 +532,27 @@ impl Chains {
                 self.own.store(Arc::new(next));
             }
         }
+    }
+
+    /// The plugins a tenant's policy may name: (name, stage, its own
+    /// upload), its own first, then the shared ones it does not shadow.
+    pub fn available(&self, tenant_id: &str) -> Vec<(String, Stage, bool)> {
+        let own = self.own.load();
+        let own = own.get(tenant_id);
+        let mut all: Vec<(String, Stage, bool)> = own
+            .into_iter()
+            .flatten()
+            .map(|(name, c)| (name.clone(), c.stage, true))
+            .collect();
+        let shared = self.shared.load();
+        all.extend(
+            shared
+                .iter()
+                .filter(|(name, _)| own.is_none_or(|set| !set.contains_key(*name)))
+                .map(|(name, c)| (name.clone(), c.stage, false)),
+        );
+        all.sort_by(|a, b| (!a.2, &a.0).cmp(&(!b.2, &b.0)));
+        all
     }
 
     fn resolve(&self, tenant_id: &str, name: &str) -> Option<Arc<CompiledPlugin>> {

@@ -68,6 +68,57 @@ pub struct Config {
     #[serde(skip)]
     pub provider_keys: std::collections::HashMap<String, String>,
     pub runtime: RuntimeSection,
+    /// What tenants' admins may put in the policies they set themselves.
+    pub self_service: crate::policy::SelfServiceLimits,
+    /// The plans tenants subscribe to (`[[plans]]`); the seeds' Basic, Pro
+    /// and Enterprise when none is given.
+    pub plans: Vec<crate::domain::plans::Plan>,
+    /// The payment provider's webhook.
+    pub billing: BillingConfig,
+}
+
+/// `POST /billing/v1/events`: signed with HMAC-SHA256 under a secret shared
+/// with the payment provider, read from the environment (never a file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// The environment variable holding the secret; unset: the webhook
+    /// answers 404.
+    pub webhook_secret_env: Option<String>,
+    /// How old a signature's timestamp may be, so a captured event cannot
+    /// be replayed later.
+    pub tolerance_secs: u64,
+    /// The secret itself, set in-process by the tests instead of the
+    /// environment; never read from a file.
+    #[serde(skip)]
+    pub webhook_secret: Option<String>,
+}
+
+impl BillingConfig {
+    /// The webhook's secret, if one is configured.
+    pub fn secret(&self) -> Option<String> {
+        self.webhook_secret
+            .clone()
+            .or_else(|| std::env::var(self.webhook_secret_env.as_deref()?).ok())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            webhook_secret_env: None,
+            tolerance_secs: 300,
+            webhook_secret: None,
+        }
+    }
+}
+
+impl Config {
+    /// A plan of the catalogue by id.
+    pub fn plan(&self, id: &str) -> Option<&crate::domain::plans::Plan> {
+        self.plans.iter().find(|p| p.id == id)
+    }
 }
 
 /// How a call moves on when a provider fails before answering: connection
@@ -192,6 +243,9 @@ impl Default for Config {
             master_key_file: None,
             provider_keys: Default::default(),
             runtime: RuntimeSection::default(),
+            self_service: Default::default(),
+            plans: crate::domain::plans::default_catalogue(),
+            billing: BillingConfig::default(),
         }
     }
 }

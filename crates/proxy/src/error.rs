@@ -18,6 +18,7 @@ pub enum ErrorCode {
     InvalidParameter,
     InvalidPluginName,
     InvalidSettings,
+    InvalidPolicy,
     InvalidTask,
     InvalidTenant,
     InvalidTokenRequest,
@@ -48,6 +49,11 @@ pub enum ErrorCode {
     UpstreamTimeout,
     Overloaded,
     RequestTimeout,
+    TrialEnded,
+    SubscriptionInactive,
+    SubscriptionSuspended,
+    PlanLimit,
+    InvalidSignature,
 }
 
 impl ErrorCode {
@@ -61,6 +67,7 @@ impl ErrorCode {
             Self::InvalidParameter => "invalid_parameter",
             Self::InvalidPluginName => "invalid_plugin_name",
             Self::InvalidSettings => "invalid_settings",
+            Self::InvalidPolicy => "invalid_policy",
             Self::InvalidTask => "invalid_task",
             Self::InvalidTenant => "invalid_tenant",
             Self::InvalidTokenRequest => "invalid_token_request",
@@ -91,6 +98,11 @@ impl ErrorCode {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Overloaded => "overloaded",
             Self::RequestTimeout => "request_timeout",
+            Self::TrialEnded => "trial_ended",
+            Self::SubscriptionInactive => "subscription_inactive",
+            Self::SubscriptionSuspended => "subscription_suspended",
+            Self::PlanLimit => "plan_limit",
+            Self::InvalidSignature => "invalid_signature",
         }
     }
 
@@ -103,6 +115,7 @@ impl ErrorCode {
             Self::InvalidParameter => StatusCode::BAD_REQUEST,
             Self::InvalidPluginName => StatusCode::BAD_REQUEST,
             Self::InvalidSettings => StatusCode::BAD_REQUEST,
+            Self::InvalidPolicy => StatusCode::BAD_REQUEST,
             Self::InvalidTask => StatusCode::BAD_REQUEST,
             Self::InvalidTenant => StatusCode::BAD_REQUEST,
             Self::InvalidTokenRequest => StatusCode::BAD_REQUEST,
@@ -133,6 +146,11 @@ impl ErrorCode {
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TrialEnded => StatusCode::PAYMENT_REQUIRED,
+            Self::SubscriptionInactive => StatusCode::PAYMENT_REQUIRED,
+            Self::SubscriptionSuspended => StatusCode::FORBIDDEN,
+            Self::PlanLimit => StatusCode::FORBIDDEN,
+            Self::InvalidSignature => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -146,6 +164,7 @@ impl ErrorCode {
             Self::InvalidParameter => "invalid_request_error",
             Self::InvalidPluginName => "invalid_request_error",
             Self::InvalidSettings => "invalid_request_error",
+            Self::InvalidPolicy => "invalid_request_error",
             Self::InvalidTask => "invalid_request_error",
             Self::InvalidTenant => "invalid_request_error",
             Self::InvalidTokenRequest => "invalid_request_error",
@@ -176,6 +195,11 @@ impl ErrorCode {
             Self::UpstreamTimeout => "upstream_error",
             Self::Overloaded => "server_error",
             Self::RequestTimeout => "invalid_request_error",
+            Self::TrialEnded => "billing_error",
+            Self::SubscriptionInactive => "billing_error",
+            Self::SubscriptionSuspended => "permission_error",
+            Self::PlanLimit => "permission_error",
+            Self::InvalidSignature => "authentication_error",
         }
     }
 }

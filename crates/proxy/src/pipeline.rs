@@ -13,6 +13,7 @@
 use crate::adapters;
 use crate::app::App;
 use crate::chain::{StageSlot, TenantChain};
+use crate::domain::plans::LapseKind;
 use crate::domain::{Action, DeviationOutcome, Drift, Intent, Usage, UsageStats};
 use crate::error::{ApiError, ErrorCode};
 use crate::ledger::Ledger;
@@ -168,6 +169,7 @@ pub async fn run(
     facts: &CallFacts<'_>,
     ledger: &mut Ledger,
 ) -> Result<Assessment, ApiError> {
+    subscription_in_force(app, facts)?;
     let who = identity(facts);
     let token = adapters::claims(facts.claims);
     authorize(app, chain, facts, &who, token.clone()).await?;
@@ -187,6 +189,26 @@ pub async fn run(
     };
     act(app, facts, scored, &mut assessment);
     Ok(assessment)
+}
+
+/// The operator's check, before any plugin (a tenant's own auth plugin
+/// cannot skip it): a tenant whose trial has ended or whose subscription is
+/// cancelled gets 402, a suspended one 403, each saying what to do.
+fn subscription_in_force(app: &App, facts: &CallFacts<'_>) -> Result<(), ApiError> {
+    let Some(subscription) = &facts.tenant.subscription else {
+        return Ok(());
+    };
+    let plan = app.config.plan(&subscription.plan);
+    let name = plan.map_or(subscription.plan.as_str(), |p| p.name.as_str());
+    let Some(lapse) = subscription.lapse(name, app.clock.now_ms()) else {
+        return Ok(());
+    };
+    let code = match lapse.kind {
+        LapseKind::TrialEnded => ErrorCode::TrialEnded,
+        LapseKind::Cancelled => ErrorCode::SubscriptionInactive,
+        LapseKind::Suspended => ErrorCode::SubscriptionSuspended,
+    };
+    Err(ApiError::new(code, lapse.message))
 }
 
 /// Stage 1, auth: the user and tenant may call at all.

@@ -1,13 +1,15 @@
-//! Per-tenant policy files: which plugin runs at each stage, with which
-//! config values and sandbox limits. `policies/<tenant>.toml` wins over
-//! `policies/default.toml`, which wins over the copy embedded in the binary.
+//! Per-tenant policies: which plugin runs at each stage, with which config
+//! values and sandbox limits. A policy the tenant's admins set through the
+//! admin API (stored, versioned) wins over `policies/<tenant>.toml`, which
+//! wins over `policies/default.toml`, which wins over the copy embedded in
+//! the binary.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtime::{SandboxLimits, Stage};
 
@@ -221,11 +223,129 @@ impl Policy {
     }
 }
 
-/// Finds the policy of a tenant: always the current file, parsed once per
-/// version of it (a `stat` tells a file that changed).
+/// What tenants' admins may put in a policy they set through the API; the
+/// operator's ceilings, from the server config's `[self_service]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelfServiceLimits {
+    /// Highest `deadline_ms` for any plugin.
+    pub max_deadline_ms: u64,
+    /// Highest `memory_mib` for any plugin.
+    pub max_memory_mib: usize,
+    /// Highest `warm_instances` for any plugin.
+    pub max_warm_instances: usize,
+    /// Stages whose plugin a tenant may choose (its own upload or another
+    /// shared plugin). Every other stage runs the plugin the server's
+    /// policy names, with the tenant's config values. Guardrails are always
+    /// the tenant's choice.
+    pub tenant_stages: Vec<Stage>,
+}
+
+impl Default for SelfServiceLimits {
+    fn default() -> Self {
+        Self {
+            max_deadline_ms: 1000,
+            max_memory_mib: 128,
+            max_warm_instances: 16,
+            tenant_stages: vec![Stage::Intent, Stage::Deviation],
+        }
+    }
+}
+
+impl SelfServiceLimits {
+    /// Why `policy` may not be set by a tenant's admin, if it may not:
+    /// `server` is the policy the tenant would have without one.
+    pub fn refusal(&self, policy: &Policy, server: &Policy) -> Option<String> {
+        for (stage, entry) in policy.stages.iter() {
+            let fixed = &server.stages.get(stage)?.plugin;
+            if !self.tenant_stages.contains(&stage) && entry.plugin != *fixed {
+                return Some(format!(
+                    "the {stage} stage runs the server's plugin '{fixed}'; this server lets tenants choose the plugin of {} only",
+                    self.stage_list()
+                ));
+            }
+        }
+        let entries = policy
+            .stages
+            .iter()
+            .map(|(_, e)| e)
+            .chain(&policy.guardrails);
+        for entry in entries {
+            let limits = policy.sandbox.with(&entry.sandbox);
+            let over = [
+                ("deadline_ms", limits.deadline_ms, self.max_deadline_ms),
+                (
+                    "memory_mib",
+                    limits.memory_mib as u64,
+                    self.max_memory_mib as u64,
+                ),
+                (
+                    "warm_instances",
+                    limits.warm_instances as u64,
+                    self.max_warm_instances as u64,
+                ),
+            ];
+            if let Some((name, value, max)) = over.into_iter().find(|(_, v, max)| v > max) {
+                return Some(format!(
+                    "plugin '{}': {name} = {value} is over this server's ceiling of {max}",
+                    entry.plugin
+                ));
+            }
+        }
+        None
+    }
+
+    fn stage_list(&self) -> String {
+        if self.tenant_stages.is_empty() {
+            return "no stage".into();
+        }
+        let names: Vec<String> = self.tenant_stages.iter().map(|s| s.to_string()).collect();
+        names.join(", ")
+    }
+}
+
+/// Where a tenant's policy comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyOrigin {
+    /// Set through the admin API: this version.
+    Api { version: u32 },
+    /// `policies/<tenant>.toml` on the server.
+    File,
+    /// The server's default policy.
+    Default,
+}
+
+/// A policy sent as JSON (the policy file's structure) as the TOML text
+/// it is checked and stored as.
+pub fn toml_from_json(value: &serde_json::Value) -> anyhow::Result<String> {
+    let table: toml::Table = serde_json::from_value(value.clone()).map_err(|e| {
+        anyhow::anyhow!("the policy is not a table of the policy file's sections: {e}")
+    })?;
+    Ok(toml::to_string(&table)?)
+}
+
+/// A policy's TOML text as JSON, the same structure.
+pub fn json_from_toml(text: &str) -> anyhow::Result<serde_json::Value> {
+    let table: toml::Table = toml::from_str(text)?;
+    Ok(serde_json::to_value(table)?)
+}
+
+/// Finds the policy of a tenant: the one set through the API, else always
+/// the current file, parsed once per version of it (a `stat` tells a file
+/// that changed).
 pub struct PolicySource {
     dir: PathBuf,
     parsed: Mutex<HashMap<PathBuf, (FileVersion, Arc<Policy>)>>,
+    /// Policies set through the admin API: (version, text, parsed).
+    stored: Mutex<HashMap<String, StoredText>>,
+}
+
+#[derive(Clone)]
+struct StoredText {
+    version: u32,
+    text: Arc<str>,
+    policy: Arc<Policy>,
 }
 
 /// What tells one version of a file from the next: its modification time
@@ -237,7 +357,78 @@ impl PolicySource {
         Self {
             dir: dir.to_path_buf(),
             parsed: Mutex::default(),
+            stored: Mutex::default(),
         }
+    }
+
+    /// Sets (or, with `None`, clears) the policy a tenant's admins set
+    /// through the API; the caller rebuilds the chain.
+    pub fn set_stored(&self, tenant_id: &str, stored: Option<(u32, &str, Arc<Policy>)>) {
+        let mut all = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        match stored {
+            Some((version, text, policy)) => {
+                let text = Arc::from(text);
+                all.insert(
+                    tenant_id.to_string(),
+                    StoredText {
+                        version,
+                        text,
+                        policy,
+                    },
+                )
+            }
+            None => all.remove(tenant_id),
+        };
+    }
+
+    fn stored(&self, tenant_id: &str) -> Option<StoredText> {
+        let all = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        all.get(tenant_id).cloned()
+    }
+
+    /// A tenant's policy text and where it comes from.
+    pub fn text_for(&self, tenant_id: &str) -> anyhow::Result<(PolicyOrigin, String)> {
+        if let Some(stored) = self.stored(tenant_id) {
+            let origin = PolicyOrigin::Api {
+                version: stored.version,
+            };
+            return Ok((origin, stored.text.to_string()));
+        }
+        match self.file_of(tenant_id) {
+            Some((path, origin)) => Ok((origin, std::fs::read_to_string(path)?)),
+            None => Ok((PolicyOrigin::Default, EMBEDDED_DEFAULT.to_string())),
+        }
+    }
+
+    /// The policy a tenant has without one set through the API.
+    pub fn server_policy(&self, tenant_id: &str) -> anyhow::Result<Arc<Policy>> {
+        match self.file_of(tenant_id) {
+            Some((path, _)) => {
+                let meta = std::fs::metadata(&path)?;
+                self.parsed(&path, (meta.modified()?, meta.len()))
+            }
+            None => Ok(Arc::new(Policy::parse(
+                EMBEDDED_DEFAULT,
+                "embedded default policy",
+            )?)),
+        }
+    }
+
+    /// The tenant's own file, else the default file, if there is one.
+    fn file_of(&self, tenant_id: &str) -> Option<(PathBuf, PolicyOrigin)> {
+        let safe = !tenant_id.is_empty()
+            && tenant_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let own = self.dir.join(format!("{tenant_id}.toml"));
+        let default = self.dir.join("default.toml");
+        [
+            safe.then_some((own, PolicyOrigin::File)),
+            Some((default, PolicyOrigin::Default)),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|(path, _)| path.is_file())
     }
 
     pub fn dir(&self) -> &Path {
@@ -245,22 +436,10 @@ impl PolicySource {
     }
 
     pub fn for_tenant(&self, tenant_id: &str) -> anyhow::Result<Arc<Policy>> {
-        let safe = !tenant_id.is_empty()
-            && tenant_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        let own = self.dir.join(format!("{tenant_id}.toml"));
-        let default = self.dir.join("default.toml");
-        for path in [safe.then_some(own), Some(default)].into_iter().flatten() {
-            if let Some(meta) = std::fs::metadata(&path).ok().filter(|m| m.is_file()) {
-                let version = (meta.modified()?, meta.len());
-                return self.parsed(&path, version);
-            }
+        match self.stored(tenant_id) {
+            Some(stored) => Ok(stored.policy),
+            None => self.server_policy(tenant_id),
         }
-        Ok(Arc::new(Policy::parse(
-            EMBEDDED_DEFAULT,
-            "embedded default policy",
-        )?))
     }
 
     fn parsed(&self, path: &Path, version: FileVersion) -> anyhow::Result<Arc<Policy>> {

@@ -14,6 +14,8 @@
 //! - `logs_by_user`, `logs_by_task`: indexes of `logs` (log_index.rs)
 //! - `ui_sessions`, `ui_login_codes`: web-console sign-ins (sessions.rs)
 //! - `providers`: tenant_id \0 name        → StoredProvider (key sealed)
+//! - `policies`: tenant_id \0 version       → StoredPolicy (every version kept)
+//! - `billing_events`: event id             → the event as received (applied once)
 //! - `routes`:    tenant_id \0 model       → StoredRoute
 //! - `secrets`:   `master_check`            → SealedKey of a known text: which
 //!   master key sealed the providers' keys (a wrong one fails start-up)
@@ -32,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::model::*;
+use warden_domain::policies::StoredPolicy;
 use warden_domain::providers::{SealedKey, StoredProvider, StoredRoute};
 
 /// Everything one tenant has, for lookups without allocation.
@@ -92,6 +95,10 @@ pub struct Db {
     providers: sled::Tree,
     routes: sled::Tree,
     secrets: sled::Tree,
+    /// Tenants' policy versions, by (tenant, zero-padded version).
+    policies: sled::Tree,
+    /// Billing webhook events applied, by the provider's event id.
+    billing_events: sled::Tree,
     directory: ArcSwap<Directory>,
     /// Prices for the rollups' estimated cost (the server's configuration).
     pricing: ArcSwap<warden_domain::pricing::Pricing>,
@@ -169,6 +176,8 @@ impl Db {
             providers: tree("providers")?,
             routes: tree("routes")?,
             secrets: tree("secrets")?,
+            policies: tree("policies")?,
+            billing_events: tree("billing_events")?,
             directory: ArcSwap::from_pointee(Directory::default()),
             pricing: ArcSwap::from_pointee(warden_domain::pricing::Pricing::default()),
             db,
@@ -307,6 +316,46 @@ impl Db {
         self.db.flush()?;
         self.reload()?;
         Ok(existed)
+    }
+
+    /// Stores a new version of a tenant's policy, durably.
+    pub fn put_policy(&self, policy: &StoredPolicy) -> anyhow::Result<()> {
+        let version = format!("{:010}", policy.version);
+        let key = compound_key(&[&policy.tenant_id, &version]);
+        self.policies.insert(key, encode(policy)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A tenant's policy versions, oldest first.
+    pub fn policy_versions(&self, tenant: &str) -> anyhow::Result<Vec<StoredPolicy>> {
+        // "acme\0": not "acme-eu"'s versions.
+        let prefix = compound_key(&[tenant, ""]);
+        self.policies
+            .scan_prefix(&prefix)
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    /// Records a billing event by its id, once: false when it was already
+    /// recorded (a retry or a replay of the same event).
+    pub fn record_billing_event(&self, id: &str, event: &[u8]) -> anyhow::Result<bool> {
+        let fresh = self
+            .billing_events
+            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(event))?
+            .is_ok();
+        self.db.flush()?;
+        Ok(fresh)
+    }
+
+    /// Each tenant's latest policy version (start-up).
+    pub fn current_policies(&self) -> anyhow::Result<Vec<StoredPolicy>> {
+        let mut latest: std::collections::BTreeMap<String, StoredPolicy> = Default::default();
+        for policy in decode_all::<StoredPolicy>(&self.policies)? {
+            latest.insert(policy.tenant_id.clone(), policy);
+        }
+        Ok(latest.into_values().collect())
     }
 
     /// Every tenant's providers, as stored (for re-sealing their keys).

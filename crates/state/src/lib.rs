@@ -62,6 +62,7 @@ pub(crate) fn test_db(name: &str, tenants: &[&str]) -> (Db, std::path::PathBuf) 
             created_at: 0,
             timezone: "UTC".into(),
             misuse: Default::default(),
+            subscription: None,
         })
         .unwrap();
     }

@@ -4,6 +4,7 @@
 //! stopped server's state directory.
 
 mod backend;
+mod policy;
 mod providers;
 mod table;
 mod verbs;
@@ -16,6 +17,7 @@ pub use verbs::{
     TaskCommand, TenantCommand, TokenCommand, UsageArgs, UserCommand,
 };
 
+pub use policy::PolicyCommand;
 pub use providers::{new_master_key, rotate_master_key, ProviderCommand};
 
 use backend::{Backend, Call};

@@ -27,6 +27,24 @@ pub enum TenantCommand {
         /// HS256 or EdDSA.
         #[arg(long, default_value = "HS256")]
         key_algorithm: String,
+        /// A plan of the server's catalogue (basic, pro, enterprise by
+        /// default): its user limit applies, and a trial starts if it has one.
+        #[arg(long)]
+        plan: Option<String>,
+    },
+    /// A tenant's plan and subscription status.
+    Subscription { id: String },
+    /// Change a tenant's plan (refused below its user count) or, as a
+    /// super_admin, its subscription status.
+    Subscribe {
+        id: String,
+        #[arg(long)]
+        plan: Option<String>,
+        /// trialing, active, past_due, suspended or cancelled (super_admin).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        reason: String,
     },
     /// Suspend a tenant: all its calls are refused, its state is kept (super_admin).
     Suspend {
@@ -459,11 +477,26 @@ impl TenantCommand {
                 name,
                 timezone,
                 key_algorithm,
+                plan,
             } => (
                 Call::send(
                     Method::POST,
                     "tenants",
-                    json!({ "id": id, "name": name, "timezone": timezone, "key_algorithm": key_algorithm }),
+                    json!({ "id": id, "name": name, "timezone": timezone, "key_algorithm": key_algorithm, "plan": plan }),
+                ),
+                View::Record,
+            ),
+            Self::Subscription { id } => (Call::get(tenant_path(id, "subscription")), View::Record),
+            Self::Subscribe {
+                id,
+                plan,
+                status,
+                reason,
+            } => (
+                Call::send(
+                    Method::PUT,
+                    tenant_path(id, "subscription"),
+                    json!({ "plan": plan, "status": status, "reason": reason }),
                 ),
                 View::Record,
             ),

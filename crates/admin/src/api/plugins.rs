@@ -18,7 +18,7 @@ use crate::plugin_store::{valid_name, PluginStore, PluginVersions};
 /// Largest component accepted (Python and JS components run to tens of MiB).
 pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
 
-fn chains(app: &App) -> Result<&Chains, ApiError> {
+pub(super) fn chains(app: &App) -> Result<&Chains, ApiError> {
     app.chains.as_ref().ok_or_else(|| {
         ApiError::new(
             ErrorCode::ChainDisabled,
@@ -119,8 +119,12 @@ pub struct PluginVersion {
     /// What its self-test checked (uploads only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_test: Option<String>,
-    /// Whether the tenant's chain runs it now.
+    /// Whether it is loaded for the tenant: its policy may name it.
     pub live: bool,
+    /// Whether the tenant's policy names it, so requests run it now. An
+    /// upload that is live but not in use does nothing until the policy
+    /// (`PUT …/policy`) names it.
+    pub in_use: bool,
     /// Plugins the policy also names that are not loaded yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<Vec<String>>,
@@ -147,9 +151,26 @@ impl PluginVersion {
             stage: None,
             self_test: None,
             live,
+            in_use: false,
             waiting_for,
             note,
         }
+    }
+}
+
+impl PluginVersion {
+    /// Says whether the tenant's policy runs it, and how to make it.
+    fn with_use(mut self, chains: &Chains, tenant: &str) -> Self {
+        self.in_use = chains.policy_uses(tenant, &self.name);
+        if self.live && !self.in_use {
+            self.note = Some(format!(
+                "loaded, but the tenant's policy does not name '{}': requests do not run it until \
+                 the policy does (PUT /admin/v1/tenants/{tenant}/policy, `warden policy`, or the \
+                 console's Policy page)",
+                self.name
+            ));
+        }
+        self
     }
 }
 
@@ -227,7 +248,7 @@ pub async fn upload(
     Ok(PluginVersion {
         stage: Some(stage),
         self_test: Some(self_test),
-        ..PluginVersion::new(name, version, published)
+        ..PluginVersion::new(name, version, published).with_use(chains(app)?, tenant)
     })
 }
 
@@ -267,7 +288,7 @@ pub async fn rollback(
         Some(reason),
         json!({ "version": previous }),
     )?;
-    Ok(PluginVersion::new(name, previous, published))
+    Ok(PluginVersion::new(name, previous, published).with_use(chains, tenant))
 }
 
 /// `POST /admin/v1/tenants/{t}/plugins/{name}/delete {reason}`: refused

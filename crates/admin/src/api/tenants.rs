@@ -31,6 +31,9 @@ pub struct NewTenant {
     /// `HS256` (default) or `EdDSA`.
     #[serde(default)]
     pub key_algorithm: KeyAlgorithm,
+    /// A plan of the server's catalogue: the tenant starts its subscription
+    /// (a trial when the plan has one). None: no plan limits it.
+    pub plan: Option<String>,
 }
 
 pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Tenant, ApiError> {
@@ -40,9 +43,22 @@ pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Tenant, ApiE
             "only a super_admin creates tenants",
         ));
     }
+    let subscription = match &new.plan {
+        Some(id) => {
+            let plan = app.config.plan(id).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidParameter, format!("no plan '{id}'"))
+            })?;
+            Some(crate::domain::plans::Subscription::start(
+                plan,
+                app.clock.now_ms(),
+            ))
+        }
+        None => None,
+    };
     let options = crate::provision::TenantOptions {
         timezone: new.timezone,
         key_algorithm: new.key_algorithm,
+        subscription,
     };
     let name = new.name.as_deref().unwrap_or(&new.id);
     let tenant = crate::provision::create_tenant(&app.db, &new.id, name, options)

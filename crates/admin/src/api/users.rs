@@ -158,6 +158,7 @@ pub fn create(
             "only a super_admin creates super_admins",
         ));
     }
+    super::subscription::check_user_room(app, tenant)?;
     let user = crate::provision::create_user(
         &app.db,
         NewUser {

@@ -105,6 +105,10 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
         reason: form.get("reason").map(String::from),
     };
     let done = |what, fallback| Ok(Some(Done { what, fallback }));
+    if let Some(result) = super::policy::act(page, path, form) {
+        result?;
+        return done("policy", page.url("policy"));
+    }
     match path {
         ["users"] => {
             let new = CreateUser {

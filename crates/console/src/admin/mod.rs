@@ -6,6 +6,7 @@ mod csv;
 mod logs;
 mod overview;
 mod plugins;
+mod policy;
 mod providers;
 mod review;
 mod tasks;
@@ -108,6 +109,7 @@ pub async fn route(
         (&Method::GET, ["logs", at, id], _) => logs::one(page, at, id),
         (&Method::GET, ["plugins"], _) => plugins::list(page),
         (&Method::GET, ["providers"], _) => providers::list(page),
+        (&Method::GET, ["policy"], _) => policy::page(page),
         (&Method::POST, path, Some(form)) => actions::run(page, path, &form).await,
         _ => page.not_found("no such page"),
     }

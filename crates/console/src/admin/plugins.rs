@@ -9,6 +9,7 @@ use super::Page;
 use crate::http::Body;
 use crate::layout::{csrf, flash, int, tag};
 use crate::plugin_store::PluginStore;
+use crate::runtime::Stage;
 
 pub fn list(page: &Page<'_>) -> Response<Body> {
     let Some(chains) = page.app.chains.as_ref() else {
@@ -19,6 +20,7 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
     let store = PluginStore::new(chains.plugin_dir(), page.tenant);
     let own = store.list();
     let failures = chains.failures(page.tenant);
+    let available = chains.available(page.tenant);
     let body = html! {
         h1 { "Plugins" }
         p.sub { "The chain every request of this tenant runs, in order. An upload is checked, compiled and self-tested in the sandbox before it goes live; a failing one is refused and the running version stays." }
@@ -67,8 +69,17 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
             h2 { "This tenant's uploads" }
             @if own.is_empty() { p.muted { "None: every stage runs a shared plugin." } }
             @for plugin in &own {
+                @let in_use = chains.policy_uses(page.tenant, &plugin.name);
+                @let guardrail = available.iter().any(|(n, s, own)| *own && *n == plugin.name && *s == Stage::Guardrail);
                 div.spread {
-                    h2 { code { (plugin.name) } " " (tag(Some(if plugin.live.is_some() { "live" } else { "missing" }))) }
+                    h2 { code { (plugin.name) } " " (tag(Some(if plugin.live.is_some() { "live" } else { "missing" }))) " " (tag(Some(if in_use { "in use" } else { "not in use" }))) }
+                    @if guardrail && !in_use {
+                        form.inline method="post" action=(page.url("policy/guardrails")) {
+                            (csrf(page.viewer))
+                            input type="hidden" name="plugin" value=(plugin.name);
+                            button type="submit" { "Add to my guardrails" }
+                        }
+                    }
                     @if plugin.versions.len() > 1 && plugin.live.is_some_and(|l| plugin.versions.first().is_some_and(|f| f.version < l)) {
                         form.inline method="post" action=(page.url(&format!("plugins/{}/rollback", plugin.name))) data-confirm="Put the previous version live again?" {
                             (csrf(page.viewer))

@@ -20,7 +20,7 @@ pub use warden_domain::{self as domain, calendar, clock, pricing};
 pub use warden_proxy::{
     adapters, api, app, auth, chain, config, embedded_intent, error, evidence, failpoints,
     guardrails, http, ledger, metrics, pipeline, plugin_store, policy, providers, ratelimit,
-    reload, sse, token, translate, upstream,
+    reload, signature, sse, token, translate, upstream, webhooks,
 };
 pub use warden_runtime as runtime;
 pub use warden_state as state;

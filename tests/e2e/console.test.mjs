@@ -366,7 +366,7 @@ test("an admin adds an uploaded guardrail to the policy in the console; it is in
   await page.setInputFiles("#plugin-file", join(repo, "build", "plugins", "max-prompt-length.wasm"));
   await Promise.all([page.waitForNavigation(), page.click("form[enctype] button")]);
   assert.match(await page.textContent("body"), /not in use/);
-  await Promise.all([page.waitForNavigation(), page.click("text=Add to my guardrails")]);
+  await Promise.all([page.waitForNavigation(), page.click("form:has(input[name=plugin][value=short-prompts]) button")]);
   assert.equal(new URL(page.url()).pathname, "/ui/t/acme/policy");
   assert.match(await page.textContent(".flash"), /Policy saved/);
   assert.match(await page.locator("table").first().textContent(), /short-prompts/);

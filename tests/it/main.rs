@@ -27,3 +27,4 @@ mod reload;
 mod sandbox;
 mod task_rules;
 mod tokens;
+mod webhooks;

@@ -79,6 +79,22 @@ async fn a_basic_trial_limits_users_lapses_to_402_and_a_signed_webhook_restores_
         .collect();
     assert_eq!(ids, ["basic", "pro", "enterprise", "solo"]);
 
+    // Basic includes own providers, not own plugins.
+    let wasm = std::fs::read(plugin_dir().join("max-prompt-length.wasm")).unwrap();
+    let (status, answer) = env.upload_plugin(&maya, "acme", "guard", wasm).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (403, &json!("plan_limit")),
+        "{answer}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "Basic plan does not include uploading its own guardrail plugins; Pro and Enterprise"
+        ),
+        "{message}"
+    );
+
     // ali and maya are two users; three more fit, the sixth is refused.
     for user in ["u3", "u4", "u5", "u6"] {
         let body = json!({ "id": user, "role": "user" });
@@ -177,6 +193,18 @@ async fn a_basic_trial_limits_users_lapses_to_402_and_a_signed_webhook_restores_
         sub["lapsed"].as_str().unwrap().contains("cancelled"),
         "{sub}"
     );
+    // The console's overview says so too (on the real clock again: console
+    // sessions expire by it).
+    env.app().clock.jump_to(warden::clock::now_ms());
+    let mut browser = crate::console::Browser::new(&env.base);
+    browser.sign_in(&maya).await;
+    let response = browser.get("/ui/t/acme").await;
+    assert_eq!(response.status(), 200);
+    let overview = response.text().await.unwrap();
+    assert!(overview.contains("Basic plan"), "{overview}");
+    assert!(overview.contains("5 of 5 users"), "{overview}");
+    let refused = "Calls are refused: the Basic subscription is cancelled";
+    assert!(overview.contains(refused), "{overview}");
     let (_, events) = env
         .admin(
             &maya,

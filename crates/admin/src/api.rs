@@ -17,6 +17,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod users;
 pub mod views;
+pub mod webhooks;
 
 pub use plugins::MAX_PLUGIN_BYTES;
 pub use users::review_queue;
@@ -347,6 +348,20 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
             caller,
             t,
             model,
+            call.json_or_default()?,
+        )),
+        (Method::GET, ["tenants", t, "webhooks"]) => ok(webhooks::list(app, caller, t)),
+        (Method::POST, ["tenants", t, "webhooks"]) => {
+            created(webhooks::create(app, caller, t, call.json()?))
+        }
+        (Method::GET, ["tenants", t, "webhooks", "deliveries"]) => {
+            ok(webhooks::deliveries(app, caller, t, &call.query).map(List::from))
+        }
+        (Method::DELETE, ["tenants", t, "webhooks", id]) => ok(webhooks::delete(
+            app,
+            caller,
+            t,
+            id,
             call.json_or_default()?,
         )),
         (Method::GET, ["plans"]) => ok(Ok(List::from(subscription::plans(app)))),

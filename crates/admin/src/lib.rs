@@ -9,5 +9,5 @@ pub mod provision;
 // The proxy's modules, under the names these modules have always used.
 use warden_proxy::{
     app, auth, calendar, chain, clock, domain, error, http, plugin_store, providers, runtime,
-    state, token,
+    signature, state, token,
 };

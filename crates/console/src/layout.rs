@@ -20,6 +20,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("plugins", "Plugins"),
     ("policy", "Policy"),
     ("providers", "Providers"),
+    ("webhooks", "Webhooks"),
 ];
 
 /// A whole HTML document: the head every page shares, and `body`.

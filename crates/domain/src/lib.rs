@@ -20,6 +20,7 @@ pub mod plans;
 pub mod policies;
 pub mod pricing;
 pub mod providers;
+pub mod webhooks;
 
 /// What a prompt is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -55,6 +55,19 @@ impl Plan {
     }
 }
 
+impl Feature {
+    /// What the feature lets a tenant do, for refusals.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::OwnPlugins => "uploading its own guardrail plugins",
+            Self::EmbeddedClassification => "embedded intent classification",
+            Self::Branding => "branding",
+            Self::Webhooks => "webhooks",
+            Self::OwnProviders => "its own LLM providers",
+        }
+    }
+}
+
 /// The seeds' plans: Basic $29 (5 users, 14-day trial), Pro $99 (20),
 /// Enterprise $299 (100).
 pub fn default_catalogue() -> Vec<Plan> {

@@ -75,6 +75,29 @@ pub struct Config {
     pub plans: Vec<crate::domain::plans::Plan>,
     /// The payment provider's webhook.
     pub billing: BillingConfig,
+    /// How tenants' webhooks are sent.
+    pub webhooks: WebhooksConfig,
+}
+
+/// Tenants' webhooks: each delivery is tried up to `max_attempts` times,
+/// `retry_base_ms` apart at first, doubling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    /// A receiver that has not answered within this is tried again later.
+    pub timeout_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            retry_base_ms: 1000,
+            timeout_secs: 10,
+        }
+    }
 }
 
 /// `POST /billing/v1/events`: signed with HMAC-SHA256 under a secret shared
@@ -246,6 +269,7 @@ impl Default for Config {
             self_service: Default::default(),
             plans: crate::domain::plans::default_catalogue(),
             billing: BillingConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct RunningServer {
     workers: Vec<std::thread::JoinHandle<()>>,
     /// Hot reload of plugins and policies (none when the chain is off).
     reload: Option<crate::reload::Watcher>,
+    /// The tenants' webhook sender.
+    webhooks: std::thread::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -63,10 +65,12 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         drop(self.reload);
         let workers = self.workers;
+        let webhooks = self.webhooks;
         let _ = tokio::task::spawn_blocking(move || {
             for worker in workers {
                 let _ = worker.join();
             }
+            let _ = webhooks.join();
         })
         .await;
         let _ = self.app.db.flush();
@@ -147,12 +151,14 @@ pub async fn start<R: Routes>(config: Config, routes: R) -> anyhow::Result<Runni
     }
     tracing::info!(%addr, workers, tls = app.config.tls.is_some(), "warden listening");
     let reload = crate::reload::spawn(&app)?;
+    let webhooks = crate::webhooks::spawn(&app, stopped)?;
     Ok(RunningServer {
         addr,
         app,
         shutdown,
         workers: handles,
         reload,
+        webhooks,
     })
 }
 

@@ -54,7 +54,8 @@ pub enum TokenError {
     Revoked,
 }
 
-fn random_id(bytes: usize) -> String {
+/// `bytes` random bytes as hex.
+pub fn random_id(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()

@@ -16,6 +16,8 @@
 //! - `providers`: tenant_id \0 name        → StoredProvider (key sealed)
 //! - `policies`: tenant_id \0 version       → StoredPolicy (every version kept)
 //! - `billing_events`: event id             → the event as received (applied once)
+//! - `webhooks`:  tenant_id \0 id          → Webhook
+//! - `webhook_deliveries`: tenant_id \0 created_at (hex) \0 id → Delivery
 //! - `routes`:    tenant_id \0 model       → StoredRoute
 //! - `secrets`:   `master_check`            → SealedKey of a known text: which
 //!   master key sealed the providers' keys (a wrong one fails start-up)
@@ -36,6 +38,7 @@ use serde::Serialize;
 use super::model::*;
 use warden_domain::policies::StoredPolicy;
 use warden_domain::providers::{SealedKey, StoredProvider, StoredRoute};
+use warden_domain::webhooks::{Delivery, DeliveryStatus, Webhook};
 
 /// Everything one tenant has, for lookups without allocation.
 #[derive(Default)]
@@ -99,6 +102,8 @@ pub struct Db {
     policies: sled::Tree,
     /// Billing webhook events applied, by the provider's event id.
     billing_events: sled::Tree,
+    webhooks: sled::Tree,
+    webhook_deliveries: sled::Tree,
     directory: ArcSwap<Directory>,
     /// Prices for the rollups' estimated cost (the server's configuration).
     pricing: ArcSwap<warden_domain::pricing::Pricing>,
@@ -178,6 +183,8 @@ impl Db {
             secrets: tree("secrets")?,
             policies: tree("policies")?,
             billing_events: tree("billing_events")?,
+            webhooks: tree("webhooks")?,
+            webhook_deliveries: tree("webhook_deliveries")?,
             directory: ArcSwap::from_pointee(Directory::default()),
             pricing: ArcSwap::from_pointee(warden_domain::pricing::Pricing::default()),
             db,
@@ -347,6 +354,64 @@ impl Db {
             .is_ok();
         self.db.flush()?;
         Ok(fresh)
+    }
+
+    pub fn put_webhook(&self, webhook: &Webhook) -> anyhow::Result<()> {
+        let key = compound_key(&[&webhook.tenant_id, &webhook.id]);
+        self.webhooks.insert(key, encode(webhook)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes a tenant's webhook; false when there was none.
+    pub fn delete_webhook(&self, tenant: &str, id: &str) -> anyhow::Result<bool> {
+        let existed = self.webhooks.remove(compound_key(&[tenant, id]))?.is_some();
+        self.db.flush()?;
+        Ok(existed)
+    }
+
+    pub fn webhooks(&self, tenant: &str) -> anyhow::Result<Vec<Webhook>> {
+        self.webhooks
+            .scan_prefix(compound_key(&[tenant, ""]))
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    fn delivery_key(delivery: &Delivery) -> Vec<u8> {
+        let at = format!("{:016x}", delivery.created_at);
+        compound_key(&[&delivery.tenant_id, &at, &delivery.id])
+    }
+
+    /// Stores a delivery as it is now (made, attempted, finished).
+    pub fn put_delivery(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        self.webhook_deliveries
+            .insert(Self::delivery_key(delivery), encode(delivery)?)?;
+        Ok(())
+    }
+
+    /// A tenant's deliveries, newest first.
+    pub fn deliveries(&self, tenant: &str, limit: usize) -> anyhow::Result<Vec<Delivery>> {
+        self.webhook_deliveries
+            .scan_prefix(compound_key(&[tenant, ""]))
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    /// Deliveries not finished yet, every tenant's (start-up).
+    pub fn pending_deliveries(&self) -> anyhow::Result<Vec<Delivery>> {
+        Ok(decode_all::<Delivery>(&self.webhook_deliveries)?
+            .into_iter()
+            .filter(|d| d.status == DeliveryStatus::Pending)
+            .collect())
+    }
+
+    /// Audit events as they are appended.
+    pub fn watch_events(&self) -> sled::Subscriber {
+        self.events.watch_prefix(Vec::new())
     }
 
     /// Each tenant's latest policy version (start-up).

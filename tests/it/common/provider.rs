@@ -59,6 +59,8 @@ pub struct FakeProvider {
     pub addr: SocketAddr,
     /// The bodies of the calls received, in order.
     pub received: Arc<Mutex<Vec<String>>>,
+    /// Their heads (request line and headers, lowercased), in order.
+    pub heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeProvider {
@@ -67,15 +69,22 @@ impl FakeProvider {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Script> = Arc::new(script);
-        let log = received.clone();
+        let log = Log {
+            bodies: received.clone(),
+            heads: heads.clone(),
+        };
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let (script, log) = (script.clone(), log.clone());
-                tokio::spawn(answer(socket, script, log));
+                tokio::spawn(answer(socket, script.clone(), log.clone()));
             }
         });
-        Self { addr, received }
+        Self {
+            addr,
+            received,
+            heads,
+        }
     }
 
     /// The base URL to configure as the upstream.
@@ -88,11 +97,19 @@ impl FakeProvider {
     }
 }
 
-async fn answer(mut socket: TcpStream, script: Arc<Script>, log: Arc<Mutex<Vec<String>>>) {
-    let Some(body) = read_request(&mut socket).await else {
+/// Where a fake provider keeps what it received.
+#[derive(Clone)]
+struct Log {
+    bodies: Arc<Mutex<Vec<String>>>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+async fn answer(mut socket: TcpStream, script: Arc<Script>, log: Log) {
+    let Some((head, body)) = read_request(&mut socket).await else {
         return;
     };
-    log.lock().unwrap().push(body.clone());
+    log.heads.lock().unwrap().push(head);
+    log.bodies.lock().unwrap().push(body.clone());
     let answer = script(&body);
     let mut head = format!(
         "HTTP/1.1 {} Scripted\r\nconnection: close\r\n",
@@ -118,8 +135,9 @@ async fn answer(mut socket: TcpStream, script: Arc<Script>, log: Arc<Mutex<Vec<S
     let _ = socket.shutdown().await;
 }
 
-/// The body of one HTTP/1.1 request (`content-length` framed).
-async fn read_request(socket: &mut TcpStream) -> Option<String> {
+/// The head (lowercased) and body of one HTTP/1.1 request
+/// (`content-length` framed).
+async fn read_request(socket: &mut TcpStream) -> Option<(String, String)> {
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];
     let head_end = loop {
@@ -145,5 +163,6 @@ async fn read_request(socket: &mut TcpStream) -> Option<String> {
         }
         data.extend_from_slice(&buf[..n]);
     }
-    Some(String::from_utf8_lossy(&data[head_end..head_end + length]).into_owned())
+    let body = String::from_utf8_lossy(&data[head_end..head_end + length]).into_owned();
+    Some((head, body))
 }

@@ -12,6 +12,7 @@ use super::tenants::Reason;
 use super::{audit, internal, require_reason, Caller, List};
 use crate::app::App;
 use crate::chain::Chains;
+use crate::domain::plans::Feature;
 use crate::error::{ApiError, ErrorCode};
 use crate::plugin_store::{valid_name, PluginStore, PluginVersions};
 
@@ -232,6 +233,7 @@ pub async fn upload(
 ) -> Result<PluginVersion, ApiError> {
     caller.scope(tenant)?;
     checked_name(name)?;
+    super::subscription::require_feature(app, tenant, Feature::OwnPlugins)?;
     if wasm.is_empty() {
         return Err(rejected("the body must be the component's bytes".into()));
     }

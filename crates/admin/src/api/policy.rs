@@ -12,6 +12,7 @@ use super::plugins::chains;
 use super::{audit, internal, require_reason, Caller};
 use crate::app::App;
 use crate::chain::Chains;
+use crate::domain::plans::Feature;
 use crate::domain::policies::StoredPolicy;
 use crate::error::{ApiError, ErrorCode};
 use warden_proxy::policy::{
@@ -231,6 +232,9 @@ fn checked(
     text: &str,
 ) -> Result<std::sync::Arc<Policy>, ApiError> {
     let policy = Policy::parse(text, "policy").map_err(|e| invalid(format!("{e:#}")))?;
+    if policy.embedded_intent {
+        super::subscription::require_feature(app, tenant, Feature::EmbeddedClassification)?;
+    }
     let server = chains.server_policy(tenant).map_err(internal)?;
     if let Some(refusal) = app.config.self_service.refusal(&policy, &server) {
         return Err(invalid(refusal));

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::{audit, internal, Caller};
 use crate::app::App;
+use crate::domain::plans::Feature;
 use crate::domain::providers::{ProviderSpec, RouteSpec, StoredProvider, StoredRoute};
 use crate::error::{ApiError, ErrorCode};
 
@@ -86,6 +87,7 @@ pub fn put(
     input: ProviderInput,
 ) -> Result<ProviderView, ApiError> {
     caller.scope(tenant)?;
+    super::subscription::require_feature(app, tenant, Feature::OwnProviders)?;
     let mut spec = input.spec;
     if !spec.name.is_empty() && spec.name != name {
         return Err(invalid(format!(

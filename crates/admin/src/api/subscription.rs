@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{audit, internal, require_reason, Caller};
 use crate::app::App;
-use crate::domain::plans::{Plan, Subscription, SubscriptionStatus};
+use crate::domain::plans::{Feature, Plan, Subscription, SubscriptionStatus};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::model::{Role, Tenant};
 
@@ -186,4 +186,40 @@ pub fn check_user_room(app: &App, tenant_id: &str) -> Result<(), ApiError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Refuses what the tenant's plan does not include, naming the plans that
+/// do. A tenant without a plan may do everything.
+pub fn require_feature(app: &App, tenant_id: &str, feature: Feature) -> Result<(), ApiError> {
+    let tenant = tenant_of(app, tenant_id)?;
+    let Some(plan) = tenant
+        .subscription
+        .as_ref()
+        .and_then(|s| app.config.plan(&s.plan))
+    else {
+        return Ok(());
+    };
+    if plan.has(feature) {
+        return Ok(());
+    }
+    let offering: Vec<&str> = app
+        .config
+        .plans
+        .iter()
+        .filter(|p| p.has(feature))
+        .map(|p| p.name.as_str())
+        .collect();
+    let upgrade = if offering.is_empty() {
+        String::new()
+    } else {
+        format!("; {} include it", offering.join(" and "))
+    };
+    Err(ApiError::new(
+        ErrorCode::PlanLimit,
+        format!(
+            "the {} plan does not include {}{upgrade}",
+            plan.name,
+            feature.describe()
+        ),
+    ))
 }

@@ -86,6 +86,7 @@ pub async fn run(page: &Page<'_>, path: &[&str], form: &Form) -> Response<Body> 
     match path {
         ["tokens"] => return issue_token(page, form).await,
         ["plugins"] => return upload_plugin(page, form).await,
+        ["webhooks"] => return super::webhooks::create(page, form),
         _ => {}
     }
     match act(page, path, form).await {
@@ -226,6 +227,10 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
         ["tokens", jti, "revoke"] => {
             tokens::revoke(app, caller, t, jti, reason())?;
             done("revoked", page.url("tokens"))
+        }
+        ["webhooks", id, "delete"] => {
+            super::webhooks::delete(page, id)?;
+            done("removed", page.url("webhooks"))
         }
         ["plugins", name, "rollback"] => {
             plugins::rollback(app, caller, t, name, reason()).await?;

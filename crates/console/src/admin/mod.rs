@@ -13,6 +13,7 @@ mod tasks;
 mod tokens;
 mod usage;
 mod users;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,6 +111,7 @@ pub async fn route(
         (&Method::GET, ["plugins"], _) => plugins::list(page),
         (&Method::GET, ["providers"], _) => providers::list(page),
         (&Method::GET, ["policy"], _) => policy::page(page),
+        (&Method::GET, ["webhooks"], _) => webhooks::list(page),
         (&Method::POST, path, Some(form)) => actions::run(page, path, &form).await,
         _ => page.not_found("no such page"),
     }

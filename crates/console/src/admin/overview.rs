@@ -12,6 +12,34 @@ use crate::layout::{int, tag, usd};
 use crate::state::model::UserStatus;
 use crate::state::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 
+/// The tenant's plan, status and users against the plan's limit, and why
+/// calls are refused if they are.
+fn subscription(page: &Page<'_>) -> Markup {
+    let caller = page.viewer.caller();
+    let Ok(view) = crate::admin_api::subscription::show(page.app, &caller, page.tenant) else {
+        return html! {};
+    };
+    let (Some(subscription), Some(plan)) = (&view.subscription, &view.plan) else {
+        return html! {};
+    };
+    let users = match plan.max_users {
+        Some(max) => format!("{} of {max} users", view.users),
+        None => format!("{} users", view.users),
+    };
+    html! {
+        div.panel #subscription {
+            div.spread {
+                div { strong { (plan.name) " plan" } " · " (tag(Some(subscription.status.as_str()))) " · " (users)
+                    @if let Some(end) = subscription.trial_ends_at {
+                        @if subscription.status.as_str() == "trialing" { " · trial ends " (page.local_time(end)) }
+                    }
+                }
+            }
+            @if let Some(lapsed) = &view.lapsed { p.flash.bad { "Calls are refused: " (lapsed) "." } }
+        }
+    }
+}
+
 /// Days in the overview's charts.
 const DAYS: u32 = 14;
 
@@ -139,6 +167,7 @@ pub fn page(page: &Page<'_>) -> Response<Body> {
             }
         }
         p.sub { "Tenant " (page.tenant) " · last " (DAYS) " days · times in " (entry.calendar.name()) }
+        (subscription(page))
         div.grid {
             div.panel.stat { div.label { "Requests today" } div.value { (int(today.requests)) } div.note { (int(today.failed)) " refused or failed" } }
             div.panel.stat { div.label { "Tokens today" } div.value { (int(today.tokens_in + today.tokens_out)) } div.note { (int(totals.tokens_in + totals.tokens_out)) " in " (DAYS) " days" } }

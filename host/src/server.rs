@@ -33,6 +33,9 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         let answer = crate::admin_api::route(&app, req).await;
         return answer.unwrap_or_else(ApiError::into_response);
     }
+    if path.starts_with("/invitations/public/") {
+        return warden_admin::public::route(&app, req).await;
+    }
     if path.starts_with("/billing/v1/") {
         return warden_admin::billing::route(&app, req).await;
     }

@@ -10,7 +10,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, copyFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -392,6 +392,50 @@ test("an admin adds an uploaded guardrail to the policy in the console; it is in
   assert.match(await page.textContent("body"), /the server's file for this tenant|the server's default/);
   assert.equal((await chat(tokens.bo, long)).status, 200);
   await page.context().close();
+});
+
+test("an admin invites by e-mail; the link in the outbox makes the account and signs her in; she issues her own token and calls the API; the used link is refused", async () => {
+  const maya = await newPage();
+  await signInWithToken(maya, tokens.maya);
+  await maya.goto(`${base}/ui/t/acme/users`);
+  await maya.fill("#invite-email", "erin@example.com");
+  await maya.fill("#invite-name", "Erin");
+  await maya.selectOption("#invite-role", "admin");
+  await Promise.all([maya.waitForNavigation(), maya.click("#invitations form button[type=submit]")]);
+  assert.match(await maya.textContent(".flash"), /Invitation sent/);
+  assert.match(await maya.textContent("#invitations"), /erin@example\.com/);
+  await maya.context().close();
+
+  // The invitation e-mail in the outbox, with its one-time link.
+  const outbox = join(state, "outbox");
+  const files = readdirSync(outbox).filter((f) => f.endsWith(".eml")).sort();
+  const mail = readFileSync(join(outbox, files.at(-1)), "utf8");
+  assert.match(mail, /To: erin@example\.com/);
+  const link = mail.match(/http:\/\/\S+\/ui\/invite\/[0-9a-f]{64}/)[0];
+
+  // Erin, in a browser of her own, accepts and is signed in as an admin.
+  const erin = await newPage();
+  await erin.goto(link);
+  assert.match(await erin.textContent("h1"), /Join Acme Corp/);
+  await shot(erin, "invitation");
+  await erin.fill("#invite-user", "erin");
+  await Promise.all([erin.waitForNavigation(), erin.click("button[type=submit]")]);
+  assert.equal(new URL(erin.url()).pathname, "/ui/t/acme");
+  // Her role lets her issue her own token, which calls the API.
+  await erin.goto(`${base}/ui/t/acme/tokens`);
+  await erin.selectOption("#token-user", "erin");
+  await erin.check(`input[name=tasks][value=${TASK}]`);
+  await Promise.all([erin.waitForNavigation(), erin.click("form.stack button[type=submit]")]);
+  const issued = (await erin.inputValue("#issued-token")).trim();
+  assert.equal((await chat(issued, ON_TASK)).status, 200);
+  await erin.context().close();
+
+  // The link again: a clear page saying it was used.
+  const again = await newPage();
+  const response = await again.goto(link);
+  assert.equal(response.status(), 410);
+  assert.match(await again.textContent("body"), /already accepted/);
+  await again.context().close();
 });
 
 test("an admin marks a flagged prompt on-task in the review queue, and a similar prompt is no longer flagged, for that tenant only", async () => {

@@ -12,6 +12,7 @@ mod demo;
 mod durability;
 mod guardrails;
 mod hostile_plugins;
+mod invitations;
 mod languages;
 mod ledger;
 mod misuse;

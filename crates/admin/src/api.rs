@@ -8,6 +8,7 @@
 //! `super_admin` sees all. Every change lands in the audit log with the actor
 //! and the reason.
 
+pub mod invitations;
 pub mod misuse;
 pub mod plugins;
 pub mod policy;
@@ -364,6 +365,18 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
             id,
             call.json_or_default()?,
         )),
+        (Method::GET, ["tenants", t, "invitations"]) => {
+            ok(invitations::list(app, caller, t).map(List::from))
+        }
+        (Method::POST, ["tenants", t, "invitations"]) => {
+            created(invitations::create(app, caller, t, call.json()?))
+        }
+        (Method::DELETE, ["tenants", t, "invitations", id]) => {
+            ok(invitations::cancel(app, caller, t, id))
+        }
+        (Method::POST, ["tenants", t, "invitations", id, "resend"]) => {
+            ok(invitations::resend(app, caller, t, id))
+        }
         (Method::GET, ["plans"]) => ok(Ok(List::from(subscription::plans(app)))),
         (Method::GET, ["tenants", t, "subscription"]) => ok(subscription::show(app, caller, t)),
         (Method::PUT, ["tenants", t, "subscription"]) => {

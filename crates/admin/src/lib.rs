@@ -4,7 +4,9 @@
 
 pub mod api;
 pub mod billing;
+pub mod mail;
 pub mod provision;
+pub mod public;
 
 // The proxy's modules, under the names these modules have always used.
 use warden_proxy::{

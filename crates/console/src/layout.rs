@@ -135,6 +135,7 @@ pub fn flash(query: &HashMap<String, String>) -> Markup {
         Some("provider") => "Provider saved: its key is sealed, and the next call may use it.",
         Some("route") => "Route saved: it applies from the next call.",
         Some("removed") => "Removed.",
+        Some("invited") => "Invitation sent: its link works once, for 7 days.",
         Some("policy") => "Policy saved: it built, and is in force from the next request. The change is in the history below and the audit log.",
         _ => return html! {},
     };

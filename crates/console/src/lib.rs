@@ -14,6 +14,7 @@ mod admin;
 mod assets;
 mod chart;
 mod form;
+mod invite;
 mod layout;
 mod login;
 mod me;
@@ -128,6 +129,11 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, ["login"]) => return login::with_token(app, req).await,
         (&Method::GET, ["link"]) => return login::link_form(app, &query_of(&req), secure),
         (&Method::POST, ["link"]) => return login::with_link(app, req).await,
+        (&Method::GET, ["invite", token]) => return invite::page(app, token, secure),
+        (&Method::POST, ["invite", token]) => {
+            let token = token.to_string();
+            return invite::accept(app, &token, req).await;
+        }
         _ => {}
     }
     let Some(viewer) = session::viewer(app, &req) else {

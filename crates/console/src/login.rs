@@ -19,7 +19,7 @@ use crate::http::Body;
 use crate::token;
 
 /// A fresh double-submit token, in a cookie and in the form.
-fn login_page(
+pub(crate) fn login_page(
     title: &str,
     secure: bool,
     status: StatusCode,
@@ -71,7 +71,7 @@ fn signed_in(app: &App, secret: &str, home: &str) -> Response<Body> {
 }
 
 /// Reads a sign-in form, refusing it without the double-submit token.
-async fn read_form(req: Request<Incoming>) -> Result<Form, Response<Body>> {
+pub(crate) async fn read_form(req: Request<Incoming>) -> Result<Form, Response<Body>> {
     let forged = !session::from_this_site(&req);
     let cookie = session::cookie(&req, LOGIN_COOKIE).map(String::from);
     let form = Form::read(req, false)
@@ -124,7 +124,7 @@ fn refused(secure: bool, status: StatusCode, message: &str) -> Response<Body> {
 const LINK_GONE: &str = "this sign-in link was used already or has expired: ask for a new one";
 
 /// Opens a session for a user who still exists, and sends them home.
-fn open_session(
+pub(crate) fn open_session(
     app: &App,
     tenant_id: &str,
     user_id: &str,

@@ -77,6 +77,31 @@ pub struct Config {
     pub billing: BillingConfig,
     /// How tenants' webhooks are sent.
     pub webhooks: WebhooksConfig,
+    /// E-mails (invitations, welcomes).
+    pub mail: MailConfig,
+}
+
+/// E-mails go to an outbox directory, one `.eml` file each (development,
+/// and for a relay that picks them up).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    pub from: String,
+    /// Default: `<state_dir>/outbox`.
+    pub outbox_dir: Option<PathBuf>,
+    /// The console's public address, for links in e-mails; default
+    /// `http://<listen>`.
+    pub base_url: Option<String>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: "Warden <no-reply@warden.invalid>".into(),
+            outbox_dir: None,
+            base_url: None,
+        }
+    }
 }
 
 /// Tenants' webhooks: each delivery is tried up to `max_attempts` times,
@@ -270,6 +295,7 @@ impl Default for Config {
             plans: crate::domain::plans::default_catalogue(),
             billing: BillingConfig::default(),
             webhooks: WebhooksConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }

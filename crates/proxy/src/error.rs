@@ -54,6 +54,7 @@ pub enum ErrorCode {
     SubscriptionSuspended,
     PlanLimit,
     InvalidSignature,
+    InvitationGone,
 }
 
 impl ErrorCode {
@@ -103,6 +104,7 @@ impl ErrorCode {
             Self::SubscriptionSuspended => "subscription_suspended",
             Self::PlanLimit => "plan_limit",
             Self::InvalidSignature => "invalid_signature",
+            Self::InvitationGone => "invitation_gone",
         }
     }
 
@@ -151,6 +153,7 @@ impl ErrorCode {
             Self::SubscriptionSuspended => StatusCode::FORBIDDEN,
             Self::PlanLimit => StatusCode::FORBIDDEN,
             Self::InvalidSignature => StatusCode::UNAUTHORIZED,
+            Self::InvitationGone => StatusCode::GONE,
         }
     }
 
@@ -200,6 +203,7 @@ impl ErrorCode {
             Self::SubscriptionSuspended => "permission_error",
             Self::PlanLimit => "permission_error",
             Self::InvalidSignature => "authentication_error",
+            Self::InvitationGone => "invalid_request_error",
         }
     }
 }

@@ -17,6 +17,7 @@
 //! - `policies`: tenant_id \0 version       → StoredPolicy (every version kept)
 //! - `billing_events`: event id             → the event as received (applied once)
 //! - `webhooks`:  tenant_id \0 id          → Webhook
+//! - `invitations`: tenant_id \0 id        → Invitation; `invitation_tokens`: token hash → its key
 //! - `webhook_deliveries`: tenant_id \0 created_at (hex) \0 id → Delivery
 //! - `routes`:    tenant_id \0 model       → StoredRoute
 //! - `secrets`:   `master_check`            → SealedKey of a known text: which
@@ -36,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::model::*;
+use warden_domain::invitations::Invitation;
 use warden_domain::policies::StoredPolicy;
 use warden_domain::providers::{SealedKey, StoredProvider, StoredRoute};
 use warden_domain::webhooks::{Delivery, DeliveryStatus, Webhook};
@@ -104,6 +106,9 @@ pub struct Db {
     billing_events: sled::Tree,
     webhooks: sled::Tree,
     webhook_deliveries: sled::Tree,
+    invitations: sled::Tree,
+    /// SHA-256 of an invitation's token → tenant \0 invitation id.
+    invitation_tokens: sled::Tree,
     directory: ArcSwap<Directory>,
     /// Prices for the rollups' estimated cost (the server's configuration).
     pricing: ArcSwap<warden_domain::pricing::Pricing>,
@@ -185,6 +190,8 @@ impl Db {
             billing_events: tree("billing_events")?,
             webhooks: tree("webhooks")?,
             webhook_deliveries: tree("webhook_deliveries")?,
+            invitations: tree("invitations")?,
+            invitation_tokens: tree("invitation_tokens")?,
             directory: ArcSwap::from_pointee(Directory::default()),
             pricing: ArcSwap::from_pointee(warden_domain::pricing::Pricing::default()),
             db,
@@ -412,6 +419,54 @@ impl Db {
     /// Audit events as they are appended.
     pub fn watch_events(&self) -> sled::Subscriber {
         self.events.watch_prefix(Vec::new())
+    }
+
+    /// Stores an invitation and indexes its current token.
+    pub fn put_invitation(&self, invitation: &Invitation) -> anyhow::Result<()> {
+        let key = compound_key(&[&invitation.tenant_id, &invitation.id]);
+        self.invitations
+            .insert(key.as_slice(), encode(invitation)?)?;
+        self.invitation_tokens
+            .insert(invitation.token_hash.as_bytes(), key)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Moves an invitation from `current` to `next` only if nobody changed
+    /// it meanwhile: two tabs accepting one invitation make one account.
+    pub fn swap_invitation(&self, current: &Invitation, next: &Invitation) -> anyhow::Result<bool> {
+        let key = compound_key(&[&current.tenant_id, &current.id]);
+        let swapped = self
+            .invitations
+            .compare_and_swap(key, Some(encode(current)?), Some(encode(next)?))?
+            .is_ok();
+        self.db.flush()?;
+        Ok(swapped)
+    }
+
+    /// The invitation whose token hashes to `token_hash`, if it is its
+    /// current one (a resend replaces the token).
+    pub fn invitation_by_token(&self, token_hash: &str) -> anyhow::Result<Option<Invitation>> {
+        let Some(key) = self.invitation_tokens.get(token_hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.invitations.get(key)? else {
+            return Ok(None);
+        };
+        let invitation: Invitation = serde_json::from_slice(&bytes)?;
+        Ok((invitation.token_hash == token_hash).then_some(invitation))
+    }
+
+    /// A tenant's invitations, oldest first.
+    pub fn invitations(&self, tenant: &str) -> anyhow::Result<Vec<Invitation>> {
+        let mut all: Vec<Invitation> = self
+            .invitations
+            .scan_prefix(compound_key(&[tenant, ""]))
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect::<anyhow::Result<_>>()?;
+        all.sort_by_key(|i| i.created_at);
+        Ok(all)
     }
 
     /// Each tenant's latest policy version (start-up).

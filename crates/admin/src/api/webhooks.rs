@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::tenants::Reason;
 use super::{audit, internal, Caller};
 use crate::app::App;
 use crate::domain::plans::Feature;
@@ -134,19 +135,13 @@ pub fn create(
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Removal {
-    pub reason: Option<String>,
-}
-
 /// `DELETE /admin/v1/tenants/{t}/webhooks/{id}`.
 pub fn delete(
     app: &App,
     caller: &Caller,
     tenant: &str,
     id: &str,
-    removal: Removal,
+    removal: Reason,
 ) -> Result<serde_json::Value, ApiError> {
     caller.scope(tenant)?;
     if !app.db.delete_webhook(tenant, id).map_err(internal)? {

@@ -228,6 +228,23 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
             tokens::revoke(app, caller, t, jti, reason())?;
             done("revoked", page.url("tokens"))
         }
+        ["invitations"] => {
+            let new = crate::admin_api::invitations::NewInvitation {
+                email: form.get("email").unwrap_or("").to_string(),
+                name: form.get("name").unwrap_or("").to_string(),
+                role: Some(role(form).map_err(invalid)?),
+            };
+            crate::admin_api::invitations::create(app, caller, t, new)?;
+            done("invited", page.url("users"))
+        }
+        ["invitations", id, "resend"] => {
+            crate::admin_api::invitations::resend(app, caller, t, id)?;
+            done("invited", page.url("users"))
+        }
+        ["invitations", id, "cancel"] => {
+            crate::admin_api::invitations::cancel(app, caller, t, id)?;
+            done("removed", page.url("users"))
+        }
         ["webhooks", id, "delete"] => {
             super::webhooks::delete(page, id)?;
             done("removed", page.url("webhooks"))

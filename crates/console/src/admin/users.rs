@@ -10,7 +10,7 @@ use super::overview::{per_day, report};
 use super::Page;
 use crate::chart;
 use crate::http::Body;
-use crate::layout::{csrf, excerpt, flash, int, quota, status_badge, usd};
+use crate::layout::{csrf, excerpt, flash, int, quota, status_badge, tag, usd};
 use crate::state::model::{Role, User, UserStatus};
 use crate::state::{EventFilter, Grouping, LogFilter};
 
@@ -66,8 +66,59 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
                 button type="submit" { "Add user" }
             }
         }
+        (invitations_panel(page))
     };
     page.render("Users", "users", body)
+}
+
+/// Invite by e-mail, and the invitations with cancel and resend.
+fn invitations_panel(page: &Page<'_>) -> Markup {
+    let caller = page.viewer.caller();
+    let invitations =
+        crate::admin_api::invitations::list(page.app, &caller, page.tenant).unwrap_or_default();
+    html! {
+        div.panel #invitations {
+            h2 { "Invite by e-mail" }
+            p.sub { "The e-mail's link works once, for 7 days; accepting it makes the account and signs them in." }
+            form.stack method="post" action=(page.url("invitations")) {
+                (csrf(page.viewer))
+                label for="invite-email" { "E-mail" }
+                input #invite-email name="email" type="email" required placeholder="sam@example.com";
+                label for="invite-name" { "Name (optional)" }
+                input #invite-name name="name" placeholder="Sam Lee";
+                label for="invite-role" { "Role" }
+                select #invite-role name="role" { option value="user" { "user" } option value="admin" { "admin" } }
+                button type="submit" { "Send invitation" }
+            }
+            @if !invitations.is_empty() {
+                table {
+                    thead { tr { th { "E-mail" } th { "Role" } th { "Status" } th { "Expires" } th { "" } } }
+                    tbody {
+                        @for i in &invitations {
+                            tr {
+                                td { (i.email) }
+                                td { (format!("{:?}", i.role).to_lowercase()) }
+                                td { (tag(Some(i.status))) @if let Some(user) = &i.user_id { " " code { (user) } } }
+                                td { (page.local_time(i.expires_at)) }
+                                td {
+                                    @if i.status == "pending" || i.status == "expired" {
+                                        form.inline method="post" action=(page.url(&format!("invitations/{}/resend", i.id))) {
+                                            (csrf(page.viewer)) button.secondary type="submit" { "Resend" }
+                                        }
+                                    }
+                                    @if i.status == "pending" {
+                                        form.inline method="post" action=(page.url(&format!("invitations/{}/cancel", i.id))) {
+                                            (csrf(page.viewer)) button.secondary type="submit" { "Cancel" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Re-enable, block and limits forms, each asking for a reason.

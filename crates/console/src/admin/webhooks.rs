@@ -6,7 +6,8 @@ use hyper::Response;
 use maud::html;
 
 use super::Page;
-use crate::admin_api::webhooks::{self, NewWebhook, Removal};
+use crate::admin_api::tenants::Reason;
+use crate::admin_api::webhooks::{self, NewWebhook};
 use crate::domain::webhooks::DeliveryStatus;
 use crate::error_page;
 use crate::form::Form;
@@ -120,6 +121,6 @@ pub fn create(page: &Page<'_>, form: &Form) -> Response<Body> {
 
 /// Removes a webhook.
 pub fn delete(page: &Page<'_>, id: &str) -> Result<(), crate::error::ApiError> {
-    let removal = Removal { reason: None };
+    let removal = Reason { reason: None };
     webhooks::delete(page.app, &page.viewer.caller(), page.tenant, id, removal).map(|_| ())
 }

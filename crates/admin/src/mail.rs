@@ -1,0 +1,160 @@
+//! E-mails Warden sends to people (invitations, welcomes): a text and an
+//! HTML part from the templates below, with the tenant's display name,
+//! written to the outbox directory as one RFC 5322 `.eml` file each, which
+//! a relay (or a developer) picks up. The templates escape every value.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+
+use crate::app::App;
+
+/// One message, before it is written.
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Where e-mails are written.
+pub fn outbox_dir(app: &App) -> PathBuf {
+    app.config
+        .mail
+        .outbox_dir
+        .clone()
+        .unwrap_or_else(|| app.config.state_dir.join("outbox"))
+}
+
+/// The console's public address, for links.
+pub fn base_url(app: &App) -> String {
+    let configured = app.config.mail.base_url.clone();
+    configured
+        .unwrap_or_else(|| format!("http://{}", app.config.listen))
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Writes `mail` to the outbox; returns the file.
+pub fn send(app: &App, mail: &Mail) -> anyhow::Result<PathBuf> {
+    let dir = outbox_dir(app);
+    std::fs::create_dir_all(&dir)?;
+    let id = crate::token::random_id(12);
+    let now = jiff::Timestamp::now();
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_string(&now)
+        .unwrap_or_default();
+    let boundary = format!("warden-{id}");
+    let message = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{id}@warden>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n\
+         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n\
+         --{boundary}--\r\n",
+        from = app.config.mail.from,
+        to = header_safe(&mail.to),
+        subject = encoded_word(&mail.subject),
+        text = mail.text,
+        html = mail.html,
+    );
+    // Written under a temporary name, then renamed: a relay never reads half a message.
+    let name = format!("{}-{id}.eml", now.as_millisecond());
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::write(&partial, message)?;
+    let path = dir.join(name);
+    std::fs::rename(&partial, &path)?;
+    Ok(path)
+}
+
+/// A header value with no line breaks (no header injection).
+fn header_safe(value: &str) -> String {
+    value.replace(['\r', '\n'], " ")
+}
+
+/// A subject as an RFC 2047 encoded word when it is not plain ASCII.
+fn encoded_word(subject: &str) -> String {
+    let subject = header_safe(subject);
+    if subject.is_ascii() {
+        subject
+    } else {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(subject.as_bytes());
+        format!("=?utf-8?B?{b64}?=")
+    }
+}
+
+/// Text for HTML.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The invitation: who invites, into which organisation, as what, the
+/// link and until when it works.
+pub fn invitation(
+    to: &str,
+    organisation: &str,
+    inviter: &str,
+    role: &str,
+    link: &str,
+    expires: &str,
+) -> Mail {
+    let subject = format!("You are invited to {organisation} on Warden");
+    let text = format!(
+        "Hello,\n\n{inviter} invites you to join {organisation} on Warden as {role}.\n\n\
+         Accept the invitation (the link works once, until {expires}):\n{link}\n\n\
+         If you did not expect this, ignore this e-mail.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\">\
+         <h1>Join {org} on Warden</h1>\
+         <p>{inviter} invites you to join <strong>{org}</strong> as {role}.</p>\
+         <p><a href=\"{link}\">Accept the invitation</a></p>\
+         <p style=\"color:#666\">The link works once, until {expires}. If you did not expect this, ignore this e-mail.</p>\
+         </body></html>",
+        org = escape(organisation),
+        inviter = escape(inviter),
+        role = escape(role),
+        link = escape(link),
+        expires = escape(expires),
+    );
+    Mail {
+        to: to.to_string(),
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The welcome, once the account exists.
+pub fn welcome(to: &str, organisation: &str, user_id: &str, console: &str) -> Mail {
+    let subject = format!("Welcome to {organisation} on Warden");
+    let text = format!(
+        "Welcome!\n\nYour account '{user_id}' in {organisation} is ready. Your page: {console}\n\
+         An admin of {organisation} gives you your API token and tasks.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\">\
+         <h1>Welcome to {org}</h1>\
+         <p>Your account <code>{user}</code> is ready: <a href=\"{console}\">your page</a>.</p>\
+         <p>An admin of {org} gives you your API token and tasks.</p></body></html>",
+        org = escape(organisation),
+        user = escape(user_id),
+        console = escape(console),
+    );
+    Mail {
+        to: to.to_string(),
+        subject,
+        text,
+        html,
+    }
+}

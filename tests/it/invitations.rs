@@ -1,0 +1,189 @@
+//! Invitations by e-mail: an admin invites; the e-mail (text and HTML, in
+//! the outbox) carries a link that works once, for 7 days; accepting
+//! through the public API or the console page makes the account in the
+//! inviter's tenant with the invited role and signs the new user in; a
+//! reused, expired, cancelled or replaced link is refused with a clear
+//! answer; bad addresses are refused.
+
+use serde_json::{json, Value};
+use warden::state::model::Role;
+
+use crate::common::*;
+
+const INVITES: &str = "/admin/v1/tenants/acme/invitations";
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// The outbox's messages, oldest first.
+fn outbox(env: &TestEnv) -> Vec<String> {
+    let dir = env.config.state_dir.join("outbox");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+/// The invitation link's token in the newest e-mail to `to`.
+fn token_for(env: &TestEnv, to: &str) -> String {
+    let mail = outbox(env)
+        .into_iter()
+        .rev()
+        .find(|m| m.contains(&format!("To: {to}\r\n")))
+        .unwrap_or_else(|| panic!("no e-mail to {to}"));
+    let at = mail.find("/ui/invite/").expect("a link") + "/ui/invite/".len();
+    mail[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect()
+}
+
+async fn public(env: &TestEnv, method: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let action = if method == "GET" { "details" } else { "accept" };
+    let url = format!("{}/invitations/public/{token}/{action}", env.base);
+    let request = match method {
+        "GET" => env.http.get(url),
+        _ => env
+            .http
+            .post(url)
+            .body(body.unwrap_or(json!({})).to_string()),
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_link_makes_the_account_once_and_is_refused_after() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let maya = env.user_with_role("acme", "maya", Role::Admin);
+
+    for bad in ["not-an-address", "a b@example.com", "sam@localhost"] {
+        let (status, answer) = env
+            .admin(&maya, "POST", INVITES, Some(json!({ "email": bad })))
+            .await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+    let body = json!({ "email": "Sam.Lee@Example.com", "name": "Sam <Lee>", "role": "admin" });
+    let (status, made) = env.admin(&maya, "POST", INVITES, Some(body)).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (made["status"].as_str(), made["email"].as_str()),
+        (Some("pending"), Some("sam.lee@example.com"))
+    );
+    assert!(!made.to_string().contains("token"), "{made}");
+    let again = json!({ "email": "sam.lee@example.com" });
+    let (status, _) = env.admin(&maya, "POST", INVITES, Some(again)).await;
+    assert_eq!(status, 400, "a second pending invitation for one address");
+
+    // The e-mail: both parts, the link, the inviter, escaped in HTML.
+    let mail = outbox(&env).pop().unwrap();
+    assert!(
+        mail.contains("Subject: You are invited to acme on Warden"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("text/plain") && mail.contains("text/html"),
+        "{mail}"
+    );
+    assert!(mail.contains("acme/maya invites you"), "{mail}");
+    let token = token_for(&env, "sam.lee@example.com");
+    assert_eq!(token.len(), 64);
+
+    // Details, then accept: the account is made with the invited role.
+    let (status, details) = public(&env, "GET", &token, None).await;
+    assert_eq!(status, 200, "{details}");
+    assert_eq!(
+        (
+            details["role"].as_str(),
+            details["suggested_user_id"].as_str()
+        ),
+        (Some("admin"), Some("sam-lee"))
+    );
+    let (status, accepted) = public(&env, "POST", &token, Some(json!({ "name": "Sam" }))).await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["user_id"], "sam-lee");
+    let user = env.app().db.directory().tenant("acme").unwrap().users["sam-lee"].clone();
+    assert_eq!((user.role, user.name.as_str()), (Role::Admin, "Sam"));
+    assert!(outbox(&env)
+        .last()
+        .unwrap()
+        .contains("Subject: Welcome to acme on Warden"));
+
+    // Used: refused, through the API and the console page.
+    let (status, answer) = public(&env, "POST", &token, None).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (410, &json!("invitation_gone")),
+        "{answer}"
+    );
+    let page = env
+        .http
+        .get(format!("{}/ui/invite/{token}", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 410);
+    assert!(page.text().await.unwrap().contains("already accepted"));
+
+    // A resend replaces the link; cancelling stops it; 8 days expire it.
+    let (_, bo) = env
+        .admin(
+            &maya,
+            "POST",
+            INVITES,
+            Some(json!({ "email": "bo@example.com" })),
+        )
+        .await;
+    let first = token_for(&env, "bo@example.com");
+    let resend = format!("{INVITES}/{}/resend", bo["id"].as_str().unwrap());
+    let (status, resent) = env.admin(&maya, "POST", &resend, None).await;
+    assert_eq!((status, &resent["sent"]), (200, &json!(2)), "{resent}");
+    let second = token_for(&env, "bo@example.com");
+    assert_ne!(first, second);
+    assert_eq!(public(&env, "GET", &first, None).await.0, 404);
+    assert_eq!(public(&env, "GET", &second, None).await.0, 200);
+    let cancel = format!("{INVITES}/{}", bo["id"].as_str().unwrap());
+    let (status, _) = env.admin(&maya, "DELETE", &cancel, None).await;
+    assert_eq!(status, 200);
+    let (status, answer) = public(&env, "GET", &second, None).await;
+    assert_eq!(status, 410);
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cancelled"));
+
+    env.admin(
+        &maya,
+        "POST",
+        INVITES,
+        Some(json!({ "email": "cy@example.com" })),
+    )
+    .await;
+    let late = token_for(&env, "cy@example.com");
+    let now = env.app().clock.now_ms();
+    env.app().clock.jump_to(now + 8 * DAY_MS);
+    let page = env
+        .http
+        .get(format!("{}/ui/invite/{late}", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 410);
+    assert!(page.text().await.unwrap().contains("expired"));
+    let (_, listed) = env.admin(&maya, "GET", INVITES, None).await;
+    let statuses: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["expired", "cancelled", "accepted"]);
+    env.stop().await;
+}

@@ -89,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::ProviderCommand,
     },
+    /// Invitations by e-mail: list, send, bulk (CSV), cancel, resend.
+    Invitation {
+        #[command(subcommand)]
+        command: cli::InvitationCommand,
+    },
     /// A tenant's policy, through the running server: show, set, versions, rollback, reset.
     Policy {
         #[command(subcommand)]
@@ -325,6 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { command } => cli::run(target, command.call()).await?,
         Command::Provider { command } => cli::run(target, command.call()?).await?,
         Command::Policy { command } => cli::run(target, command.call()?).await?,
+        Command::Invitation { command } => cli::run(target, command.call()?).await?,
         Command::NewMasterKey => cli::new_master_key(),
         Command::RotateMasterKey {
             old_key_file,

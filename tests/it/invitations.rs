@@ -187,3 +187,93 @@ async fn an_invitation_link_makes_the_account_once_and_is_refused_after() {
     assert_eq!(statuses, ["expired", "cancelled", "accepted"]);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_invites_each_row_on_its_own_and_reports_every_row() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let maya = env.user_with_role("acme", "maya", Role::Admin);
+    let csv = "email,name,role\n\
+               ann@example.com,\"Ann, the lead\",admin\n\
+               ben@example.com,Ben\n\
+               \n\
+               not-an-address,Nobody,user\n\
+               cat@example.com,Cat,owner\n\
+               ann@example.com,Ann again,user\n";
+    let body = json!({ "csv": csv });
+    let (status, report) = env
+        .admin(&maya, "POST", &format!("{INVITES}/bulk"), Some(body))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (&report["invited"], &report["refused"]),
+        (&json!(2), &json!(3)),
+        "{report}"
+    );
+    let rows: Vec<(u64, &str, &str)> = report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+                r["error"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        [
+            (2, "invited"),
+            (3, "invited"),
+            (5, "refused"),
+            (6, "refused"),
+            (7, "refused")
+        ]
+    );
+    assert!(rows[2].2.contains("not an e-mail address"), "{rows:?}");
+    assert!(rows[3].2.contains("unknown role 'owner'"), "{rows:?}");
+    assert!(rows[4].2.contains("pending invitation already"), "{rows:?}");
+    assert_eq!(outbox(&env).len(), 2);
+    let (_, details) = public(&env, "GET", &token_for(&env, "ann@example.com"), None).await;
+    assert_eq!(
+        (details["name"].as_str(), details["role"].as_str()),
+        (Some("Ann, the lead"), Some("admin"))
+    );
+
+    // The CLI, through the server, prints a line per row.
+    let dir = TempDir::new("invite-csv");
+    let file = dir.0.join("team.csv");
+    std::fs::write(&file, "dan@example.com,Dan\nben@example.com,Ben\n").unwrap();
+    let printed = warden(&[
+        "--server",
+        &env.base,
+        "--token",
+        &maya,
+        "invitation",
+        "bulk",
+        "--tenant",
+        "acme",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        printed.contains("dan@example.com") && printed.contains("invited"),
+        "{printed}"
+    );
+    assert!(printed.contains("refused"), "{printed}");
+
+    // The console's form shows the same report.
+    let mut browser = crate::console::Browser::new(&env.base);
+    browser.sign_in(&maya).await;
+    let page = browser.get("/ui/t/acme/users").await.text().await.unwrap();
+    let csrf = crate::console::field(&page, "csrf");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("csv", "eve@example.com,Eve\r\nbad"),
+    ];
+    let answer = browser.post("/ui/t/acme/invitations/bulk", &form).await;
+    assert_eq!(answer.status(), 200);
+    let report = answer.text().await.unwrap();
+    assert!(report.contains("1 invited, 1 refused"), "{report}");
+    env.stop().await;
+}

@@ -371,6 +371,9 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
         (Method::POST, ["tenants", t, "invitations"]) => {
             created(invitations::create(app, caller, t, call.json()?))
         }
+        (Method::POST, ["tenants", t, "invitations", "bulk"]) => {
+            ok(invitations::bulk(app, caller, t, call.json()?))
+        }
         (Method::DELETE, ["tenants", t, "invitations", id]) => {
             ok(invitations::cancel(app, caller, t, id))
         }

@@ -4,6 +4,7 @@
 //! stopped server's state directory.
 
 mod backend;
+mod invitations;
 mod policy;
 mod providers;
 mod table;
@@ -17,6 +18,7 @@ pub use verbs::{
     TaskCommand, TenantCommand, TokenCommand, UsageArgs, UserCommand,
 };
 
+pub use invitations::InvitationCommand;
 pub use policy::PolicyCommand;
 pub use providers::{new_master_key, rotate_master_key, ProviderCommand};
 

@@ -18,7 +18,7 @@ use crate::provision::NewUser;
 use crate::state::model::{Limits, Role};
 
 /// Invitations one tenant may send in an hour (resends included).
-const PER_HOUR: usize = 50;
+const PER_HOUR: usize = 500;
 const HOUR_MS: u64 = 3600 * 1000;
 
 /// An invitation as admins see it: never its token.
@@ -215,13 +215,26 @@ fn organisation(app: &App, tenant: &str) -> String {
         .unwrap_or_else(|| tenant.to_string())
 }
 
-fn find(app: &App, tenant: &str, id: &str) -> Result<Invitation, ApiError> {
-    app.db
+/// A pending invitation of the caller's tenant, for an admin to `act` on.
+fn pending(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    id: &str,
+    act: &str,
+) -> Result<Invitation, ApiError> {
+    caller.scope(tenant)?;
+    let invitation = app
+        .db
         .invitations(tenant)
         .map_err(internal)?
         .into_iter()
         .find(|i| i.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no invitation '{id}' in tenant '{tenant}'")))
+        .ok_or_else(|| ApiError::not_found(format!("no invitation '{id}' in tenant '{tenant}'")))?;
+    if invitation.status != InvitationStatus::Pending {
+        return Err(invalid(format!("only a pending invitation can be {act}")));
+    }
+    Ok(invitation)
 }
 
 /// `DELETE /admin/v1/tenants/{t}/invitations/{id}`: its link stops working.
@@ -231,11 +244,7 @@ pub fn cancel(
     tenant: &str,
     id: &str,
 ) -> Result<InvitationView, ApiError> {
-    caller.scope(tenant)?;
-    let invitation = find(app, tenant, id)?;
-    if invitation.status != InvitationStatus::Pending {
-        return Err(invalid("only a pending invitation can be cancelled"));
-    }
+    let invitation = pending(app, caller, tenant, id, "cancelled")?;
     let cancelled = Invitation {
         status: InvitationStatus::Cancelled,
         ..invitation.clone()
@@ -267,11 +276,7 @@ pub fn resend(
     tenant: &str,
     id: &str,
 ) -> Result<InvitationView, ApiError> {
-    caller.scope(tenant)?;
-    let invitation = find(app, tenant, id)?;
-    if invitation.status != InvitationStatus::Pending {
-        return Err(invalid("only a pending invitation can be resent"));
-    }
+    let invitation = pending(app, caller, tenant, id, "resent")?;
     let now = app.clock.now_ms();
     check_rate(&app.db.invitations(tenant).map_err(internal)?, now)?;
     let renewed = send_link(
@@ -441,4 +446,138 @@ pub fn accept(app: &App, token: &str, acceptance: Acceptance) -> Result<Accepted
         user_id,
         role: invitation.role,
     })
+}
+
+/// Rows one bulk invitation may hold.
+const BULK_ROWS: usize = 500;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkInvitations {
+    /// `email,name,role` lines (name and role optional; a header line
+    /// starting with `email` is skipped; quoted fields as in RFC 4180).
+    pub csv: String,
+}
+
+/// What happened to one row.
+#[derive(Debug, Serialize)]
+pub struct RowReport {
+    /// 1-based, as a spreadsheet numbers it.
+    pub row: usize,
+    pub email: String,
+    /// `invited` or `refused`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BulkReport {
+    pub invited: usize,
+    pub refused: usize,
+    /// One report per row.
+    pub data: Vec<RowReport>,
+}
+
+/// `POST /admin/v1/tenants/{t}/invitations/bulk {csv}`: each row is one
+/// invitation, sent or refused on its own; the answer reports every row.
+pub fn bulk(
+    app: &App,
+    caller: &Caller,
+    tenant: &str,
+    input: BulkInvitations,
+) -> Result<BulkReport, ApiError> {
+    caller.scope(tenant)?;
+    let rows = parse_csv(&input.csv);
+    if rows.len() > BULK_ROWS {
+        return Err(invalid(format!(
+            "{} rows: a bulk invitation holds at most {BULK_ROWS}",
+            rows.len()
+        )));
+    }
+    let mut reports = Vec::with_capacity(rows.len());
+    for (index, cells) in rows {
+        let cell = |i: usize| cells.get(i).map(|c| c.trim()).unwrap_or_default();
+        if index == 1 && cell(0).eq_ignore_ascii_case("email") {
+            continue;
+        }
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let role = match cell(2).to_ascii_lowercase().as_str() {
+            "" | "user" => Ok(Role::User),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role '{other}': user or admin")),
+        };
+        let outcome = role.map_err(invalid).and_then(|role| {
+            let new = NewInvitation {
+                email: cell(0).to_string(),
+                name: cell(1).to_string(),
+                role: Some(role),
+            };
+            create(app, caller, tenant, new)
+        });
+        reports.push(match outcome {
+            Ok(made) => RowReport {
+                row: index,
+                email: made.email,
+                status: "invited",
+                id: Some(made.id),
+                error: None,
+            },
+            Err(e) => RowReport {
+                row: index,
+                email: cell(0).to_string(),
+                status: "refused",
+                id: None,
+                error: Some(e.message),
+            },
+        });
+    }
+    let invited = reports.iter().filter(|r| r.status == "invited").count();
+    Ok(BulkReport {
+        invited,
+        refused: reports.len() - invited,
+        data: reports,
+    })
+}
+
+/// CSV lines as (1-based line number, cells): commas separate cells, a
+/// quoted cell may hold commas and doubled quotes.
+fn parse_csv(text: &str) -> Vec<(usize, Vec<String>)> {
+    let mut rows = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let mut cells = vec![String::new()];
+        let mut quoted = false;
+        let mut chars = line.trim_end_matches('\r').chars().peekable();
+        while let Some(c) = chars.next() {
+            let cell = cells.last_mut().expect("one cell at least");
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    cell.push('"');
+                    chars.next();
+                }
+                ('"', _) => quoted = !quoted,
+                (',', false) => cells.push(String::new()),
+                (c, _) => cell.push(c),
+            }
+        }
+        rows.push((index + 1, cells));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_may_be_quoted_with_commas_and_quotes() {
+        let rows = parse_csv("email,name\r\nsam@x.io,\"Lee, Sam \"\"SL\"\"\",admin\n\n");
+        assert_eq!(rows[0].1, ["email", "name"]);
+        assert_eq!(rows[1].1, ["sam@x.io", "Lee, Sam \"SL\"", "admin"]);
+        assert_eq!(rows[2], (3, vec![String::new()]));
+    }
 }

@@ -87,6 +87,9 @@ pub async fn run(page: &Page<'_>, path: &[&str], form: &Form) -> Response<Body> 
         ["tokens"] => return issue_token(page, form).await,
         ["plugins"] => return upload_plugin(page, form).await,
         ["webhooks"] => return super::webhooks::create(page, form),
+        ["invitations", "bulk"] => {
+            return super::users::bulk_invite(page, form.get("csv").unwrap_or(""))
+        }
         _ => {}
     }
     match act(page, path, form).await {

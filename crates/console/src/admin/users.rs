@@ -90,6 +90,12 @@ fn invitations_panel(page: &Page<'_>) -> Markup {
                 select #invite-role name="role" { option value="user" { "user" } option value="admin" { "admin" } }
                 button type="submit" { "Send invitation" }
             }
+            form.stack method="post" action=(page.url("invitations/bulk")) {
+                (csrf(page.viewer))
+                label for="invite-csv" { "Or many at once: one email,name,role a line (name and role optional)" }
+                textarea #invite-csv name="csv" rows="4" placeholder="email,name,role\nsam@example.com,Sam Lee,user" {}
+                button.secondary type="submit" { "Send invitations" }
+            }
             @if !invitations.is_empty() {
                 table {
                     thead { tr { th { "E-mail" } th { "Role" } th { "Status" } th { "Expires" } th { "" } } }
@@ -119,6 +125,38 @@ fn invitations_panel(page: &Page<'_>) -> Markup {
             }
         }
     }
+}
+
+/// Sends a CSV's invitations and shows what happened to each row.
+pub fn bulk_invite(page: &Page<'_>, csv: &str) -> Response<Body> {
+    let input = crate::admin_api::invitations::BulkInvitations {
+        csv: csv.to_string(),
+    };
+    let caller = page.viewer.caller();
+    let report = match crate::admin_api::invitations::bulk(page.app, &caller, page.tenant, input) {
+        Ok(report) => report,
+        Err(e) => return crate::error_page(e.status(), &e.message, Some(page.viewer)),
+    };
+    let body = html! {
+        h1 { "Invitations sent" }
+        p.sub { (report.invited) " invited, " (report.refused) " refused." }
+        div.panel {
+            table #bulk-report {
+                thead { tr { th.num { "Row" } th { "E-mail" } th { "Result" } } }
+                tbody {
+                    @for row in &report.data {
+                        tr {
+                            td.num { (row.row) }
+                            td { (row.email) }
+                            td { (tag(Some(row.status))) " " span.muted { (row.error.as_deref().unwrap_or("")) } }
+                        }
+                    }
+                }
+            }
+            p { a href=(page.url("users")) { "Back to users" } }
+        }
+    };
+    page.render("Invitations sent", "users", body)
 }
 
 /// Re-enable, block and limits forms, each asking for a reason.

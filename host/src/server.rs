@@ -47,5 +47,31 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 
 /// Binds `config.listen` and serves every route until stopped.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    warden_proxy::server::start(config, AllRoutes).await
+    let server = warden_proxy::server::start(config, AllRoutes).await?;
+    spawn_reminders(&server.app)?;
+    Ok(server)
+}
+
+/// How often pending invitations are checked for their 3-day reminder.
+const REMINDER_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sends invitations' reminders once a minute; the thread holds the app
+/// weakly and ends when the server has stopped.
+fn spawn_reminders(app: &Arc<App>) -> anyhow::Result<()> {
+    let app = Arc::downgrade(app);
+    std::thread::Builder::new()
+        .name("warden-reminders".into())
+        .spawn(move || loop {
+            for _ in 0..REMINDER_SWEEP.as_secs() {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if app.strong_count() == 0 {
+                    return;
+                }
+            }
+            let Some(app) = app.upgrade() else { return };
+            if let Err(e) = crate::admin_api::invitations::remind_due(&app) {
+                tracing::error!(error = %format!("{e:#}"), "invitation reminders");
+            }
+        })?;
+    Ok(())
 }

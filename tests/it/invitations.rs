@@ -116,6 +116,14 @@ async fn an_invitation_link_makes_the_account_once_and_is_refused_after() {
         .unwrap()
         .contains("Subject: Welcome to acme on Warden"));
 
+    // A user's page lists the team: names and roles, the new admin too.
+    let mut browser = crate::console::Browser::new(&env.base);
+    browser.sign_in(&env.token("acme")).await;
+    let me = browser.get("/ui/me").await.text().await.unwrap();
+    let team = &me[me.find("id=\"team\"").expect("a team panel")..];
+    assert!(team.contains("<td>Sam</td><td>admin</td>"), "{team}");
+    assert!(team.contains("<td>maya</td><td>admin</td>"), "{team}");
+
     // Used: refused, through the API and the console page.
     let (status, answer) = public(&env, "POST", &token, None).await;
     assert_eq!(
@@ -275,5 +283,25 @@ async fn a_csv_invites_each_row_on_its_own_and_reports_every_row() {
     assert_eq!(answer.status(), 200);
     let report = answer.text().await.unwrap();
     assert!(report.contains("1 invited, 1 refused"), "{report}");
+
+    // Three days on, each pending invitation is reminded once, with a new link.
+    let first = token_for(&env, "ann@example.com");
+    let now = env.app().clock.now_ms();
+    env.app().clock.jump_to(now + 3 * DAY_MS + 60_000);
+    let remind = || warden::admin_api::invitations::remind_due(env.app()).unwrap();
+    assert_eq!(remind(), 4, "ann, ben, dan and eve");
+    assert_eq!(remind(), 0, "once");
+    let mail = outbox(&env)
+        .into_iter()
+        .rev()
+        .find(|m| m.contains("To: ann@example.com"))
+        .unwrap();
+    assert!(
+        mail.contains("Subject: Reminder: You are invited to acme"),
+        "{mail}"
+    );
+    let second = token_for(&env, "ann@example.com");
+    assert_ne!(first, second);
+    assert_eq!(public(&env, "GET", &second, None).await.0, 200);
     env.stop().await;
 }

@@ -135,6 +135,21 @@ pub fn invitation(
     }
 }
 
+/// The reminder: the invitation again, saying so, with its new link.
+pub fn reminder(invitation: Mail) -> Mail {
+    let note = "A reminder: your invitation is still open. This link replaces the one in the first e-mail.";
+    Mail {
+        subject: format!("Reminder: {}", invitation.subject),
+        text: format!("{note}\n\n{}", invitation.text),
+        html: invitation.html.replacen(
+            "<body style=\"font-family:sans-serif\">",
+            &format!("<body style=\"font-family:sans-serif\"><p><em>{note}</em></p>"),
+            1,
+        ),
+        ..invitation
+    }
+}
+
 /// The welcome, once the account exists.
 pub fn welcome(to: &str, organisation: &str, user_id: &str, console: &str) -> Mail {
     let subject = format!("Welcome to {organisation} on Warden");

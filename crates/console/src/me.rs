@@ -49,6 +49,29 @@ fn snippet(base: &str, task: &str, model: &str) -> String {
     )
 }
 
+/// The people of the user's organisation: names and roles only (no usage,
+/// no status: that is for admins).
+fn team(entry: Option<&crate::state::TenantEntry>) -> Markup {
+    let Some(entry) = entry else {
+        return html! {};
+    };
+    let mut members: Vec<_> = entry.users.values().collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    html! {
+        div.panel #team {
+            h2 { "Your team" }
+            table {
+                thead { tr { th { "Name" } th { "Role" } } }
+                tbody {
+                    @for user in members {
+                        tr { td { (user.name) } td { (user.role.as_str()) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The host the browser asked for, for the snippet's base URL.
 pub fn host_of(req: &Request<Incoming>) -> String {
     req.headers()
@@ -157,6 +180,7 @@ pub fn page(app: &App, viewer: &Viewer, host: &str) -> Response<Body> {
                 }
             }
         }
+        (team(entry))
         div.panel {
             div.spread { h2 { "Call the API" } button.secondary type="button" data-copy="snippet" { "Copy" } }
             p.muted { "Any OpenAI client works: point it at Warden, use your token as the API key, and name the task of every call." }

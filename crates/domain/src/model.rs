@@ -130,6 +130,17 @@ pub enum Role {
     User,
 }
 
+impl Role {
+    /// As in the API: `super_admin`, `admin`, `user`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SuperAdmin => "super_admin",
+            Self::Admin => "admin",
+            Self::User => "user",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {

@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::{audit, internal, Caller};
 use crate::app::App;
-use crate::domain::invitations::{gone_reason, Invitation, InvitationStatus, VALID_MS};
+use crate::domain::invitations::{
+    gone_reason, Invitation, InvitationStatus, REMIND_AFTER_MS, VALID_MS,
+};
 use crate::error::{ApiError, ErrorCode};
 use crate::mail;
 use crate::provision::NewUser;
@@ -180,8 +182,17 @@ fn check_rate(existing: &[Invitation], now: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A fresh token for `invitation`, stored (hashed) and e-mailed.
-fn send_link(app: &App, mut invitation: Invitation) -> Result<Invitation, ApiError> {
+/// A fresh token for `invitation`, stored (hashed) and e-mailed: the
+/// invitation, or (`reminder`) the reminder, whose link replaces the first.
+fn send_link(app: &App, invitation: Invitation) -> Result<Invitation, ApiError> {
+    send_with(app, invitation, false)
+}
+
+fn send_with(
+    app: &App,
+    mut invitation: Invitation,
+    reminder: bool,
+) -> Result<Invitation, ApiError> {
     let token = crate::token::random_id(32);
     invitation.token_hash = hash(&token);
     invitation.sent += 1;
@@ -195,7 +206,7 @@ fn send_link(app: &App, mut invitation: Invitation) -> Result<Invitation, ApiErr
         Role::Admin => "an admin",
         _ => "a user",
     };
-    let message = mail::invitation(
+    let mut message = mail::invitation(
         &invitation.email,
         &organisation,
         &invitation.invited_by,
@@ -203,6 +214,9 @@ fn send_link(app: &App, mut invitation: Invitation) -> Result<Invitation, ApiErr
         &link,
         &expires,
     );
+    if reminder {
+        message = mail::reminder(message);
+    }
     mail::send(app, &message).map_err(internal)?;
     Ok(invitation)
 }
@@ -446,6 +460,40 @@ pub fn accept(app: &App, token: &str, acceptance: Acceptance) -> Result<Accepted
         user_id,
         role: invitation.role,
     })
+}
+
+/// Sends the reminder of every pending invitation not accepted
+/// [`REMIND_AFTER_MS`] after it was sent, once (with a new link: only the
+/// hash of the first one is kept). Returns how many were sent.
+pub fn remind_due(app: &App) -> anyhow::Result<usize> {
+    let now = app.clock.now_ms();
+    let tenants: Vec<String> = app.db.directory().tenants.keys().cloned().collect();
+    let mut sent = 0;
+    for tenant in tenants {
+        for invitation in app.db.invitations(&tenant)? {
+            let due = now.saturating_sub(invitation.created_at) >= REMIND_AFTER_MS;
+            if invitation.reminded || !due || gone_reason(&invitation, now).is_some() {
+                continue;
+            }
+            let id = invitation.id.clone();
+            let reminded = Invitation {
+                reminded: true,
+                ..invitation
+            };
+            send_with(app, reminded, true).map_err(|e| anyhow::anyhow!(e.message))?;
+            let event = app.event(
+                &tenant,
+                "warden".into(),
+                "invitation.remind",
+                &id,
+                None,
+                json!({}),
+            );
+            app.db.append_event(&event)?;
+            sent += 1;
+        }
+    }
+    Ok(sent)
 }
 
 /// Rows one bulk invitation may hold.

@@ -103,7 +103,7 @@ fn invitations_panel(page: &Page<'_>) -> Markup {
                         @for i in &invitations {
                             tr {
                                 td { (i.email) }
-                                td { (format!("{:?}", i.role).to_lowercase()) }
+                                td { (i.role.as_str()) }
                                 td { (tag(Some(i.status))) @if let Some(user) = &i.user_id { " " code { (user) } } }
                                 td { (page.local_time(i.expires_at)) }
                                 td {

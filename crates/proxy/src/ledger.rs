@@ -198,10 +198,18 @@ impl Ledger {
         record.latency_ms = self.started.elapsed().as_millis() as u64;
         let actual = usage.prompt_tokens + usage.completion_tokens;
         let at = self.app.moment(&record.tenant_id);
-        let (tenant, user) = (&record.tenant_id, &record.user_id);
+        let (tenant, user) = (record.tenant_id.clone(), record.user_id.clone());
         let stores = &self.app.stores;
-        let counters = stores.counters.settle(tenant, user, &at, reserved, actual);
-        stores.journal.record(record, Some(counters));
+        // Journaled while the counters are held: see QuotaCounters::settle.
+        let mut record = Some(record);
+        let mut journal = |counters| {
+            if let Some(record) = record.take() {
+                stores.journal.record(record, Some(counters));
+            }
+        };
+        stores
+            .counters
+            .settle(&tenant, &user, &at, reserved, actual, &mut journal);
     }
 }
 

@@ -44,10 +44,21 @@ pub trait QuotaCounters: Send + Sync {
     ) -> (Usage, Usage, u64);
     /// Takes a refused call back out, request and tokens.
     fn unreserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64);
-    /// Replaces a reservation with what the call really cost; returns the
-    /// counters after it, journaled with the call's record.
-    fn settle(&self, tenant: &str, user: &str, at: &Moment, reserved: u64, actual: u64)
-        -> Counters;
+    /// Replaces a reservation with what the call really cost and hands the
+    /// counters after it to `journal`, which journals them with the call's
+    /// record before any other call of the store can settle or persist:
+    /// counters in the journal and in sled never include a call whose
+    /// record is not journaled (a `kill -9` between the two would leave the
+    /// counters one call ahead of the log).
+    fn settle(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        reserved: u64,
+        actual: u64,
+        journal: &mut dyn FnMut(Counters),
+    );
 }
 
 /// One of a user's earlier calls, as the deviation stage sees it.
@@ -199,10 +210,11 @@ impl QuotaCounters for Activity {
         at: &Moment,
         reserved: u64,
         actual: u64,
-    ) -> Counters {
+        journal: &mut dyn FnMut(Counters),
+    ) {
         self.with_user(tenant, user, at, |a| {
             a.reconcile(reserved, actual);
-            a.settled_counters()
+            journal(a.settled_counters());
         })
     }
 }
@@ -287,7 +299,12 @@ mod tests {
             (0, 500, 400)
         );
         assert_eq!(after.requests_today, 1);
-        counters.settle("acme", "ali", &at, 500, 120);
+        let mut journaled = None;
+        counters.settle("acme", "ali", &at, 500, 120, &mut |c| journaled = Some(c));
+        assert!(
+            journaled.is_some(),
+            "settling hands the counters to the journal"
+        );
         counters.reserve("acme", "ali", &at, 500, &|_| 0);
         counters.unreserve("acme", "ali", &at, 500);
         let (now, _, _) = counters.reserve("acme", "ali", &at, 0, &|used| used.tokens_today);

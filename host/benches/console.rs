@@ -129,6 +129,7 @@ fn new_user(id: &str, role: Role) -> NewUser<'_> {
             tokens_per_day: Some(1_000_000),
             ..Limits::default()
         },
+        groups: Vec::new(),
     }
 }
 

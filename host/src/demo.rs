@@ -86,6 +86,7 @@ fn seed(db: &Db) -> anyhow::Result<String> {
                 tokens_per_day: Some(300_000),
                 tokens_per_month: Some(5_000_000),
             },
+            groups: Vec::new(),
         },
     )?;
     admin::create_user(
@@ -96,6 +97,7 @@ fn seed(db: &Db) -> anyhow::Result<String> {
             name: "Maya (owner)",
             role: Role::Admin,
             limits: Limits::default(),
+            groups: Vec::new(),
         },
     )?;
     admin::create_task(

@@ -89,6 +89,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::ProviderCommand,
     },
+    /// Groups: list, show, create, update (name, shared limits), add and
+    /// remove members, delete.
+    Group {
+        #[command(subcommand)]
+        command: cli::GroupCommand,
+    },
     /// Invitations by e-mail: list, send, bulk (CSV), cancel, resend.
     Invitation {
         #[command(subcommand)]
@@ -331,6 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Provider { command } => cli::run(target, command.call()?).await?,
         Command::Policy { command } => cli::run(target, command.call()?).await?,
         Command::Invitation { command } => cli::run(target, command.call()?).await?,
+        Command::Group { command } => cli::run(target, command.call()).await?,
         Command::NewMasterKey => cli::new_master_key(),
         Command::RotateMasterKey {
             old_key_file,

@@ -290,6 +290,7 @@ fn user(db: &crate::state::Db, id: &str, task: &str) -> anyhow::Result<String> {
             name: id,
             role: Role::User,
             limits: Limits::default(),
+            groups: Vec::new(),
         },
     )?;
     token::issue(

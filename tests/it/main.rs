@@ -25,6 +25,7 @@ mod providers;
 mod proxy;
 mod quota_windows;
 mod reload;
+mod roles;
 mod sandbox;
 mod task_rules;
 mod tokens;

@@ -37,6 +37,7 @@ fn worker(env: &TestEnv, tenant: &str, id: &'static str) -> String {
             name: id,
             role: Role::User,
             limits: Limits::default(),
+            groups: Vec::new(),
         },
     )
     .unwrap();

@@ -656,6 +656,7 @@ async fn a_planted_provider_key_is_sealed_never_shown_and_needs_its_master_key()
                 name: "Maya",
                 role: warden::state::model::Role::Admin,
                 limits: Default::default(),
+                groups: Vec::new(),
             },
         )
         .unwrap();

@@ -3,11 +3,17 @@
 //! modules below, e.g. `tokens::issue(app, caller, tenant, IssueToken) ->
 //! IssuedToken`), called by the console directly; this module is the JSON
 //! adapter over them ([`dispatch`]), for HTTP and the CLI, and the only
-//! place that turns their answers into JSON. A tenant `admin` sees and changes only their
-//! own tenant (another tenant's routes answer 404, as if it did not exist); a
-//! `super_admin` sees all. Every change lands in the audit log with the actor
+//! place that turns their answers into JSON.
+//!
+//! Who may do what is decided in one place, [`Caller::may`], which every
+//! operation calls first with its [`Access`]: a tenant's staff see only
+//! their own tenant (another tenant's routes answer 404, as if it did not
+//! exist); a `super_admin` sees all; a role without the access gets 403. A
+//! `manager` reaches only the users of their own groups ([`Caller::reaches`];
+//! anyone else is 404). Every change lands in the audit log with the actor
 //! and the reason.
 
+pub mod groups;
 pub mod invitations;
 pub mod misuse;
 pub mod plugins;
@@ -48,6 +54,40 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// What an operation needs of its caller's role (see the README's matrix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads about users: the user list, one user, the review queue, their
+    /// tokens, logs and usage. Admins and viewers see all; a manager sees
+    /// the users of their groups.
+    Read,
+    /// Reads the tenant's set-up: tasks, groups, plugins, policy,
+    /// providers, webhooks, invitations, subscription, audit log. Admins
+    /// and viewers; a manager reads tasks and groups only (their forms need them).
+    ReadSetup,
+    /// Changes a user's standing, limits and tokens, and reviews their
+    /// prompts: admins, and a manager for the users of their groups.
+    ManageUsers,
+    /// Changes the tenant's set-up, people and groups: admins only.
+    Administer,
+    /// Every tenant: super_admins only.
+    Operate,
+}
+
+impl Access {
+    /// Whether `role` has this access (in a tenant it may see).
+    pub fn allows(self, role: Role) -> bool {
+        match (role, self) {
+            (Role::SuperAdmin, _) => true,
+            (_, Self::Operate) => false,
+            (Role::Admin, _) => true,
+            (Role::Manager, Self::Read | Self::ManageUsers) => true,
+            (Role::Viewer, Self::Read | Self::ReadSetup) => true,
+            _ => false,
+        }
+    }
+}
+
 impl Caller {
     /// Whoever runs the CLI on the server's machine, against a stopped
     /// server's database: access to the state directory is access to all.
@@ -67,12 +107,79 @@ impl Caller {
         format!("{}/{}", self.tenant_id, self.user_id)
     }
 
-    /// 404 for a tenant the caller may not see: its existence is not revealed.
-    fn scope(&self, tenant: &str) -> Result<(), ApiError> {
-        if self.role == Role::SuperAdmin || self.tenant_id == tenant {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(format!("no tenant '{tenant}'")))
+    /// Whether the caller sees `tenant` at all.
+    pub fn sees(&self, tenant: &str) -> bool {
+        self.role == Role::SuperAdmin || self.tenant_id == tenant
+    }
+
+    /// The one check of every operation: 404 for a tenant the caller may
+    /// not see (its existence is not revealed), 403 for a role without
+    /// `access`.
+    pub fn may(&self, access: Access, tenant: &str) -> Result<(), ApiError> {
+        if !self.sees(tenant) {
+            return Err(ApiError::not_found(format!("no tenant '{tenant}'")));
+        }
+        self.has(access)
+    }
+
+    /// 403 unless the caller's role has `access` (for operations on no
+    /// tenant in particular, such as creating one).
+    pub fn has(&self, access: Access) -> Result<(), ApiError> {
+        if access.allows(self.role) {
+            return Ok(());
+        }
+        let needs = match access {
+            Access::Operate => "a super_admin",
+            Access::Administer => "an admin",
+            Access::ManageUsers => "an admin or a manager",
+            Access::Read | Access::ReadSetup => "an admin or a viewer",
+        };
+        Err(ApiError::new(
+            ErrorCode::RoleForbidden,
+            format!("this needs {needs}; you are {}", self.role.as_str()),
+        ))
+    }
+
+    /// Whether the caller may see and manage `user`: everyone with the
+    /// access does, but a manager only the users (role `user`) who share a
+    /// group with them.
+    pub fn reaches(&self, app: &App, user: &crate::state::model::User) -> bool {
+        if self.role != Role::Manager {
+            return true;
+        }
+        let directory = app.db.directory();
+        let Some(me) = directory
+            .tenant(&self.tenant_id)
+            .and_then(|e| e.users.get(&self.user_id))
+        else {
+            return false;
+        };
+        user.tenant_id == self.tenant_id
+            && user.role == Role::User
+            && user.groups.iter().any(|g| me.groups.contains(g))
+    }
+
+    /// For a manager, the `?user=` a read about users must name, one they
+    /// reach (a manager reads no tenant-wide log or report); others as given.
+    pub fn user_filter(
+        &self,
+        app: &App,
+        tenant: &str,
+        query: &HashMap<String, String>,
+    ) -> Result<(), ApiError> {
+        if self.role != Role::Manager {
+            return Ok(());
+        }
+        let directory = app.db.directory();
+        let user = query
+            .get("user")
+            .and_then(|u| directory.tenant(tenant)?.users.get(u));
+        match user {
+            Some(user) if self.reaches(app, user) => Ok(()),
+            Some(_) | None => Err(ApiError::new(
+                ErrorCode::RoleForbidden,
+                "a manager reads the logs and usage of one user of their groups: add ?user=",
+            )),
         }
     }
 }
@@ -90,17 +197,17 @@ fn admin_caller(app: &App, req: &Request<Incoming>) -> Result<Caller, ApiError> 
             "this admin account is blocked",
         ));
     }
-    match user.role {
-        Role::Admin | Role::SuperAdmin => Ok(Caller {
-            tenant_id: claims.tid.clone(),
-            user_id: claims.sub.clone(),
-            role: user.role,
-        }),
-        Role::User => Err(ApiError::new(
+    if !user.role.is_staff() {
+        return Err(ApiError::new(
             ErrorCode::AdminRequired,
-            "this route needs an admin token",
-        )),
+            "this route needs the token of an admin, a manager or a viewer",
+        ));
     }
+    Ok(Caller {
+        tenant_id: claims.tid.clone(),
+        user_id: claims.sub.clone(),
+        role: user.role,
+    })
 }
 
 /// One admin call, whoever makes it: read from HTTP, or built by the CLI
@@ -225,6 +332,10 @@ fn require_reason(reason: Option<String>) -> Result<String, ApiError> {
 
 pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let caller = admin_caller(app, &req)?;
+    // A viewer changes nothing: refused before a body is even read.
+    if req.method() != Method::GET {
+        caller.has(Access::ManageUsers)?;
+    }
     let call = AdminCall::read(req).await?;
     execute(app, &caller, call).await
 }
@@ -381,6 +492,33 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
             ok(invitations::resend(app, caller, t, id))
         }
         (Method::GET, ["plans"]) => ok(Ok(List::from(subscription::plans(app)))),
+        (Method::GET, ["tenants", t, "groups"]) => ok(groups::list(app, caller, t).map(List::from)),
+        (Method::POST, ["tenants", t, "groups"]) => {
+            created(groups::create(app, caller, t, call.json()?))
+        }
+        (Method::GET, ["tenants", t, "groups", g]) => ok(groups::show(app, caller, t, g)),
+        (Method::PATCH, ["tenants", t, "groups", g]) => {
+            ok(groups::update(app, caller, t, g, call.json()?))
+        }
+        (Method::DELETE, ["tenants", t, "groups", g]) => {
+            ok(groups::delete(app, caller, t, g, call.json_or_default()?))
+        }
+        (Method::PUT, ["tenants", t, "groups", g, "members", u]) => ok(groups::add_member(
+            app,
+            caller,
+            t,
+            g,
+            u,
+            call.json_or_default()?,
+        )),
+        (Method::DELETE, ["tenants", t, "groups", g, "members", u]) => ok(groups::remove_member(
+            app,
+            caller,
+            t,
+            g,
+            u,
+            call.json_or_default()?,
+        )),
         (Method::GET, ["tenants", t, "subscription"]) => ok(subscription::show(app, caller, t)),
         (Method::PUT, ["tenants", t, "subscription"]) => {
             ok(subscription::change(app, caller, t, call.json()?))

@@ -77,6 +77,8 @@ pub struct NewUser<'a> {
     pub name: &'a str,
     pub role: Role,
     pub limits: Limits,
+    /// Groups of the tenant the user joins (each must exist).
+    pub groups: Vec<String>,
 }
 
 pub fn create_user(db: &Db, new: NewUser<'_>) -> anyhow::Result<User> {
@@ -86,6 +88,9 @@ pub fn create_user(db: &Db, new: NewUser<'_>) -> anyhow::Result<User> {
         .tenant(new.tenant_id)
         .filter(|t| t.tenant.is_some())
         .ok_or_else(|| anyhow::anyhow!("no tenant '{}'", new.tenant_id))?;
+    if let Some(missing) = new.groups.iter().find(|g| !tenant.groups.contains_key(*g)) {
+        anyhow::bail!("no group '{missing}' in tenant '{}'", new.tenant_id);
+    }
     if tenant.users.contains_key(new.id) {
         anyhow::bail!(
             "user '{}' already exists in tenant '{}'",
@@ -101,6 +106,7 @@ pub fn create_user(db: &Db, new: NewUser<'_>) -> anyhow::Result<User> {
         status: UserStatus::Active,
         limits: new.limits,
         created_at: crate::clock::now_secs(),
+        groups: new.groups,
     };
     db.put_user(&user)?;
     Ok(user)
@@ -120,8 +126,9 @@ pub fn create_task(db: &Db, task: Task) -> anyhow::Result<Task> {
     Ok(task)
 }
 
-/// Ids appear in keys, file names and headers: keep them plain.
-fn validate_id(kind: &str, id: &str) -> anyhow::Result<()> {
+/// Ids appear in keys, file names and headers: keep them plain (no ':',
+/// which keeps users apart from quota pools, see `warden_domain::groups`).
+pub fn validate_id(kind: &str, id: &str) -> anyhow::Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id

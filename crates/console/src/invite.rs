@@ -14,7 +14,6 @@ use super::login::{login_page, open_session, read_form};
 use crate::admin_api::invitations::{self, Acceptance};
 use crate::app::App;
 use crate::http::Body;
-use crate::state::model::Role;
 
 pub fn page(app: &App, token: &str, secure: bool) -> Response<Body> {
     show(app, token, secure, None)
@@ -25,10 +24,7 @@ fn show(app: &App, token: &str, secure: bool, error: Option<&str>) -> Response<B
         Ok(details) => details,
         Err(e) => return super::error_page(e.status(), &e.message, None),
     };
-    let role = match details.role {
-        Role::Admin => "an admin",
-        _ => "a user",
-    };
+    let role = details.role.with_article();
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {

@@ -15,6 +15,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("users", "Users"),
     ("review", "Review"),
     ("tasks", "Tasks"),
+    ("groups", "Groups"),
     ("tokens", "Tokens"),
     ("logs", "Logs"),
     ("plugins", "Plugins"),
@@ -59,7 +60,7 @@ pub fn page(title: &str, viewer: &Viewer, place: &Place<'_>, body: Markup) -> Ma
                 span.brand { "Warden" }
                 nav {
                     @if let Some(tenant) = place.tenant {
-                        @for (path, label) in SECTIONS {
+                        @for (path, label) in SECTIONS.iter().filter(|(path, _)| crate::admin::section_access(path).allows(viewer.role)) {
                             a.active[place.section == *path] href={ "/ui/t/" (tenant) @if !path.is_empty() { "/" (path) } } {
                                 (label)
                                 @if *path == "review" && place.review_count > 0 {
@@ -135,6 +136,7 @@ pub fn flash(query: &HashMap<String, String>) -> Markup {
         Some("provider") => "Provider saved: its key is sealed, and the next call may use it.",
         Some("route") => "Route saved: it applies from the next call.",
         Some("removed") => "Removed.",
+        Some("group") => "Group saved: its limits apply from the next call. The change is in the audit log.",
         Some("invited") => "Invitation sent: its link works once, for 7 days.",
         Some("policy") => "Policy saved: it built, and is in force from the next request. The change is in the history below and the audit log.",
         _ => return html! {},

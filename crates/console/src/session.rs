@@ -111,17 +111,19 @@ impl Viewer {
     }
 }
 
-/// Whether a user may use the admin pages: an admin who is not blocked.
+/// Whether a user may open the staff pages: an admin, manager or viewer
+/// who is not blocked.
 fn admin_role(role: Role, status: UserStatus) -> bool {
     role != Role::User && status != UserStatus::Blocked
 }
 
-/// An admin lands on their tenant, anyone else on their own page.
+/// Staff land on their tenant (a manager on its users), anyone else on
+/// their own page.
 fn home(tenant_id: &str, role: Role, status: UserStatus) -> String {
-    if admin_role(role, status) {
-        format!("/ui/t/{tenant_id}")
-    } else {
-        "/ui/me".into()
+    match role {
+        _ if !admin_role(role, status) => "/ui/me".into(),
+        Role::Manager => format!("/ui/t/{tenant_id}/users"),
+        _ => format!("/ui/t/{tenant_id}"),
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Invitation {
     #[serde(default)]
     pub name: String,
     pub role: Role,
+    /// Groups the account joins on acceptance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// SHA-256 (hex) of the link's token; the token itself is only in the e-mail.
     pub token_hash: String,
     pub created_at: u64,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod calendar;
 pub mod clock;
+pub mod groups;
 pub mod invitations;
 pub mod model;
 pub mod plans;

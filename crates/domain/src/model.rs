@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Action, Drift, IntentLabel};
 
+pub use crate::groups::{Group, PoolLimits};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
@@ -127,16 +129,59 @@ impl std::str::FromStr for KeyAlgorithm {
 pub enum Role {
     SuperAdmin,
     Admin,
+    /// Manages the users of their own groups: standing, limits, tokens
+    /// and review. Sees nothing of other users.
+    Manager,
+    /// Reads the tenant (usage, logs, review queue, settings); changes nothing.
+    Viewer,
     User,
 }
 
 impl Role {
-    /// As in the API: `super_admin`, `admin`, `user`.
+    /// The roles a tenant gives its people (not `super_admin`).
+    pub const TENANT: [Self; 4] = [Self::Admin, Self::Manager, Self::Viewer, Self::User];
+
+    /// As in the API: `super_admin`, `admin`, `manager`, `viewer`, `user`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SuperAdmin => "super_admin",
             Self::Admin => "admin",
+            Self::Manager => "manager",
+            Self::Viewer => "viewer",
             Self::User => "user",
+        }
+    }
+
+    /// The role with its article, for e-mails and pages: "an admin".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Self::SuperAdmin => "a super_admin",
+            Self::Admin => "an admin",
+            Self::Manager => "a manager",
+            Self::Viewer => "a viewer",
+            Self::User => "a user",
+        }
+    }
+
+    /// Whether the role opens the admin API and the console's tenant pages.
+    pub fn is_staff(self) -> bool {
+        self != Self::User
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "super_admin" => Ok(Self::SuperAdmin),
+            "admin" => Ok(Self::Admin),
+            "manager" => Ok(Self::Manager),
+            "viewer" => Ok(Self::Viewer),
+            "user" => Ok(Self::User),
+            other => Err(format!(
+                "unknown role '{other}': use admin, manager, viewer or user"
+            )),
         }
     }
 }
@@ -168,6 +213,10 @@ pub struct User {
     #[serde(default)]
     pub limits: Limits,
     pub created_at: u64,
+    /// Ids of the tenant's groups the user belongs to (a manager manages
+    /// the users of theirs; each group's limits are shared by its members).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

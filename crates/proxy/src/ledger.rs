@@ -27,6 +27,7 @@ use crate::calendar::Moment;
 use crate::domain::Usage as QuotaUsage;
 use crate::error::ApiError;
 use crate::state::model::RequestRecord;
+use crate::state::{Payer, Reserved};
 use crate::upstream::Usage;
 
 /// Status logged for a call whose client left before it was answered
@@ -41,6 +42,8 @@ pub struct Ledger {
     /// `None` once finished.
     record: Option<RequestRecord>,
     reservation: Reservation,
+    /// The pools the user shares (groups, plan) the call counts in too.
+    pools: Vec<String>,
     started: Instant,
     /// The call's in-flight slots, given back when the ledger is done.
     _admitted: crate::admission::Admitted,
@@ -73,6 +76,7 @@ impl Ledger {
             app: app.clone(),
             record: Some(record),
             reservation: Reservation::default(),
+            pools: Vec::new(),
             started,
             _admitted: admitted,
         }
@@ -95,27 +99,38 @@ impl Ledger {
             .expect("a ledger is open until finished")
     }
 
-    /// Counts the call in the user's windows, in one step with reading
-    /// them: its prompt's tokens and what `answer` allows its answer from the
-    /// usage before it. Returns the usage before and after, so concurrent
-    /// calls each see the others' reservations.
+    fn payer(&self) -> Payer<'_> {
+        let record = self.record.as_ref().expect("open");
+        Payer {
+            tenant: &record.tenant_id,
+            user: &record.user_id,
+            pools: &self.pools,
+        }
+    }
+
+    /// Counts the call in the user's windows and in `pools` (keys of
+    /// `warden_domain::groups`), in one step with reading them: its
+    /// prompt's tokens and what `answer` allows its answer from the usage
+    /// before it. Concurrent calls each see the others' reservations.
     pub fn reserve(
         &mut self,
         at: &Moment,
+        pools: Vec<String>,
         prompt_tokens: u64,
         answer: &dyn Fn(&QuotaUsage) -> u64,
-    ) -> (QuotaUsage, QuotaUsage) {
-        let record = self.record.as_ref().expect("open");
-        let counters = &self.app.stores.counters;
-        let (tenant, user) = (&record.tenant_id, &record.user_id);
-        let (before, after, completion_tokens) =
-            counters.reserve(tenant, user, at, prompt_tokens, answer);
+    ) -> Reserved {
+        self.pools = pools;
+        let reserved = self
+            .app
+            .stores
+            .counters
+            .reserve(self.payer(), at, prompt_tokens, answer);
         self.reservation = Reservation {
             prompt_tokens,
-            completion_tokens,
+            completion_tokens: reserved.answer,
             forwarded: false,
         };
-        (before, after)
+        reserved
     }
 
     /// The tokens reserved for the answer.
@@ -128,9 +143,8 @@ impl Ledger {
     pub fn unreserve(&mut self, at: &Moment) {
         let tokens = self.reservation.tokens();
         self.reservation = Reservation::default();
-        let record = self.record.as_ref().expect("open");
-        let counters = &self.app.stores.counters;
-        counters.unreserve(&record.tenant_id, &record.user_id, at, tokens);
+        self.app.stores.counters.unreserve(self.payer(), at, tokens);
+        self.pools.clear();
     }
 
     /// Tokens held against the quota.
@@ -207,9 +221,14 @@ impl Ledger {
                 stores.journal.record(record, Some(counters));
             }
         };
+        let payer = Payer {
+            tenant: &tenant,
+            user: &user,
+            pools: &self.pools,
+        };
         stores
             .counters
-            .settle(&tenant, &user, &at, reserved, actual, &mut journal);
+            .settle(payer, &at, reserved, actual, &mut journal);
     }
 }
 

@@ -13,6 +13,7 @@
 use crate::adapters;
 use crate::app::App;
 use crate::chain::{StageSlot, TenantChain};
+use crate::domain::groups::{group_pool, PoolLimits, PLAN_POOL};
 use crate::domain::plans::LapseKind;
 use crate::domain::{Action, DeviationOutcome, Drift, Intent, Usage, UsageStats};
 use crate::error::{ApiError, ErrorCode};
@@ -20,7 +21,7 @@ use crate::ledger::Ledger;
 use crate::ratelimit::RateLimitInfo;
 use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
 use crate::runtime::PluginError;
-use crate::state::model::{Task, Tenant, TenantStatus, User, UserStatus};
+use crate::state::model::{Group, Task, Tenant, TenantStatus, User, UserStatus};
 use crate::state::{HistoryItem, OffTaskPrompt, Scored};
 use crate::token::Claims;
 
@@ -30,6 +31,8 @@ pub struct CallFacts<'a> {
     pub claims: &'a Claims,
     pub tenant: &'a Tenant,
     pub user: &'a User,
+    /// The tenant's groups (the user's are in `user.groups`).
+    pub groups: &'a std::collections::HashMap<String, Group>,
     pub task_id: &'a str,
     pub task: Option<&'a Task>,
     pub endpoint: &'static str,
@@ -174,7 +177,7 @@ pub async fn run(
     let token = adapters::claims(facts.claims);
     authorize(app, chain, facts, &who, token.clone()).await?;
     let task = validate_task(chain, facts, &who, token).await?;
-    let (rate_limit, output_cap) = reserve_quota(chain, facts, &who, ledger).await?;
+    let (rate_limit, output_cap) = reserve_quota(app, chain, facts, &who, ledger).await?;
     let mut assessment = Assessment {
         rate_limit: Some(rate_limit),
         output_cap,
@@ -271,11 +274,75 @@ async fn validate_task(
         .expect("task validation allows only existing tasks"))
 }
 
+/// A pool the call counts in besides the user's own windows: one of the
+/// user's groups, or the tenant plan's monthly allowance.
+struct SharedPool {
+    key: String,
+    limits: PoolLimits,
+    /// Who shares it, for a refusal: "group 'Support'", "the Basic plan".
+    owner: String,
+}
+
+/// The user's groups (limited or not: their usage is shown either way)
+/// and, when its plan has allowances, the tenant's plan. Nothing is
+/// allocated for a user in no group of a tenant without allowances.
+fn shared_pools(app: &App, facts: &CallFacts<'_>) -> Vec<SharedPool> {
+    let mut pools: Vec<SharedPool> = facts
+        .user
+        .groups
+        .iter()
+        .filter_map(|id| facts.groups.get(id))
+        .map(|group| SharedPool {
+            key: group_pool(&group.id),
+            limits: group.limits,
+            owner: format!("group '{}'", group.name),
+        })
+        .collect();
+    let plan = facts
+        .tenant
+        .subscription
+        .as_ref()
+        .and_then(|s| app.config.plan(&s.plan));
+    if let Some(plan) = plan {
+        let limits = PoolLimits {
+            requests_per_month: plan.requests_per_month,
+            tokens_per_month: plan.tokens_per_month,
+            ..PoolLimits::default()
+        };
+        if !limits.is_unlimited() {
+            pools.push(SharedPool {
+                key: PLAN_POOL.into(),
+                limits,
+                owner: format!("your organisation's {} plan", plan.name),
+            });
+        }
+    }
+    pools
+}
+
+/// The refusal of a call over a shared pool's limit, if any.
+fn over_shared_limit(
+    pools: &[SharedPool],
+    used: &[crate::domain::groups::PoolUsage],
+) -> Option<ApiError> {
+    pools.iter().zip(used).find_map(|(pool, used)| {
+        let over = pool.limits.exceeded(used)?;
+        let message = format!(
+            "{} has used its {} (shared by all its members); it resets in {} s",
+            pool.owner, over.limit, over.retry_after_secs
+        );
+        Some(ApiError::rate_limited(message, over.retry_after_secs))
+    })
+}
+
 /// Stage 3, quota: take the snapshot and reserve this call's estimate in one
 /// step, so concurrent calls each see the others' reservations and the
-/// limit cannot be overshot by more than what is in flight. A refusal (or
-/// a failed stage) takes the call back out of the windows.
+/// limit cannot be overshot by more than what is in flight. The user's
+/// limits are the quota plugin's to judge; the shared pools' (groups, the
+/// plan) the host's, first. A refusal (or a failed stage) takes the call
+/// back out of every window.
 async fn reserve_quota(
+    app: &App,
     chain: &TenantChain,
     facts: &CallFacts<'_>,
     who: &types::Identity,
@@ -283,7 +350,14 @@ async fn reserve_quota(
 ) -> Result<(RateLimitInfo, Option<u64>), ApiError> {
     let limits = &facts.user.limits;
     let answer = |before: &Usage| facts.answer_budget(before);
-    let (before, after) = ledger.reserve(&facts.at, facts.prompt_tokens, &answer);
+    let pools = shared_pools(app, facts);
+    let keys = pools.iter().map(|p| p.key.clone()).collect();
+    let reserved = ledger.reserve(&facts.at, keys, facts.prompt_tokens, &answer);
+    let (before, after) = (reserved.before, reserved.after);
+    if let Some(refusal) = over_shared_limit(&pools, &reserved.pools) {
+        ledger.unreserve(&facts.at);
+        return Err(refusal);
+    }
     let output_cap = facts.caps_answer().then(|| ledger.answer_tokens());
     let request = quota::QuotaRequest {
         identity: who.clone(),

@@ -141,7 +141,9 @@ impl From<Role> for types::Role {
         match role {
             Role::SuperAdmin => Self::SuperAdmin,
             Role::Admin => Self::Admin,
-            Role::User => Self::User,
+            // A call to the model carries no admin power: the WIT's roles
+            // stay the three plugins were built against.
+            Role::Manager | Role::Viewer | Role::User => Self::User,
         }
     }
 }

@@ -5,11 +5,12 @@
 //! overshoot a limit by more than what is in flight.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
 use warden_domain::calendar::{Moment, Windows};
+use warden_domain::groups::PoolUsage;
 use warden_domain::{Drift, IntentLabel, Usage, UsageStats};
 
 const HISTORY_LEN: usize = 50;
@@ -109,6 +110,9 @@ pub struct Counters {
     tokens_day: u64,
     month: u64,
     tokens_month: u64,
+    /// Requests this month: a pool's allowance (a group's, a plan's).
+    #[serde(default)]
+    requests_month: u64,
     pub score: f32,
     pub score_updated_at_ms: u64,
     first_request_ms: u64,
@@ -140,6 +144,7 @@ impl UserActivity {
         if self.counters.month != month {
             self.counters.month = month;
             self.counters.tokens_month = 0;
+            self.counters.requests_month = 0;
         }
         if self.counters.week != week {
             self.counters.week = week;
@@ -161,6 +166,19 @@ impl UserActivity {
             tokens_today: self.counters.tokens_day,
             tokens_this_month: self.counters.tokens_month,
             minute_resets_in: secs_until((self.counters.minute + 1) * MINUTE_MS),
+            day_resets_in: secs_until(at.windows.day_end_ms),
+            month_resets_in: secs_until(at.windows.month_end_ms),
+        }
+    }
+
+    /// What a pool (a group, a plan) has used in its windows.
+    pub fn pool_usage(&self, at: &Moment) -> PoolUsage {
+        let secs_until = |boundary_ms: u64| boundary_ms.saturating_sub(at.now_ms).div_ceil(1000);
+        PoolUsage {
+            requests_today: self.counters.requests_day,
+            requests_this_month: self.counters.requests_month,
+            tokens_today: self.counters.tokens_day,
+            tokens_this_month: self.counters.tokens_month,
             day_resets_in: secs_until(at.windows.day_end_ms),
             month_resets_in: secs_until(at.windows.month_end_ms),
         }
@@ -189,6 +207,7 @@ impl UserActivity {
         self.counters.requests_minute += 1;
         self.counters.requests_day += 1;
         self.counters.requests_week += 1;
+        self.counters.requests_month += 1;
         self.counters.tokens_day += estimated_tokens;
         self.counters.tokens_week += estimated_tokens;
         self.counters.tokens_month += estimated_tokens;
@@ -209,6 +228,7 @@ impl UserActivity {
             &mut settled.requests_minute,
             &mut settled.requests_day,
             &mut settled.requests_week,
+            &mut settled.requests_month,
             &mut settled.total_requests,
         ] {
             *field = field.saturating_sub(requests);
@@ -247,7 +267,10 @@ impl UserActivity {
         );
         fold_window(
             (&mut mine.month, theirs.month),
-            &mut [(&mut mine.tokens_month, theirs.tokens_month)],
+            &mut [
+                (&mut mine.tokens_month, theirs.tokens_month),
+                (&mut mine.requests_month, theirs.requests_month),
+            ],
         );
         fold_window(
             (&mut mine.week, theirs.week),
@@ -272,6 +295,7 @@ impl UserActivity {
         self.counters.requests_minute = self.counters.requests_minute.saturating_sub(1);
         self.counters.requests_day = self.counters.requests_day.saturating_sub(1);
         self.counters.requests_week = self.counters.requests_week.saturating_sub(1);
+        self.counters.requests_month = self.counters.requests_month.saturating_sub(1);
         self.counters.tokens_week = self.counters.tokens_week.saturating_sub(estimated_tokens);
         self.counters.tokens_day = self.counters.tokens_day.saturating_sub(estimated_tokens);
         self.counters.tokens_month = self.counters.tokens_month.saturating_sub(estimated_tokens);
@@ -328,10 +352,31 @@ fn fold_window((window, replayed_window): (&mut u64, u64), counts: &mut [(&mut u
 }
 
 #[derive(Default)]
-struct Users {
+pub(crate) struct Users {
     by_tenant: HashMap<String, HashMap<String, UserActivity>>,
     /// (tenant, user) of every activity changed since the last persist.
     dirty: Vec<(String, String)>,
+}
+
+impl Users {
+    /// A user's (or a pool's) activity, rolled to `at` and marked changed.
+    pub(crate) fn activity(&mut self, tenant: &str, user: &str, at: &Moment) -> &mut UserActivity {
+        // Looked up before inserting: the request path allocates no key.
+        if !self.by_tenant.contains_key(tenant) {
+            self.by_tenant.insert(tenant.to_string(), HashMap::new());
+        }
+        let tenant_map = self.by_tenant.get_mut(tenant).expect("present");
+        if !tenant_map.contains_key(user) {
+            tenant_map.insert(user.to_string(), UserActivity::default());
+        }
+        let activity = tenant_map.get_mut(user).expect("present");
+        activity.roll(at);
+        if !activity.dirty {
+            activity.dirty = true;
+            self.dirty.push((tenant.to_string(), user.to_string()));
+        }
+        activity
+    }
 }
 
 /// All users' activity, keyed by tenant then user. Changes are persisted in
@@ -364,6 +409,12 @@ impl Activity {
         })
     }
 
+    /// Every user's activity, held: what changes several at once (a user
+    /// and their pools) does it under one lock.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Users> {
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Runs `f` on a user's activity with its windows rolled to `at`.
     pub fn with_user<R>(
         &self,
@@ -372,28 +423,26 @@ impl Activity {
         at: &Moment,
         f: impl FnOnce(&mut UserActivity) -> R,
     ) -> R {
-        let mut guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        let users = &mut *guard;
-        let tenant_map = match users.by_tenant.get_mut(tenant) {
-            Some(m) => m,
-            None => users.by_tenant.entry(tenant.to_string()).or_default(),
-        };
-        let activity = match tenant_map.get_mut(user) {
-            Some(a) => a,
-            None => tenant_map.entry(user.to_string()).or_default(),
-        };
-        activity.roll(at);
-        let result = f(activity);
-        if !activity.dirty {
-            activity.dirty = true;
-            users.dirty.push((tenant.to_string(), user.to_string()));
-        }
-        result
+        f(self.lock().activity(tenant, user, at))
+    }
+
+    /// A pool's usage (a group's, a plan's: see `warden_domain::groups`),
+    /// without changing anything.
+    pub fn pool_usage(&self, tenant: &str, pool: &str, at: &Moment) -> PoolUsage {
+        let guard = self.lock();
+        let mut current = guard
+            .by_tenant
+            .get(tenant)
+            .and_then(|t| t.get(pool))
+            .cloned()
+            .unwrap_or_default();
+        current.roll(at);
+        current.pool_usage(at)
     }
 
     /// A user's requests and tokens this week.
     pub fn week_of(&self, tenant: &str, user: &str, at: &Moment) -> (u64, u64) {
-        let guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.lock();
         guard
             .by_tenant
             .get(tenant)
@@ -407,7 +456,7 @@ impl Activity {
 
     /// Folds in counters replayed from the journal (see `UserActivity::restore`).
     pub fn restore(&self, tenant: &str, user: &str, counters: &Counters) {
-        let mut guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.lock();
         let users = &mut *guard;
         let activity = users
             .by_tenant
@@ -426,7 +475,7 @@ impl Activity {
     /// The user's latest off-task prompts (newest first) and the admin's
     /// last note: what the user's own page explains.
     pub fn notes(&self, tenant: &str, user: &str) -> (Vec<OffTaskPrompt>, Option<String>) {
-        let guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.lock();
         match guard.by_tenant.get(tenant).and_then(|t| t.get(user)) {
             Some(a) => (
                 a.off_task.iter().rev().cloned().collect(),
@@ -437,7 +486,7 @@ impl Activity {
     }
 
     pub fn peek(&self, tenant: &str, user: &str, at: &Moment) -> (Usage, f32, Option<String>) {
-        let guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self.lock();
         match guard.by_tenant.get(tenant).and_then(|t| t.get(user)) {
             Some(a) => {
                 let mut current = a.clone();
@@ -459,7 +508,7 @@ impl Activity {
     /// Serialised records of every user changed since the last call, keyed
     /// as in the `usage` tree.
     pub fn take_dirty(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut guard = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.lock();
         let users = &mut *guard;
         let dirty = std::mem::take(&mut users.dirty);
         dirty

@@ -4,6 +4,7 @@
 //! - `tenants`:   tenant_id                  → Tenant
 //! - `users`:     tenant_id \0 user_id       → User
 //! - `tasks`:     tenant_id \0 task_id       → Task
+//! - `groups`:    tenant_id \0 group_id      → Group (members: `User::groups`)
 //! - `keys`:      kid                        → SigningKey
 //! - `tokens`:    jti                        → TokenRecord
 //! - `usage`:     tenant_id \0 user_id       → UserActivity counters (see activity.rs)
@@ -50,6 +51,7 @@ pub struct TenantEntry {
     pub calendar: warden_domain::calendar::Calendar,
     pub users: HashMap<String, User>,
     pub tasks: HashMap<String, Task>,
+    pub groups: HashMap<String, Group>,
     /// The tenant's own providers and routes (keys sealed), by name.
     pub providers: Vec<StoredProvider>,
     pub routes: Vec<StoredRoute>,
@@ -86,6 +88,7 @@ pub struct Db {
     tenants: sled::Tree,
     users: sled::Tree,
     tasks: sled::Tree,
+    groups: sled::Tree,
     keys: sled::Tree,
     pub(crate) tokens: sled::Tree,
     pub(crate) usage: sled::Tree,
@@ -172,6 +175,7 @@ impl Db {
             tenants: tree("tenants")?,
             users: tree("users")?,
             tasks: tree("tasks")?,
+            groups: tree("groups")?,
             keys: tree("keys")?,
             tokens: tree("tokens")?,
             usage: tree("usage")?,
@@ -245,6 +249,13 @@ impl Db {
                 .tasks
                 .insert(t.id.clone(), t);
         }
+        for g in decode_all::<Group>(&self.groups)? {
+            dir.tenants
+                .entry(g.tenant_id.clone())
+                .or_default()
+                .groups
+                .insert(g.id.clone(), g);
+        }
         for p in decode_all::<StoredProvider>(&self.providers)? {
             let entry = dir.tenants.entry(p.tenant_id.clone()).or_default();
             entry.providers.push(p);
@@ -296,6 +307,40 @@ impl Db {
             &compound_key(&[&task.tenant_id, &task.id]),
             task,
         )
+    }
+
+    /// Writes a group (or removes it: `None`) together with the users
+    /// whose membership changed, in one transaction: no snapshot sees a
+    /// member of a group that is gone.
+    pub fn write_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        group: Option<&Group>,
+        members: &[User],
+    ) -> anyhow::Result<()> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        let group_key = compound_key(&[tenant, id]);
+        let group_value = group.map(encode).transpose()?;
+        let users: Vec<(Vec<u8>, Vec<u8>)> = members
+            .iter()
+            .map(|u| Ok((compound_key(&[&u.tenant_id, &u.id]), encode(u)?)))
+            .collect::<anyhow::Result<_>>()?;
+        (&self.groups, &self.users)
+            .transaction(|(groups, users_tree)| {
+                match &group_value {
+                    Some(value) => groups.insert(group_key.as_slice(), value.as_slice())?,
+                    None => groups.remove(group_key.as_slice())?,
+                };
+                for (key, value) in &users {
+                    users_tree.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e: TransactionError<()>| anyhow::anyhow!("writing group '{id}': {e:?}"))?;
+        self.db.flush()?;
+        self.reload()
     }
 
     pub fn put_key(&self, key: &SigningKey) -> anyhow::Result<()> {

@@ -23,7 +23,11 @@ use super::model::RequestRecord;
 #[derive(Serialize, Deserialize)]
 pub struct JournalEntry {
     pub record: RequestRecord,
+    /// The user's counters after the call.
     pub counters: Option<Counters>,
+    /// Its pools' (the user's groups', the tenant plan's), by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<(String, Counters)>,
 }
 
 pub struct Journal {
@@ -73,8 +77,12 @@ impl Journal {
                 let Ok(entry) = serde_json::from_str::<JournalEntry>(&line?) else {
                     continue;
                 };
+                let tenant = &entry.record.tenant_id;
                 if let Some(counters) = &entry.counters {
-                    activity.restore(&entry.record.tenant_id, &entry.record.user_id, counters);
+                    activity.restore(tenant, &entry.record.user_id, counters);
+                }
+                for (pool, counters) in &entry.pools {
+                    activity.restore(tenant, pool, counters);
                 }
                 apply(entry.record);
                 replayed += 1;

@@ -22,8 +22,8 @@ pub use queries::{EventFilter, LogFilter, Page};
 pub use rollup::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 pub use sessions::{LoginCode, Session};
 pub use store::{
-    AuditLog, DeviationMemory, IdentityStore, PastCall, QuotaCounters, Recall, RequestJournal,
-    Scored, Stores,
+    AuditLog, DeviationMemory, IdentityStore, PastCall, Payer, QuotaCounters, Recall,
+    RequestJournal, Reserved, Scored, Settled, Stores,
 };
 pub use writer::StateWriter;
 

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use warden_domain::calendar::Moment;
+use warden_domain::groups::PoolUsage;
 use warden_domain::model::{Event, RequestRecord, UserStatus};
 use warden_domain::{Drift, IntentLabel, Usage, UsageStats};
 
@@ -27,23 +28,50 @@ pub trait IdentityStore: Send + Sync {
         -> anyhow::Result<bool>;
 }
 
-/// A user's quota windows, with the calls in flight counted at their
-/// estimate ("reserve, then settle").
+/// Whose windows a call counts in: its user's, and the pools the user
+/// shares (their groups', the tenant plan's; keys from
+/// `warden_domain::groups`), all changed in one atomic step.
+#[derive(Debug, Clone, Copy)]
+pub struct Payer<'a> {
+    pub tenant: &'a str,
+    pub user: &'a str,
+    pub pools: &'a [String],
+}
+
+/// A call's reservation, read in the same step as it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reserved {
+    /// The user's usage before and after the call.
+    pub before: Usage,
+    pub after: Usage,
+    /// The answer's tokens counted.
+    pub answer: u64,
+    /// Each pool's usage after the call, in the order of `Payer::pools`.
+    pub pools: Vec<PoolUsage>,
+}
+
+/// Counters after a settled call: the user's and each pool's.
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    pub user: Counters,
+    pub pools: Vec<(String, Counters)>,
+}
+
+/// Users' and pools' quota windows, with the calls in flight counted at
+/// their estimate ("reserve, then settle").
 pub trait QuotaCounters: Send + Sync {
     /// Counts a call in one atomic step with reading the windows: its
-    /// prompt's tokens and what `answer` allows the answer from the usage
-    /// before it. Returns the usage before and after, and the answer's
-    /// tokens counted.
+    /// prompt's tokens and what `answer` allows the answer from the user's
+    /// usage before it.
     fn reserve(
         &self,
-        tenant: &str,
-        user: &str,
+        payer: Payer<'_>,
         at: &Moment,
         prompt: u64,
         answer: &dyn Fn(&Usage) -> u64,
-    ) -> (Usage, Usage, u64);
+    ) -> Reserved;
     /// Takes a refused call back out, request and tokens.
-    fn unreserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64);
+    fn unreserve(&self, payer: Payer<'_>, at: &Moment, tokens: u64);
     /// Replaces a reservation with what the call really cost and hands the
     /// counters after it to `journal`, which journals them with the call's
     /// record before any other call of the store can settle or persist:
@@ -52,12 +80,11 @@ pub trait QuotaCounters: Send + Sync {
     /// counters one call ahead of the log).
     fn settle(
         &self,
-        tenant: &str,
-        user: &str,
+        payer: Payer<'_>,
         at: &Moment,
         reserved: u64,
         actual: u64,
-        journal: &mut dyn FnMut(Counters),
+        journal: &mut dyn FnMut(Settled),
     );
 }
 
@@ -122,8 +149,8 @@ pub trait DeviationMemory: Send + Sync {
 /// Every finished call's record, exactly once.
 pub trait RequestJournal: Send + Sync {
     /// Durable before the call's answer completes (survives `kill -9`),
-    /// with the user's counters after it.
-    fn record(&self, record: RequestRecord, counters: Option<Counters>);
+    /// with the user's (and their pools') counters after it.
+    fn record(&self, record: RequestRecord, counters: Option<Settled>);
 }
 
 /// Automatic actions and admin changes, ordered per tenant.
@@ -177,7 +204,7 @@ impl AuditLog for Db {
 }
 
 impl RequestJournal for StateWriter {
-    fn record(&self, record: RequestRecord, counters: Option<Counters>) {
+    fn record(&self, record: RequestRecord, counters: Option<Settled>) {
         StateWriter::record(self, record, counters)
     }
 }
@@ -185,37 +212,63 @@ impl RequestJournal for StateWriter {
 impl QuotaCounters for Activity {
     fn reserve(
         &self,
-        tenant: &str,
-        user: &str,
+        payer: Payer<'_>,
         at: &Moment,
         prompt: u64,
         answer: &dyn Fn(&Usage) -> u64,
-    ) -> (Usage, Usage, u64) {
-        self.with_user(tenant, user, at, |a| {
-            let before = a.usage(at);
-            let answer = answer(&before);
-            a.reserve(prompt + answer, at.now_ms);
-            (before, a.usage(at), answer)
-        })
+    ) -> Reserved {
+        let mut users = self.lock();
+        let mine = users.activity(payer.tenant, payer.user, at);
+        let before = mine.usage(at);
+        let answer = answer(&before);
+        let tokens = prompt + answer;
+        mine.reserve(tokens, at.now_ms);
+        let after = mine.usage(at);
+        let pools = payer
+            .pools
+            .iter()
+            .map(|pool| {
+                let shared = users.activity(payer.tenant, pool, at);
+                shared.reserve(tokens, at.now_ms);
+                shared.pool_usage(at)
+            })
+            .collect();
+        Reserved {
+            before,
+            after,
+            answer,
+            pools,
+        }
     }
 
-    fn unreserve(&self, tenant: &str, user: &str, at: &Moment, tokens: u64) {
-        self.with_user(tenant, user, at, |a| a.unreserve(tokens));
+    fn unreserve(&self, payer: Payer<'_>, at: &Moment, tokens: u64) {
+        let mut users = self.lock();
+        for key in std::iter::once(payer.user).chain(payer.pools.iter().map(String::as_str)) {
+            users.activity(payer.tenant, key, at).unreserve(tokens);
+        }
     }
 
     fn settle(
         &self,
-        tenant: &str,
-        user: &str,
+        payer: Payer<'_>,
         at: &Moment,
         reserved: u64,
         actual: u64,
-        journal: &mut dyn FnMut(Counters),
+        journal: &mut dyn FnMut(Settled),
     ) {
-        self.with_user(tenant, user, at, |a| {
+        let mut users = self.lock();
+        let mut settle = |key: &str| {
+            let a = users.activity(payer.tenant, key, at);
             a.reconcile(reserved, actual);
-            journal(a.settled_counters());
-        })
+            a.settled_counters()
+        };
+        let user = settle(payer.user);
+        let pools = payer
+            .pools
+            .iter()
+            .map(|pool| (pool.clone(), settle(pool)))
+            .collect();
+        journal(Settled { user, pools });
     }
 }
 
@@ -293,22 +346,36 @@ mod tests {
     fn reservations_settle_and_a_refusal_counts_nothing() {
         let (activity, at) = (memory(), Calendar::utc().at(1_000_000));
         let counters: &dyn QuotaCounters = &activity;
-        let (before, after, answer) = counters.reserve("acme", "ali", &at, 100, &|_| 400);
+        let pools = ["group:eng".to_string()];
+        let ali = Payer {
+            tenant: "acme",
+            user: "ali",
+            pools: &pools,
+        };
+        let r = counters.reserve(ali, &at, 100, &|_| 400);
         assert_eq!(
-            (before.tokens_today, after.tokens_today, answer),
+            (r.before.tokens_today, r.after.tokens_today, r.answer),
             (0, 500, 400)
         );
-        assert_eq!(after.requests_today, 1);
+        assert_eq!(r.after.requests_today, 1);
+        assert_eq!(r.pools[0].tokens_today, 500, "the group counts it too");
         let mut journaled = None;
-        counters.settle("acme", "ali", &at, 500, 120, &mut |c| journaled = Some(c));
-        assert!(
-            journaled.is_some(),
-            "settling hands the counters to the journal"
+        counters.settle(ali, &at, 500, 120, &mut |c| journaled = Some(c));
+        let journaled = journaled.expect("settling hands the counters to the journal");
+        assert_eq!(journaled.pools.len(), 1, "with the group's");
+        counters.reserve(ali, &at, 500, &|_| 0);
+        counters.unreserve(ali, &at, 500);
+        let now = counters.reserve(ali, &at, 0, &|used| used.tokens_today);
+        assert_eq!(
+            (now.before.requests_today, now.before.tokens_today),
+            (1, 120)
         );
-        counters.reserve("acme", "ali", &at, 500, &|_| 0);
-        counters.unreserve("acme", "ali", &at, 500);
-        let (now, _, _) = counters.reserve("acme", "ali", &at, 0, &|used| used.tokens_today);
-        assert_eq!((now.requests_today, now.tokens_today), (1, 120));
+        // Another member of the group shares its pool, not ali's windows.
+        let bo = Payer { user: "bo", ..ali };
+        let theirs = counters.reserve(bo, &at, 10, &|_| 0);
+        assert_eq!(theirs.before.requests_today, 0);
+        assert_eq!(theirs.pools[0].requests_today, 3);
+        assert_eq!(theirs.pools[0].requests_this_month, 3);
     }
 
     #[test]

@@ -162,13 +162,21 @@ impl StateWriter {
     }
 
     /// Journals a finished request (one `write()`) and queues it for sled.
-    pub fn record(&self, record: RequestRecord, counters: Option<super::activity::Counters>) {
+    pub fn record(&self, record: RequestRecord, counters: Option<super::Settled>) {
         let mut journal = self
             .inner
             .journal
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let entry = JournalEntry { record, counters };
+        let (counters, pools) = match counters {
+            Some(settled) => (Some(settled.user), settled.pools),
+            None => (None, Vec::new()),
+        };
+        let entry = JournalEntry {
+            record,
+            counters,
+            pools,
+        };
         if let Err(e) = journal.append(&entry) {
             tracing::error!(error = %e, "cannot append to the request journal");
         }

@@ -26,12 +26,16 @@ pub enum InvitationCommand {
         email: String,
         #[arg(long)]
         name: Option<String>,
-        /// user (default) or admin.
+        /// user (default), viewer, manager or admin.
         #[arg(long, default_value = "user")]
         role: String,
+        /// Groups the account joins (repeat the flag).
+        #[arg(long = "group")]
+        groups: Vec<String>,
     },
-    /// Invite everyone in a CSV file: email,name,role per line (a header
-    /// line is skipped); prints what happened to each row.
+    /// Invite everyone in a CSV file: email,name,role,groups per line
+    /// (groups separated by ';'; a header line is skipped); prints what
+    /// happened to each row.
     Bulk {
         #[arg(long)]
         tenant: String,
@@ -78,8 +82,10 @@ impl InvitationCommand {
                 email,
                 name,
                 role,
+                groups,
             } => {
-                let body = json!({ "email": email, "name": name.clone().unwrap_or_default(), "role": role });
+                let name = name.clone().unwrap_or_default();
+                let body = json!({ "email": email, "name": name, "role": role, "groups": groups });
                 (
                     Call::send(Method::POST, path(tenant, ""), body),
                     View::Record,

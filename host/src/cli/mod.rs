@@ -4,6 +4,7 @@
 //! stopped server's state directory.
 
 mod backend;
+mod groups;
 mod invitations;
 mod policy;
 mod providers;
@@ -18,6 +19,7 @@ pub use verbs::{
     TaskCommand, TenantCommand, TokenCommand, UsageArgs, UserCommand,
 };
 
+pub use groups::GroupCommand;
 pub use invitations::InvitationCommand;
 pub use policy::PolicyCommand;
 pub use providers::{new_master_key, rotate_master_key, ProviderCommand};

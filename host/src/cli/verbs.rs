@@ -133,10 +133,13 @@ pub enum UserCommand {
         id: String,
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, default_value = "user", value_parser = ["user", "admin", "super_admin"])]
+        #[arg(long, default_value = "user", value_parser = ["user", "viewer", "manager", "admin", "super_admin"])]
         role: String,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Groups the user joins (repeat the flag).
+        #[arg(long = "group")]
+        groups: Vec<String>,
     },
     /// Block a user: their calls are refused until re-enabled.
     Block(UserChange),
@@ -533,11 +536,12 @@ impl UserCommand {
                 name,
                 role,
                 limits,
+                groups,
             } => (
                 Call::send(
                     Method::POST,
                     tenant_path(tenant, "users"),
-                    json!({ "id": id, "name": name, "role": role, "limits": limits.json() }),
+                    json!({ "id": id, "name": name, "role": role, "limits": limits.json(), "groups": groups }),
                 ),
                 View::Record,
             ),

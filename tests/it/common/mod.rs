@@ -318,6 +318,7 @@ impl TestEnv {
                 name: id,
                 role,
                 limits: Limits::default(),
+                groups: Vec::new(),
             },
         )
         .unwrap();
@@ -392,6 +393,7 @@ pub fn seed_tenant(db: &warden::state::Db, id: &str, limits: Limits, options: Te
             name: "Ali",
             role: Role::User,
             limits,
+            groups: Vec::new(),
         },
     )
     .unwrap();

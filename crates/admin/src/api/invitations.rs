@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{audit, internal, Caller};
+use super::{audit, internal, Access, Caller};
 use crate::app::App;
 use crate::domain::invitations::{
     gone_reason, Invitation, InvitationStatus, REMIND_AFTER_MS, VALID_MS,
@@ -67,8 +67,11 @@ pub struct NewInvitation {
     pub email: String,
     #[serde(default)]
     pub name: String,
-    /// `user` (default) or `admin`.
+    /// `user` (default), `viewer`, `manager` or `admin`.
     pub role: Option<Role>,
+    /// Groups of the tenant the account joins.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -94,9 +97,22 @@ fn valid_email(email: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
 }
 
+/// Of `groups`, those the tenant still has.
+fn existing_groups(app: &App, tenant: &str, groups: &[String]) -> Vec<String> {
+    let directory = app.db.directory();
+    let Some(entry) = directory.tenant(tenant) else {
+        return Vec::new();
+    };
+    groups
+        .iter()
+        .filter(|g| entry.groups.contains_key(*g))
+        .cloned()
+        .collect()
+}
+
 /// `GET /admin/v1/tenants/{t}/invitations`, newest first.
 pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Vec<InvitationView>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let now = app.clock.now_ms();
     let all = app.db.invitations(tenant).map_err(internal)?;
     Ok(all.iter().rev().map(|i| view(i, now)).collect())
@@ -110,15 +126,18 @@ pub fn create(
     tenant: &str,
     new: NewInvitation,
 ) -> Result<InvitationView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let email = new.email.trim().to_ascii_lowercase();
     if !valid_email(&email) {
         return Err(invalid(format!("'{}' is not an e-mail address", new.email)));
     }
     let role = new.role.unwrap_or(Role::User);
     if role == Role::SuperAdmin {
-        return Err(invalid("an invitation's role is user or admin"));
+        return Err(invalid(
+            "an invitation's role is admin, manager, viewer or user",
+        ));
     }
+    super::groups::check_exist(app, tenant, &new.groups)?;
     super::subscription::check_user_room(app, tenant)?;
     let now = app.clock.now_ms();
     let existing = app.db.invitations(tenant).map_err(internal)?;
@@ -137,6 +156,7 @@ pub fn create(
         email,
         name: new.name.trim().to_string(),
         role,
+        groups: new.groups,
         token_hash: String::new(),
         created_at: now,
         expires_at: now + VALID_MS,
@@ -202,10 +222,7 @@ fn send_with(
     let expires = jiff::Timestamp::from_millisecond(invitation.expires_at as i64)
         .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();
-    let role = match invitation.role {
-        Role::Admin => "an admin",
-        _ => "a user",
-    };
+    let role = invitation.role.with_article();
     let mut message = mail::invitation(
         &invitation.email,
         &organisation,
@@ -237,7 +254,7 @@ fn pending(
     id: &str,
     act: &str,
 ) -> Result<Invitation, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let invitation = app
         .db
         .invitations(tenant)
@@ -431,6 +448,8 @@ pub fn accept(app: &App, token: &str, acceptance: Acceptance) -> Result<Accepted
             name: if name.is_empty() { &user_id } else { &name },
             role: invitation.role,
             limits: Limits::default(),
+            // Groups deleted since the invitation are left out.
+            groups: existing_groups(app, &tenant, &invitation.groups),
         },
     );
     if let Err(e) = made {
@@ -502,7 +521,8 @@ const BULK_ROWS: usize = 500;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkInvitations {
-    /// `email,name,role` lines (name and role optional; a header line
+    /// `email,name,role,groups` lines (all but the e-mail optional; groups
+    /// separated by ';'; a header line
     /// starting with `email` is skipped; quoted fields as in RFC 4180).
     pub csv: String,
 }
@@ -537,7 +557,7 @@ pub fn bulk(
     tenant: &str,
     input: BulkInvitations,
 ) -> Result<BulkReport, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let rows = parse_csv(&input.csv);
     if rows.len() > BULK_ROWS {
         return Err(invalid(format!(
@@ -554,16 +574,22 @@ pub fn bulk(
         if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        let role = match cell(2).to_ascii_lowercase().as_str() {
-            "" | "user" => Ok(Role::User),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role '{other}': user or admin")),
+        let role = match cell(2) {
+            "" => Ok(Role::User),
+            role => role.parse::<Role>(),
         };
+        let groups = cell(3)
+            .split(';')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(String::from)
+            .collect();
         let outcome = role.map_err(invalid).and_then(|role| {
             let new = NewInvitation {
                 email: cell(0).to_string(),
                 name: cell(1).to_string(),
                 role: Some(role),
+                groups,
             };
             create(app, caller, tenant, new)
         });

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, internal, Caller};
+use super::{audit, internal, Access, Caller};
 use crate::app::App;
 use crate::chain::Thresholds;
 use crate::error::{ApiError, ErrorCode};
@@ -73,7 +73,7 @@ pub fn update_task(
     id: &str,
     changes: TaskChanges,
 ) -> Result<Task, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let mut task = find_task(app, tenant, id)?;
     let mut changed = Vec::new();
     if let Some(title) = changes.title {
@@ -157,17 +157,7 @@ pub fn mark_on_task(
     request_id: &str,
     body: Correction,
 ) -> Result<Corrected, ApiError> {
-    caller.scope(tenant)?;
-    let exists = app
-        .db
-        .directory()
-        .tenant(tenant)
-        .is_some_and(|e| e.users.contains_key(user));
-    if !exists {
-        return Err(ApiError::not_found(format!(
-            "no user '{user}' in tenant '{tenant}'"
-        )));
-    }
+    super::users::find(app, caller, Access::ManageUsers, tenant, user)?;
     let at = app.moment(tenant);
     let note = body
         .note
@@ -253,7 +243,7 @@ fn settings_view(app: &App, tenant: &str, own: &MisuseSettings) -> SettingsView 
 
 /// `GET /admin/v1/tenants/{t}/misuse`.
 pub fn show_settings(app: &App, caller: &Caller, tenant: &str) -> Result<SettingsView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let record = super::tenants::find(app, tenant)?;
     Ok(settings_view(app, tenant, &record.misuse))
 }
@@ -277,7 +267,7 @@ pub fn set_settings(
     tenant: &str,
     body: NewSettings,
 ) -> Result<SettingsView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let settings = MisuseSettings {
         warn_at: body.warn_at,
         flag_at: body.flag_at,

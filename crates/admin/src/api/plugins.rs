@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::tenants::Reason;
-use super::{audit, internal, require_reason, Caller, List};
+use super::{audit, internal, require_reason, Access, Caller, List};
 use crate::app::App;
 use crate::chain::Chains;
 use crate::domain::plans::Feature;
@@ -45,7 +45,7 @@ fn rejected(message: String) -> ApiError {
 
 /// `GET /admin/v1/tenants/{t}/plugins`: the tenant's plugins and versions.
 pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<List<PluginVersions>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let store = PluginStore::new(chains(app)?.plugin_dir(), tenant);
     Ok(store.list().into())
 }
@@ -231,7 +231,7 @@ pub async fn upload(
     name: &str,
     wasm: Bytes,
 ) -> Result<PluginVersion, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     checked_name(name)?;
     super::subscription::require_feature(app, tenant, Feature::OwnPlugins)?;
     if wasm.is_empty() {
@@ -264,7 +264,7 @@ pub async fn rollback(
     name: &str,
     body: Reason,
 ) -> Result<PluginVersion, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     checked_name(name)?;
     let reason = require_reason(body.reason)?;
     let chains = chains(app)?;
@@ -302,7 +302,7 @@ pub fn delete(
     name: &str,
     body: Reason,
 ) -> Result<Deleted, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     checked_name(name)?;
     let reason = require_reason(body.reason)?;
     let chains = chains(app)?;

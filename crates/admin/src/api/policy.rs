@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::plugins::chains;
-use super::{audit, internal, require_reason, Caller};
+use super::{audit, internal, require_reason, Access, Caller};
 use crate::app::App;
 use crate::chain::Chains;
 use crate::domain::plans::Feature;
@@ -89,13 +89,13 @@ fn view(app: &App, chains: &Chains, tenant: &str) -> Result<PolicyView, ApiError
 
 /// `GET /admin/v1/tenants/{t}/policy`.
 pub fn show(app: &App, caller: &Caller, tenant: &str) -> Result<PolicyView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     view(app, chains(app)?, tenant)
 }
 
 /// `GET /admin/v1/tenants/{t}/policy/versions`, newest first.
 pub fn versions(app: &App, caller: &Caller, tenant: &str) -> Result<Vec<VersionView>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let stored = app.db.policy_versions(tenant).map_err(internal)?;
     let latest = stored.last().map(|p| p.version);
     Ok(stored
@@ -119,7 +119,7 @@ pub fn put(
     tenant: &str,
     input: PolicyInput,
 ) -> Result<PolicyView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let text = match (input.toml, input.policy) {
         (Some(text), None) => text,
         (None, Some(policy)) => toml_from_json(&policy).map_err(|e| invalid(format!("{e:#}")))?,
@@ -140,7 +140,7 @@ pub fn reset(
     tenant: &str,
     input: PolicyInput,
 ) -> Result<PolicyView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let note = Some(require_reason(input.reason)?);
     store(app, caller, tenant, None, note, "policy.reset")
 }
@@ -153,7 +153,7 @@ pub fn rollback(
     tenant: &str,
     input: RollbackInput,
 ) -> Result<PolicyView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let reason = require_reason(input.reason)?;
     let earlier = app
         .db

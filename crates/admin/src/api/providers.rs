@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, internal, Caller};
+use super::{audit, internal, Access, Caller};
 use crate::app::App;
 use crate::domain::plans::Feature;
 use crate::domain::providers::{ProviderSpec, RouteSpec, StoredProvider, StoredRoute};
@@ -59,7 +59,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 /// `GET /admin/v1/tenants/{t}/providers`.
 pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<Catalog, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let directory = app.db.directory();
     let entry = directory.tenant(tenant);
     let providers = entry.map_or(Vec::new(), |e| e.providers.iter().map(Into::into).collect());
@@ -86,7 +86,7 @@ pub fn put(
     name: &str,
     input: ProviderInput,
 ) -> Result<ProviderView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     super::subscription::require_feature(app, tenant, Feature::OwnProviders)?;
     let mut spec = input.spec;
     if !spec.name.is_empty() && spec.name != name {
@@ -166,7 +166,7 @@ pub fn delete(
     name: &str,
     removal: Removal,
 ) -> Result<serde_json::Value, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let directory = app.db.directory();
     let routes = directory
         .tenant(tenant)
@@ -212,7 +212,7 @@ pub fn put_route(
     model: &str,
     input: RouteInput,
 ) -> Result<RouteSpec, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let route = RouteSpec {
         model: model.to_string(),
         targets: input.targets,
@@ -239,7 +239,7 @@ pub fn delete_route(
     model: &str,
     removal: Removal,
 ) -> Result<serde_json::Value, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     if !app.db.delete_route(tenant, model).map_err(internal)? {
         return Err(ApiError::not_found(format!(
             "no route '{model}' in tenant '{tenant}'"

@@ -7,11 +7,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, internal, require_reason, Caller};
+use super::{audit, internal, require_reason, Access, Caller};
 use crate::app::App;
 use crate::domain::plans::{Feature, Plan, Subscription, SubscriptionStatus};
 use crate::error::{ApiError, ErrorCode};
-use crate::state::model::{Role, Tenant};
+use crate::state::model::Tenant;
 
 #[derive(Debug, Serialize)]
 pub struct SubscriptionView {
@@ -67,7 +67,7 @@ fn unknown_plan(app: &App, id: &str) -> ApiError {
 
 /// `GET /admin/v1/tenants/{t}/subscription`.
 pub fn show(app: &App, caller: &Caller, tenant: &str) -> Result<SubscriptionView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     view(app, &tenant_of(app, tenant)?)
 }
 
@@ -97,7 +97,7 @@ pub fn change(
     tenant_id: &str,
     change: SubscriptionChange,
 ) -> Result<SubscriptionView, ApiError> {
-    caller.scope(tenant_id)?;
+    caller.may(Access::Administer, tenant_id)?;
     let reason = require_reason(change.reason)?;
     let mut tenant = tenant_of(app, tenant_id)?;
     let now = app.clock.now_ms();
@@ -125,12 +125,9 @@ pub fn change(
         });
     }
     if let Some(status) = &change.status {
-        if caller.role != Role::SuperAdmin {
-            return Err(ApiError::new(
-                ErrorCode::AdminRequired,
-                "a subscription's status moves with the payment provider's events; only a super_admin sets it by hand",
-            ));
-        }
+        // A subscription's status moves with the payment provider's
+        // events; only a super_admin sets it by hand.
+        caller.has(Access::Operate)?;
         let status = SubscriptionStatus::parse(status).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidParameter,

@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{audit, internal, require_reason, Caller, List};
+use super::{audit, internal, require_reason, Access, Caller, List};
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
-use crate::state::model::{KeyAlgorithm, Role, Task, Tenant, TenantStatus};
+use crate::state::model::{KeyAlgorithm, Task, Tenant, TenantStatus};
 
 pub fn list(app: &App, caller: &Caller) -> Result<List<Tenant>, ApiError> {
     let directory = app.db.directory();
@@ -14,7 +14,7 @@ pub fn list(app: &App, caller: &Caller) -> Result<List<Tenant>, ApiError> {
         .tenants
         .values()
         .filter_map(|t| t.tenant.as_ref())
-        .filter(|t| caller.scope(&t.id).is_ok())
+        .filter(|t| caller.sees(&t.id))
         .cloned()
         .collect();
     tenants.sort_by(|a, b| a.id.cmp(&b.id));
@@ -37,12 +37,7 @@ pub struct NewTenant {
 }
 
 pub fn create(app: &App, caller: &Caller, new: NewTenant) -> Result<Tenant, ApiError> {
-    if caller.role != Role::SuperAdmin {
-        return Err(ApiError::new(
-            ErrorCode::AdminRequired,
-            "only a super_admin creates tenants",
-        ));
-    }
+    caller.has(Access::Operate)?;
     let subscription = match &new.plan {
         Some(id) => {
             let plan = app.config.plan(id).ok_or_else(|| {
@@ -93,7 +88,7 @@ pub struct TenantView {
 }
 
 pub fn show(app: &App, caller: &Caller, tenant: &str) -> Result<TenantView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let directory = app.db.directory();
     let entry = directory
         .tenant(tenant)
@@ -115,13 +110,7 @@ pub fn set_status(
     status: TenantStatus,
     body: Reason,
 ) -> Result<Tenant, ApiError> {
-    caller.scope(tenant)?;
-    if caller.role != Role::SuperAdmin {
-        return Err(ApiError::new(
-            ErrorCode::AdminRequired,
-            "only a super_admin suspends or re-activates a tenant",
-        ));
-    }
+    caller.may(Access::Operate, tenant)?;
     let reason = require_reason(body.reason)?;
     let mut record = find(app, tenant)?;
     record.status = status;
@@ -135,7 +124,7 @@ pub fn set_status(
 }
 
 pub fn tasks(app: &App, caller: &Caller, tenant: &str) -> Result<List<Task>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Read, tenant)?;
     let directory = app.db.directory();
     let mut tasks: Vec<Task> = directory
         .tenant(tenant)
@@ -146,7 +135,7 @@ pub fn tasks(app: &App, caller: &Caller, tenant: &str) -> Result<List<Task>, Api
 }
 
 pub fn task(app: &App, caller: &Caller, tenant: &str, id: &str) -> Result<Task, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Read, tenant)?;
     let directory = app.db.directory();
     let task = directory
         .tenant(tenant)
@@ -179,7 +168,7 @@ pub fn create_task(
     tenant: &str,
     new: NewTask,
 ) -> Result<Task, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     if app
         .db
         .directory()
@@ -232,7 +221,7 @@ pub fn archive_task(
     id: &str,
     body: Reason,
 ) -> Result<Task, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let reason = require_reason(body.reason)?;
     let mut task = app
         .db

@@ -5,15 +5,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tenants::Reason;
-use super::{audit, internal, require_reason, Caller, List};
+use super::{audit, internal, require_reason, Access, Caller, List};
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::model::{KeyAlgorithm, SigningKey, TokenRecord};
 use crate::token::{self, TokenRequest};
 
 pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<List<TokenRecord>, ApiError> {
-    caller.scope(tenant)?;
-    Ok(app.db.tokens_of(tenant).map_err(internal)?.into())
+    caller.may(Access::Read, tenant)?;
+    let mut tokens = app.db.tokens_of(tenant).map_err(internal)?;
+    if caller.role == crate::state::model::Role::Manager {
+        let directory = app.db.directory();
+        let users = &directory.tenant(tenant).map(|e| &e.users);
+        tokens.retain(|t| {
+            users
+                .and_then(|u| u.get(&t.user_id))
+                .is_some_and(|u| caller.reaches(app, u))
+        });
+    }
+    Ok(tokens.into())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,7 +56,7 @@ pub fn issue(
     tenant: &str,
     body: IssueToken,
 ) -> Result<IssuedToken, ApiError> {
-    caller.scope(tenant)?;
+    super::users::find(app, caller, Access::ManageUsers, tenant, &body.user)?;
     let ttl_secs = body.ttl_secs.unwrap_or(30 * 86_400);
     let issued = token::issue(
         &app.db,
@@ -95,7 +105,7 @@ pub fn rotate_key(
     tenant: &str,
     body: Rotation,
 ) -> Result<KeyView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     let reason = require_reason(body.reason)?;
     let key = crate::provision::rotate_key(&app.db, tenant, body.algorithm).map_err(internal)?;
     audit(
@@ -135,7 +145,7 @@ impl KeyView {
 
 /// `GET /admin/v1/tenants/{t}/keys`: the tenant's keys, newest first.
 pub fn list_keys(app: &App, caller: &Caller, tenant: &str) -> Result<List<KeyView>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let directory = app.db.directory();
     let mut keys: Vec<&SigningKey> = directory
         .keys
@@ -154,7 +164,16 @@ pub fn revoke(
     jti: &str,
     body: Reason,
 ) -> Result<Revoked, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ManageUsers, tenant)?;
+    // A manager revokes the tokens of the users they reach; others are 404.
+    let owner = app
+        .db
+        .token(jti)
+        .map_err(internal)?
+        .filter(|t| t.tenant_id == tenant);
+    if let Some(owner) = &owner {
+        super::users::find(app, caller, Access::ManageUsers, tenant, &owner.user_id)?;
+    }
     let reason = require_reason(body.reason)?;
     if !app.db.revoke_token(tenant, jti).map_err(internal)? {
         return Err(ApiError::not_found(format!(

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tenants::Reason;
-use super::{audit, internal, require_reason, Caller, List};
+use super::{audit, internal, require_reason, Access, Caller, List};
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::provision::NewUser;
@@ -49,22 +49,32 @@ pub struct ReviewItem {
     pub evidence: Option<Event>,
 }
 
-fn find(app: &App, caller: &Caller, tenant: &str, user: &str) -> Result<User, ApiError> {
-    caller.scope(tenant)?;
+/// A user the caller may act on with `access`: one a manager does not
+/// reach is as absent as one that does not exist (404).
+pub(super) fn find(
+    app: &App,
+    caller: &Caller,
+    access: Access,
+    tenant: &str,
+    user: &str,
+) -> Result<User, ApiError> {
+    caller.may(access, tenant)?;
     app.db
         .directory()
         .tenant(tenant)
         .and_then(|e| e.users.get(user).cloned())
+        .filter(|u| caller.reaches(app, u))
         .ok_or_else(|| ApiError::not_found(format!("no user '{user}' in tenant '{tenant}'")))
 }
 
 pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<List<UserView>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Read, tenant)?;
     let directory = app.db.directory();
     let mut users: Vec<&User> = directory
         .tenant(tenant)
         .map(|e| e.users.values().collect())
         .unwrap_or_default();
+    users.retain(|u| caller.reaches(app, u));
     users.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(users
         .into_iter()
@@ -113,10 +123,11 @@ pub fn review_queue(app: &App, tenant: &str) -> anyhow::Result<Vec<(User, Option
 /// `GET /admin/v1/tenants/{t}/review`: the review queue, with each user's
 /// standing and evidence.
 pub fn review(app: &App, caller: &Caller, tenant: &str) -> Result<List<ReviewItem>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Read, tenant)?;
     let data: Vec<_> = review_queue(app, tenant)
         .map_err(internal)?
         .into_iter()
+        .filter(|(user, _)| caller.reaches(app, user))
         .map(|(user, evidence)| ReviewItem {
             view: view(app, &user),
             evidence,
@@ -126,7 +137,7 @@ pub fn review(app: &App, caller: &Caller, tenant: &str) -> Result<List<ReviewIte
 }
 
 pub fn show(app: &App, caller: &Caller, tenant: &str, user: &str) -> Result<UserView, ApiError> {
-    let user = find(app, caller, tenant, user)?;
+    let user = find(app, caller, Access::Read, tenant, user)?;
     Ok(view(app, &user))
 }
 
@@ -139,6 +150,9 @@ pub struct CreateUser {
     pub role: Role,
     #[serde(default)]
     pub limits: Limits,
+    /// Groups of the tenant the user joins.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 fn default_role() -> Role {
@@ -151,7 +165,7 @@ pub fn create(
     tenant: &str,
     new: CreateUser,
 ) -> Result<UserView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     if new.role == Role::SuperAdmin && caller.role != Role::SuperAdmin {
         return Err(ApiError::new(
             ErrorCode::AdminRequired,
@@ -167,6 +181,7 @@ pub fn create(
             name: new.name.as_deref().unwrap_or(&new.id),
             role: new.role,
             limits: new.limits,
+            groups: new.groups,
         },
     )
     .map_err(|e| ApiError::new(ErrorCode::InvalidUser, format!("{e:#}")))?;
@@ -190,7 +205,7 @@ pub fn set_status(
     status: UserStatus,
     body: Reason,
 ) -> Result<UserView, ApiError> {
-    let mut record = find(app, caller, tenant, user)?;
+    let mut record = find(app, caller, Access::ManageUsers, tenant, user)?;
     let reason = require_reason(body.reason)?;
     let previous = record.status;
     record.status = status;
@@ -235,7 +250,7 @@ pub fn set_limits(
     user: &str,
     body: SetLimits,
 ) -> Result<UserView, ApiError> {
-    let mut record = find(app, caller, tenant, user)?;
+    let mut record = find(app, caller, Access::ManageUsers, tenant, user)?;
     let reason = require_reason(body.reason)?;
     let previous = std::mem::replace(&mut record.limits, body.limits);
     app.db.put_user(&record).map_err(internal)?;
@@ -259,7 +274,8 @@ pub fn login_link(
     tenant: &str,
     user: &str,
 ) -> Result<LoginLink, ApiError> {
-    let user = find(app, caller, tenant, user)?;
+    // Signing in as someone is the admins': a manager manages, not impersonates.
+    let user = find(app, caller, Access::Administer, tenant, user)?;
     if user.role == Role::SuperAdmin && caller.role != Role::SuperAdmin {
         return Err(ApiError::new(
             ErrorCode::AdminRequired,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::Caller;
+use super::{Access, Caller};
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::model::{Event, RequestRecord};
@@ -51,7 +51,8 @@ pub fn logs(
     tenant: &str,
     query: &HashMap<String, String>,
 ) -> Result<Page<RequestRecord>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Read, tenant)?;
+    caller.user_filter(app, tenant, query)?;
     let filter = LogFilter {
         user: query.get("user").cloned(),
         task: query.get("task").cloned(),
@@ -79,7 +80,8 @@ pub fn events(
     tenant: &str,
     query: &HashMap<String, String>,
 ) -> Result<Page<Event>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Read, tenant)?;
+    caller.user_filter(app, tenant, query)?;
     let page = app
         .db
         .query_events(
@@ -122,7 +124,8 @@ pub fn usage(
     tenant: &str,
     query: &HashMap<String, String>,
 ) -> Result<UsageReport, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Read, tenant)?;
+    caller.user_filter(app, tenant, query)?;
     let directory = app.db.directory();
     let entry = directory
         .tenant(tenant)

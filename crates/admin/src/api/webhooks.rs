@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tenants::Reason;
-use super::{audit, internal, Caller};
+use super::{audit, internal, Access, Caller};
 use crate::app::App;
 use crate::domain::plans::Feature;
 use crate::domain::webhooks::{Delivery, Webhook, EVENTS};
@@ -67,7 +67,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 /// `GET /admin/v1/tenants/{t}/webhooks`.
 pub fn list(app: &App, caller: &Caller, tenant: &str) -> Result<WebhookList, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let webhooks = app.db.webhooks(tenant).map_err(internal)?;
     Ok(WebhookList {
         data: webhooks.iter().map(Into::into).collect(),
@@ -82,7 +82,7 @@ pub fn create(
     tenant: &str,
     new: NewWebhook,
 ) -> Result<WebhookView, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     super::subscription::require_feature(app, tenant, Feature::Webhooks)?;
     let url = reqwest::Url::parse(new.url.trim())
         .map_err(|e| invalid(format!("'{}' is not a URL: {e}", new.url)))?;
@@ -143,7 +143,7 @@ pub fn delete(
     id: &str,
     removal: Reason,
 ) -> Result<serde_json::Value, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::Administer, tenant)?;
     if !app.db.delete_webhook(tenant, id).map_err(internal)? {
         return Err(ApiError::not_found(format!(
             "no webhook '{id}' in tenant '{tenant}'"
@@ -168,7 +168,7 @@ pub fn deliveries(
     tenant: &str,
     query: &std::collections::HashMap<String, String>,
 ) -> Result<Vec<Delivery>, ApiError> {
-    caller.scope(tenant)?;
+    caller.may(Access::ReadSetup, tenant)?;
     let limit = match query.get("limit") {
         Some(l) => l
             .parse::<usize>()

@@ -63,12 +63,17 @@ fn decimal(form: &Form, name: &str) -> Result<Option<f32>, String> {
 }
 
 fn role(form: &Form) -> Result<Role, String> {
-    match form.get("role").unwrap_or("user") {
-        "user" => Ok(Role::User),
-        "admin" => Ok(Role::Admin),
-        "super_admin" => Ok(Role::SuperAdmin),
-        other => Err(format!("unknown role '{other}'")),
-    }
+    form.get("role").unwrap_or("user").parse()
+}
+
+/// A comma- or space-separated list of ids, as typed in a form.
+fn ids(form: &Form, name: &str) -> Vec<String> {
+    form.get(name)
+        .unwrap_or("")
+        .split([',', ' ', ';'])
+        .filter(|id| !id.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// A bad form field, in the console's words.
@@ -113,6 +118,10 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
         result?;
         return done("policy", page.url("policy"));
     }
+    if let Some(result) = super::groups::act(page, path, form) {
+        result?;
+        return done("group", page.url("groups"));
+    }
     match path {
         ["users"] => {
             let new = CreateUser {
@@ -120,6 +129,7 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
                 name: form.get("name").map(String::from),
                 role: role(form).map_err(invalid)?,
                 limits: Limits::default(),
+                groups: ids(form, "groups"),
             };
             users::create(app, caller, t, new)?;
             done("user", page.url("tokens"))
@@ -236,6 +246,7 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
                 email: form.get("email").unwrap_or("").to_string(),
                 name: form.get("name").unwrap_or("").to_string(),
                 role: Some(role(form).map_err(invalid)?),
+                groups: ids(form, "groups"),
             };
             crate::admin_api::invitations::create(app, caller, t, new)?;
             done("invited", page.url("users"))

@@ -130,7 +130,13 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
         let directory = page.app.db.directory();
         let entry = directory.tenant(page.tenant);
         let mut users: Vec<String> = entry
-            .map(|e| e.users.keys().cloned().collect())
+            .map(|e| {
+                e.users
+                    .values()
+                    .filter(|u| page.reaches(u))
+                    .map(|u| u.id.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         let mut tasks: Vec<String> = entry
             .map(|e| e.tasks.keys().cloned().collect())
@@ -183,7 +189,14 @@ pub fn one(page: &Page<'_>, at: &str, id: &str) -> Response<Body> {
         .parse()
         .ok()
         .and_then(|at_ms| page.app.db.request(page.tenant, at_ms, id).ok().flatten());
-    let Some(r) = record else {
+    let directory = page.app.db.directory();
+    let owner = |r: &RequestRecord| {
+        directory
+            .tenant(page.tenant)
+            .and_then(|e| e.users.get(&r.user_id))
+            .is_some_and(|u| page.reaches(u))
+    };
+    let Some(r) = record.filter(|r| owner(r)) else {
         return page.not_found(&format!("no request '{id}'"));
     };
     let cost = page

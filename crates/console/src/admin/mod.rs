@@ -3,6 +3,7 @@
 
 mod actions;
 mod csv;
+mod groups;
 mod logs;
 mod overview;
 mod plugins;
@@ -24,6 +25,7 @@ use maud::{html, Markup};
 use super::form::Form;
 use super::layout::{self, Place};
 use super::{error_page, html, Viewer};
+use crate::admin_api::Access;
 use crate::app::App;
 use crate::http::Body;
 use crate::state::model::UserStatus;
@@ -87,6 +89,34 @@ impl Page<'_> {
     }
 }
 
+/// What a section's pages need of the viewer's role: the same classes as
+/// the admin API's operations (whose checks every form's action meets
+/// again). A manager's pages about users show the users of their groups.
+pub fn section_access(section: &str) -> Access {
+    match section {
+        "users" | "review" | "tasks" | "groups" | "tokens" | "logs" | "logs.csv" | "usage.csv" => {
+            Access::Read
+        }
+        _ => Access::ReadSetup,
+    }
+}
+
+impl Page<'_> {
+    /// Whether the viewer's role has `access` here (to show a form or not).
+    pub fn may(&self, access: Access) -> bool {
+        access.allows(self.viewer.role)
+    }
+
+    /// Whether the viewer sees `user` (a manager: the users of their groups).
+    pub fn reaches(&self, user: &crate::state::model::User) -> bool {
+        self.viewer.caller().reaches(self.app, user)
+    }
+
+    fn forbidden(&self, message: &str) -> Response<Body> {
+        error_page(StatusCode::FORBIDDEN, message, Some(self.viewer))
+    }
+}
+
 pub async fn route(
     page: &Page<'_>,
     method: &Method,
@@ -96,6 +126,19 @@ pub async fn route(
     if page.app.db.directory().tenant(page.tenant).is_none() {
         return page.not_found(&format!("no tenant '{}'", page.tenant));
     }
+    if *method == Method::GET {
+        let access = section_access(rest.first().copied().unwrap_or(""));
+        let caller = page.viewer.caller();
+        if let Err(e) = caller.may(access, page.tenant) {
+            return page.forbidden(&e.message);
+        }
+        // A manager reads the requests and usage of one user of theirs.
+        if matches!(rest, ["logs"] | ["logs.csv"] | ["usage.csv"]) {
+            if let Err(e) = caller.user_filter(page.app, page.tenant, &page.query) {
+                return page.forbidden(&e.message);
+            }
+        }
+    }
     match (method, rest, form) {
         (&Method::GET, [], _) => overview::page(page),
         (&Method::GET, ["users"], _) => users::list(page),
@@ -103,6 +146,7 @@ pub async fn route(
         (&Method::GET, ["review"], _) => review::page(page),
         (&Method::GET, ["tasks"], _) => tasks::list(page),
         (&Method::GET, ["tasks", id], _) => tasks::detail(page, id),
+        (&Method::GET, ["groups"], _) => groups::list(page),
         (&Method::GET, ["tokens"], _) => tokens::list(page),
         (&Method::GET, ["logs"], _) => logs::list(page),
         (&Method::GET, ["logs.csv"], _) => logs::csv(page),

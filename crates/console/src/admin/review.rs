@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::users::access_forms;
 use super::Page;
+use crate::admin_api::Access;
 use crate::error_page;
 use crate::http::Body;
 use crate::layout::{csrf, flash, status_badge, tag};
@@ -109,7 +110,7 @@ fn evidence(page: &Page<'_>, user: &str, event: Option<&Event>) -> Markup {
                         }
                         div.prompt { (p["prompt"].as_str().unwrap_or("")) }
                         @if let Some(request_id) = p["request_id"].as_str().filter(|r| held.iter().any(|h| h == r)) {
-                            (on_task_form(page, user, request_id))
+                            @if page.may(Access::ManageUsers) { (on_task_form(page, user, request_id)) }
                         } @else {
                             span.muted.released { "no longer held against the user" }
                         }
@@ -122,7 +123,10 @@ fn evidence(page: &Page<'_>, user: &str, event: Option<&Event>) -> Markup {
 
 pub fn page(page: &Page<'_>) -> Response<Body> {
     let queue = match crate::admin_api::review_queue(page.app, page.tenant) {
-        Ok(queue) => queue,
+        Ok(mut queue) => {
+            queue.retain(|(user, _)| page.reaches(user));
+            queue
+        }
         Err(e) => {
             return error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -137,7 +141,7 @@ pub fn page(page: &Page<'_>) -> Response<Body> {
         h1 { "Review queue" }
         p.sub { "Flagged and blocked users, with the prompts that put them here. Every decision asks for a reason, kept in the audit log." }
         (flash(&page.query))
-        (settings_form(page))
+        @if page.may(Access::Administer) { (settings_form(page)) }
         @if queue.is_empty() { div.panel { p { "Nobody is waiting for review." } } }
         @for (user, event) in &queue {
             @let (_, score, _) = page.app.activity.peek(page.tenant, &user.id, &at);
@@ -147,7 +151,7 @@ pub fn page(page: &Page<'_>) -> Response<Body> {
                     span.muted { (user.id) " · score now " (format!("{score:.2}")) }
                 }
                 (evidence(page, &user.id, event.as_ref()))
-                (access_forms(page, user, &back))
+                @if page.may(Access::ManageUsers) { (access_forms(page, user, &back)) }
             }
         }
     };

@@ -5,6 +5,7 @@ use hyper::Response;
 use maud::html;
 
 use super::Page;
+use crate::admin_api::Access;
 use crate::http::Body;
 use crate::layout::{csrf, flash, tag};
 
@@ -13,9 +14,12 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
     let Some(entry) = directory.tenant(page.tenant) else {
         return page.not_found("no such tenant");
     };
-    let tokens = page.app.db.tokens_of(page.tenant).unwrap_or_default();
+    let reached = |user: &str| entry.users.get(user).is_some_and(|u| page.reaches(u));
+    let mut tokens = page.app.db.tokens_of(page.tenant).unwrap_or_default();
+    tokens.retain(|t| reached(&t.user_id));
     let now_secs = page.app.clock.now_ms() / 1000;
-    let mut users: Vec<&String> = entry.users.keys().collect();
+    let manage = page.may(Access::ManageUsers);
+    let mut users: Vec<&String> = entry.users.keys().filter(|u| reached(u)).collect();
     users.sort();
     let mut tasks: Vec<_> = entry.tasks.values().filter(|t| t.active).collect();
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -23,7 +27,7 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
         h1 { "Tokens" }
         p.sub { "A token is shown once, when it is issued. Revoking one refuses it at once, on every worker." }
         (flash(&page.query))
-        div.panel {
+        @if manage { div.panel {
             h2 { "Issue a token" }
             form.stack method="post" action=(page.url("tokens")) {
                 (csrf(page.viewer))
@@ -44,7 +48,7 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
                 input #token-ttl name="ttl_days" value="30" inputmode="numeric" size="5";
                 button type="submit" { "Issue token" }
             }
-        }
+        } }
         div.panel {
             h2 { "Issued tokens" }
             table {
@@ -61,7 +65,7 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
                             td { (page.local_time(t.expires_at * 1000)) }
                             td { (tag(Some(state))) }
                             td {
-                                @if state == "live" {
+                                @if state == "live" && manage {
                                     form.inline method="post" action=(page.url(&format!("tokens/{}/revoke", t.jti))) data-confirm="Revoke this token? Calls with it are refused at once." {
                                         (csrf(page.viewer))
                                         input name="reason" required placeholder="Reason" size="14";

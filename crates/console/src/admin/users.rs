@@ -8,17 +8,19 @@ use maud::{html, Markup};
 use super::logs::log_table;
 use super::overview::{per_day, report};
 use super::Page;
+use crate::admin_api::Access;
 use crate::chart;
 use crate::http::Body;
 use crate::layout::{csrf, excerpt, flash, int, quota, status_badge, tag, usd};
 use crate::state::model::{Role, User, UserStatus};
 use crate::state::{EventFilter, Grouping, LogFilter};
 
-fn role(role: Role) -> &'static str {
-    match role {
-        Role::SuperAdmin => "super_admin",
-        Role::Admin => "admin",
-        Role::User => "user",
+/// The roles a tenant admin gives, as a select's options (`user` first).
+pub fn role_options() -> Markup {
+    html! {
+        @for role in Role::TENANT.iter().rev() {
+            option value=(role.as_str()) { (role.as_str()) }
+        }
     }
 }
 
@@ -27,22 +29,27 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
     let Some(entry) = directory.tenant(page.tenant) else {
         return page.not_found("no such tenant");
     };
-    let mut users: Vec<&User> = entry.users.values().collect();
+    let mut users: Vec<&User> = entry.users.values().filter(|u| page.reaches(u)).collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
     let at = page.app.moment(page.tenant);
+    let administer = page.may(Access::Administer);
     let body = html! {
         h1 { "Users" }
-        p.sub { (users.len()) " users · today's usage against their daily quota" }
+        p.sub {
+            (users.len()) " users · today's usage against their daily quota"
+            @if page.viewer.role == Role::Manager { " · the users of your groups" }
+        }
         (flash(&page.query))
         div.panel {
             table #users {
-                thead { tr { th { "User" } th { "Role" } th { "Status" } th { "Requests today" } th { "Tokens today" } th.num { "Score" } th { "Last warning" } } }
+                thead { tr { th { "User" } th { "Role" } th { "Groups" } th { "Status" } th { "Requests today" } th { "Tokens today" } th.num { "Score" } th { "Last warning" } } }
                 tbody {
                     @for user in &users {
                         @let (usage, score, warning) = page.app.activity.peek(page.tenant, &user.id, &at);
                         tr {
                             td { a href=(page.url(&format!("users/{}", user.id))) { (user.id) } br; span.muted { (user.name) } }
-                            td { (role(user.role)) }
+                            td { (user.role.as_str()) }
+                            td { (user.groups.join(", ")) }
                             td { (status_badge(user.status)) }
                             td { (quota(usage.requests_today, user.limits.requests_per_day)) }
                             td { (quota(usage.tokens_today, user.limits.tokens_per_day)) }
@@ -53,7 +60,7 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
                 }
             }
         }
-        div.panel {
+        @if administer { div.panel {
             h2 { "Add a user" }
             form.stack method="post" action=(page.url("users")) {
                 (csrf(page.viewer))
@@ -62,11 +69,13 @@ pub fn list(page: &Page<'_>) -> Response<Body> {
                 label for="new-name" { "Name" }
                 input #new-name name="name" placeholder="Ali Hassan";
                 label for="new-role" { "Role" }
-                select #new-role name="role" { option value="user" { "user" } option value="admin" { "admin" } }
+                select #new-role name="role" { (role_options()) }
+                label for="new-groups" { "Groups (ids, comma-separated; optional)" }
+                input #new-groups name="groups" placeholder="support, berlin";
                 button type="submit" { "Add user" }
             }
-        }
-        (invitations_panel(page))
+        } }
+        @if administer { (invitations_panel(page)) }
     };
     page.render("Users", "users", body)
 }
@@ -87,12 +96,14 @@ fn invitations_panel(page: &Page<'_>) -> Markup {
                 label for="invite-name" { "Name (optional)" }
                 input #invite-name name="name" placeholder="Sam Lee";
                 label for="invite-role" { "Role" }
-                select #invite-role name="role" { option value="user" { "user" } option value="admin" { "admin" } }
+                select #invite-role name="role" { (role_options()) }
+                label for="invite-groups" { "Groups (ids, comma-separated; optional)" }
+                input #invite-groups name="groups" placeholder="support";
                 button type="submit" { "Send invitation" }
             }
             form.stack method="post" action=(page.url("invitations/bulk")) {
                 (csrf(page.viewer))
-                label for="invite-csv" { "Or many at once: one email,name,role a line (name and role optional)" }
+                label for="invite-csv" { "Or many at once: one email,name,role,groups a line (all but the e-mail optional; groups separated by ';')" }
                 textarea #invite-csv name="csv" rows="4" placeholder="email,name,role\nsam@example.com,Sam Lee,user" {}
                 button.secondary type="submit" { "Send invitations" }
             }
@@ -223,7 +234,9 @@ pub fn detail(page: &Page<'_>, user_id: &str) -> Response<Body> {
     let Some(entry) = directory.tenant(page.tenant) else {
         return page.not_found("no such tenant");
     };
-    let Some(user) = entry.users.get(user_id) else {
+    // A manager's page of a user outside their groups is as absent as one
+    // of a user who does not exist.
+    let Some(user) = entry.users.get(user_id).filter(|u| page.reaches(u)) else {
         return page.not_found(&format!("no user '{user_id}' in tenant '{}'", page.tenant));
     };
     let at = app.moment(page.tenant);
@@ -268,7 +281,7 @@ pub fn detail(page: &Page<'_>, user_id: &str) -> Response<Body> {
     let back = page.url(&format!("users/{user_id}"));
     let body = html! {
         div.spread {
-            div { h1 { (user.name) " " (status_badge(user.status)) } p.sub { (user.id) " · " (role(user.role)) " · deviation score " (format!("{score:.2}")) } }
+            div { h1 { (user.name) " " (status_badge(user.status)) } p.sub { (user.id) " · " (user.role.as_str()) @if !user.groups.is_empty() { " · groups " (user.groups.join(", ")) } " · deviation score " (format!("{score:.2}")) } }
             a href={ (page.url("logs")) "?user=" (user.id) } { "All requests →" }
         }
         (flash(&page.query))
@@ -279,7 +292,7 @@ pub fn detail(page: &Page<'_>, user_id: &str) -> Response<Body> {
             div.panel.stat { div.label { "Tokens this month" } div.value { (int(usage.tokens_this_month)) } div.note { (quota(usage.tokens_this_month, user.limits.tokens_per_month)) } }
             div.panel.stat { div.label { "Last 30 days" } div.value { (usd(totals.cost_micro_usd)) } div.note { (int(totals.requests)) " requests, estimated cost" } }
         }
-        div.panel { h2 { "Access" } (access_forms(page, user, &back)) }
+        @if page.may(Access::ManageUsers) { div.panel { h2 { "Access" } (access_forms(page, user, &back)) } }
         div.grid {
             div.panel { h2 { "Tokens per day (30 days)" } (chart::daily_bars(&days, &per_day(&days, &daily, |u| (u.tokens_in + u.tokens_out) as f64), |v| int(v as u64))) }
             div.panel { h2 { "Deviation score" } (chart::score_line(&timeline, &thresholds)) }

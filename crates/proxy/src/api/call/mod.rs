@@ -282,6 +282,7 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
             claims: self.claims,
             tenant: party.tenant,
             user: party.user,
+            groups: &party.entry.groups,
             task_id,
             task: party.task,
             endpoint: S::ENDPOINT,

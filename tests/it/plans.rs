@@ -123,9 +123,20 @@ async fn a_basic_trial_limits_users_lapses_to_402_and_a_signed_webhook_restores_
     let (status, _) = env.admin(&maya, "PUT", path, Some(body)).await;
     assert_eq!(status, 403);
 
-    // During the trial calls work; after it they get 402 with the reason.
-    assert_eq!(env.chat(&ali, "invoice api", false).await.status(), 200);
+    // During the trial calls work; in its last days they say so; after it
+    // they get 402 with the reason.
+    let early = env.chat(&ali, "invoice api", false).await;
+    assert_eq!(early.status(), 200);
+    assert!(!early.headers().contains_key("x-warden-subscription"));
     let now = env.app().clock.now_ms();
+    env.app().clock.jump_to(now + 12 * DAY_MS);
+    let late = env.chat(&ali, "invoice api", false).await;
+    assert_eq!(late.status(), 200);
+    let notice = late.headers()["x-warden-subscription"].to_str().unwrap();
+    assert!(
+        notice.contains("trial of the Basic plan ends in 2 day(s)"),
+        "{notice}"
+    );
     env.app().clock.jump_to(now + 15 * DAY_MS);
     let lapsed = env.chat(&ali, "invoice api", false).await;
     assert_eq!(lapsed.status(), 402);
@@ -175,16 +186,29 @@ async fn a_basic_trial_limits_users_lapses_to_402_and_a_signed_webhook_restores_
     let (status, _) = post_event(&env, &active, Some(signed)).await;
     assert_eq!(status, 401);
 
-    // Suspended is 403, cancelled 402, each moved by a signed event.
-    for (id, status_name, expected) in [("evt_2", "suspended", 403), ("evt_3", "cancelled", 402)] {
+    // A failed payment (past_due) lets calls on, with a notice; suspended
+    // is 403, cancelled 402, each moved by a signed event.
+    let moves = [
+        ("evt_4", "past_due", 200),
+        ("evt_2", "suspended", 403),
+        ("evt_3", "cancelled", 402),
+    ];
+    for (id, status_name, expected) in moves {
         let t = env.app().clock.now_ms() / 1000;
         let body = event(id, status_name);
         let (status, answer) = post_event(&env, &body, Some(signature(SECRET, t, &body))).await;
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(
-            env.chat(&ali, "invoice api", false).await.status(),
-            expected
-        );
+        let response = env.chat(&ali, "invoice api", false).await;
+        assert_eq!(response.status(), expected);
+        if expected == 200 {
+            let notice = response.headers()["x-warden-subscription"]
+                .to_str()
+                .unwrap();
+            assert!(
+                notice.contains("payment for the Basic plan failed"),
+                "{notice}"
+            );
+        }
     }
     let (_, sub) = env.admin(&maya, "GET", path, None).await;
     assert_eq!(sub["subscription"]["status"], "cancelled", "{sub}");
@@ -221,7 +245,7 @@ async fn a_basic_trial_limits_users_lapses_to_402_and_a_signed_webhook_restores_
         .collect();
     assert_eq!(
         actors.iter().filter(|a| **a == "billing").count(),
-        3,
+        4,
         "{events}"
     );
     env.stop().await;

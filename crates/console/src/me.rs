@@ -9,8 +9,9 @@ use maud::{html, Markup};
 use super::layout::{self, int, quota, Place};
 use super::{html, Viewer};
 use crate::app::App;
+use crate::domain::groups::group_pool;
 use crate::http::Body;
-use crate::state::model::UserStatus;
+use crate::state::model::{User, UserStatus};
 
 fn secs(n: u64) -> String {
     match n {
@@ -49,22 +50,55 @@ fn snippet(base: &str, task: &str, model: &str) -> String {
     )
 }
 
-/// The people of the user's organisation: names and roles only (no usage,
-/// no status: that is for admins).
-fn team(entry: Option<&crate::state::TenantEntry>) -> Markup {
+/// The people of the user's organisation: names, roles and groups only
+/// (no usage, no status: that is for admins); and the user's own groups,
+/// with what the group has used of the limits its members share.
+fn team(app: &App, entry: Option<&crate::state::TenantEntry>, me: &User) -> Markup {
     let Some(entry) = entry else {
         return html! {};
     };
     let mut members: Vec<_> = entry.users.values().collect();
     members.sort_by(|a, b| a.name.cmp(&b.name));
+    let group_name = |id: &String| entry.groups.get(id).map_or(id.clone(), |g| g.name.clone());
+    let mine: Vec<_> = me
+        .groups
+        .iter()
+        .filter_map(|id| entry.groups.get(id))
+        .collect();
+    let at = app.moment(&me.tenant_id);
     html! {
+        @if !mine.is_empty() {
+            div.panel #groups {
+                h2 { "Your groups" }
+                p.muted { "A group's limits are shared by all its members, on top of your own." }
+                table {
+                    thead { tr { th { "Group" } th { "Requests today" } th { "Requests this month" } th { "Tokens today" } th { "Tokens this month" } } }
+                    tbody {
+                        @for group in &mine {
+                            @let used = app.activity.pool_usage(&me.tenant_id, &group_pool(&group.id), &at);
+                            tr {
+                                td { (group.name) }
+                                td { (quota(used.requests_today, group.limits.requests_per_day)) }
+                                td { (quota(used.requests_this_month, group.limits.requests_per_month)) }
+                                td { (quota(used.tokens_today, group.limits.tokens_per_day)) }
+                                td { (quota(used.tokens_this_month, group.limits.tokens_per_month)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         div.panel #team {
             h2 { "Your team" }
             table {
-                thead { tr { th { "Name" } th { "Role" } } }
+                thead { tr { th { "Name" } th { "Role" } th { "Groups" } } }
                 tbody {
                     @for user in members {
-                        tr { td { (user.name) } td { (user.role.as_str()) } }
+                        tr {
+                            td { (user.name) }
+                            td { (user.role.as_str()) }
+                            td.muted { (user.groups.iter().map(group_name).collect::<Vec<_>>().join(", ")) }
+                        }
                     }
                 }
             }
@@ -180,7 +214,7 @@ pub fn page(app: &App, viewer: &Viewer, host: &str) -> Response<Body> {
                 }
             }
         }
-        (team(entry))
+        @if let Some(me) = entry.and_then(|e| e.users.get(&viewer.user_id)) { (team(app, entry, me)) }
         div.panel {
             div.spread { h2 { "Call the API" } button.secondary type="button" data-copy="snippet" { "Copy" } }
             p.muted { "Any OpenAI client works: point it at Warden, use your token as the API key, and name the task of every call." }

@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
+/// A trial's last days are announced on every call.
+const TRIAL_NOTICE_MS: u64 = 3 * DAY_MS;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +197,26 @@ impl Subscription {
     }
 
     /// Whether calls are refused now, and how to say why.
+    /// What a caller is told on every call that still goes ahead: a failed
+    /// payment being retried, or a trial ending within three days.
+    pub fn notice(&self, plan_name: &str, now_ms: u64) -> Option<String> {
+        match (self.status, self.trial_ends_at) {
+            (SubscriptionStatus::PastDue, _) => Some(format!(
+                "a payment for the {plan_name} plan failed; calls go on while it is retried, \
+                 and an admin of the tenant should update the payment details"
+            )),
+            (SubscriptionStatus::Trialing, Some(end))
+                if now_ms < end && end - now_ms <= TRIAL_NOTICE_MS =>
+            {
+                let days = (end - now_ms).div_ceil(DAY_MS);
+                Some(format!(
+                    "the free trial of the {plan_name} plan ends in {days} day(s)"
+                ))
+            }
+            _ => None,
+        }
+    }
+
     pub fn lapse(&self, plan_name: &str, now_ms: u64) -> Option<Lapse> {
         let what_to_do = "an admin of the tenant renews the subscription (its billing page, or the payment provider)";
         match self.status {
@@ -224,6 +246,19 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_payment_and_a_trials_last_days_are_announced() {
+        let basic = &default_catalogue()[0];
+        let mut sub = Subscription::start(basic, 0);
+        assert_eq!(sub.notice("Basic", 0), None, "14 days left: nothing yet");
+        let notice = sub.notice("Basic", 12 * DAY_MS).unwrap();
+        assert!(notice.contains("ends in 2 day(s)"), "{notice}");
+        sub.status = SubscriptionStatus::PastDue;
+        assert!(sub.notice("Basic", 0).unwrap().contains("payment"));
+        sub.status = SubscriptionStatus::Active;
+        assert_eq!(sub.notice("Basic", 13 * DAY_MS), None);
+    }
 
     #[test]
     fn a_trial_lapses_at_its_end_and_an_active_plan_does_not() {

@@ -107,6 +107,8 @@ pub struct Assessment {
     pub rate_limit: Option<RateLimitInfo>,
     /// Set when this call blocked the user: the refusal to answer with.
     pub blocked: Option<ApiError>,
+    /// The subscription's notice (a failed payment, a trial's last days).
+    pub subscription_notice: Option<String>,
 }
 
 fn identity(facts: &CallFacts<'_>) -> types::Identity {
@@ -172,7 +174,7 @@ pub async fn run(
     facts: &CallFacts<'_>,
     ledger: &mut Ledger,
 ) -> Result<Assessment, ApiError> {
-    subscription_in_force(app, facts)?;
+    let subscription_notice = subscription_in_force(app, facts)?;
     let who = identity(facts);
     let token = adapters::claims(facts.claims);
     authorize(app, chain, facts, &who, token.clone()).await?;
@@ -181,6 +183,7 @@ pub async fn run(
     let mut assessment = Assessment {
         rate_limit: Some(rate_limit),
         output_cap,
+        subscription_notice,
         ..Assessment::default()
     };
     let Some(intent) = classify(chain, facts, task).await? else {
@@ -196,15 +199,17 @@ pub async fn run(
 
 /// The operator's check, before any plugin (a tenant's own auth plugin
 /// cannot skip it): a tenant whose trial has ended or whose subscription is
-/// cancelled gets 402, a suspended one 403, each saying what to do.
-fn subscription_in_force(app: &App, facts: &CallFacts<'_>) -> Result<(), ApiError> {
+/// cancelled gets 402, a suspended one 403, each saying what to do. A call
+/// that goes ahead may carry a notice (`X-Warden-Subscription`).
+fn subscription_in_force(app: &App, facts: &CallFacts<'_>) -> Result<Option<String>, ApiError> {
     let Some(subscription) = &facts.tenant.subscription else {
-        return Ok(());
+        return Ok(None);
     };
     let plan = app.config.plan(&subscription.plan);
     let name = plan.map_or(subscription.plan.as_str(), |p| p.name.as_str());
-    let Some(lapse) = subscription.lapse(name, app.clock.now_ms()) else {
-        return Ok(());
+    let now = app.clock.now_ms();
+    let Some(lapse) = subscription.lapse(name, now) else {
+        return Ok(subscription.notice(name, now));
     };
     let code = match lapse.kind {
         LapseKind::TrialEnded => ErrorCode::TrialEnded,

@@ -376,6 +376,9 @@ fn annotate(
     if let Some(warning) = &assessment.warning {
         headers.insert("x-warden-warning", header_value(warning));
     }
+    if let Some(notice) = &assessment.subscription_notice {
+        headers.insert("x-warden-subscription", header_value(notice));
+    }
     if let Some(rate_limit) = &assessment.rate_limit {
         rate_limit.apply(headers);
     }

@@ -49,6 +49,7 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let server = warden_proxy::server::start(config, AllRoutes).await?;
     spawn_reminders(&server.app)?;
+    warden_admin::mail_relay::spawn(&server.app)?;
     Ok(server)
 }
 

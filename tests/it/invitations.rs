@@ -305,3 +305,133 @@ async fn a_csv_invites_each_row_on_its_own_and_reports_every_row() {
     assert_eq!(public(&env, "GET", &second, None).await.0, 200);
     env.stop().await;
 }
+
+/// What a local SMTP server received: one `(recipient, message)` each.
+type Inbox = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A local SMTP server: it answers the first `RCPT TO` of each recipient
+/// with 451 (try later), always refuses `nobody@…` with 550, and keeps
+/// what it accepts.
+async fn smtp_sink() -> (u16, Inbox, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inbox: Inbox = Default::default();
+    let deferred = std::sync::Arc::new(AtomicUsize::new(0));
+    let (kept, refused_once) = (inbox.clone(), deferred.clone());
+    tokio::spawn(async move {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (kept, refused_once, seen) = (kept.clone(), refused_once.clone(), seen.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                let mut rcpt = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250-sink\r\n250 8BITMIME\r\n",
+                        "RCPT" => {
+                            rcpt =
+                                line[line.find('<').unwrap() + 1..line.find('>').unwrap()].into();
+                            if rcpt.starts_with("nobody@") {
+                                b"550 5.1.1 no such mailbox\r\n"
+                            } else if seen.lock().unwrap().insert(rcpt.clone()) {
+                                refused_once.fetch_add(1, Ordering::SeqCst);
+                                b"451 4.3.0 try again later\r\n"
+                            } else {
+                                b"250 OK\r\n"
+                            }
+                        }
+                        "DATA" => {
+                            write.write_all(b"354 go ahead\r\n").await.unwrap();
+                            let mut message = String::new();
+                            while let Ok(Some(line)) = lines.next_line().await {
+                                if line == "." {
+                                    break;
+                                }
+                                message.push_str(&line);
+                                message.push_str("\r\n");
+                            }
+                            kept.lock().unwrap().push((rcpt.clone(), message));
+                            b"250 2.0.0 queued\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, inbox, deferred)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_smtp_configured_the_outbox_is_sent_retried_and_refusals_set_aside() {
+    let (port, inbox, deferred) = smtp_sink().await;
+    let env = TestEnv::start_with(vec![TenantSpec::new("acme")], |c| {
+        c.mail.smtp = Some(warden::config::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: Some(port),
+            security: warden::config::SmtpSecurity::None,
+            username: None,
+            password_env: None,
+            timeout_secs: 5,
+        });
+    })
+    .await;
+    let maya = env.user_with_role("acme", "maya", Role::Admin);
+    for email in ["sam@example.com", "nobody@example.com"] {
+        let (status, answer) = env
+            .admin(&maya, "POST", INVITES, Some(json!({ "email": email })))
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    // The first try is deferred (451), the retry a second later delivers.
+    assert!(
+        eventually_async(|| async { !inbox.lock().unwrap().is_empty() }).await,
+        "the invitation reaches the SMTP server"
+    );
+    let (to, message) = inbox.lock().unwrap()[0].clone();
+    assert_eq!(to, "sam@example.com");
+    assert!(message.contains("/ui/invite/"), "{message}");
+    assert!(message.contains("Subject: You are invited to acme on Warden"));
+    assert_eq!(deferred.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Delivered: moved to sent/. Refused for good: moved to failed/, with why.
+    let outbox = env.config.state_dir.join("outbox");
+    let names = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(outbox.join(dir))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(|| names("failed").len() == 2).await,
+        "{:?}",
+        names("failed")
+    );
+    let error = names("failed")
+        .into_iter()
+        .find(|n| n.ends_with(".error"))
+        .unwrap();
+    let reason = std::fs::read_to_string(outbox.join("failed").join(error)).unwrap();
+    assert!(reason.contains("no such mailbox"), "{reason}");
+    assert!(eventually(|| names("sent").len() == 1).await);
+    let left: Vec<String> = names("")
+        .into_iter()
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    assert!(left.is_empty(), "nothing left to send: {left:?}");
+    assert_eq!(inbox.lock().unwrap().len(), 1);
+    env.stop().await;
+}

@@ -5,11 +5,12 @@
 pub mod api;
 pub mod billing;
 pub mod mail;
+pub mod mail_relay;
 pub mod provision;
 pub mod public;
 
 // The proxy's modules, under the names these modules have always used.
 use warden_proxy::{
-    app, auth, calendar, chain, clock, domain, error, http, plugin_store, providers, runtime,
-    signature, state, token,
+    app, auth, calendar, chain, clock, config, domain, error, http, plugin_store, providers,
+    runtime, signature, state, token,
 };

@@ -81,8 +81,8 @@ pub struct Config {
     pub mail: MailConfig,
 }
 
-/// E-mails go to an outbox directory, one `.eml` file each (development,
-/// and for a relay that picks them up).
+/// E-mails go to an outbox directory, one `.eml` file each; with `smtp`
+/// set, a relay thread sends them from there and moves each to `sent/`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MailConfig {
@@ -92,6 +92,8 @@ pub struct MailConfig {
     /// The console's public address, for links in e-mails; default
     /// `http://<listen>`.
     pub base_url: Option<String>,
+    /// An SMTP server to send through; none: the outbox is the end.
+    pub smtp: Option<SmtpConfig>,
 }
 
 impl Default for MailConfig {
@@ -100,8 +102,41 @@ impl Default for MailConfig {
             from: "Warden <no-reply@warden.invalid>".into(),
             outbox_dir: None,
             base_url: None,
+            smtp: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default: 587 with STARTTLS, 465 with TLS, 25 without.
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    /// The environment variable holding the password (never the file).
+    pub password_env: Option<String>,
+    #[serde(default = "smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn smtp_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, refused if the server
+    /// cannot (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: a relay on the same machine only.
+    None,
 }
 
 /// Tenants' webhooks: each delivery is tried up to `max_attempts` times,

@@ -6,6 +6,7 @@
 mod common;
 
 mod admin;
+mod branding;
 mod cli;
 mod console;
 mod demo;

@@ -13,6 +13,7 @@
 //! anyone else is 404). Every change lands in the audit log with the actor
 //! and the reason.
 
+pub mod branding;
 pub mod groups;
 pub mod invitations;
 pub mod misuse;
@@ -223,11 +224,15 @@ pub struct AdminCall {
 impl AdminCall {
     async fn read(req: Request<Incoming>) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        // Components are uploaded as the body itself; everything else is small JSON.
-        let limit = if parts.method == Method::PUT && parts.uri.path().contains("/plugins/") {
-            plugins::MAX_PLUGIN_BYTES
-        } else {
-            MAX_ADMIN_BODY
+        // Components and logos are uploaded as the body itself; everything
+        // else is small JSON.
+        let path = parts.uri.path();
+        let limit = match parts.method {
+            Method::PUT if path.contains("/plugins/") => plugins::MAX_PLUGIN_BYTES,
+            Method::PUT if path.ends_with("/branding/logo") => {
+                crate::domain::branding::MAX_LOGO_BYTES
+            }
+            _ => MAX_ADMIN_BODY,
         };
         let body = match Limited::new(body, limit).collect().await {
             Ok(b) => b.to_bytes(),
@@ -492,6 +497,16 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
             ok(invitations::resend(app, caller, t, id))
         }
         (Method::GET, ["plans"]) => ok(Ok(List::from(subscription::plans(app)))),
+        (Method::GET, ["tenants", t, "branding"]) => ok(branding::show(app, caller, t)),
+        (Method::PUT, ["tenants", t, "branding"]) => {
+            ok(branding::put(app, caller, t, call.json()?))
+        }
+        (Method::PUT, ["tenants", t, "branding", "logo"]) => {
+            ok(branding::upload_logo(app, caller, t, call.body.clone()))
+        }
+        (Method::DELETE, ["tenants", t, "branding", "logo"]) => {
+            ok(branding::remove_logo(app, caller, t))
+        }
         (Method::GET, ["tenants", t, "groups"]) => ok(groups::list(app, caller, t).map(List::from)),
         (Method::POST, ["tenants", t, "groups"]) => {
             created(groups::create(app, caller, t, call.json()?))

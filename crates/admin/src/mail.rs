@@ -17,6 +17,64 @@ pub struct Mail {
     pub html: String,
 }
 
+/// How a tenant's e-mails look: its display name (else its name), accent
+/// colour and logo.
+pub struct Brand {
+    pub name: String,
+    pub accent: String,
+    /// The logo's absolute URL.
+    pub logo_url: Option<String>,
+}
+
+/// Warden's own accent, for tenants without one.
+const DEFAULT_ACCENT: &str = "#2f5bd3";
+
+pub fn brand(app: &App, tenant: &str) -> Brand {
+    let directory = app.db.directory();
+    let record = directory.tenant(tenant).and_then(|e| e.tenant.as_ref());
+    let branding = record.map(|t| &t.branding);
+    Brand {
+        name: branding
+            .and_then(|b| b.display_name.clone())
+            .or_else(|| record.map(|t| t.name.clone()))
+            .unwrap_or_else(|| tenant.to_string()),
+        accent: branding
+            .and_then(|b| b.accent_color.clone())
+            .unwrap_or_else(|| DEFAULT_ACCENT.into()),
+        logo_url: branding
+            .and_then(|b| b.logo.as_ref())
+            .map(|logo| format!("{}{}", base_url(app), crate::api::branding::logo_path(logo))),
+    }
+}
+
+/// An HTML e-mail: the brand's logo and `title` in its colour, then `body`.
+fn html_page(brand: &Brand, title: &str, body: &str) -> String {
+    let logo = brand.logo_url.as_ref().map_or(String::new(), |url| {
+        format!(
+            "<p><img src=\"{}\" alt=\"{}\" style=\"max-height:48px\"></p>",
+            escape(url),
+            escape(&brand.name)
+        )
+    });
+    format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\">{logo}\
+         <h1 style=\"color:{accent}\">{title}</h1>{body}</body></html>",
+        accent = escape(&brand.accent),
+        title = escape(title),
+    )
+}
+
+/// A link drawn as a button in the brand's colour.
+fn button(brand: &Brand, link: &str, label: &str) -> String {
+    format!(
+        "<p><a href=\"{link}\" style=\"background:{accent};color:#fff;padding:8px 14px;\
+         border-radius:6px;text-decoration:none\">{label}</a></p>",
+        link = escape(link),
+        accent = escape(&brand.accent),
+        label = escape(label),
+    )
+}
+
 /// Where e-mails are written.
 pub fn outbox_dir(app: &App) -> PathBuf {
     app.config
@@ -102,31 +160,29 @@ pub fn escape(text: &str) -> String {
 /// link and until when it works.
 pub fn invitation(
     to: &str,
-    organisation: &str,
+    brand: &Brand,
     inviter: &str,
     role: &str,
     link: &str,
     expires: &str,
 ) -> Mail {
+    let organisation = &brand.name;
     let subject = format!("You are invited to {organisation} on Warden");
     let text = format!(
         "Hello,\n\n{inviter} invites you to join {organisation} on Warden as {role}.\n\n\
          Accept the invitation (the link works once, until {expires}):\n{link}\n\n\
          If you did not expect this, ignore this e-mail.\n"
     );
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif\">\
-         <h1>Join {org} on Warden</h1>\
-         <p>{inviter} invites you to join <strong>{org}</strong> as {role}.</p>\
-         <p><a href=\"{link}\">Accept the invitation</a></p>\
-         <p style=\"color:#666\">The link works once, until {expires}. If you did not expect this, ignore this e-mail.</p>\
-         </body></html>",
+    let body = format!(
+        "<p>{inviter} invites you to join <strong>{org}</strong> as {role}.</p>{button}\
+         <p style=\"color:#666\">The link works once, until {expires}. If you did not expect this, ignore this e-mail.</p>",
         org = escape(organisation),
         inviter = escape(inviter),
         role = escape(role),
-        link = escape(link),
+        button = button(brand, link, "Accept the invitation"),
         expires = escape(expires),
     );
+    let html = html_page(brand, &format!("Join {organisation} on Warden"), &body);
     Mail {
         to: to.to_string(),
         subject,
@@ -151,21 +207,21 @@ pub fn reminder(invitation: Mail) -> Mail {
 }
 
 /// The welcome, once the account exists.
-pub fn welcome(to: &str, organisation: &str, user_id: &str, console: &str) -> Mail {
+pub fn welcome(to: &str, brand: &Brand, user_id: &str, console: &str) -> Mail {
+    let organisation = &brand.name;
     let subject = format!("Welcome to {organisation} on Warden");
     let text = format!(
         "Welcome!\n\nYour account '{user_id}' in {organisation} is ready. Your page: {console}\n\
          An admin of {organisation} gives you your API token and tasks.\n"
     );
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif\">\
-         <h1>Welcome to {org}</h1>\
-         <p>Your account <code>{user}</code> is ready: <a href=\"{console}\">your page</a>.</p>\
-         <p>An admin of {org} gives you your API token and tasks.</p></body></html>",
+    let body = format!(
+        "<p>Your account <code>{user}</code> is ready.</p>{button}\
+         <p>An admin of {org} gives you your API token and tasks.</p>",
         org = escape(organisation),
         user = escape(user_id),
-        console = escape(console),
+        button = button(brand, console, "Your page"),
     );
+    let html = html_page(brand, &format!("Welcome to {organisation}"), &body);
     Mail {
         to: to.to_string(),
         subject,

@@ -40,6 +40,7 @@ pub fn create_tenant(
         timezone,
         misuse: Default::default(),
         subscription: options.subscription,
+        branding: Default::default(),
     };
     db.put_tenant(&tenant)?;
     db.put_key(&crate::token::new_signing_key(id, 1, options.key_algorithm))?;

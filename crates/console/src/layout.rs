@@ -7,6 +7,7 @@ use hyper::StatusCode;
 use maud::{html, Markup, DOCTYPE};
 
 use super::Viewer;
+use crate::domain::branding::Branding;
 use crate::state::model::{Role, UserStatus};
 
 /// The admin sections, in navigation order: (path under /ui/t/T, label).
@@ -24,8 +25,12 @@ const SECTIONS: &[(&str, &str)] = &[
     ("webhooks", "Webhooks"),
 ];
 
-/// A whole HTML document: the head every page shares, and `body`.
-fn document(title: &str, body: Markup) -> Markup {
+/// A whole HTML document: the head every page shares (with the tenant's
+/// accent colour, if it chose one), and `body`.
+fn document(title: &str, branding: Option<&Branding>, body: Markup) -> Markup {
+    let accent = branding
+        .and_then(|b| b.accent_color.as_deref())
+        .map(|c| c.trim_start_matches('#'));
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -34,6 +39,9 @@ fn document(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Warden" }
                 link rel="stylesheet" href="/ui/static/app.css";
+                @if let Some(accent) = accent {
+                    link rel="stylesheet" href={ "/ui/brand.css?c=" (accent) };
+                }
                 script src="/ui/static/app.js" defer {}
             }
             body { (body) }
@@ -43,7 +51,21 @@ fn document(title: &str, body: Markup) -> Markup {
 
 /// A page with no one signed in (sign-in, errors before sign-in).
 pub fn bare(title: &str, body: Markup) -> Markup {
-    document(title, html! { main { (body) } })
+    document(title, None, html! { main { (body) } })
+}
+
+/// The tenant's logo and display name, or Warden's name.
+fn brand_mark(branding: Option<&Branding>) -> Markup {
+    let name = branding.and_then(|b| b.display_name.as_deref());
+    let logo = branding.and_then(|b| b.logo.as_ref());
+    html! {
+        span.brand {
+            @if let Some(logo) = logo {
+                img.logo src={ "/ui/brand/logo/" (logo.sha256) } alt=(name.unwrap_or("logo"));
+            }
+            (name.unwrap_or("Warden"))
+        }
+    }
 }
 
 /// Where a viewer is in the console: a tenant's admin section, or their own page.
@@ -52,12 +74,14 @@ pub struct Place<'a> {
     pub section: &'a str,
     /// Users waiting in the review queue (the navigation's badge).
     pub review_count: usize,
+    /// The tenant's branding, shown in its pages.
+    pub branding: Option<&'a Branding>,
 }
 
 pub fn page(title: &str, viewer: &Viewer, place: &Place<'_>, body: Markup) -> Markup {
     let frame = html! {
             header.top {
-                span.brand { "Warden" }
+                (brand_mark(place.branding))
                 nav {
                     @if let Some(tenant) = place.tenant {
                         @for (path, label) in SECTIONS.iter().filter(|(path, _)| crate::admin::section_access(path).allows(viewer.role)) {
@@ -87,7 +111,7 @@ pub fn page(title: &str, viewer: &Viewer, place: &Place<'_>, body: Markup) -> Ma
             }
             main { (body) }
     };
-    document(title, frame)
+    document(title, place.branding, frame)
 }
 
 pub fn error(status: StatusCode, message: &str, viewer: Option<&Viewer>) -> Markup {
@@ -111,6 +135,7 @@ pub fn error(status: StatusCode, message: &str, viewer: Option<&Viewer>) -> Mark
                 tenant: None,
                 section: "",
                 review_count: 0,
+                branding: None,
             },
             body,
         ),
@@ -136,6 +161,7 @@ pub fn flash(query: &HashMap<String, String>) -> Markup {
         Some("provider") => "Provider saved: its key is sealed, and the next call may use it.",
         Some("route") => "Route saved: it applies from the next call.",
         Some("removed") => "Removed.",
+        Some("branding") => "Branding saved: your pages and e-mails show it from now on.",
         Some("group") => "Group saved: its limits apply from the next call. The change is in the audit log.",
         Some("invited") => "Invitation sent: its link works once, for 7 days.",
         Some("policy") => "Policy saved: it built, and is in force from the next request. The change is in the history below and the audit log.",

@@ -120,6 +120,8 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     // Pages open to everyone: assets and the two ways to sign in.
     match (&method, segments.as_slice()) {
         (&Method::GET, ["static", name]) => return assets::serve(name),
+        (&Method::GET, ["brand.css"]) => return assets::brand_css(&query_of(&req)),
+        (&Method::GET, ["brand", "logo", sha256]) => return assets::logo(app, sha256),
         (&Method::GET, ["login"]) => {
             return match session::viewer(app, &req) {
                 Some(viewer) => redirect(&viewer.home()),
@@ -157,8 +159,11 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
             );
         }
         // Only an admin's plugin upload may send a file (up to 64 MiB).
-        let upload =
-            matches!(segments.as_slice(), ["t", tenant, "plugins"] if viewer.administers(tenant));
+        let upload = matches!(
+            segments.as_slice(),
+            ["t", tenant, "plugins" | "branding"] | ["t", tenant, "branding", "logo"]
+                if viewer.administers(tenant)
+        );
         let form = match form::Form::read(req, upload).await {
             Ok(form) => form,
             Err(message) => return error_page(StatusCode::BAD_REQUEST, &message, Some(&viewer)),

@@ -225,6 +225,7 @@ pub fn page(app: &App, viewer: &Viewer, host: &str) -> Response<Body> {
         tenant: viewer.is_admin().then_some(tenant.as_str()),
         section: "me",
         review_count: 0,
+        branding: entry.and_then(|e| e.tenant.as_ref()).map(|t| &t.branding),
     };
     html(
         StatusCode::OK,

@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod branding;
 pub mod calendar;
 pub mod clock;
 pub mod groups;

@@ -29,6 +29,9 @@ pub struct Tenant {
     /// Its plan and whether it is paid up; `None`: no plan limits it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription: Option<crate::plans::Subscription>,
+    /// Its display name, accent colour and logo (console and e-mails).
+    #[serde(default, skip_serializing_if = "crate::branding::Branding::is_empty")]
+    pub branding: crate::branding::Branding,
 }
 
 /// A tenant's choices for the deviation stage, set by its admins through

@@ -5,6 +5,7 @@
 //! - `users`:     tenant_id \0 user_id       → User
 //! - `tasks`:     tenant_id \0 task_id       → Task
 //! - `groups`:    tenant_id \0 group_id      → Group (members: `User::groups`)
+//! - `logos`:     sha256 (hex)               → content type \0 image bytes (branding)
 //! - `keys`:      kid                        → SigningKey
 //! - `tokens`:    jti                        → TokenRecord
 //! - `usage`:     tenant_id \0 user_id       → UserActivity counters (see activity.rs)
@@ -89,6 +90,7 @@ pub struct Db {
     users: sled::Tree,
     tasks: sled::Tree,
     groups: sled::Tree,
+    logos: sled::Tree,
     keys: sled::Tree,
     pub(crate) tokens: sled::Tree,
     pub(crate) usage: sled::Tree,
@@ -176,6 +178,7 @@ impl Db {
             users: tree("users")?,
             tasks: tree("tasks")?,
             groups: tree("groups")?,
+            logos: tree("logos")?,
             keys: tree("keys")?,
             tokens: tree("tokens")?,
             usage: tree("usage")?,
@@ -341,6 +344,27 @@ impl Db {
             .map_err(|e: TransactionError<()>| anyhow::anyhow!("writing group '{id}': {e:?}"))?;
         self.db.flush()?;
         self.reload()
+    }
+
+    /// Stores an image by its SHA-256 (hex); the same image twice is one entry.
+    pub fn put_logo(&self, sha256: &str, content_type: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let mut value = Vec::with_capacity(content_type.len() + 1 + bytes.len());
+        value.extend_from_slice(content_type.as_bytes());
+        value.push(0);
+        value.extend_from_slice(bytes);
+        self.logos.insert(sha256.as_bytes(), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A stored image and its content type.
+    pub fn logo(&self, sha256: &str) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+        let Some(value) = self.logos.get(sha256.as_bytes())? else {
+            return Ok(None);
+        };
+        let cut = value.iter().position(|b| *b == 0).unwrap_or(0);
+        let content_type = String::from_utf8_lossy(&value[..cut]).into_owned();
+        Ok(Some((content_type, value[cut + 1..].to_vec())))
     }
 
     pub fn put_key(&self, key: &SigningKey) -> anyhow::Result<()> {

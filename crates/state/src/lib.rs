@@ -63,6 +63,7 @@ pub(crate) fn test_db(name: &str, tenants: &[&str]) -> (Db, std::path::PathBuf) 
             timezone: "UTC".into(),
             misuse: Default::default(),
             subscription: None,
+            branding: Default::default(),
         })
         .unwrap();
     }

@@ -217,7 +217,7 @@ fn send_with(
     invitation.token_hash = hash(&token);
     invitation.sent += 1;
     app.db.put_invitation(&invitation).map_err(internal)?;
-    let organisation = organisation(app, &invitation.tenant_id);
+    let brand = mail::brand(app, &invitation.tenant_id);
     let link = format!("{}/ui/invite/{token}", mail::base_url(app));
     let expires = jiff::Timestamp::from_millisecond(invitation.expires_at as i64)
         .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
@@ -225,7 +225,7 @@ fn send_with(
     let role = invitation.role.with_article();
     let mut message = mail::invitation(
         &invitation.email,
-        &organisation,
+        &brand,
         &invitation.invited_by,
         role,
         &link,
@@ -236,14 +236,6 @@ fn send_with(
     }
     mail::send(app, &message).map_err(internal)?;
     Ok(invitation)
-}
-
-fn organisation(app: &App, tenant: &str) -> String {
-    app.db
-        .directory()
-        .tenant(tenant)
-        .and_then(|e| e.tenant.as_ref().map(|t| t.name.clone()))
-        .unwrap_or_else(|| tenant.to_string())
 }
 
 /// A pending invitation of the caller's tenant, for an admin to `act` on.
@@ -340,6 +332,9 @@ pub struct PublicDetails {
     pub expires_at: u64,
     /// The account id accepting makes, unless they choose another.
     pub suggested_user_id: String,
+    /// The organisation's branding, for the page that shows this.
+    pub accent_color: String,
+    pub logo_url: Option<String>,
 }
 
 /// The pending invitation a link's token opens, or why it does not.
@@ -358,8 +353,11 @@ fn by_token(app: &App, token: &str) -> Result<Invitation, ApiError> {
 /// `GET /invitations/public/{token}/details` (no account needed).
 pub fn public_details(app: &App, token: &str) -> Result<PublicDetails, ApiError> {
     let invitation = by_token(app, token)?;
+    let brand = mail::brand(app, &invitation.tenant_id);
     Ok(PublicDetails {
-        organisation: organisation(app, &invitation.tenant_id),
+        organisation: brand.name,
+        accent_color: brand.accent,
+        logo_url: brand.logo_url,
         suggested_user_id: suggested_id(&invitation.email),
         email: invitation.email,
         name: invitation.name,
@@ -460,7 +458,7 @@ pub fn accept(app: &App, token: &str, acceptance: Acceptance) -> Result<Accepted
     let console = format!("{}/ui/login", mail::base_url(app));
     let welcome = mail::welcome(
         &invitation.email,
-        &organisation(app, &tenant),
+        &mail::brand(app, &tenant),
         &user_id,
         &console,
     );

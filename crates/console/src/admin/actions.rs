@@ -91,6 +91,23 @@ pub async fn run(page: &Page<'_>, path: &[&str], form: &Form) -> Response<Body> 
     match path {
         ["tokens"] => return issue_token(page, form).await,
         ["plugins"] => return upload_plugin(page, form).await,
+        ["branding", "logo"] => {
+            let caller = page.viewer.caller();
+            let image = form
+                .file
+                .as_ref()
+                .map(|f| f.bytes.clone())
+                .unwrap_or_default();
+            return match crate::admin_api::branding::upload_logo(
+                page.app,
+                &caller,
+                page.tenant,
+                image,
+            ) {
+                Ok(_) => redirect(&format!("{}?ok=branding", page.url(""))),
+                Err(e) => error_page(e.status(), &e.message, Some(page.viewer)),
+            };
+        }
         ["webhooks"] => return super::webhooks::create(page, form),
         ["invitations", "bulk"] => {
             return super::users::bulk_invite(page, form.get("csv").unwrap_or(""))
@@ -250,6 +267,19 @@ async fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Result<Option<Done>
             };
             crate::admin_api::invitations::create(app, caller, t, new)?;
             done("invited", page.url("users"))
+        }
+        ["branding"] => {
+            let change = crate::admin_api::branding::BrandingChange {
+                display_name: Some(form.get("display_name").unwrap_or("").to_string()),
+                accent_color: Some(form.get("accent_color").unwrap_or("").to_string()),
+                reason: None,
+            };
+            crate::admin_api::branding::put(app, caller, t, change)?;
+            done("branding", page.url(""))
+        }
+        ["branding", "logo", "delete"] => {
+            crate::admin_api::branding::remove_logo(app, caller, t)?;
+            done("branding", page.url(""))
         }
         ["invitations", id, "resend"] => {
             crate::admin_api::invitations::resend(app, caller, t, id)?;

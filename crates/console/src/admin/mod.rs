@@ -47,10 +47,16 @@ impl Page<'_> {
                 .filter(|u| u.status != UserStatus::Active)
                 .count()
         });
+        let directory = self.app.db.directory();
+        let branding = directory
+            .tenant(self.tenant)
+            .and_then(|e| e.tenant.as_ref())
+            .map(|t| &t.branding);
         let place = Place {
             tenant: Some(self.tenant),
             section,
             review_count,
+            branding,
         };
         html(
             StatusCode::OK,
@@ -198,6 +204,7 @@ pub fn tenants_page(app: &App, viewer: &Viewer) -> Markup {
             tenant: None,
             section: "tenants",
             review_count: 0,
+            branding: None,
         },
         body,
     )

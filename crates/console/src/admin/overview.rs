@@ -8,7 +8,7 @@ use maud::{html, Markup};
 use super::Page;
 use crate::chart;
 use crate::http::Body;
-use crate::layout::{int, tag, usd};
+use crate::layout::{csrf, int, tag, usd};
 use crate::state::model::UserStatus;
 use crate::state::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 
@@ -206,6 +206,48 @@ pub fn page(page: &Page<'_>) -> Response<Body> {
                 }
             }
         }
+        (branding(page))
     };
     page.render("Overview", "", body)
+}
+
+/// The tenant's branding: what its pages and e-mails show, and (for its
+/// admins) the forms that change it.
+fn branding(page: &Page<'_>) -> Markup {
+    let caller = page.viewer.caller();
+    let Ok(view) = crate::admin_api::branding::show(page.app, &caller, page.tenant) else {
+        return html! {};
+    };
+    let b = &view.branding;
+    let administer = page.may(crate::admin_api::Access::Administer);
+    html! {
+        div.panel #branding {
+            h2 { "Branding" }
+            p.muted { "Your display name, accent colour and logo, in this console and in the e-mails Warden sends your people." }
+            @if let Some(url) = &view.logo_url { p { img.logo-preview src=(url) alt="logo"; } }
+            @if administer {
+                form.stack method="post" action=(page.url("branding")) {
+                    (csrf(page.viewer))
+                    div.row {
+                        label.field { "Display name" input name="display_name" value=(b.display_name.as_deref().unwrap_or("")) placeholder="Acme Corp"; }
+                        label.field { "Accent colour" input name="accent_color" type="color" value=(b.accent_color.as_deref().unwrap_or("#2f5bd3")); }
+                    }
+                    button.secondary type="submit" { "Save branding" }
+                }
+                form.stack method="post" action=(page.url("branding/logo")) enctype="multipart/form-data" {
+                    (csrf(page.viewer))
+                    label for="logo-file" { "Logo (PNG, JPEG or WebP, up to 256 KiB)" }
+                    input #logo-file type="file" name="file" accept="image/png,image/jpeg,image/webp" required;
+                    button.secondary type="submit" { "Upload logo" }
+                }
+                @if b.logo.is_some() {
+                    form.inline method="post" action=(page.url("branding/logo/delete")) {
+                        (csrf(page.viewer)) button.secondary type="submit" { "Remove logo" }
+                    }
+                }
+            } @else {
+                p { "Display name: " (b.display_name.as_deref().unwrap_or("—")) " · accent " (b.accent_color.as_deref().unwrap_or("default")) }
+            }
+        }
+    }
 }

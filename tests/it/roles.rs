@@ -238,9 +238,24 @@ fn admin_matrix() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
         ("GET", "/admin/v1/plans".into(), none.clone(), "yyyyn"),
         ("GET", format!("{t}/subscription"), none.clone(), "yynyn"),
         ("GET", format!("{t}/branding"), none.clone(), "yynyn"),
-        ("PUT", format!("{t}/branding"), Some(json!({ "accent_color": "nope" })), "yynnn"),
-        ("PUT", format!("{t}/branding/logo"), Some(json!("not an image")), "yynnn"),
-        ("DELETE", format!("{t}/branding/logo"), none.clone(), "yynnn"),
+        (
+            "PUT",
+            format!("{t}/branding"),
+            Some(json!({ "accent_color": "nope" })),
+            "yynnn",
+        ),
+        (
+            "PUT",
+            format!("{t}/branding/logo"),
+            Some(json!("not an image")),
+            "yynnn",
+        ),
+        (
+            "DELETE",
+            format!("{t}/branding/logo"),
+            none.clone(),
+            "yynnn",
+        ),
         ("PUT", format!("{t}/subscription"), empty(), "yynnn"),
         ("GET", format!("{t}/policy"), none.clone(), "yynyn"),
         ("PUT", format!("{t}/policy"), empty(), "yynnn"),
@@ -366,7 +381,26 @@ async fn every_admin_route_answers_each_role_as_the_matrix_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_console_page_answers_each_role_as_the_matrix_says() {
     let (env, tokens) = organisation().await;
+    // One logged request each of ali (mo's group) and bo (not).
+    let bo = env.token_with("acme", |r: &mut TokenRequest| r.user_id = "bo");
+    let mut requests = Vec::new();
+    for (token, user) in [(&tokens[4], "ali"), (&bo, "bo")] {
+        assert_eq!(call(&env, token).await.0, 200);
+        let path = format!("/admin/v1/tenants/acme/logs?user={user}&limit=1");
+        let mut record = Value::Null;
+        for _ in 0..100 {
+            record = env.admin(&tokens[1], "GET", &path, None).await.1["data"][0].clone();
+            if !record.is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let id = record["id"].as_str().expect("the request is logged");
+        requests.push(format!("/ui/t/acme/logs/{}/{id}", record["at_ms"]));
+    }
     let pages: Vec<(String, &str)> = vec![
+        (requests[0].clone(), "yyyyh"),
+        (requests[1].clone(), "yyhyh"),
         ("/ui/t/acme".into(), "yynyh"),
         ("/ui/t/acme/users".into(), "yyyyh"),
         ("/ui/t/acme/users/ali".into(), "yyyyh"),

@@ -56,8 +56,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 /// How often pending invitations are checked for their 3-day reminder.
 const REMINDER_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Sends invitations' reminders once a minute; the thread holds the app
-/// weakly and ends when the server has stopped.
+/// Sends invitations' reminders and announces trials ending, once a
+/// minute; the thread holds the app weakly and ends when the server has
+/// stopped.
 fn spawn_reminders(app: &Arc<App>) -> anyhow::Result<()> {
     let app = Arc::downgrade(app);
     std::thread::Builder::new()
@@ -72,6 +73,9 @@ fn spawn_reminders(app: &Arc<App>) -> anyhow::Result<()> {
             let Some(app) = app.upgrade() else { return };
             if let Err(e) = crate::admin_api::invitations::remind_due(&app) {
                 tracing::error!(error = %format!("{e:#}"), "invitation reminders");
+            }
+            if let Err(e) = crate::admin_api::subscription::announce_trials_ending(&app) {
+                tracing::error!(error = %format!("{e:#}"), "trial endings");
             }
         })?;
     Ok(())

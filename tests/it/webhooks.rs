@@ -165,3 +165,89 @@ async fn deliveries_are_signed_retried_logged_and_stop_with_the_webhook() {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_at_80_and_100_percent_and_a_trial_ending_are_announced_once() {
+    let receiver = FakeProvider::start(|_| Answer::json(200, "{}")).await;
+    let env = TestEnv::start_with(vec![TenantSpec::new("ops"), TenantSpec::new("acme")], |c| {
+        c.routing.tenant_private_addresses = true;
+    })
+    .await;
+    let root = env.user_with_role("ops", "root", Role::SuperAdmin);
+    let maya = env.user_with_role("acme", "maya", Role::Admin);
+    let events = ["quota.threshold", "subscription.trial_ending"];
+    let hook = json!({ "url": format!("http://{}/hook", receiver.addr), "events": events });
+    assert_eq!(env.admin(&maya, "POST", HOOKS, Some(hook)).await.0, 201);
+    let limits = json!({ "limits": { "requests_per_day": 5 }, "reason": "trial" });
+    let path = "/admin/v1/tenants/acme/users/ali/limits";
+    assert_eq!(env.admin(&maya, "PUT", path, Some(limits)).await.0, 200);
+
+    // Calls 4 and 5 of 5 cross 80 % and 100 %; the 6th is refused, and
+    // announces nothing more.
+    let ali = env.token("acme");
+    for expected in [200, 200, 200, 200, 200, 429] {
+        let response = env.chat(&ali, "invoice api endpoint", false).await;
+        assert_eq!(response.status(), expected);
+    }
+    let (_, logged) = env
+        .admin(
+            &maya,
+            "GET",
+            "/admin/v1/tenants/acme/events?action=quota.threshold",
+            None,
+        )
+        .await;
+    let percents: Vec<u64> = logged["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["details"]["percent"].as_u64().unwrap())
+        .collect();
+    assert_eq!(percents, [100, 80], "newest first: {logged}");
+    assert_eq!(
+        logged["data"][1]["reason"],
+        "user 'ali' has used 80% of its 5 requests a day"
+    );
+
+    // A trial's last three days are announced once, by the minute sweep.
+    let plan = json!({ "plan": "basic", "reason": "signed up" });
+    let subscription = "/admin/v1/tenants/acme/subscription";
+    assert_eq!(
+        env.admin(&root, "PUT", subscription, Some(plan)).await.0,
+        200
+    );
+    let announce = || warden::admin_api::subscription::announce_trials_ending(env.app()).unwrap();
+    assert_eq!(announce(), 0, "14 days left");
+    env.app()
+        .clock
+        .jump_to(env.app().clock.now_ms() + 12 * 24 * 3600 * 1000);
+    assert_eq!(announce(), 1);
+    assert_eq!(announce(), 0, "once");
+    env.app().clock.jump_to(warden::clock::now_ms());
+
+    // The receiver heard all three, signed.
+    assert!(
+        eventually_async(|| async { receiver.received().len() == 3 }).await,
+        "{:?}",
+        receiver.received()
+    );
+    let bodies: Vec<Value> = receiver
+        .received()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "quota.threshold",
+            "quota.threshold",
+            "subscription.trial_ending"
+        ]
+    );
+    let heads = receiver.heads.lock().unwrap().clone();
+    assert!(heads
+        .iter()
+        .all(|h| header(h, "warden-signature").is_some()));
+    env.stop().await;
+}

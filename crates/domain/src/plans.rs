@@ -160,6 +160,9 @@ pub struct Subscription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_ends_at: Option<u64>,
     pub updated_at: u64,
+    /// The trial's end was announced (audit log, webhooks) once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trial_ending_announced: bool,
 }
 
 /// Why a subscription refuses calls, and what to say.
@@ -193,7 +196,17 @@ impl Subscription {
             trial_ends_at: trial.then(|| now_ms + u64::from(plan.trial_days) * DAY_MS),
             period_ends_at: None,
             updated_at: now_ms,
+            trial_ending_announced: false,
         }
+    }
+
+    /// Whether the trial ends within three days and nobody was told yet.
+    pub fn trial_ending_due(&self, now_ms: u64) -> bool {
+        self.status == SubscriptionStatus::Trialing
+            && !self.trial_ending_announced
+            && self
+                .trial_ends_at
+                .is_some_and(|end| now_ms < end && end - now_ms <= TRIAL_NOTICE_MS)
     }
 
     /// Whether calls are refused now, and how to say why.

@@ -1,6 +1,7 @@
 //! Tenants' webhooks: URLs told about what happens in their organisation
 //! (users warned, flagged, blocked, re-enabled; plugins rejected; policy
-//! and subscription changes), each delivery signed, retried and logged.
+//! and subscription changes; a trial ending; quotas at 80 % and 100 %),
+//! each delivery signed, retried and logged.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,8 @@ pub const EVENTS: &[(&str, &[&str])] = &[
         "subscription.changed",
         &["subscription.change", "subscription.billing"],
     ),
+    ("subscription.trial_ending", &["subscription.trial_ending"]),
+    ("quota.threshold", &["quota.threshold"]),
 ];
 
 /// The webhook event an audit action is, if any.

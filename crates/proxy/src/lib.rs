@@ -44,6 +44,7 @@ pub mod reload;
 pub mod server;
 pub mod signature;
 pub mod sse;
+pub mod thresholds;
 pub mod token;
 pub mod translate;
 pub mod upstream;

@@ -23,6 +23,7 @@ use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, 
 use crate::runtime::PluginError;
 use crate::state::model::{Group, Task, Tenant, TenantStatus, User, UserStatus};
 use crate::state::{HistoryItem, OffTaskPrompt, Scored};
+use crate::thresholds;
 use crate::token::Claims;
 
 /// What the host knows about a call before the chain runs.
@@ -284,6 +285,9 @@ async fn validate_task(
 struct SharedPool {
     key: String,
     limits: PoolLimits,
+    /// `group` or `plan`, and the group's or plan's id.
+    scope: &'static str,
+    id: String,
     /// Who shares it, for a refusal: "group 'Support'", "the Basic plan".
     owner: String,
 }
@@ -300,6 +304,8 @@ fn shared_pools(app: &App, facts: &CallFacts<'_>) -> Vec<SharedPool> {
         .map(|group| SharedPool {
             key: group_pool(&group.id),
             limits: group.limits,
+            scope: "group",
+            id: group.id.clone(),
             owner: format!("group '{}'", group.name),
         })
         .collect();
@@ -318,6 +324,8 @@ fn shared_pools(app: &App, facts: &CallFacts<'_>) -> Vec<SharedPool> {
             pools.push(SharedPool {
                 key: PLAN_POOL.into(),
                 limits,
+                scope: "plan",
+                id: plan.id.clone(),
                 owner: format!("your organisation's {} plan", plan.name),
             });
         }
@@ -377,7 +385,10 @@ async fn reserve_quota(
     };
     let verdict = chain.quota.plugin.quota(&request).await;
     match verdict {
-        Ok(quota::QuotaVerdict::Allow) => Ok((RateLimitInfo::new(limits, &after), output_cap)),
+        Ok(quota::QuotaVerdict::Allow) => {
+            announce_thresholds(app, facts, &pools, &reserved, ledger.reserved_tokens());
+            Ok((RateLimitInfo::new(limits, &after), output_cap))
+        }
         Ok(quota::QuotaVerdict::Deny(d)) => {
             ledger.unreserve(&facts.at);
             let mut error = ApiError::rate_limited(d.reason, d.retry_after_secs);
@@ -388,6 +399,40 @@ async fn reserve_quota(
             ledger.unreserve(&facts.at);
             Err(failed(e))
         }
+    }
+}
+
+/// The limits this admitted call took past 80 % or 100 % (see thresholds.rs).
+fn announce_thresholds(
+    app: &App,
+    facts: &CallFacts<'_>,
+    pools: &[SharedPool],
+    reserved: &crate::state::Reserved,
+    tokens: u64,
+) {
+    let tenant = &facts.tenant.id;
+    let label = format!("user '{}'", facts.user.id);
+    let user = thresholds::Owner {
+        scope: "user",
+        id: &facts.user.id,
+        label: &label,
+    };
+    let limits = &facts.user.limits;
+    thresholds::user(
+        app,
+        tenant,
+        &user,
+        limits,
+        &reserved.before,
+        &reserved.after,
+    );
+    for (pool, used) in pools.iter().zip(&reserved.pools) {
+        let owner = thresholds::Owner {
+            scope: pool.scope,
+            id: &pool.id,
+            label: &pool.owner,
+        };
+        thresholds::pool(app, tenant, &owner, &pool.limits, used, tokens);
     }
 }
 

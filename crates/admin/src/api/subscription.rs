@@ -13,6 +13,49 @@ use crate::domain::plans::{Feature, Plan, Subscription, SubscriptionStatus};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::model::Tenant;
 
+/// Announces every trial ending within three days, once each: an audit
+/// event `subscription.trial_ending` (actor `warden`, which webhooks asking
+/// for it hear of). Run by the server's minute sweep; returns how many.
+pub fn announce_trials_ending(app: &App) -> anyhow::Result<usize> {
+    let now = app.clock.now_ms();
+    let due: Vec<Tenant> = app
+        .db
+        .directory()
+        .tenants
+        .values()
+        .filter_map(|e| e.tenant.clone())
+        .filter(|t| {
+            t.subscription
+                .as_ref()
+                .is_some_and(|s| s.trial_ending_due(now))
+        })
+        .collect();
+    for mut tenant in due.iter().cloned() {
+        let Some(subscription) = tenant.subscription.as_mut() else {
+            continue;
+        };
+        subscription.trial_ending_announced = true;
+        let details = json!({
+            "plan": subscription.plan,
+            "trial_ends_at": subscription.trial_ends_at,
+        });
+        let plan = app.config.plan(&subscription.plan);
+        let name = plan.map_or(subscription.plan.as_str(), |p| p.name.as_str());
+        let reason = subscription.notice(name, now);
+        app.db.put_tenant(&tenant)?;
+        let event = app.event(
+            &tenant.id,
+            "warden".into(),
+            "subscription.trial_ending",
+            &tenant.id,
+            reason,
+            details,
+        );
+        app.db.append_event(&event)?;
+    }
+    Ok(due.len())
+}
+
 #[derive(Debug, Serialize)]
 pub struct SubscriptionView {
     pub tenant: String,

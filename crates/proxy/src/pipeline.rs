@@ -411,11 +411,10 @@ fn announce_thresholds(
     tokens: u64,
 ) {
     let tenant = &facts.tenant.id;
-    let label = format!("user '{}'", facts.user.id);
     let user = thresholds::Owner {
         scope: "user",
         id: &facts.user.id,
-        label: &label,
+        label: None,
     };
     let limits = &facts.user.limits;
     thresholds::user(
@@ -430,7 +429,7 @@ fn announce_thresholds(
         let owner = thresholds::Owner {
             scope: pool.scope,
             id: &pool.id,
-            label: &pool.owner,
+            label: Some(&pool.owner),
         };
         thresholds::pool(app, tenant, &owner, &pool.limits, used, tokens);
     }

@@ -34,21 +34,22 @@ fn crossed(m: &Measure) -> Option<u64> {
     })
 }
 
-/// Whose quota it is: `("user", "ali", "user 'ali'")`, `("group", id, …)`, `("plan", …)`.
+/// Whose quota it is: `user`, `group` or `plan`, its id, and how a
+/// message names it (`None`: "user 'ali'", written only on a crossing).
 pub struct Owner<'a> {
     pub scope: &'static str,
     pub id: &'a str,
-    pub label: &'a str,
+    pub label: Option<&'a str>,
 }
 
 fn announce(app: &App, tenant: &str, owner: &Owner<'_>, measures: &[Measure]) {
     for m in measures {
         let Some(percent) = crossed(m) else { continue };
         let limit = m.limit.unwrap_or_default();
-        let reason = format!(
-            "{} has used {percent}% of its {limit} {}",
-            owner.label, m.what
-        );
+        let label = owner
+            .label
+            .map_or_else(|| format!("{} '{}'", owner.scope, owner.id), String::from);
+        let reason = format!("{label} has used {percent}% of its {limit} {}", m.what);
         let details = json!({
             "scope": owner.scope,
             "id": owner.id,

@@ -92,7 +92,14 @@ async fn slow_and_idle_clients_are_timed_out_and_do_not_slow_others() {
         );
     }
 
-    // `/healthz` tells load balancers when a drain began.
+    // `/readyz` reports each dependency; with `/healthz` it tells load
+    // balancers when a drain began.
+    let ready = reqwest::get(format!("{}/readyz", env.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = serde_json::from_str(&ready.text().await.unwrap()).unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["state"]["ok"], true, "{ready}");
+    assert_eq!(ready["checks"]["plugins"]["chain"], "loaded", "{ready}");
     env.app()
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -102,6 +109,10 @@ async fn slow_and_idle_clients_are_timed_out_and_do_not_slow_others() {
     let health = reqwest::get(url).await.unwrap();
     assert_eq!(health.status(), 503);
     assert_eq!(health.text().await.unwrap(), r#"{"status":"draining"}"#);
+    let ready = reqwest::get(format!("{}/readyz", env.base)).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = serde_json::from_str(&ready.text().await.unwrap()).unwrap();
+    assert_eq!(ready["checks"]["draining"]["ok"], false, "{ready}");
     env.stop().await;
 }
 

@@ -151,6 +151,8 @@ pub trait RequestJournal: Send + Sync {
     /// Durable before the call's answer completes (survives `kill -9`),
     /// with the user's (and their pools') counters after it.
     fn record(&self, record: RequestRecord, counters: Option<Settled>);
+    /// Whether records reach the store now (what `/readyz` reports); why not.
+    fn health(&self) -> Result<(), String>;
 }
 
 /// Automatic actions and admin changes, ordered per tenant.
@@ -206,6 +208,10 @@ impl AuditLog for Db {
 impl RequestJournal for StateWriter {
     fn record(&self, record: RequestRecord, counters: Option<Settled>) {
         StateWriter::record(self, record, counters)
+    }
+
+    fn health(&self) -> Result<(), String> {
+        StateWriter::health(self)
     }
 }
 

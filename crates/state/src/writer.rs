@@ -33,6 +33,8 @@ struct WriterInner {
     /// already in the channel.
     journal: Mutex<Journal>,
     tx: mpsc::UnboundedSender<RequestRecord>,
+    /// The last write or flush that failed, until one succeeds again.
+    failing: Mutex<Option<String>>,
 }
 
 pub(crate) fn log_key(record: &RequestRecord) -> Vec<u8> {
@@ -44,7 +46,8 @@ pub(crate) fn log_key(record: &RequestRecord) -> Vec<u8> {
     key
 }
 
-fn persist(db: &Db, activity: &Activity, records: &mut Vec<RequestRecord>) {
+/// Writes the records and the dirty counters to sled; the first error, if any.
+fn persist(db: &Db, activity: &Activity, records: &mut Vec<RequestRecord>) -> Result<(), String> {
     let entries: Vec<_> = records
         .iter()
         .filter_map(|record| match serde_json::to_vec(record) {
@@ -55,8 +58,10 @@ fn persist(db: &Db, activity: &Activity, records: &mut Vec<RequestRecord>) {
             }
         })
         .collect();
+    let mut failed = None;
     if let Err(e) = super::rollup::log_and_count(db, &entries) {
         tracing::error!(error = %e, "writing request records failed");
+        failed = Some(format!("writing request records: {e}"));
     }
     records.clear();
     let mut usage = sled::Batch::default();
@@ -65,7 +70,9 @@ fn persist(db: &Db, activity: &Activity, records: &mut Vec<RequestRecord>) {
     }
     if let Err(e) = db.usage.apply_batch(usage) {
         tracing::error!(error = %e, "writing usage counters failed");
+        failed.get_or_insert(format!("writing usage counters: {e}"));
     }
+    failed.map_or(Ok(()), Err)
 }
 
 fn remove(files: Vec<PathBuf>) {
@@ -88,7 +95,7 @@ impl StateWriter {
     ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         let mut replayed = Vec::new();
         let (journal, recovered) = Journal::recover(dir, &activity, |r| replayed.push(r))?;
-        persist(&db, &activity, &mut replayed);
+        persist(&db, &activity, &mut replayed).map_err(anyhow::Error::msg)?;
         db.flush()?;
         remove(recovered);
 
@@ -96,6 +103,7 @@ impl StateWriter {
         let inner = Arc::new(WriterInner {
             journal: Mutex::new(journal),
             tx,
+            failing: Mutex::new(None),
         });
         let weak = Arc::downgrade(&inner);
         let dir = dir.to_path_buf();
@@ -128,7 +136,7 @@ impl StateWriter {
                         Err(mpsc::error::TryRecvError::Disconnected) => break false,
                     }
                 };
-                persist(&db, &activity, &mut records);
+                let mut outcome = persist(&db, &activity, &mut records);
                 if let (Some(keep), true) = (retention, ticks.is_multiple_of(RETENTION_TICKS)) {
                     let cutoff =
                         warden_domain::clock::now_ms().saturating_sub(keep.as_millis() as u64);
@@ -142,9 +150,13 @@ impl StateWriter {
                     match db.flush() {
                         Ok(_) => remove(vec![old]),
                         Err(e) => {
-                            tracing::error!(error = %e, "flushing sled failed; the journal is kept")
+                            tracing::error!(error = %e, "flushing sled failed; the journal is kept");
+                            outcome = outcome.and(Err(format!("flushing sled: {e}")));
                         }
                     }
+                }
+                if let Some(inner) = weak.upgrade() {
+                    *inner.failing.lock().unwrap_or_else(PoisonError::into_inner) = outcome.err();
                 }
                 if !open {
                     break;
@@ -159,6 +171,23 @@ impl StateWriter {
             }
         });
         Ok((Self { inner }, task))
+    }
+
+    /// Whether records reach sled: the writer task runs and its last write
+    /// succeeded. What `/readyz` reports.
+    pub fn health(&self) -> Result<(), String> {
+        if self.inner.tx.is_closed() {
+            return Err("the state writer has stopped".into());
+        }
+        let failing = self
+            .inner
+            .failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match failing.as_ref() {
+            Some(error) => Err(format!("{error} (records are kept in the journal)")),
+            None => Ok(()),
+        }
     }
 
     /// Journals a finished request (one `write()`) and queues it for sled.

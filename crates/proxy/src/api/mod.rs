@@ -44,6 +44,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
         (&Method::GET, "/v1/me") => me::handle(&app, &req),
         (&Method::GET, "/healthz") => Ok(health(&app)),
+        (&Method::GET, "/readyz") => Ok(readiness(&app)),
         (&Method::GET, "/metrics") => {
             let mut response = Response::new(crate::http::full(
                 app.metrics
@@ -64,11 +65,45 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             | "/v1/completions"
             | "/v1/models"
             | "/healthz"
+            | "/readyz"
             | "/metrics",
         ) => Err(ApiError::method_not_allowed()),
         (_, path) => Err(ApiError::not_found(format!("no route for {path}"))),
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// `/readyz`: whether this replica should get traffic, dependency by
+/// dependency: 200 `ready` when every check passes, else 503 `not_ready`
+/// with the failing checks' reasons. Today's dependencies: the state store
+/// (records reach sled) and the plugin chain; a draining server is not ready.
+fn readiness(app: &App) -> Response<Body> {
+    let draining = app.draining.load(std::sync::atomic::Ordering::Relaxed);
+    let state = app.stores.journal.health();
+    let plugins = if app.chains.is_some() {
+        "loaded"
+    } else {
+        "disabled"
+    };
+    let ready = !draining && state.is_ok();
+    let check = |result: &Result<(), String>| match result {
+        Ok(()) => serde_json::json!({ "ok": true }),
+        Err(e) => serde_json::json!({ "ok": false, "error": e }),
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": {
+            "draining": { "ok": !draining },
+            "state": check(&state),
+            "plugins": { "ok": true, "chain": plugins },
+        },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, body.to_string().into_bytes())
 }
 
 /// `ok`, or 503 `draining` once a shutdown began, so a load balancer

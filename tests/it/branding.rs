@@ -1,6 +1,6 @@
 //! Branding: a tenant on a plan with it sets its display name, accent
-//! colour and logo (checked by its bytes and size); its console pages and
-//! its e-mails show them; anything but a colour or an image is refused, and
+//! colour and logo (checked by its bytes and size); its console pages, its
+//! invitation page and its e-mails show them; anything but a colour or an image is refused, and
 //! a plan without branding refuses it all.
 
 use serde_json::json;
@@ -138,5 +138,21 @@ async fn a_tenants_brand_is_in_its_console_and_its_emails_and_nothing_else_gets_
     assert!(mail.contains("Subject: You are invited to Acme Corp on Warden"));
     assert!(mail.contains("color:#c0392b"), "{mail}");
     assert!(mail.contains(&logo_url));
+    // And so does the invitation's page, before any session.
+    let at = mail.find("/ui/invite/").unwrap();
+    let link: String = mail[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '/')
+        .collect();
+    let page = env
+        .http
+        .get(format!("{}{link}", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("href=\"/ui/brand.css?c=c0392b\""), "{html}");
+    assert!(html.contains(&format!("src=\"{logo_url}\"")));
     env.stop().await;
 }

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use maud::html;
 
-use super::login::{login_page, open_session, read_form};
+use super::login::{branded_login_page, open_session, read_form};
 use crate::admin_api::invitations::{self, Acceptance};
 use crate::app::App;
 use crate::http::Body;
@@ -31,7 +31,13 @@ fn show(app: &App, token: &str, secure: bool, error: Option<&str>) -> Response<B
         StatusCode::OK
     };
     let action = format!("/ui/invite/{token}");
-    login_page("Invitation", secure, status, |nonce| {
+    let directory = app.db.directory();
+    let branding = directory
+        .tenant(&details.tenant_id)
+        .and_then(|e| e.tenant.as_ref())
+        .map(|t| &t.branding)
+        .filter(|b| !b.is_empty());
+    branded_login_page("Invitation", branding, secure, status, |nonce| {
         html! {
             h1 { "Join " (details.organisation) }
             p.sub { (details.invited_by) " invites " strong { (details.email) } " to " (details.organisation) " as " (role) "." }

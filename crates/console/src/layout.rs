@@ -51,7 +51,19 @@ fn document(title: &str, branding: Option<&Branding>, body: Markup) -> Markup {
 
 /// A page with no one signed in (sign-in, errors before sign-in).
 pub fn bare(title: &str, body: Markup) -> Markup {
-    document(title, None, html! { main { (body) } })
+    bare_branded(title, None, body)
+}
+
+/// A page with no one signed in, in a tenant's colours with its logo and
+/// name when `branding` is given (the invitation).
+pub fn bare_branded(title: &str, branding: Option<&Branding>, body: Markup) -> Markup {
+    let page = html! {
+        main {
+            @if let Some(b) = branding { div.brand-bar { (brand_mark(Some(b))) } }
+            (body)
+        }
+    };
+    document(title, branding, page)
 }
 
 /// The tenant's logo and display name, or Warden's name.

@@ -25,8 +25,24 @@ pub(crate) fn login_page(
     status: StatusCode,
     body: impl FnOnce(&str) -> Markup,
 ) -> Response<Body> {
+    branded_login_page(title, None, secure, status, body)
+}
+
+/// A sign-in style page in a tenant's colours, with its logo and name
+/// (the invitation's page: the invitee has no session yet).
+pub(crate) fn branded_login_page(
+    title: &str,
+    branding: Option<&crate::domain::branding::Branding>,
+    secure: bool,
+    status: StatusCode,
+    body: impl FnOnce(&str) -> Markup,
+) -> Response<Body> {
     let nonce = session::random_secret();
-    let page = layout::bare(title, html! { div.login.panel { (body(&nonce)) } });
+    let page = layout::bare_branded(
+        title,
+        branding,
+        html! { div.login.panel { (body(&nonce)) } },
+    );
     with_cookie(
         html(status, page),
         session::set_cookie(LOGIN_COOKIE, &nonce, 900, secure),

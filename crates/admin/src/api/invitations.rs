@@ -324,6 +324,9 @@ pub fn resend(
 /// What an invitee sees before accepting.
 #[derive(Debug, Serialize)]
 pub struct PublicDetails {
+    /// For this server's own pages (the branding); not in the answer.
+    #[serde(skip)]
+    pub tenant_id: String,
     pub organisation: String,
     pub email: String,
     pub name: String,
@@ -355,6 +358,7 @@ pub fn public_details(app: &App, token: &str) -> Result<PublicDetails, ApiError>
     let invitation = by_token(app, token)?;
     let brand = mail::brand(app, &invitation.tenant_id);
     Ok(PublicDetails {
+        tenant_id: invitation.tenant_id.clone(),
         organisation: brand.name,
         accent_color: brand.accent,
         logo_url: brand.logo_url,

@@ -518,22 +518,11 @@ pub fn dispatch(app: &App, caller: &Caller, call: &AdminCall) -> Result<Response
         (Method::DELETE, ["tenants", t, "groups", g]) => {
             ok(groups::delete(app, caller, t, g, call.json_or_default()?))
         }
-        (Method::PUT, ["tenants", t, "groups", g, "members", u]) => ok(groups::add_member(
-            app,
-            caller,
-            t,
-            g,
-            u,
-            call.json_or_default()?,
-        )),
-        (Method::DELETE, ["tenants", t, "groups", g, "members", u]) => ok(groups::remove_member(
-            app,
-            caller,
-            t,
-            g,
-            u,
-            call.json_or_default()?,
-        )),
+        (method @ (Method::PUT | Method::DELETE), ["tenants", t, "groups", g, "members", u]) => {
+            let member = method == Method::PUT;
+            let body = call.json_or_default()?;
+            ok(groups::set_member(app, caller, (t, g, u), member, body))
+        }
         (Method::GET, ["tenants", t, "subscription"]) => ok(subscription::show(app, caller, t)),
         (Method::PUT, ["tenants", t, "subscription"]) => {
             ok(subscription::change(app, caller, t, call.json()?))

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::subscription::tenant_of;
 use super::{audit, internal, Access, Caller};
 use crate::app::App;
 use crate::domain::branding::{self, Branding, Logo};
@@ -33,14 +34,6 @@ fn view(tenant: &Tenant) -> BrandingView {
         branding: tenant.branding.clone(),
         logo_url: tenant.branding.logo.as_ref().map(logo_path),
     }
-}
-
-fn tenant_of(app: &App, tenant: &str) -> Result<Tenant, ApiError> {
-    app.db
-        .directory()
-        .tenant(tenant)
-        .and_then(|e| e.tenant.clone())
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))
 }
 
 fn invalid(message: String) -> ApiError {

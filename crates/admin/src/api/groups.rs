@@ -259,14 +259,16 @@ pub fn delete(
     Ok(json!({ "id": id, "deleted": true, "members_removed": left.len() }))
 }
 
-/// Adds or removes `user` from group `id`.
-fn set_member(
+/// `PUT /admin/v1/tenants/{t}/groups/{g}/members/{u}` (`member`) or
+/// `DELETE` (not): puts `user` in group `id` or takes them out; idempotent.
+pub fn set_member(
     app: &App,
     caller: &Caller,
     (tenant, id, user): (&str, &str, &str),
     member: bool,
-    reason: Option<String>,
+    body: Reason,
 ) -> Result<GroupView, ApiError> {
+    let reason = body.reason;
     caller.may(Access::Administer, tenant)?;
     let group = find(app, tenant, id)?;
     let mut record = super::users::find(app, caller, Access::Administer, tenant, user)?;
@@ -296,28 +298,4 @@ fn set_member(
         )?;
     }
     show(app, caller, tenant, id)
-}
-
-/// `PUT /admin/v1/tenants/{t}/groups/{g}/members/{u}`: idempotent.
-pub fn add_member(
-    app: &App,
-    caller: &Caller,
-    tenant: &str,
-    id: &str,
-    user: &str,
-    body: Reason,
-) -> Result<GroupView, ApiError> {
-    set_member(app, caller, (tenant, id, user), true, body.reason)
-}
-
-/// `DELETE /admin/v1/tenants/{t}/groups/{g}/members/{u}`: idempotent.
-pub fn remove_member(
-    app: &App,
-    caller: &Caller,
-    tenant: &str,
-    id: &str,
-    user: &str,
-    body: Reason,
-) -> Result<GroupView, ApiError> {
-    set_member(app, caller, (tenant, id, user), false, body.reason)
 }

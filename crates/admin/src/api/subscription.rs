@@ -85,7 +85,8 @@ pub fn plans(app: &App) -> Vec<Plan> {
     app.config.plans.clone()
 }
 
-fn tenant_of(app: &App, tenant: &str) -> Result<Tenant, ApiError> {
+/// A tenant's record, or 404.
+pub(super) fn tenant_of(app: &App, tenant: &str) -> Result<Tenant, ApiError> {
     app.db
         .directory()
         .tenant(tenant)

@@ -155,10 +155,10 @@ pub fn act(page: &Page<'_>, path: &[&str], form: &Form) -> Option<Result<(), Api
         ["groups", id, "delete"] => groups::delete(app, caller, t, id, reason()).map(|_| ()),
         ["groups", id, "members"] => {
             let user = form.get("user").unwrap_or("").trim();
-            groups::add_member(app, caller, t, id, user, reason()).map(|_| ())
+            groups::set_member(app, caller, (t, id, user), true, reason()).map(|_| ())
         }
         ["groups", id, "members", user, "remove"] => {
-            groups::remove_member(app, caller, t, id, user, reason()).map(|_| ())
+            groups::set_member(app, caller, (t, id, user), false, reason()).map(|_| ())
         }
         _ => return None,
     };

@@ -272,6 +272,26 @@ async fn the_cli_sets_up_a_tenant_from_nothing_then_manages_it_through_the_runni
             .any(|(a, who)| a == "tenant.create" && *who == format!("cli/{login}")),
         "{events}"
     );
+    // Groups: made, filled and listed from the CLI.
+    remote(&[
+        "group",
+        "create",
+        "--tenant",
+        "acme",
+        "support",
+        "--name",
+        "Support",
+        "--requests-per-day",
+        "100",
+    ]);
+    remote(&["group", "add", "--tenant", "acme", "support", "ali"]);
+    let groups = remote(&["group", "list", "--tenant", "acme"]);
+    assert!(
+        groups.contains("support") && groups.contains("100"),
+        "{groups}"
+    );
+    let shown = remote(&["group", "show", "--tenant", "acme", "support"]);
+    assert!(shown.contains("\"id\": \"ali\""), "{shown}");
     kill_9(server);
 
     // Stopped again: the CLI reads the same state directly; revoking works.

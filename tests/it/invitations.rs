@@ -435,3 +435,31 @@ async fn with_smtp_configured_the_outbox_is_sent_retried_and_refusals_set_aside(
     assert_eq!(inbox.lock().unwrap().len(), 1);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_puts_the_new_account_in_its_groups_with_its_role() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let maya = env.user_with_role("acme", "maya", Role::Admin);
+    let group = json!({ "id": "support" });
+    let groups = "/admin/v1/tenants/acme/groups";
+    assert_eq!(env.admin(&maya, "POST", groups, Some(group)).await.0, 201);
+    let unknown = json!({ "email": "x@example.com", "groups": ["nope"] });
+    assert_eq!(
+        env.admin(&maya, "POST", INVITES, Some(unknown)).await.0,
+        400
+    );
+    let invite = json!({ "email": "mo@example.com", "role": "manager", "groups": ["support"] });
+    let (status, answer) = env.admin(&maya, "POST", INVITES, Some(invite)).await;
+    assert_eq!(status, 201, "{answer}");
+    let token = token_for(&env, "mo@example.com");
+    let (status, accepted) = public(&env, "POST", &token, Some(json!({ "user_id": "mo" }))).await;
+    assert_eq!(status, 200, "{accepted}");
+    let directory = env.app().db.directory();
+    let mo = &directory.tenant("acme").unwrap().users["mo"];
+    assert_eq!(
+        (mo.role, mo.groups.clone()),
+        (Role::Manager, vec!["support".to_string()])
+    );
+    drop(directory);
+    env.stop().await;
+}

@@ -281,34 +281,35 @@ async fn validate_task(
 }
 
 /// A pool the call counts in besides the user's own windows: one of the
-/// user's groups, or the tenant plan's monthly allowance.
-struct SharedPool {
-    key: String,
+/// user's groups, or the tenant plan's monthly allowance (borrowed from the
+/// snapshot and the config: only its counter key is allocated).
+struct SharedPool<'a> {
     limits: PoolLimits,
-    /// `group` or `plan`, and the group's or plan's id.
-    scope: &'static str,
-    id: String,
-    /// Who shares it, for a refusal: "group 'Support'", "the Basic plan".
-    owner: String,
+    owner: thresholds::Owner<'a>,
 }
 
 /// The user's groups (limited or not: their usage is shown either way)
-/// and, when its plan has allowances, the tenant's plan. Nothing is
-/// allocated for a user in no group of a tenant without allowances.
-fn shared_pools(app: &App, facts: &CallFacts<'_>) -> Vec<SharedPool> {
-    let mut pools: Vec<SharedPool> = facts
+/// and, when its plan has allowances, the tenant's plan, with their counter
+/// keys. Nothing is allocated for a user in no group of a tenant without
+/// allowances.
+fn shared_pools<'a>(app: &'a App, facts: &CallFacts<'a>) -> (Vec<SharedPool<'a>>, Vec<String>) {
+    let (mut pools, mut keys) = (Vec::new(), Vec::new());
+    for group in facts
         .user
         .groups
         .iter()
         .filter_map(|id| facts.groups.get(id))
-        .map(|group| SharedPool {
-            key: group_pool(&group.id),
+    {
+        let owner = thresholds::Owner::Group {
+            id: &group.id,
+            name: &group.name,
+        };
+        pools.push(SharedPool {
             limits: group.limits,
-            scope: "group",
-            id: group.id.clone(),
-            owner: format!("group '{}'", group.name),
-        })
-        .collect();
+            owner,
+        });
+        keys.push(group_pool(&group.id));
+    }
     let plan = facts
         .tenant
         .subscription
@@ -321,28 +322,29 @@ fn shared_pools(app: &App, facts: &CallFacts<'_>) -> Vec<SharedPool> {
             ..PoolLimits::default()
         };
         if !limits.is_unlimited() {
-            pools.push(SharedPool {
-                key: PLAN_POOL.into(),
-                limits,
-                scope: "plan",
-                id: plan.id.clone(),
-                owner: format!("your organisation's {} plan", plan.name),
-            });
+            let owner = thresholds::Owner::Plan {
+                id: &plan.id,
+                name: &plan.name,
+            };
+            pools.push(SharedPool { limits, owner });
+            keys.push(PLAN_POOL.into());
         }
     }
-    pools
+    (pools, keys)
 }
 
 /// The refusal of a call over a shared pool's limit, if any.
 fn over_shared_limit(
-    pools: &[SharedPool],
+    pools: &[SharedPool<'_>],
     used: &[crate::domain::groups::PoolUsage],
 ) -> Option<ApiError> {
     pools.iter().zip(used).find_map(|(pool, used)| {
         let over = pool.limits.exceeded(used)?;
         let message = format!(
             "{} has used its {} (shared by all its members); it resets in {} s",
-            pool.owner, over.limit, over.retry_after_secs
+            pool.owner.label(),
+            over.limit,
+            over.retry_after_secs
         );
         Some(ApiError::rate_limited(message, over.retry_after_secs))
     })
@@ -363,8 +365,7 @@ async fn reserve_quota(
 ) -> Result<(RateLimitInfo, Option<u64>), ApiError> {
     let limits = &facts.user.limits;
     let answer = |before: &Usage| facts.answer_budget(before);
-    let pools = shared_pools(app, facts);
-    let keys = pools.iter().map(|p| p.key.clone()).collect();
+    let (pools, keys) = shared_pools(app, facts);
     let reserved = ledger.reserve(&facts.at, keys, facts.prompt_tokens, &answer);
     let (before, after) = (reserved.before, reserved.after);
     if let Some(refusal) = over_shared_limit(&pools, &reserved.pools) {
@@ -406,16 +407,12 @@ async fn reserve_quota(
 fn announce_thresholds(
     app: &App,
     facts: &CallFacts<'_>,
-    pools: &[SharedPool],
+    pools: &[SharedPool<'_>],
     reserved: &crate::state::Reserved,
     tokens: u64,
 ) {
     let tenant = &facts.tenant.id;
-    let user = thresholds::Owner {
-        scope: "user",
-        id: &facts.user.id,
-        label: None,
-    };
+    let user = thresholds::Owner::User { id: &facts.user.id };
     let limits = &facts.user.limits;
     thresholds::user(
         app,
@@ -426,12 +423,7 @@ fn announce_thresholds(
         &reserved.after,
     );
     for (pool, used) in pools.iter().zip(&reserved.pools) {
-        let owner = thresholds::Owner {
-            scope: pool.scope,
-            id: &pool.id,
-            label: Some(&pool.owner),
-        };
-        thresholds::pool(app, tenant, &owner, &pool.limits, used, tokens);
+        thresholds::pool(app, tenant, &pool.owner, &pool.limits, used, tokens);
     }
 }
 

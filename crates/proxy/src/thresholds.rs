@@ -34,25 +34,53 @@ fn crossed(m: &Measure) -> Option<u64> {
     })
 }
 
-/// Whose quota it is: `user`, `group` or `plan`, its id, and how a
-/// message names it (`None`: "user 'ali'", written only on a crossing).
-pub struct Owner<'a> {
-    pub scope: &'static str,
-    pub id: &'a str,
-    pub label: Option<&'a str>,
+/// Whose quota it is: a user, a group or the tenant's plan, by id and
+/// the name messages use (borrowed: nothing is written unless needed).
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    User { id: &'a str },
+    Group { id: &'a str, name: &'a str },
+    Plan { id: &'a str, name: &'a str },
+}
+
+impl Owner<'_> {
+    fn scope(&self) -> &'static str {
+        match self {
+            Self::User { .. } => "user",
+            Self::Group { .. } => "group",
+            Self::Plan { .. } => "plan",
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Self::User { id } | Self::Group { id, .. } | Self::Plan { id, .. } => id,
+        }
+    }
+
+    /// How a message names it: "user 'ali'", "group 'Support'", "your
+    /// organisation's Basic plan".
+    pub fn label(&self) -> String {
+        match self {
+            Self::User { id } => format!("user '{id}'"),
+            Self::Group { name, .. } => format!("group '{name}'"),
+            Self::Plan { name, .. } => format!("your organisation's {name} plan"),
+        }
+    }
 }
 
 fn announce(app: &App, tenant: &str, owner: &Owner<'_>, measures: &[Measure]) {
     for m in measures {
         let Some(percent) = crossed(m) else { continue };
         let limit = m.limit.unwrap_or_default();
-        let label = owner
-            .label
-            .map_or_else(|| format!("{} '{}'", owner.scope, owner.id), String::from);
-        let reason = format!("{label} has used {percent}% of its {limit} {}", m.what);
+        let reason = format!(
+            "{} has used {percent}% of its {limit} {}",
+            owner.label(),
+            m.what
+        );
         let details = json!({
-            "scope": owner.scope,
-            "id": owner.id,
+            "scope": owner.scope(),
+            "id": owner.id(),
             "limit": limit,
             "per": m.what,
             "used": m.after,
@@ -62,7 +90,7 @@ fn announce(app: &App, tenant: &str, owner: &Owner<'_>, measures: &[Measure]) {
             tenant,
             "warden".into(),
             "quota.threshold",
-            owner.id,
+            owner.id(),
             Some(reason),
             details,
         );

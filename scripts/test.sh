@@ -9,10 +9,15 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 # The demo test runs the printed curl line.
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+# The scale-out tests start real PostgreSQL and Redis servers on loopback
+# (tests/it/common/servers.rs), from Debian's packages.
+if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq postgresql redis-server >/dev/null
+fi
 
 bash scripts/build-plugins.sh
 cargo build --locked --release -p warden
-cargo test --locked --release -p warden-domain -p warden-runtime -p warden-state -p warden-proxy -p warden-admin -p warden-console -p warden -p warden-intent-model
+cargo test --locked --release -p warden-domain -p warden-runtime -p warden-state -p warden-proxy -p warden-admin -p warden-console -p warden-shared -p warden -p warden-intent-model
 
 # The intent classifier's quality gates on both evaluation sets, tasks the
 # model never trained on: data/intent/eval (the first set) and

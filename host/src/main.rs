@@ -39,6 +39,13 @@ enum Command {
         /// Override the listen address.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Share the state with other replicas through PostgreSQL
+        /// (`postgres://user@host/db`; overrides `[shared] state`).
+        #[arg(long, env = "WARDEN_STATE", hide_env_values = true)]
+        state: Option<String>,
+        /// This replica's name in the shared change log (default host-pid).
+        #[arg(long)]
+        replica: Option<String>,
     },
     /// Run the mock LLM and the proxy with a seeded tenant, user, task and token.
     Demo {
@@ -104,6 +111,13 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: cli::PolicyCommand,
+    },
+    /// Copy a stopped server's state (--state-dir) into PostgreSQL, for
+    /// replicas to share (`warden serve --state`).
+    Migrate {
+        /// The PostgreSQL URL, e.g. postgres://warden@127.0.0.1/warden.
+        #[arg(long, env = "WARDEN_STATE", hide_env_values = true)]
+        to: String,
     },
     /// Print a fresh random master key (64 hex digits) for WARDEN_MASTER_KEY.
     NewMasterKey,
@@ -277,13 +291,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_json, if serving { "info" } else { "error" });
     let target = &cli.target;
     match cli.command {
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            state,
+            replica,
+        } => {
             let mut config = match config {
                 Some(path) => Config::load(&path)?,
                 None => Config::default(),
             };
             if let Some(listen) = listen {
                 config.listen = listen;
+            }
+            if state.is_some() {
+                config.shared.state = state;
+            }
+            if replica.is_some() {
+                config.shared.replica = replica;
             }
             let server = warden::server::start(config).await?;
             stop_signal().await?;
@@ -339,6 +364,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invitation { command } => cli::run(target, command.call()?).await?,
         Command::Group { command } => cli::run(target, command.call()).await?,
         Command::NewMasterKey => cli::new_master_key(),
+        Command::Migrate { to } => {
+            let state_dir = target
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| ".warden/state".into());
+            tokio::task::spawn_blocking(move || cli::migrate(&state_dir, &to)).await??
+        }
         Command::RotateMasterKey {
             old_key_file,
             new_key_file,

@@ -26,6 +26,7 @@ mod providers;
 mod proxy;
 mod quota_windows;
 mod reload;
+mod replicas;
 mod roles;
 mod sandbox;
 mod task_rules;

@@ -35,6 +35,8 @@ pub struct App {
     pub grace_expired: std::sync::atomic::AtomicBool,
     /// Time for quota windows; tests move it to a window's boundary.
     pub clock: Arc<crate::clock::Clock>,
+    /// This process's place among replicas sharing a PostgreSQL state.
+    pub replica: Option<crate::replication::Replica>,
     /// The state writer; it ends (after a last write) once the app is dropped.
     writer_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     request_seq: AtomicU64,
@@ -46,6 +48,7 @@ impl App {
     /// inside a tokio runtime (it starts the state writer).
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
+        let replica = crate::replication::join(&config.shared, &db)?;
         db.set_pricing(crate::pricing::Pricing::new(
             &config.pricing,
             config.providers.iter().flat_map(|p| p.qualified_prices()),
@@ -128,7 +131,12 @@ impl App {
         let stores = Stores::embedded(db.clone(), activity.clone(), writer.clone());
         let admission =
             crate::admission::Admission::new(config.max_in_flight, config.max_in_flight_per_tenant);
-        Ok(Arc::new(Self {
+        // Ids unique across replicas too (two may start in one millisecond).
+        let request_prefix = match &replica {
+            Some(_) => format!("req_{started:x}{:04x}", rand::random::<u16>()),
+            None => format!("req_{started:x}"),
+        };
+        let app = Arc::new(Self {
             config,
             db,
             activity,
@@ -143,8 +151,22 @@ impl App {
             clock,
             writer_task: std::sync::Mutex::new(Some(writer_task)),
             request_seq: AtomicU64::new(0),
-            request_prefix: format!("req_{started:x}"),
-        }))
+            request_prefix,
+            replica,
+        });
+        if let Some(replica) = &app.replica {
+            crate::replication::follow(&app, replica)?;
+        }
+        Ok(app)
+    }
+
+    /// Whether this process made `event` (not another replica): only the
+    /// replica that made an event sends its webhooks.
+    pub fn made_here(&self, event: &crate::state::model::Event) -> bool {
+        event
+            .id
+            .strip_prefix("evt_")
+            .is_some_and(|rest| rest.starts_with(&self.request_prefix["req_".len()..]))
     }
 
     /// Largest whole answer (or guardrail-held stream) read from a provider.

@@ -79,6 +79,32 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// E-mails (invitations, welcomes).
     pub mail: MailConfig,
+    /// Several replicas sharing one state (`[shared]`); none: this
+    /// process alone, on sled.
+    pub shared: SharedConfig,
+}
+
+/// Where replicas share their state (see README, Running several replicas).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SharedConfig {
+    /// PostgreSQL, the source of truth of identity, configuration, console
+    /// sessions and the audit log: `postgres://user:password@host/db`
+    /// (`warden serve --state`). The password may come from `PGPASSWORD`.
+    pub state: Option<String>,
+    /// This replica's name in the change log; default `<host>-<pid>`.
+    pub replica: Option<String>,
+}
+
+impl SharedConfig {
+    pub fn replica_name(&self) -> String {
+        self.replica.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "warden".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
 }
 
 /// E-mails go to an outbox directory, one `.eml` file each; with `smtp`
@@ -327,6 +353,7 @@ impl Default for Config {
             provider_keys: Default::default(),
             runtime: RuntimeSection::default(),
             self_service: Default::default(),
+            shared: Default::default(),
             plans: crate::domain::plans::default_catalogue(),
             billing: BillingConfig::default(),
             webhooks: WebhooksConfig::default(),

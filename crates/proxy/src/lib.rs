@@ -41,6 +41,7 @@ pub mod policy;
 pub mod providers;
 pub mod ratelimit;
 pub mod reload;
+pub mod replication;
 pub mod server;
 pub mod signature;
 pub mod sse;

@@ -39,6 +39,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::model::*;
+use crate::shared::{Change, ChangeLog, Expect, DIRECTORY_TREES, SHARED_TREES};
 use warden_domain::invitations::Invitation;
 use warden_domain::policies::StoredPolicy;
 use warden_domain::providers::{SealedKey, StoredProvider, StoredRoute};
@@ -115,6 +116,8 @@ pub struct Db {
     /// SHA-256 of an invitation's token → tenant \0 invitation id.
     invitation_tokens: sled::Tree,
     directory: ArcSwap<Directory>,
+    /// The shared source of truth, when replicas share one (see shared.rs).
+    change_log: std::sync::OnceLock<Arc<dyn ChangeLog>>,
     /// Prices for the rollups' estimated cost (the server's configuration).
     pricing: ArcSwap<warden_domain::pricing::Pricing>,
 }
@@ -200,6 +203,7 @@ impl Db {
             invitations: tree("invitations")?,
             invitation_tokens: tree("invitation_tokens")?,
             directory: ArcSwap::from_pointee(Directory::default()),
+            change_log: std::sync::OnceLock::new(),
             pricing: ArcSwap::from_pointee(warden_domain::pricing::Pricing::default()),
             db,
         };
@@ -280,36 +284,155 @@ impl Db {
         Ok(())
     }
 
-    pub(crate) fn put<T: Serialize>(
-        &self,
-        tree: &sled::Tree,
-        key: &[u8],
-        value: &T,
-    ) -> anyhow::Result<()> {
-        tree.insert(key, encode(value)?)?;
-        // Admin writes are rare: make them durable before acknowledging.
+    /// Makes this database one replica of a shared state: from now on
+    /// every write is committed to `log` before it is applied here.
+    pub fn share_through(&self, log: Arc<dyn ChangeLog>) {
+        if self.change_log.set(log).is_err() {
+            tracing::warn!("the shared change log was already set; kept the first");
+        }
+    }
+
+    /// Whether writes go to a shared store first.
+    pub fn is_shared(&self) -> bool {
+        self.change_log.get().is_some()
+    }
+
+    /// Writes `changes` atomically: committed to the shared store first if
+    /// there is one (which decides their expectations for every replica),
+    /// then applied here. `Ok(false)` when an expectation did not hold;
+    /// then nothing is written. Durable before it returns, except audit
+    /// events alone (flushed within a second, as before).
+    pub(crate) fn write(&self, changes: Vec<Change>) -> anyhow::Result<bool> {
+        let check_here = match self.change_log.get() {
+            Some(log) => {
+                if !log.commit(&changes)? {
+                    return Ok(false);
+                }
+                false
+            }
+            None => true,
+        };
+        if !self.apply(&changes, check_here)? {
+            return Ok(false);
+        }
+        if changes.iter().any(|c| c.tree != "events") {
+            self.db.flush()?;
+        }
+        Ok(true)
+    }
+
+    /// Applies changes another replica committed (in commit order); the
+    /// local copy is a cache of the shared store, rebuilt from it at start.
+    pub fn apply_shared(&self, changes: &[Change]) -> anyhow::Result<()> {
+        self.apply(changes, false)?;
+        Ok(())
+    }
+
+    /// Replaces every shared tree with `rows` (a replica's start: its
+    /// local copy becomes the shared store's snapshot).
+    pub fn replace_shared(&self, rows: &[Change]) -> anyhow::Result<()> {
+        for name in SHARED_TREES {
+            self.tree(name)?.clear()?;
+        }
+        self.apply(rows, false)?;
         self.db.flush()?;
         self.reload()
     }
 
+    /// Every shared tree's contents, as changes that recreate them
+    /// (`warden migrate` copies them into a shared store).
+    pub fn shared_rows(&self) -> anyhow::Result<Vec<Change>> {
+        let mut rows = Vec::new();
+        for name in SHARED_TREES {
+            for item in self.tree(name)?.iter() {
+                let (key, value) = item?;
+                rows.push(Change::put(name, key.to_vec(), value.to_vec()));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Applies changes in one sled transaction, checking their
+    /// expectations when `check`; rebuilds the snapshot when one of them
+    /// touched it.
+    fn apply(&self, changes: &[Change], check: bool) -> anyhow::Result<bool> {
+        use sled::transaction::{abort, TransactionError, Transactional};
+        let mut names: Vec<&'static str> = changes.iter().map(|c| c.tree).collect();
+        names.sort_unstable();
+        names.dedup();
+        let trees = names
+            .iter()
+            .map(|name| self.tree(name))
+            .collect::<anyhow::Result<Vec<&sled::Tree>>>()?;
+        let result = trees.as_slice().transaction(|views| {
+            for change in changes {
+                let view = &views[names.binary_search(&change.tree).unwrap_or(0)];
+                if check && !change.expects(view.get(&change.key)?.as_deref()) {
+                    return abort(());
+                }
+                match &change.value {
+                    Some(value) => view.insert(change.key.as_slice(), value.as_slice())?,
+                    None => view.remove(change.key.as_slice())?,
+                };
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Abort(())) => return Ok(false),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        }
+        if changes.iter().any(|c| DIRECTORY_TREES.contains(&c.tree)) {
+            self.reload()?;
+        }
+        Ok(true)
+    }
+
+    /// A shared tree by name.
+    fn tree(&self, name: &str) -> anyhow::Result<&sled::Tree> {
+        Ok(match name {
+            "tenants" => &self.tenants,
+            "users" => &self.users,
+            "tasks" => &self.tasks,
+            "groups" => &self.groups,
+            "logos" => &self.logos,
+            "keys" => &self.keys,
+            "tokens" => &self.tokens,
+            "providers" => &self.providers,
+            "routes" => &self.routes,
+            "secrets" => &self.secrets,
+            "policies" => &self.policies,
+            "billing_events" => &self.billing_events,
+            "webhooks" => &self.webhooks,
+            "invitations" => &self.invitations,
+            "invitation_tokens" => &self.invitation_tokens,
+            "ui_sessions" => &self.ui_sessions,
+            "ui_login_codes" => &self.ui_login_codes,
+            "events" => &self.events,
+            other => anyhow::bail!("'{other}' is not a shared tree"),
+        })
+    }
+
+    pub(crate) fn put<T: Serialize>(
+        &self,
+        tree: &'static str,
+        key: &[u8],
+        value: &T,
+    ) -> anyhow::Result<()> {
+        self.write(vec![Change::put(tree, key, encode(value)?)])?;
+        Ok(())
+    }
+
     pub fn put_tenant(&self, tenant: &Tenant) -> anyhow::Result<()> {
-        self.put(&self.tenants, tenant.id.as_bytes(), tenant)
+        self.put("tenants", tenant.id.as_bytes(), tenant)
     }
 
     pub fn put_user(&self, user: &User) -> anyhow::Result<()> {
-        self.put(
-            &self.users,
-            &compound_key(&[&user.tenant_id, &user.id]),
-            user,
-        )
+        self.put("users", &compound_key(&[&user.tenant_id, &user.id]), user)
     }
 
     pub fn put_task(&self, task: &Task) -> anyhow::Result<()> {
-        self.put(
-            &self.tasks,
-            &compound_key(&[&task.tenant_id, &task.id]),
-            task,
-        )
+        self.put("tasks", &compound_key(&[&task.tenant_id, &task.id]), task)
     }
 
     /// Writes a group (or removes it: `None`) together with the users
@@ -322,28 +445,18 @@ impl Db {
         group: Option<&Group>,
         members: &[User],
     ) -> anyhow::Result<()> {
-        use sled::transaction::{ConflictableTransactionError, TransactionError};
-        use sled::Transactional;
         let group_key = compound_key(&[tenant, id]);
-        let group_value = group.map(encode).transpose()?;
-        let users: Vec<(Vec<u8>, Vec<u8>)> = members
-            .iter()
-            .map(|u| Ok((compound_key(&[&u.tenant_id, &u.id]), encode(u)?)))
-            .collect::<anyhow::Result<_>>()?;
-        (&self.groups, &self.users)
-            .transaction(|(groups, users_tree)| {
-                match &group_value {
-                    Some(value) => groups.insert(group_key.as_slice(), value.as_slice())?,
-                    None => groups.remove(group_key.as_slice())?,
-                };
-                for (key, value) in &users {
-                    users_tree.insert(key.as_slice(), value.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e: TransactionError<()>| anyhow::anyhow!("writing group '{id}': {e:?}"))?;
-        self.db.flush()?;
-        self.reload()
+        let mut changes = vec![match group {
+            Some(group) => Change::put("groups", group_key, encode(group)?),
+            None => Change::remove("groups", group_key),
+        }];
+        for user in members {
+            let key = compound_key(&[&user.tenant_id, &user.id]);
+            changes.push(Change::put("users", key, encode(user)?));
+        }
+        self.write(changes)
+            .with_context(|| format!("writing group '{id}'"))?;
+        Ok(())
     }
 
     /// Stores an image by its SHA-256 (hex); the same image twice is one entry.
@@ -352,8 +465,7 @@ impl Db {
         value.extend_from_slice(content_type.as_bytes());
         value.push(0);
         value.extend_from_slice(bytes);
-        self.logos.insert(sha256.as_bytes(), value)?;
-        self.db.flush()?;
+        self.write(vec![Change::put("logos", sha256.as_bytes(), value)])?;
         Ok(())
     }
 
@@ -368,45 +480,51 @@ impl Db {
     }
 
     pub fn put_key(&self, key: &SigningKey) -> anyhow::Result<()> {
-        self.put(&self.keys, key.kid.as_bytes(), key)
+        self.put("keys", key.kid.as_bytes(), key)
     }
 
     pub fn put_token(&self, token: &TokenRecord) -> anyhow::Result<()> {
-        self.put(&self.tokens, token.jti.as_bytes(), token)
+        self.put("tokens", token.jti.as_bytes(), token)
     }
 
     pub fn put_provider(&self, provider: &StoredProvider) -> anyhow::Result<()> {
         let key = compound_key(&[&provider.tenant_id, &provider.spec.name]);
-        self.put(&self.providers, &key, provider)
+        self.put("providers", &key, provider)
     }
 
     /// Removes a tenant's provider; false when there was none.
     pub fn delete_provider(&self, tenant: &str, name: &str) -> anyhow::Result<bool> {
-        self.delete(&self.providers, &compound_key(&[tenant, name]))
+        self.delete("providers", compound_key(&[tenant, name]))
     }
 
     pub fn put_route(&self, route: &StoredRoute) -> anyhow::Result<()> {
         let key = compound_key(&[&route.tenant_id, &route.route.model]);
-        self.put(&self.routes, &key, route)
+        self.put("routes", &key, route)
     }
 
     pub fn delete_route(&self, tenant: &str, model: &str) -> anyhow::Result<bool> {
-        self.delete(&self.routes, &compound_key(&[tenant, model]))
+        self.delete("routes", compound_key(&[tenant, model]))
     }
 
-    fn delete(&self, tree: &sled::Tree, key: &[u8]) -> anyhow::Result<bool> {
-        let existed = tree.remove(key)?.is_some();
-        self.db.flush()?;
-        self.reload()?;
-        Ok(existed)
+    /// Removes a key; false when there was none.
+    fn delete(&self, tree: &'static str, key: Vec<u8>) -> anyhow::Result<bool> {
+        self.write(vec![Change::remove(tree, key).expecting(Expect::Present)])
     }
 
     /// Stores a new version of a tenant's policy, durably.
     pub fn put_policy(&self, policy: &StoredPolicy) -> anyhow::Result<()> {
         let version = format!("{:010}", policy.version);
         let key = compound_key(&[&policy.tenant_id, &version]);
-        self.policies.insert(key, encode(policy)?)?;
-        self.db.flush()?;
+        // A version is written once: two replicas numbering the same
+        // version at once cannot both win.
+        let change = Change::put("policies", key, encode(policy)?).expecting(Expect::Absent);
+        if !self.write(vec![change])? {
+            anyhow::bail!(
+                "policy version {} of tenant '{}' was written meanwhile; try again",
+                policy.version,
+                policy.tenant_id
+            );
+        }
         Ok(())
     }
 
@@ -424,26 +542,19 @@ impl Db {
     /// Records a billing event by its id, once: false when it was already
     /// recorded (a retry or a replay of the same event).
     pub fn record_billing_event(&self, id: &str, event: &[u8]) -> anyhow::Result<bool> {
-        let fresh = self
-            .billing_events
-            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(event))?
-            .is_ok();
-        self.db.flush()?;
-        Ok(fresh)
+        let change = Change::put("billing_events", id.as_bytes(), event.to_vec());
+        self.write(vec![change.expecting(Expect::Absent)])
     }
 
     pub fn put_webhook(&self, webhook: &Webhook) -> anyhow::Result<()> {
         let key = compound_key(&[&webhook.tenant_id, &webhook.id]);
-        self.webhooks.insert(key, encode(webhook)?)?;
-        self.db.flush()?;
+        self.write(vec![Change::put("webhooks", key, encode(webhook)?)])?;
         Ok(())
     }
 
     /// Removes a tenant's webhook; false when there was none.
     pub fn delete_webhook(&self, tenant: &str, id: &str) -> anyhow::Result<bool> {
-        let existed = self.webhooks.remove(compound_key(&[tenant, id]))?.is_some();
-        self.db.flush()?;
-        Ok(existed)
+        self.delete("webhooks", compound_key(&[tenant, id]))
     }
 
     pub fn webhooks(&self, tenant: &str) -> anyhow::Result<Vec<Webhook>> {
@@ -493,11 +604,10 @@ impl Db {
     /// Stores an invitation and indexes its current token.
     pub fn put_invitation(&self, invitation: &Invitation) -> anyhow::Result<()> {
         let key = compound_key(&[&invitation.tenant_id, &invitation.id]);
-        self.invitations
-            .insert(key.as_slice(), encode(invitation)?)?;
-        self.invitation_tokens
-            .insert(invitation.token_hash.as_bytes(), key)?;
-        self.db.flush()?;
+        self.write(vec![
+            Change::put("invitations", key.clone(), encode(invitation)?),
+            Change::put("invitation_tokens", invitation.token_hash.as_bytes(), key),
+        ])?;
         Ok(())
     }
 
@@ -505,12 +615,8 @@ impl Db {
     /// it meanwhile: two tabs accepting one invitation make one account.
     pub fn swap_invitation(&self, current: &Invitation, next: &Invitation) -> anyhow::Result<bool> {
         let key = compound_key(&[&current.tenant_id, &current.id]);
-        let swapped = self
-            .invitations
-            .compare_and_swap(key, Some(encode(current)?), Some(encode(next)?))?
-            .is_ok();
-        self.db.flush()?;
-        Ok(swapped)
+        let change = Change::put("invitations", key, encode(next)?);
+        self.write(vec![change.expecting(Expect::Equals(encode(current)?))])
     }
 
     /// The invitation whose token hashes to `token_hash`, if it is its
@@ -565,14 +671,14 @@ impl Db {
     /// mended by running the rotation again: it opens each key with
     /// whichever of the two master keys sealed it.
     pub fn reseal(&self, check: &SealedKey, providers: &[StoredProvider]) -> anyhow::Result<()> {
-        let mut batch = sled::Batch::default();
+        let mut changes = Vec::with_capacity(providers.len() + 1);
         for p in providers {
-            batch.insert(compound_key(&[&p.tenant_id, &p.spec.name]), encode(p)?);
+            let key = compound_key(&[&p.tenant_id, &p.spec.name]);
+            changes.push(Change::put("providers", key, encode(p)?));
         }
-        self.providers.apply_batch(batch)?;
-        self.secrets.insert("master_check", encode(check)?)?;
-        self.db.flush()?;
-        self.reload()
+        changes.push(Change::put("secrets", "master_check", encode(check)?));
+        self.write(changes)?;
+        Ok(())
     }
 
     pub fn token(&self, jti: &str) -> anyhow::Result<Option<TokenRecord>> {

@@ -10,6 +10,7 @@ mod queries;
 mod retention;
 mod rollup;
 pub mod sessions;
+pub mod shared;
 mod store;
 mod writer;
 

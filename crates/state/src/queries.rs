@@ -260,7 +260,8 @@ impl Db {
         let mut key = time_key(&event.tenant_id, event.at_ms);
         key.push(0);
         key.extend_from_slice(event.id.as_bytes());
-        self.events.insert(key, serde_json::to_vec(event)?)?;
+        let value = serde_json::to_vec(event)?;
+        self.write(vec![crate::shared::Change::put("events", key, value)])?;
         Ok(())
     }
 

@@ -46,6 +46,8 @@ fn key(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+use crate::shared::{Change, Expect};
+
 impl Db {
     /// A one-time sign-in code for a user, valid for [`LOGIN_CODE_TTL_MS`]
     /// from `now_ms`; returns the code and when it expires (unix ms).
@@ -67,9 +69,8 @@ impl Db {
     }
 
     pub fn put_session(&self, secret: &str, session: &Session) -> anyhow::Result<()> {
-        self.ui_sessions
-            .insert(key(secret), serde_json::to_vec(session)?)?;
-        self.ui_sessions.flush()?;
+        let value = serde_json::to_vec(session)?;
+        self.write(vec![Change::put("ui_sessions", key(secret), value)])?;
         Ok(())
     }
 
@@ -80,15 +81,14 @@ impl Db {
         };
         let session: Session = serde_json::from_slice(&bytes)?;
         if session.expires_ms <= now_ms {
-            self.ui_sessions.remove(key(secret))?;
+            self.write(vec![Change::remove("ui_sessions", key(secret))])?;
             return Ok(None);
         }
         Ok(Some(session))
     }
 
     pub fn delete_session(&self, secret: &str) -> anyhow::Result<()> {
-        self.ui_sessions.remove(key(secret))?;
-        self.ui_sessions.flush()?;
+        self.write(vec![Change::remove("ui_sessions", key(secret))])?;
         Ok(())
     }
 
@@ -98,32 +98,41 @@ impl Db {
         struct Expiry {
             expires_ms: u64,
         }
-        let mut removed = 0;
-        for tree in [&self.ui_sessions, &self.ui_login_codes] {
+        let mut expired = Vec::new();
+        for (name, tree) in [
+            ("ui_sessions", &self.ui_sessions),
+            ("ui_login_codes", &self.ui_login_codes),
+        ] {
             for item in tree.iter() {
                 let (k, v) = item?;
                 if serde_json::from_slice::<Expiry>(&v).map_or(true, |e| e.expires_ms <= now_ms) {
-                    tree.remove(k)?;
-                    removed += 1;
+                    expired.push(Change::remove(name, k.to_vec()));
                 }
             }
+        }
+        let removed = expired.len();
+        if removed > 0 {
+            self.write(expired)?;
         }
         Ok(removed)
     }
 
     pub fn put_login_code(&self, code: &str, login: &LoginCode) -> anyhow::Result<()> {
-        self.ui_login_codes
-            .insert(key(code), serde_json::to_vec(login)?)?;
-        self.ui_login_codes.flush()?;
+        let value = serde_json::to_vec(login)?;
+        self.write(vec![Change::put("ui_login_codes", key(code), value)])?;
         Ok(())
     }
 
     /// Uses a login code up: the first caller gets it, nobody after.
     pub fn take_login_code(&self, code: &str, now_ms: u64) -> anyhow::Result<Option<LoginCode>> {
-        let Some(bytes) = self.ui_login_codes.remove(key(code))? else {
+        // Taken once across replicas: the removal expects the code as read.
+        let Some(bytes) = self.ui_login_codes.get(key(code))? else {
             return Ok(None);
         };
-        self.ui_login_codes.flush()?;
+        let take = Change::remove("ui_login_codes", key(code));
+        if !self.write(vec![take.expecting(Expect::Equals(bytes.to_vec()))])? {
+            return Ok(None);
+        }
         let login: LoginCode = serde_json::from_slice(&bytes)?;
         Ok((login.expires_ms > now_ms).then_some(login))
     }

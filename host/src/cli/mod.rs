@@ -6,6 +6,7 @@
 mod backend;
 mod groups;
 mod invitations;
+mod migrate;
 mod policy;
 mod providers;
 mod table;
@@ -21,6 +22,7 @@ pub use verbs::{
 
 pub use groups::GroupCommand;
 pub use invitations::InvitationCommand;
+pub use migrate::migrate;
 pub use policy::PolicyCommand;
 pub use providers::{new_master_key, rotate_master_key, ProviderCommand};
 

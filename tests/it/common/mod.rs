@@ -6,6 +6,7 @@
 
 mod process;
 pub mod provider;
+pub mod servers;
 #[allow(unused_imports)] // not every test binary starts processes
 pub use process::*;
 

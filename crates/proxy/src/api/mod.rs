@@ -85,6 +85,9 @@ fn readiness(app: &App) -> Response<Body> {
     } else {
         "disabled"
     };
+    // A replica whose shared store is unreachable still serves calls from
+    // its snapshot and journal: reported, but not a reason to take it out.
+    let shared = app.replica.as_ref().map(|r| r.postgres.health());
     let ready = !draining && state.is_ok();
     let check = |result: &Result<(), String>| match result {
         Ok(()) => serde_json::json!({ "ok": true }),
@@ -96,6 +99,10 @@ fn readiness(app: &App) -> Response<Body> {
             "draining": { "ok": !draining },
             "state": check(&state),
             "plugins": { "ok": true, "chain": plugins },
+            "shared_state": shared.as_ref().map_or(
+                serde_json::json!({ "ok": true, "backend": "sled" }),
+                check,
+            ),
         },
     });
     let status = if ready {

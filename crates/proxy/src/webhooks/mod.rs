@@ -56,8 +56,9 @@ async fn run(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<bool>) {
         tokio::select! {
             event = &mut events => match event {
                 Some(sled::Event::Insert { value, .. }) => {
-                    if let Ok(event) = serde_json::from_slice::<Event>(&value) {
-                        pending.extend(enqueue(&app, &event));
+                    match serde_json::from_slice::<Event>(&value) {
+                        Ok(event) if app.made_here(&event) => pending.extend(enqueue(&app, &event)),
+                        _ => {}
                     }
                 }
                 Some(sled::Event::Remove { .. }) => {}

@@ -1,0 +1,11 @@
+//! The state several Warden replicas share: PostgreSQL as the source of
+//! truth of the shared trees (identity, configuration, sessions, the audit
+//! log), followed by every replica through its change log; Redis for the
+//! quota counters that must be atomic across replicas.
+//!
+//! One replica alone needs none of it: sled and memory (`warden-state`)
+//! are the embedded default.
+
+pub mod postgres;
+
+pub use postgres::{Postgres, Snapshot, Subscriber};

@@ -1,0 +1,219 @@
+//! Several replicas sharing one PostgreSQL (scale-out): real `warden serve`
+//! processes, a real PostgreSQL started for the test, the in-process mock
+//! LLM. A state made on one machine is migrated, then every replica reads
+//! it, and a change made through one is live on the others within a second.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::servers::Postgres;
+use crate::common::*;
+
+/// A replica's config file: the shared state and its own local directory.
+fn replica_config(
+    dir: &Path,
+    mock: std::net::SocketAddr,
+    name: &str,
+    url: &str,
+) -> (std::path::PathBuf, String) {
+    let state = dir.join(format!("{name}-state"));
+    let own = dir.join(name);
+    std::fs::create_dir_all(&own).unwrap();
+    let (config, base) = server_config(&own, &state, mock);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replacen(
+        "[upstream]",
+        &format!("[shared]\nstate = \"{url}\"\nreplica = \"{name}\"\n[upstream]"),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    (config, base)
+}
+
+/// How long `check` takes to hold, polling every 20 ms, at most `limit`.
+async fn time_until<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+async fn status_of(http: &reqwest::Client, base: &str, token: &str, prompt: &str) -> u16 {
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [{ "role": "user", "content": prompt }],
+    });
+    post_chat(http, base, token, body.to_string())
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("replicas");
+    let mock = mock_upstream().await;
+    let http = reqwest::Client::new();
+
+    // A state made with the CLI on one machine, then copied into PostgreSQL.
+    let seeded = dir.0.join("a-state");
+    let ali = seed_acme_with_cli(&seeded);
+    let local = |args: &[&str]| warden_in(&seeded, args);
+    local(&[
+        "user", "create", "--tenant", "acme", "maya", "--role", "admin",
+    ]);
+    let admin = local(&[
+        "token", "issue", "--tenant", "acme", "--user", "maya", "--task", TASK,
+    ]);
+    let copied = warden_in(&seeded, &["migrate", "--to", &pg.url]);
+    assert!(copied.contains("users"), "{copied}");
+    // A second copy would overwrite: refused.
+    let again = warden_output(&[
+        "migrate",
+        "--to",
+        &pg.url,
+        "--state-dir",
+        seeded.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success());
+
+    // Replica a on the migrated directory, replica b on an empty one.
+    let (config_a, a) = replica_config(&dir.0, mock, "a", &pg.url);
+    let (config_b, b) = replica_config(&dir.0, mock, "b", &pg.url);
+    let replica_a = serve(&config_a, &http, &a).await;
+    let replica_b = serve(&config_b, &http, &b).await;
+
+    // b knows ali's token, her task and her tenant from PostgreSQL alone.
+    let prompt = "write the invoice total function";
+    assert_eq!(status_of(&http, &b, &ali, prompt).await, 200);
+    assert_eq!(status_of(&http, &a, &ali, prompt).await, 200);
+    let ready = get_json(&http, &format!("{b}/readyz"), "").await;
+    assert_eq!(ready["checks"]["shared_state"]["ok"], true, "{ready}");
+
+    // A policy set through a is enforced by b within a second.
+    let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();
+    let strict = format!(
+        "{default}\n[[guardrails]]\nplugin = \"max-prompt-length\"\nconfig = {{ max_chars = 50 }}\n"
+    );
+    let file = dir.0.join("acme.toml");
+    std::fs::write(&file, &strict).unwrap();
+    let long = format!("{prompt} {}", "for the invoices ".repeat(10));
+    assert_eq!(status_of(&http, &b, &ali, &long).await, 200);
+    warden(&[
+        "--server",
+        &a,
+        "--token",
+        &admin,
+        "policy",
+        "set",
+        "--tenant",
+        "acme",
+        file.to_str().unwrap(),
+    ]);
+    let took = time_until(Duration::from_secs(3), || async {
+        status_of(&http, &b, &ali, &long).await == 403
+    })
+    .await;
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(1)),
+        "policy on b after {took:?}"
+    );
+
+    // A user created through b can call through a at once.
+    let (status, _) = admin_call(
+        &http,
+        &b,
+        &admin,
+        "POST",
+        "/admin/v1/tenants/acme/users",
+        serde_json::json!({"id": "noor"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, issued) = admin_call(
+        &http,
+        &b,
+        &admin,
+        "POST",
+        "/admin/v1/tenants/acme/tokens",
+        serde_json::json!({"user": "noor", "tasks": [TASK]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let noor = issued["token"].as_str().unwrap().to_string();
+    let jti = issued["jti"].as_str().unwrap().to_string();
+    let took = time_until(Duration::from_secs(3), || async {
+        status_of(&http, &a, &noor, prompt).await == 200
+    })
+    .await;
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(1)),
+        "token on a after {took:?}"
+    );
+
+    // Revoked through a: refused by b within a second.
+    let (status, _) = admin_call(
+        &http,
+        &a,
+        &admin,
+        "POST",
+        &format!("/admin/v1/tenants/acme/tokens/{jti}/revoke"),
+        serde_json::json!({"reason": "laptop stolen"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let took = time_until(Duration::from_secs(3), || async {
+        status_of(&http, &b, &noor, prompt).await == 401
+    })
+    .await;
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(1)),
+        "revocation on b after {took:?}"
+    );
+
+    // Everything went through PostgreSQL: the audit log holds both
+    // replicas' changes, each once, and every row names its tenant.
+    let revokes = pg.query("SELECT count(*) FROM state_rows WHERE tree = 'events' AND convert_from(value, 'UTF8')::json->>'action' = 'token.revoke'");
+    assert_eq!(revokes, "1");
+    let untagged = pg.query("SELECT count(*) FROM state_rows WHERE tree IN ('users', 'tasks', 'events', 'policies') AND tenant_id IS DISTINCT FROM 'acme'");
+    assert_eq!(untagged, "0");
+    let replicas =
+        pg.query("SELECT string_agg(DISTINCT replica, ',' ORDER BY replica) FROM state_changes");
+    assert_eq!(replicas, "a,b,warden-migrate");
+
+    kill_9(replica_a);
+    kill_9(replica_b);
+}
+
+async fn admin_call(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let response = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}

@@ -43,6 +43,10 @@ enum Command {
         /// (`postgres://user@host/db`; overrides `[shared] state`).
         #[arg(long, env = "WARDEN_STATE", hide_env_values = true)]
         state: Option<String>,
+        /// Share the quota counters through Redis (`redis://host:6379/`;
+        /// overrides `[shared] counters`).
+        #[arg(long, env = "WARDEN_COUNTERS", hide_env_values = true)]
+        counters: Option<String>,
         /// This replica's name in the shared change log (default host-pid).
         #[arg(long)]
         replica: Option<String>,
@@ -295,6 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             listen,
             state,
+            counters,
             replica,
         } => {
             let mut config = match config {
@@ -306,6 +311,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if state.is_some() {
                 config.shared.state = state;
+            }
+            if counters.is_some() {
+                config.shared.counters = counters;
             }
             if replica.is_some() {
                 config.shared.replica = replica;

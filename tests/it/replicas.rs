@@ -217,3 +217,168 @@ async fn admin_call(
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
     )
 }
+
+/// Every logged call of `user` on the replica at `base`: (calls answered
+/// 200, their real tokens).
+async fn logged(http: &reqwest::Client, base: &str, admin: &str, user: &str) -> (u64, u64) {
+    let (mut answered, mut tokens) = (0, 0);
+    let mut cursor = String::new();
+    loop {
+        let url = format!("{base}/admin/v1/tenants/acme/logs?user={user}&limit=500{cursor}");
+        let page = get_json(http, &url, admin).await;
+        for record in page["data"].as_array().unwrap() {
+            if record["status"] == 200 {
+                answered += 1;
+            }
+            tokens +=
+                record["tokens_in"].as_u64().unwrap() + record["tokens_out"].as_u64().unwrap();
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return (answered, tokens),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_redis_counters_hold_a_quota_exactly_as_one_does() {
+    let pg = Postgres::start();
+    let redis = crate::common::servers::Redis::start();
+    let dir = TempDir::new("replicas-quota");
+    let mock = mock_upstream().await;
+    let seeded = dir.0.join("a-state");
+    let local = |args: &[&str]| warden_in(&seeded, args);
+    local(&["tenant", "create", "acme"]);
+    let task = ["--title", "Invoices", "--keyword", "invoice"];
+    local(&[&["task", "create", "--tenant", "acme", TASK][..], &task[..]].concat());
+    local(&[
+        "user", "create", "--tenant", "acme", "maya", "--role", "admin",
+    ]);
+    // A small request quota and a small token budget.
+    local(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme",
+        "ali",
+        "--requests-per-day",
+        "100",
+    ]);
+    local(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme",
+        "bo",
+        "--tokens-per-day",
+        "4000",
+    ]);
+    let issue = |user: &str| {
+        local(&[
+            "token", "issue", "--tenant", "acme", "--user", user, "--task", TASK,
+        ])
+    };
+    let (admin, ali, bo) = (issue("maya"), issue("ali"), issue("bo"));
+    warden_in(&seeded, &["migrate", "--to", &pg.url]);
+
+    let with_counters = |(config, base): (std::path::PathBuf, String)| {
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text.replacen(
+            "[shared]\n",
+            &format!("[shared]\ncounters = \"{}\"\n", redis.url),
+            1,
+        );
+        std::fs::write(&config, text).unwrap();
+        (config, base)
+    };
+    let (config_a, a) = with_counters(replica_config(&dir.0, mock, "a", &pg.url));
+    let (config_b, b) = with_counters(replica_config(&dir.0, mock, "b", &pg.url));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let replica_a = serve(&config_a, &http, &a).await;
+    let replica_b = serve(&config_b, &http, &b).await;
+    let ready = get_json(&http, &format!("{a}/readyz"), "").await;
+    assert_eq!(ready["checks"]["counters"]["ok"], true, "{ready}");
+
+    // 64 clients, each alternating between the replicas, 4 calls each for
+    // ali (256 calls against a quota of 100) and for bo.
+    let mut clients = Vec::new();
+    for client in 0..64 {
+        let (http, a, b, ali, bo) = (http.clone(), a.clone(), b.clone(), ali.clone(), bo.clone());
+        clients.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for call in 0..4 {
+                let base = if (client + call) % 2 == 0 { &a } else { &b };
+                let prompt = "write the invoice total function and its tests";
+                statuses.push(("ali", status_of(&http, base, &ali, prompt).await));
+                statuses.push(("bo", status_of(&http, base, &bo, prompt).await));
+            }
+            statuses
+        }));
+    }
+    let mut counts: std::collections::BTreeMap<(&str, u16), u32> = Default::default();
+    for client in clients {
+        for status in client.await.unwrap() {
+            *counts.entry(status).or_default() += 1;
+        }
+    }
+    // Exactly the quota, over both replicas, and every other call refused.
+    assert_eq!(counts.get(&("ali", 200)), Some(&100), "{counts:?}");
+    assert_eq!(counts.get(&("ali", 429)), Some(&156), "{counts:?}");
+    let bo_answered = counts.get(&("bo", 200)).copied().unwrap_or(0);
+    assert!(
+        bo_answered > 0 && counts.contains_key(&("bo", 429)),
+        "{counts:?}"
+    );
+
+    // The logs of both replicas agree with the counters, and bo's real
+    // tokens stay within his budget: each reservation capped the answer at
+    // what was left, atomically across replicas.
+    let (ali_a, _) = logged(&http, &a, &admin, "ali").await;
+    let (ali_b, _) = logged(&http, &b, &admin, "ali").await;
+    assert_eq!(ali_a + ali_b, 100);
+    let (bo_a, tokens_a) = logged(&http, &a, &admin, "bo").await;
+    let (bo_b, tokens_b) = logged(&http, &b, &admin, "bo").await;
+    assert_eq!((bo_a + bo_b) as u32, bo_answered);
+    let spent = tokens_a + tokens_b;
+    assert!(spent <= 4000, "bo spent {spent} tokens of 4000");
+    // Settlements reach Redis (queued at each call's end): its day window
+    // equals the logs.
+    let day_key = {
+        let mut conn = redis::Client::open(redis.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("q:acme:bo:d*")
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        keys[0].clone()
+    };
+    let settled = eventually_async(|| {
+        let (url, key) = (redis.url.clone(), day_key.clone());
+        async move {
+            let mut conn = redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let tokens: u64 = redis::cmd("HGET")
+                .arg(&key)
+                .arg("t")
+                .query(&mut conn)
+                .unwrap();
+            tokens == spent
+        }
+    })
+    .await;
+    assert!(
+        settled,
+        "Redis's day window for bo equals his {spent} logged tokens"
+    );
+
+    kill_9(replica_a);
+    kill_9(replica_b);
+}

@@ -37,6 +37,8 @@ pub struct App {
     pub clock: Arc<crate::clock::Clock>,
     /// This process's place among replicas sharing a PostgreSQL state.
     pub replica: Option<crate::replication::Replica>,
+    /// The quota counters in Redis, when replicas share them.
+    pub shared_counters: Option<Arc<warden_shared::RedisCounters>>,
     /// The state writer; it ends (after a last write) once the app is dropped.
     writer_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     request_seq: AtomicU64,
@@ -128,7 +130,16 @@ impl App {
             None
         };
         let started = crate::clock::now_ms();
-        let stores = Stores::embedded(db.clone(), activity.clone(), writer.clone());
+        let mut stores = Stores::embedded(db.clone(), activity.clone(), writer.clone());
+        let shared_counters = match &config.shared.counters {
+            Some(url) => {
+                let counters = warden_shared::RedisCounters::connect(url, activity.clone())
+                    .context("connecting to Redis for the quota counters")?;
+                stores.counters = counters.clone();
+                Some(counters)
+            }
+            None => None,
+        };
         let admission =
             crate::admission::Admission::new(config.max_in_flight, config.max_in_flight_per_tenant);
         // Ids unique across replicas too (two may start in one millisecond).
@@ -153,6 +164,7 @@ impl App {
             request_seq: AtomicU64::new(0),
             request_prefix,
             replica,
+            shared_counters,
         });
         if let Some(replica) = &app.replica {
             crate::replication::follow(&app, replica)?;

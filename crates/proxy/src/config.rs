@@ -92,6 +92,10 @@ pub struct SharedConfig {
     /// sessions and the audit log: `postgres://user:password@host/db`
     /// (`warden serve --state`). The password may come from `PGPASSWORD`.
     pub state: Option<String>,
+    /// Redis, for quota counters atomic across replicas:
+    /// `redis://host:6379/` (`warden serve --counters`). Without it each
+    /// replica counts alone (right for one replica only).
+    pub counters: Option<String>,
     /// This replica's name in the change log; default `<host>-<pid>`.
     pub replica: Option<String>,
 }

@@ -50,6 +50,7 @@ pub enum ErrorCode {
     PolicyPluginFailed,
     UpstreamTimeout,
     Overloaded,
+    CountersUnavailable,
     RequestTimeout,
     TrialEnded,
     SubscriptionInactive,
@@ -101,6 +102,7 @@ impl ErrorCode {
             Self::PolicyPluginFailed => "policy_plugin_failed",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Overloaded => "overloaded",
+            Self::CountersUnavailable => "counters_unavailable",
             Self::RequestTimeout => "request_timeout",
             Self::TrialEnded => "trial_ended",
             Self::SubscriptionInactive => "subscription_inactive",
@@ -151,6 +153,7 @@ impl ErrorCode {
             Self::PolicyPluginFailed => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::CountersUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TrialEnded => StatusCode::PAYMENT_REQUIRED,
             Self::SubscriptionInactive => StatusCode::PAYMENT_REQUIRED,
@@ -202,6 +205,7 @@ impl ErrorCode {
             Self::PolicyPluginFailed => "server_error",
             Self::UpstreamTimeout => "upstream_error",
             Self::Overloaded => "server_error",
+            Self::CountersUnavailable => "server_error",
             Self::RequestTimeout => "invalid_request_error",
             Self::TrialEnded => "billing_error",
             Self::SubscriptionInactive => "billing_error",
@@ -259,6 +263,16 @@ impl ApiError {
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
         let mut e = Self::new(ErrorCode::RateLimitExceeded, message);
         e.retry_after_secs = Some(retry_after_secs);
+        e
+    }
+
+    /// 503 with `Retry-After`: the shared quota counters (Redis) cannot be
+    /// reached and the tenant's policy is to refuse rather than count
+    /// nowhere.
+    pub fn counters_unavailable(reason: &str) -> Self {
+        let message = format!("quota counters unavailable, try again shortly: {reason}");
+        let mut e = Self::new(ErrorCode::CountersUnavailable, message);
+        e.retry_after_secs = Some(1);
         e
     }
 

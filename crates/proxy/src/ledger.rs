@@ -24,10 +24,9 @@ use std::time::Instant;
 
 use crate::app::App;
 use crate::calendar::Moment;
-use crate::domain::Usage as QuotaUsage;
 use crate::error::ApiError;
 use crate::state::model::RequestRecord;
-use crate::state::{Payer, Reserved};
+use crate::state::{AnswerBudget, CountersUnavailable, Payer, Reserved};
 use crate::upstream::Usage;
 
 /// Status logged for a call whose client left before it was answered
@@ -112,25 +111,30 @@ impl Ledger {
     /// `warden_domain::groups`), in one step with reading them: its
     /// prompt's tokens and what `answer` allows its answer from the usage
     /// before it. Concurrent calls each see the others' reservations.
-    pub fn reserve(
+    pub async fn reserve(
         &mut self,
         at: &Moment,
         pools: Vec<String>,
         prompt_tokens: u64,
-        answer: &dyn Fn(&QuotaUsage) -> u64,
-    ) -> Reserved {
+        answer: &AnswerBudget,
+    ) -> Result<Reserved, CountersUnavailable> {
         self.pools = pools;
-        let reserved = self
+        let reserving = self
             .app
             .stores
             .counters
             .reserve(self.payer(), at, prompt_tokens, answer);
+        let reserved = reserving.reserved().await;
+        let Ok(reserved) = reserved else {
+            self.pools.clear();
+            return reserved;
+        };
         self.reservation = Reservation {
             prompt_tokens,
             completion_tokens: reserved.answer,
             forwarded: false,
         };
-        reserved
+        Ok(reserved)
     }
 
     /// The tokens reserved for the answer.

@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::chain::{StageSlot, TenantChain};
 use crate::domain::groups::{group_pool, PoolLimits, PLAN_POOL};
 use crate::domain::plans::LapseKind;
-use crate::domain::{Action, DeviationOutcome, Drift, Intent, Usage, UsageStats};
+use crate::domain::{Action, DeviationOutcome, Drift, Intent, UsageStats};
 use crate::error::{ApiError, ErrorCode};
 use crate::ledger::Ledger;
 use crate::ratelimit::RateLimitInfo;
@@ -63,26 +63,16 @@ impl CallFacts<'_> {
     /// the quota cannot be overshot by more than the prompt estimate's
     /// error. Without a token quota nothing is capped: the answer is only
     /// estimated.
-    pub fn answer_budget(&self, before: &Usage) -> u64 {
-        if let Some(cap) = self.completion_cap {
-            return cap;
-        }
+    pub fn answer_budget(&self) -> crate::state::AnswerBudget {
         let limits = &self.user.limits;
-        let left = [
-            limits
-                .tokens_per_day
-                .map(|l| l.saturating_sub(before.tokens_today)),
-            limits
-                .tokens_per_month
-                .map(|l| l.saturating_sub(before.tokens_this_month)),
-        ];
-        let Some(left) = left.into_iter().flatten().min() else {
-            return ANSWER_ESTIMATE;
-        };
-        let budget = self
-            .max_output_tokens
-            .min(left.saturating_sub(self.prompt_tokens));
-        budget.max(1)
+        crate::state::AnswerBudget {
+            fixed: self.completion_cap,
+            tokens_per_day: limits.tokens_per_day,
+            tokens_per_month: limits.tokens_per_month,
+            prompt: self.prompt_tokens,
+            max_output: self.max_output_tokens,
+            estimate: ANSWER_ESTIMATE,
+        }
     }
 
     /// Whether the answer's reservation is forwarded as its cap: no client
@@ -364,9 +354,12 @@ async fn reserve_quota(
     ledger: &mut Ledger,
 ) -> Result<(RateLimitInfo, Option<u64>), ApiError> {
     let limits = &facts.user.limits;
-    let answer = |before: &Usage| facts.answer_budget(before);
+    let answer = facts.answer_budget();
     let (pools, keys) = shared_pools(app, facts);
-    let reserved = ledger.reserve(&facts.at, keys, facts.prompt_tokens, &answer);
+    let reserved = ledger
+        .reserve(&facts.at, keys, facts.prompt_tokens, &answer)
+        .await
+        .map_err(|unavailable| ApiError::counters_unavailable(&unavailable.0))?;
     let (before, after) = (reserved.before, reserved.after);
     if let Some(refusal) = over_shared_limit(&pools, &reserved.pools) {
         ledger.unreserve(&facts.at);

@@ -7,5 +7,7 @@
 //! are the embedded default.
 
 pub mod postgres;
+pub mod redis_counters;
 
 pub use postgres::{Postgres, Snapshot, Subscriber};
+pub use redis_counters::RedisCounters;

@@ -23,8 +23,8 @@ pub use queries::{EventFilter, LogFilter, Page};
 pub use rollup::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 pub use sessions::{LoginCode, Session};
 pub use store::{
-    AuditLog, DeviationMemory, IdentityStore, PastCall, Payer, QuotaCounters, Recall,
-    RequestJournal, Reserved, Scored, Settled, Stores,
+    AnswerBudget, AuditLog, CountersUnavailable, DeviationMemory, IdentityStore, PastCall, Payer,
+    QuotaCounters, Recall, RequestJournal, Reserved, Reserving, Scored, Settled, Stores,
 };
 pub use writer::StateWriter;
 

@@ -57,6 +57,79 @@ pub struct Settled {
     pub pools: Vec<(String, Counters)>,
 }
 
+/// How many tokens a call reserves for its answer, from the user's usage
+/// before it: a rule, not a closure, so a shared store applies it in the
+/// same atomic step as it reads the usage (Redis: inside the script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerBudget {
+    /// The client's own cap, reserved as it is.
+    pub fixed: Option<u64>,
+    /// The user's token quotas: what is left of them (after the prompt)
+    /// caps the answer, at most `max_output`.
+    pub tokens_per_day: Option<u64>,
+    pub tokens_per_month: Option<u64>,
+    pub prompt: u64,
+    pub max_output: u64,
+    /// What an answer is assumed to take when nothing caps it.
+    pub estimate: u64,
+}
+
+impl AnswerBudget {
+    /// A fixed reservation (tests, and clients with their own cap).
+    pub fn fixed(tokens: u64) -> Self {
+        Self {
+            fixed: Some(tokens),
+            tokens_per_day: None,
+            tokens_per_month: None,
+            prompt: 0,
+            max_output: 0,
+            estimate: 0,
+        }
+    }
+
+    /// The answer's reservation given the usage before the call.
+    pub fn for_usage(&self, before: &Usage) -> u64 {
+        if let Some(cap) = self.fixed {
+            return cap;
+        }
+        let left = [
+            self.tokens_per_day
+                .map(|l| l.saturating_sub(before.tokens_today)),
+            self.tokens_per_month
+                .map(|l| l.saturating_sub(before.tokens_this_month)),
+        ];
+        let Some(left) = left.into_iter().flatten().min() else {
+            return self.estimate;
+        };
+        self.max_output.min(left.saturating_sub(self.prompt)).max(1)
+    }
+}
+
+/// The counters could not be reached (a shared store down): the call is
+/// refused rather than counted nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountersUnavailable(pub String);
+
+/// A reservation: made already (in memory), or on its way (one round trip
+/// to a shared store).
+pub enum Reserving {
+    Done(Reserved),
+    Waiting(
+        std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Reserved, CountersUnavailable>> + Send>,
+        >,
+    ),
+}
+
+impl Reserving {
+    pub async fn reserved(self) -> Result<Reserved, CountersUnavailable> {
+        match self {
+            Reserving::Done(reserved) => Ok(reserved),
+            Reserving::Waiting(future) => future.await,
+        }
+    }
+}
+
 /// Users' and pools' quota windows, with the calls in flight counted at
 /// their estimate ("reserve, then settle").
 pub trait QuotaCounters: Send + Sync {
@@ -68,8 +141,8 @@ pub trait QuotaCounters: Send + Sync {
         payer: Payer<'_>,
         at: &Moment,
         prompt: u64,
-        answer: &dyn Fn(&Usage) -> u64,
-    ) -> Reserved;
+        answer: &AnswerBudget,
+    ) -> Reserving;
     /// Takes a refused call back out, request and tokens.
     fn unreserve(&self, payer: Payer<'_>, at: &Moment, tokens: u64);
     /// Replaces a reservation with what the call really cost and hands the
@@ -215,18 +288,19 @@ impl RequestJournal for StateWriter {
     }
 }
 
-impl QuotaCounters for Activity {
-    fn reserve(
+impl Activity {
+    /// A reservation in memory: the user's windows and pools under one lock.
+    pub fn reserve_now(
         &self,
         payer: Payer<'_>,
         at: &Moment,
         prompt: u64,
-        answer: &dyn Fn(&Usage) -> u64,
+        answer: &AnswerBudget,
     ) -> Reserved {
         let mut users = self.lock();
         let mine = users.activity(payer.tenant, payer.user, at);
         let before = mine.usage(at);
-        let answer = answer(&before);
+        let answer = answer.for_usage(&before);
         let tokens = prompt + answer;
         mine.reserve(tokens, at.now_ms);
         let after = mine.usage(at);
@@ -245,6 +319,18 @@ impl QuotaCounters for Activity {
             answer,
             pools,
         }
+    }
+}
+
+impl QuotaCounters for Activity {
+    fn reserve(
+        &self,
+        payer: Payer<'_>,
+        at: &Moment,
+        prompt: u64,
+        answer: &AnswerBudget,
+    ) -> Reserving {
+        Reserving::Done(self.reserve_now(payer, at, prompt, answer))
     }
 
     fn unreserve(&self, payer: Payer<'_>, at: &Moment, tokens: u64) {
@@ -358,7 +444,16 @@ mod tests {
             user: "ali",
             pools: &pools,
         };
-        let r = counters.reserve(ali, &at, 100, &|_| 400);
+        let reserve = |payer, prompt, answer| match counters.reserve(
+            payer,
+            &at,
+            prompt,
+            &AnswerBudget::fixed(answer),
+        ) {
+            Reserving::Done(reserved) => reserved,
+            Reserving::Waiting(_) => panic!("memory answers at once"),
+        };
+        let r = reserve(ali, 100, 400);
         assert_eq!(
             (r.before.tokens_today, r.after.tokens_today, r.answer),
             (0, 500, 400)
@@ -369,16 +464,16 @@ mod tests {
         counters.settle(ali, &at, 500, 120, &mut |c| journaled = Some(c));
         let journaled = journaled.expect("settling hands the counters to the journal");
         assert_eq!(journaled.pools.len(), 1, "with the group's");
-        counters.reserve(ali, &at, 500, &|_| 0);
+        reserve(ali, 500, 0);
         counters.unreserve(ali, &at, 500);
-        let now = counters.reserve(ali, &at, 0, &|used| used.tokens_today);
+        let now = reserve(ali, 0, 0);
         assert_eq!(
             (now.before.requests_today, now.before.tokens_today),
             (1, 120)
         );
         // Another member of the group shares its pool, not ali's windows.
         let bo = Payer { user: "bo", ..ali };
-        let theirs = counters.reserve(bo, &at, 10, &|_| 0);
+        let theirs = reserve(bo, 10, 0);
         assert_eq!(theirs.before.requests_today, 0);
         assert_eq!(theirs.pools[0].requests_today, 3);
         assert_eq!(theirs.pools[0].requests_this_month, 3);

@@ -88,6 +88,7 @@ fn readiness(app: &App) -> Response<Body> {
     // A replica whose shared store is unreachable still serves calls from
     // its snapshot and journal: reported, but not a reason to take it out.
     let shared = app.replica.as_ref().map(|r| r.postgres.health());
+    let counters = app.shared_counters.as_ref().map(|c| c.health());
     let ready = !draining && state.is_ok();
     let check = |result: &Result<(), String>| match result {
         Ok(()) => serde_json::json!({ "ok": true }),
@@ -101,6 +102,10 @@ fn readiness(app: &App) -> Response<Body> {
             "plugins": { "ok": true, "chain": plugins },
             "shared_state": shared.as_ref().map_or(
                 serde_json::json!({ "ok": true, "backend": "sled" }),
+                check,
+            ),
+            "counters": counters.as_ref().map_or(
+                serde_json::json!({ "ok": true, "backend": "memory" }),
                 check,
             ),
         },

@@ -1,0 +1,354 @@
+//! Quota counters shared by replicas, in Redis: a call's reservation is one
+//! Lua script that reads the user's windows, computes the answer's budget
+//! from them, and counts the call in the user's and every pool's windows,
+//! atomically for every replica at once. Giving a reservation back and
+//! settling it to the real cost are plain increments, queued and sent by a
+//! thread of this replica's own (a call's end cannot wait on a network).
+//!
+//! Keys: `q:{tenant}:{owner}:{window}` hashes with fields `r` (requests)
+//! and `t` (tokens); the owner is the user, `group:<id>` or `plan:`; the
+//! window is `m<minute>`, `d<local day>` or `M<month>`. Each key expires
+//! a while after its window ends.
+//!
+//! The replica keeps its in-memory counters too ([`Activity`]): they are
+//! what its journal records and its console shows of its own calls, and
+//! Redis decides the limits.
+
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
+use warden_domain::calendar::Moment;
+use warden_domain::groups::PoolUsage;
+use warden_domain::Usage;
+use warden_state::{
+    Activity, AnswerBudget, CountersUnavailable, Payer, QuotaCounters, Reserved, Reserving, Settled,
+};
+
+/// Reads the user's windows, budgets the answer as `AnswerBudget` does,
+/// and counts the call in every owner's windows. KEYS: per owner its
+/// minute, day and month keys, the user's first. ARGV: prompt tokens, then
+/// the budget (fixed, day and month quotas, max output, estimate; -1 for
+/// none), then the three windows' expiry (unix seconds). Returns the
+/// answer's tokens, the user's usage before (requests this minute and
+/// today, tokens today and this month), then each pool's after (requests
+/// today and this month, tokens today and this month).
+const RESERVE: &str = r"
+local prompt = tonumber(ARGV[1])
+local function get(key, field) return tonumber(redis.call('HGET', key, field) or '0') end
+local rm, rd, td, tm = get(KEYS[1], 'r'), get(KEYS[2], 'r'), get(KEYS[2], 't'), get(KEYS[3], 't')
+local answer
+local fixed, day_quota, month_quota = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if fixed >= 0 then
+  answer = fixed
+else
+  local left = -1
+  if day_quota >= 0 then left = math.max(day_quota - td, 0) end
+  if month_quota >= 0 then
+    local l = math.max(month_quota - tm, 0)
+    if left < 0 or l < left then left = l end
+  end
+  if left < 0 then
+    answer = tonumber(ARGV[6])
+  else
+    answer = math.max(math.min(tonumber(ARGV[5]), math.max(left - prompt, 0)), 1)
+  end
+end
+local tokens = prompt + answer
+local out = {answer, rm, rd, td, tm}
+for i = 1, #KEYS, 3 do
+  redis.call('HINCRBY', KEYS[i], 'r', 1)
+  redis.call('EXPIREAT', KEYS[i], ARGV[7])
+  local dr = redis.call('HINCRBY', KEYS[i + 1], 'r', 1)
+  local dt = redis.call('HINCRBY', KEYS[i + 1], 't', tokens)
+  redis.call('EXPIREAT', KEYS[i + 1], ARGV[8])
+  local mr = redis.call('HINCRBY', KEYS[i + 2], 'r', 1)
+  local mt = redis.call('HINCRBY', KEYS[i + 2], 't', tokens)
+  redis.call('EXPIREAT', KEYS[i + 2], ARGV[9])
+  if i > 1 then
+    table.insert(out, dr); table.insert(out, mr); table.insert(out, dt); table.insert(out, mt)
+  end
+end
+return out
+";
+
+/// How long a reservation waits for Redis before the call is refused.
+const RESERVE_TIMEOUT: Duration = Duration::from_millis(500);
+const MINUTE_MS: u64 = 60_000;
+/// Windows' keys outlive their window by this much (late settlements).
+const GRACE_SECS: u64 = 2 * 86_400;
+
+/// An increment queued for Redis: a reservation given back or settled.
+struct Adjustment {
+    /// Per owner: minute, day and month keys.
+    keys: Vec<[String; 3]>,
+    requests: i64,
+    tokens: i64,
+}
+
+pub struct RedisCounters {
+    local: Arc<Activity>,
+    manager: ConnectionManager,
+    script: Arc<redis::Script>,
+    queue: mpsc::UnboundedSender<Adjustment>,
+    health: Arc<Mutex<Result<(), String>>>,
+}
+
+impl RedisCounters {
+    /// Connects (failing when Redis does not answer) and starts the thread
+    /// that sends queued adjustments.
+    pub fn connect(url: &str, local: Arc<Activity>) -> anyhow::Result<Arc<Self>> {
+        let client = redis::Client::open(url)?;
+        let (ready, started) = std_mpsc::sync_channel(1);
+        let (queue, adjustments) = mpsc::unbounded_channel();
+        let health = Arc::new(Mutex::new(Ok(())));
+        let thread_health = health.clone();
+        std::thread::Builder::new()
+            .name("warden-redis".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let runtime = match runtime {
+                    Ok(runtime) => runtime,
+                    Err(e) => return drop(ready.send(Err(anyhow::Error::from(e)))),
+                };
+                runtime.block_on(async move {
+                    let config = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(Duration::from_secs(1)))
+                        .set_response_timeout(Some(RESERVE_TIMEOUT))
+                        .set_number_of_retries(1)
+                        .set_max_delay(Duration::from_millis(500));
+                    match client.get_connection_manager_with_config(config).await {
+                        Ok(manager) => {
+                            let _ = ready.send(Ok(manager.clone()));
+                            send_adjustments(manager, adjustments, thread_health).await;
+                        }
+                        Err(e) => drop(ready.send(Err(e.into()))),
+                    }
+                });
+            })?;
+        let manager = started
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the Redis thread ended before it started"))??;
+        Ok(Arc::new(Self {
+            local,
+            manager,
+            script: Arc::new(redis::Script::new(RESERVE)),
+            queue,
+            health,
+        }))
+    }
+
+    /// Whether Redis answered the last reservation and adjustment.
+    pub fn health(&self) -> Result<(), String> {
+        self.health
+            .lock()
+            .map_or_else(|_| Err("poisoned".into()), |h| h.clone())
+    }
+
+    fn note(health: &Mutex<Result<(), String>>, result: Result<(), String>) {
+        if let Ok(mut health) = health.lock() {
+            *health = result;
+        }
+    }
+
+    fn queue(&self, payer: &Payer<'_>, at: &Moment, requests: i64, tokens: i64) {
+        let keys = owners(payer)
+            .map(|owner| window_keys(payer.tenant, owner, at))
+            .collect();
+        let _ = self.queue.send(Adjustment {
+            keys,
+            requests,
+            tokens,
+        });
+    }
+}
+
+fn owners<'a>(payer: &'a Payer<'a>) -> impl Iterator<Item = &'a str> {
+    std::iter::once(payer.user).chain(payer.pools.iter().map(String::as_str))
+}
+
+fn window_keys(tenant: &str, owner: &str, at: &Moment) -> [String; 3] {
+    let minute = at.now_ms / MINUTE_MS;
+    [
+        format!("q:{tenant}:{owner}:m{minute}"),
+        format!("q:{tenant}:{owner}:d{}", at.windows.day),
+        format!("q:{tenant}:{owner}:M{}", at.windows.month),
+    ]
+}
+
+/// -1 for "none" in the script's arguments.
+fn or_none(value: Option<u64>) -> i64 {
+    value.map_or(-1, |v| v.min(i64::MAX as u64) as i64)
+}
+
+impl QuotaCounters for RedisCounters {
+    fn reserve(
+        &self,
+        payer: Payer<'_>,
+        at: &Moment,
+        prompt: u64,
+        answer: &AnswerBudget,
+    ) -> Reserving {
+        let keys: Vec<String> = owners(&payer)
+            .flat_map(|owner| window_keys(payer.tenant, owner, at))
+            .collect();
+        let minute_end = (at.now_ms / MINUTE_MS + 2) * MINUTE_MS / 1000;
+        let args: [i64; 9] = [
+            prompt as i64,
+            or_none(answer.fixed),
+            or_none(answer.tokens_per_day),
+            or_none(answer.tokens_per_month),
+            or_none(Some(answer.max_output)),
+            answer.estimate as i64,
+            minute_end as i64,
+            (at.windows.day_end_ms / 1000 + GRACE_SECS) as i64,
+            (at.windows.month_end_ms / 1000 + GRACE_SECS) as i64,
+        ];
+        let script = self.script.clone();
+        let mut manager = self.manager.clone();
+        let local = self.local.clone();
+        let health = self.health.clone();
+        let (tenant, user, pools) = (
+            payer.tenant.to_string(),
+            payer.user.to_string(),
+            payer.pools.to_vec(),
+        );
+        let at = *at;
+        Reserving::Waiting(Box::pin(async move {
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            for arg in args {
+                invocation.arg(arg);
+            }
+            let call = invocation.invoke_async::<Vec<i64>>(&mut manager);
+            let answered = tokio::time::timeout(RESERVE_TIMEOUT, call).await;
+            let values = match answered {
+                Ok(Ok(values)) if values.len() == 5 + 4 * pools.len() => values,
+                Ok(Ok(values)) => {
+                    let reason = format!("Redis answered {} values", values.len());
+                    Self::note(&health, Err(reason.clone()));
+                    return Err(CountersUnavailable(reason));
+                }
+                Ok(Err(e)) => {
+                    Self::note(&health, Err(e.to_string()));
+                    return Err(CountersUnavailable(e.to_string()));
+                }
+                Err(_) => {
+                    let reason = format!("Redis did not answer within {RESERVE_TIMEOUT:?}");
+                    Self::note(&health, Err(reason.clone()));
+                    return Err(CountersUnavailable(reason));
+                }
+            };
+            Self::note(&health, Ok(()));
+            let count = |v: i64| v.max(0) as u64;
+            let answer = count(values[0]);
+            // This replica's own view, counted the same way.
+            let payer = Payer {
+                tenant: &tenant,
+                user: &user,
+                pools: &pools,
+            };
+            local.reserve_now(payer, &at, prompt, &AnswerBudget::fixed(answer));
+            let secs_until =
+                |boundary_ms: u64| boundary_ms.saturating_sub(at.now_ms).div_ceil(1000);
+            let before = Usage {
+                requests_this_minute: count(values[1]),
+                requests_today: count(values[2]),
+                tokens_today: count(values[3]),
+                tokens_this_month: count(values[4]),
+                minute_resets_in: secs_until((at.now_ms / MINUTE_MS + 1) * MINUTE_MS),
+                day_resets_in: secs_until(at.windows.day_end_ms),
+                month_resets_in: secs_until(at.windows.month_end_ms),
+            };
+            let tokens = prompt + answer;
+            let after = Usage {
+                requests_this_minute: before.requests_this_minute + 1,
+                requests_today: before.requests_today + 1,
+                tokens_today: before.tokens_today + tokens,
+                tokens_this_month: before.tokens_this_month + tokens,
+                ..before
+            };
+            let pools = values[5..]
+                .chunks(4)
+                .map(|pool| PoolUsage {
+                    requests_today: count(pool[0]),
+                    requests_this_month: count(pool[1]),
+                    tokens_today: count(pool[2]),
+                    tokens_this_month: count(pool[3]),
+                    day_resets_in: before.day_resets_in,
+                    month_resets_in: before.month_resets_in,
+                })
+                .collect();
+            Ok(Reserved {
+                before,
+                after,
+                answer,
+                pools,
+            })
+        }))
+    }
+
+    fn unreserve(&self, payer: Payer<'_>, at: &Moment, tokens: u64) {
+        self.local.unreserve(payer, at, tokens);
+        self.queue(&payer, at, -1, -(tokens as i64));
+    }
+
+    fn settle(
+        &self,
+        payer: Payer<'_>,
+        at: &Moment,
+        reserved: u64,
+        actual: u64,
+        journal: &mut dyn FnMut(Settled),
+    ) {
+        self.local.settle(payer, at, reserved, actual, journal);
+        let delta = actual as i64 - reserved as i64;
+        if delta != 0 {
+            self.queue(&payer, at, 0, delta);
+        }
+    }
+}
+
+/// Sends queued adjustments in order, many per round trip; while Redis is
+/// unreachable they wait (and are sent when it answers again).
+async fn send_adjustments(
+    mut manager: ConnectionManager,
+    mut queue: mpsc::UnboundedReceiver<Adjustment>,
+    health: Arc<Mutex<Result<(), String>>>,
+) {
+    let mut batch = Vec::new();
+    while queue.recv_many(&mut batch, 256).await > 0 {
+        let mut pipe = redis::pipe();
+        for adjustment in &batch {
+            for [minute, day, month] in &adjustment.keys {
+                if adjustment.requests != 0 {
+                    pipe.hincr(minute, "r", adjustment.requests).ignore();
+                    pipe.hincr(day, "r", adjustment.requests).ignore();
+                    pipe.hincr(month, "r", adjustment.requests).ignore();
+                }
+                pipe.hincr(day, "t", adjustment.tokens).ignore();
+                pipe.hincr(month, "t", adjustment.tokens).ignore();
+            }
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match pipe.query_async::<()>(&mut manager).await {
+                Ok(()) => {
+                    RedisCounters::note(&health, Ok(()));
+                    break;
+                }
+                Err(e) => {
+                    RedisCounters::note(&health, Err(format!("sending settlements: {e}")));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        batch.clear();
+    }
+}

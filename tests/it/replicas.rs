@@ -382,3 +382,47 @@ async fn two_replicas_with_redis_counters_hold_a_quota_exactly_as_one_does() {
     kill_9(replica_a);
     kill_9(replica_b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_refused_while_redis_is_down_and_served_again_when_it_returns() {
+    let pg = Postgres::start();
+    let mut redis = crate::common::servers::Redis::start();
+    let dir = TempDir::new("replicas-redis-down");
+    let mock = mock_upstream().await;
+    let seeded = dir.0.join("a-state");
+    let ali = seed_acme_with_cli(&seeded);
+    warden_in(&seeded, &["migrate", "--to", &pg.url]);
+    let (config, a) = replica_config(&dir.0, mock, "a", &pg.url);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let counters = format!("[shared]\ncounters = \"{}\"\n", redis.url);
+    std::fs::write(&config, text.replacen("[shared]\n", &counters, 1)).unwrap();
+    let http = reqwest::Client::new();
+    let replica = serve(&config, &http, &a).await;
+    let prompt = "write the invoice total function";
+    assert_eq!(status_of(&http, &a, &ali, prompt).await, 200);
+
+    // Redis away: refused with 503 in the caller's dialect, never counted
+    // nowhere; /readyz says why.
+    redis.stop();
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [{ "role": "user", "content": prompt }],
+    });
+    let refused = post_chat(&http, &a, &ali, body.to_string()).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let (_, code, message) = error_of(refused).await;
+    assert_eq!(code, "counters_unavailable", "{message}");
+    let ready = get_json(&http, &format!("{a}/readyz"), "").await;
+    assert_eq!(ready["checks"]["counters"]["ok"], false, "{ready}");
+
+    // Back: served again without a restart (the connection manager
+    // reconnects by itself).
+    redis.start_again();
+    let back = time_until(Duration::from_secs(10), || async {
+        status_of(&http, &a, &ali, prompt).await == 200
+    })
+    .await;
+    assert!(back.is_some(), "calls are served again once Redis is back");
+    kill_9(replica);
+}

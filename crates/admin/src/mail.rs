@@ -115,8 +115,12 @@ pub fn send(app: &App, mail: &Mail) -> anyhow::Result<PathBuf> {
         text = mail.text,
         html = mail.html,
     );
-    // Written under a temporary name, then renamed: a relay never reads half a message.
-    let name = format!("{}-{id}.eml", now.as_millisecond());
+    // Written under a temporary name, then renamed: a relay never reads half
+    // a message. Names sort in the order messages were written, two in one
+    // millisecond included (the relay sends oldest first).
+    static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{}-{seq:08}-{id}.eml", now.as_millisecond());
     let partial = dir.join(format!(".{name}.partial"));
     std::fs::write(&partial, message)?;
     let path = dir.join(name);

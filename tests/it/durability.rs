@@ -115,7 +115,7 @@ async fn sigterm_lets_a_stream_in_flight_finish_and_exits_0() {
 }
 
 /// What the load's clients saw answered in full: request ids.
-async fn load_until(
+pub(crate) async fn load_until(
     http: &reqwest::Client,
     base: &str,
     token: &str,

@@ -21,6 +21,18 @@ fn replica_config(
     std::fs::create_dir_all(&own).unwrap();
     let (config, base) = server_config(&own, &state, mock);
     let mut text = std::fs::read_to_string(&config).unwrap();
+    // Each replica its own plugin directory, as on separate machines.
+    let plugins = own.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for entry in std::fs::read_dir(plugin_dir()).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(entry.path(), plugins.join(entry.file_name())).unwrap();
+        }
+    }
+    text = text.replace(
+        &format!("plugin_dir = \"{}\"", plugin_dir().display()),
+        &format!("plugin_dir = \"{}\"", plugins.display()),
+    );
     text = text.replacen(
         "[upstream]",
         &format!("[shared]\nstate = \"{url}\"\nreplica = \"{name}\"\n[upstream]"),
@@ -181,6 +193,49 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
         "revocation on b after {took:?}"
     );
     eprintln!("revocation on b after {took:?}");
+
+    // A plugin uploaded through a is live on b within a second: b lists
+    // it, and a policy naming it (which refuses plugins not loaded) is
+    // accepted through b and enforced by both.
+    let wasm = std::fs::read(plugin_dir().join("max-prompt-length.wasm")).unwrap();
+    let uploaded = http
+        .put(format!("{a}/admin/v1/tenants/acme/plugins/short-prompts"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/wasm")
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201, "{}", uploaded.text().await.unwrap());
+    let own = format!(
+        "{default}\n[[guardrails]]\nplugin = \"short-prompts\"\nconfig = {{ max_chars = 40 }}\n"
+    );
+    let policy = serde_json::json!({ "toml": own, "reason": "short prompts only" });
+    let took = time_until(Duration::from_secs(3), || async {
+        let path = "/admin/v1/tenants/acme/policy";
+        admin_call(&http, &b, &admin, "PUT", path, policy.clone())
+            .await
+            .0
+            == 200
+    })
+    .await;
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(1)),
+        "plugin loaded on b after {took:?}"
+    );
+    eprintln!("a plugin uploaded through a is loaded on b after {took:?}");
+    let listed = get_json(&http, &format!("{b}/admin/v1/tenants/acme/plugins"), &admin).await;
+    assert_eq!(listed["data"][0]["live"], 1, "{listed}");
+    let medium = format!("{prompt} for the invoice team");
+    let took = time_until(Duration::from_secs(3), || async {
+        status_of(&http, &a, &ali, &medium).await == 403
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "the policy set through b runs b's upload on a"
+    );
+    assert_eq!(status_of(&http, &b, &ali, &medium).await, 403);
 
     // Everything went through PostgreSQL: the audit log holds both
     // replicas' changes, each once, and every row names its tenant.
@@ -437,5 +492,270 @@ async fn calls_are_refused_while_redis_is_down_and_served_again_when_it_returns(
     })
     .await;
     assert!(back.is_some(), "calls are served again once Redis is back");
+    kill_9(replica);
+}
+
+/// `[shared] counters` added to a replica's config.
+fn with_counters(config: &Path, url: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let counters = format!("[shared]\ncounters = \"{url}\"\n");
+    std::fs::write(config, text.replacen("[shared]\n", &counters, 1)).unwrap();
+}
+
+/// The first line of psql's output per row.
+fn rows(pg: &Postgres, sql: &str) -> Vec<String> {
+    pg.query(sql).lines().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_loses_no_answered_call_and_redis_equals_the_log() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let pg = Postgres::start();
+    let redis = crate::common::servers::Redis::start();
+    let dir = TempDir::new("replicas-kill");
+    let mock = mock_upstream().await;
+    let seeded = dir.0.join("a-state");
+    let ali = seed_acme_with_cli(&seeded);
+    warden_in(&seeded, &["migrate", "--to", &pg.url]);
+    let (config_a, a) = replica_config(&dir.0, mock, "a", &pg.url);
+    let (config_b, b) = replica_config(&dir.0, mock, "b", &pg.url);
+    with_counters(&config_a, &redis.url);
+    with_counters(&config_b, &redis.url);
+    let http = reqwest::Client::new();
+    let replica_a = serve(&config_a, &http, &a).await;
+    let replica_b = serve(&config_b, &http, &b).await;
+
+    // 24 clients, half on each replica; a is killed mid-load, b keeps going.
+    let (stop, next) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let workers: Vec<_> = (0..24)
+        .map(|n| {
+            let base = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let (http, token, stop, next) = (http.clone(), ali.clone(), stop.clone(), next.clone());
+            tokio::spawn(async move {
+                crate::durability::load_until(&http, &base, &token, stop, next).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    kill_9(replica_a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for worker in workers {
+        acknowledged.extend(worker.await.unwrap());
+    }
+    assert!(acknowledged.len() > 100, "{} answered", acknowledged.len());
+
+    // Restarted under its name: its journal is replayed and shipped, and
+    // what it left in flight in Redis is reconciled with its log.
+    let replica_a = serve(&config_a, &http, &a).await;
+    let all_there = eventually_async(|| {
+        let logged: std::collections::HashSet<String> = rows(&pg, "SELECT id FROM request_log")
+            .into_iter()
+            .collect();
+        let missing = acknowledged
+            .iter()
+            .filter(|id| !logged.contains(*id))
+            .count();
+        async move { missing == 0 }
+    })
+    .await;
+    let logged = rows(&pg, "SELECT id FROM request_log");
+    let distinct: std::collections::HashSet<&String> = logged.iter().collect();
+    assert!(all_there, "every answered call is in PostgreSQL");
+    assert_eq!(logged.len(), distinct.len(), "each once");
+    eprintln!(
+        "{} answered, {} records in PostgreSQL",
+        acknowledged.len(),
+        logged.len()
+    );
+
+    let counted = "FROM request_log WHERE user_id = 'ali' AND NOT coalesce((record->>'quota_returned')::bool, false)";
+    let day_key = {
+        let mut conn = redis::Client::open(redis.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("q:acme:ali:d*")
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        keys[0].clone()
+    };
+    let mut last = (String::new(), String::new(), 0u64, 0u64);
+    let equal = eventually_async(|| {
+        let requests = pg.query(&format!("SELECT count(*) {counted}"));
+        let tokens = pg.query(&format!(
+            "SELECT coalesce(sum(tokens_in + tokens_out), 0) {counted}"
+        ));
+        let mut conn = redis::Client::open(redis.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let (r, t): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(&day_key)
+            .arg("r")
+            .arg("t")
+            .query(&mut conn)
+            .unwrap();
+        last = (
+            requests.clone(),
+            tokens.clone(),
+            r.unwrap_or(0),
+            t.unwrap_or(0),
+        );
+        let same = requests == last.2.to_string() && tokens == last.3.to_string();
+        async move { same }
+    })
+    .await;
+    assert!(equal, "Redis (requests, tokens) equal the log's: {last:?}");
+    let inflight: u64 = {
+        let mut conn = redis::Client::open(redis.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("HLEN")
+            .arg("inflight:a")
+            .query(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(inflight, 0, "nothing of a's is left in flight");
+    kill_9(replica_a);
+    kill_9(replica_b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_served_while_postgres_is_down_and_their_records_arrive_when_it_returns() {
+    let pg = Postgres::start();
+    let dir = TempDir::new("replicas-pg-down");
+    let mock = mock_upstream().await;
+    let seeded = dir.0.join("a-state");
+    let ali = seed_acme_with_cli(&seeded);
+    warden_in(&seeded, &["migrate", "--to", &pg.url]);
+    let (config, a) = replica_config(&dir.0, mock, "a", &pg.url);
+    let http = reqwest::Client::new();
+    let replica = serve(&config, &http, &a).await;
+    let call = |n: u32| {
+        let (http, a, ali) = (http.clone(), a.clone(), ali.clone());
+        async move {
+            let body = serde_json::json!({
+                "model": "gpt-4o-mini",
+                "messages": [{ "role": "user", "content": format!("write invoice endpoint {n}") }],
+            });
+            let answer = post_chat(&http, &a, &ali, body.to_string()).await.unwrap();
+            assert_eq!(answer.status(), 200, "call {n}");
+            answer.headers()["x-warden-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let mut answered = vec![call(0).await];
+
+    // PostgreSQL away for 10 s: every call is still answered from the
+    // snapshot, its record kept in the journal and the local log.
+    pg.stop();
+    let down = Instant::now();
+    let mut n = 1;
+    while down.elapsed() < Duration::from_secs(10) {
+        answered.push(call(n).await);
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = get_json(&http, &format!("{a}/readyz"), "").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["shared_state"]["ok"], false, "{ready}");
+
+    // Back: the records arrive by themselves, each once.
+    pg.start_again();
+    let arrived = eventually_async(|| {
+        let logged: std::collections::HashSet<String> = rows(&pg, "SELECT id FROM request_log")
+            .into_iter()
+            .collect();
+        let all = answered.iter().all(|id| logged.contains(id));
+        async move { all }
+    })
+    .await;
+    assert!(arrived, "all {} records reach PostgreSQL", answered.len());
+    assert_eq!(
+        pg.query("SELECT count(*) FROM request_log"),
+        answered.len().to_string()
+    );
+    kill_9(replica);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_with_an_outage_grace_is_served_on_local_counters_for_that_long() {
+    let pg = Postgres::start();
+    let mut redis = crate::common::servers::Redis::start();
+    let dir = TempDir::new("replicas-grace");
+    let mock = mock_upstream().await;
+    let seeded = dir.0.join("a-state");
+    let ali = seed_acme_with_cli(&seeded);
+    let local = |args: &[&str]| warden_in(&seeded, args);
+    local(&[
+        "user", "create", "--tenant", "acme", "maya", "--role", "admin",
+    ]);
+    let admin = local(&[
+        "token", "issue", "--tenant", "acme", "--user", "maya", "--task", TASK,
+    ]);
+    warden_in(&seeded, &["migrate", "--to", &pg.url]);
+    let (config, a) = replica_config(&dir.0, mock, "a", &pg.url);
+    with_counters(&config, &redis.url);
+    let http = reqwest::Client::new();
+    let replica = serve(&config, &http, &a).await;
+    // The tenant's policy: on the replica's own counters for 3 s of outage.
+    let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();
+    let policy = serde_json::json!({
+        "toml": format!("counters_outage_grace_secs = 3\n{default}"),
+        "reason": "keep working through short Redis outages",
+    });
+    let (status, set) = admin_call(
+        &http,
+        &a,
+        &admin,
+        "PUT",
+        "/admin/v1/tenants/acme/policy",
+        policy,
+    )
+    .await;
+    assert_eq!(status, 200, "{set}");
+    let prompt = "write the invoice total function";
+    assert_eq!(status_of(&http, &a, &ali, prompt).await, 200);
+
+    redis.stop();
+    let down = Instant::now();
+    assert_eq!(
+        status_of(&http, &a, &ali, prompt).await,
+        200,
+        "within the grace"
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        status_of(&http, &a, &ali, prompt).await,
+        200,
+        "within the grace"
+    );
+    tokio::time::sleep(
+        Duration::from_secs(3).saturating_sub(down.elapsed()) + Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(
+        status_of(&http, &a, &ali, prompt).await,
+        503,
+        "past the grace"
+    );
+
+    redis.start_again();
+    let back = time_until(Duration::from_secs(10), || async {
+        status_of(&http, &a, &ali, prompt).await == 200
+    })
+    .await;
+    assert!(back.is_some(), "served on the shared counters again");
     kill_9(replica);
 }

@@ -12,5 +12,5 @@ pub mod public;
 // The proxy's modules, under the names these modules have always used.
 use warden_proxy::{
     app, auth, calendar, chain, clock, config, domain, error, http, plugin_store, providers,
-    runtime, signature, state, token,
+    replication, runtime, signature, state, token,
 };

@@ -327,6 +327,10 @@ pub struct RequestRecord {
     /// Every try, in order, when there was more than one (fallback, retry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// The quota refused the call and took it back out of the windows: it
+    /// counts in no quota (shared counters reconcile with the log by it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quota_returned: bool,
 }
 
 /// One try of a call at a provider.

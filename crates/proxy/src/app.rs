@@ -50,7 +50,13 @@ impl App {
     /// inside a tokio runtime (it starts the state writer).
     pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Arc::new(Db::open(&config.state_dir)?);
-        let replica = crate::replication::join(&config.shared, &db)?;
+        // A stable name (`[shared] replica`) lets a restarted replica find
+        // what it left in flight.
+        let replica_name = config.shared.replica_name();
+        let replica = crate::replication::join(&config.shared, &db, &replica_name)?;
+        if replica.is_some() {
+            crate::replication::materialize_plugins(&db, &config.plugin_dir)?;
+        }
         db.set_pricing(crate::pricing::Pricing::new(
             &config.pricing,
             config.providers.iter().flat_map(|p| p.qualified_prices()),
@@ -133,8 +139,13 @@ impl App {
         let mut stores = Stores::embedded(db.clone(), activity.clone(), writer.clone());
         let shared_counters = match &config.shared.counters {
             Some(url) => {
-                let counters = warden_shared::RedisCounters::connect(url, activity.clone())
-                    .context("connecting to Redis for the quota counters")?;
+                let counters = warden_shared::RedisCounters::connect(
+                    url,
+                    &replica_name,
+                    activity.clone(),
+                    &db,
+                )
+                .context("connecting to Redis for the quota counters")?;
                 stores.counters = counters.clone();
                 Some(counters)
             }

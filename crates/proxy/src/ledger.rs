@@ -43,6 +43,9 @@ pub struct Ledger {
     reservation: Reservation,
     /// The pools the user shares (groups, plan) the call counts in too.
     pools: Vec<String>,
+    /// Counted on this replica alone: the shared counters were unreachable
+    /// and the tenant's policy allows a grace (see `reserve`).
+    counted_locally: bool,
     started: Instant,
     /// The call's in-flight slots, given back when the ledger is done.
     _admitted: crate::admission::Admitted,
@@ -76,6 +79,7 @@ impl Ledger {
             record: Some(record),
             reservation: Reservation::default(),
             pools: Vec::new(),
+            counted_locally: false,
             started,
             _admitted: admitted,
         }
@@ -104,6 +108,8 @@ impl Ledger {
             tenant: &record.tenant_id,
             user: &record.user_id,
             pools: &self.pools,
+            request: &record.id,
+            at_ms: record.at_ms,
         }
     }
 
@@ -111,12 +117,17 @@ impl Ledger {
     /// `warden_domain::groups`), in one step with reading them: its
     /// prompt's tokens and what `answer` allows its answer from the usage
     /// before it. Concurrent calls each see the others' reservations.
+    /// When the shared counters cannot be reached, a tenant whose policy
+    /// grants an outage `grace` is counted on this replica alone for that
+    /// long after the outage began; after it, or without one, the call is
+    /// refused.
     pub async fn reserve(
         &mut self,
         at: &Moment,
         pools: Vec<String>,
         prompt_tokens: u64,
         answer: &AnswerBudget,
+        grace: std::time::Duration,
     ) -> Result<Reserved, CountersUnavailable> {
         self.pools = pools;
         let reserving = self
@@ -124,10 +135,19 @@ impl Ledger {
             .stores
             .counters
             .reserve(self.payer(), at, prompt_tokens, answer);
-        let reserved = reserving.reserved().await;
-        let Ok(reserved) = reserved else {
-            self.pools.clear();
-            return reserved;
+        let reserved = match reserving.reserved().await {
+            Ok(reserved) => reserved,
+            Err(unavailable) => {
+                let outage = self.app.shared_counters.as_ref().and_then(|c| c.outage());
+                if grace.is_zero() || outage.is_none_or(|o| o > grace) {
+                    self.pools.clear();
+                    return Err(unavailable);
+                }
+                self.counted_locally = true;
+                self.app
+                    .activity
+                    .reserve_now(self.payer(), at, prompt_tokens, answer)
+            }
         };
         self.reservation = Reservation {
             prompt_tokens,
@@ -147,8 +167,19 @@ impl Ledger {
     pub fn unreserve(&mut self, at: &Moment) {
         let tokens = self.reservation.tokens();
         self.reservation = Reservation::default();
-        self.app.stores.counters.unreserve(self.payer(), at, tokens);
+        self.counters().unreserve(self.payer(), at, tokens);
         self.pools.clear();
+        self.record().quota_returned = true;
+    }
+
+    /// Where this call is counted: the stores' counters, or this replica's
+    /// own during a shared-counter outage.
+    fn counters(&self) -> &dyn crate::state::QuotaCounters {
+        if self.counted_locally {
+            &*self.app.activity
+        } else {
+            &*self.app.stores.counters
+        }
     }
 
     /// Tokens held against the quota.
@@ -217,6 +248,7 @@ impl Ledger {
         let actual = usage.prompt_tokens + usage.completion_tokens;
         let at = self.app.moment(&record.tenant_id);
         let (tenant, user) = (record.tenant_id.clone(), record.user_id.clone());
+        let (request, at_ms) = (record.id.clone(), record.at_ms);
         let stores = &self.app.stores;
         // Journaled while the counters are held: see QuotaCounters::settle.
         let mut record = Some(record);
@@ -229,10 +261,15 @@ impl Ledger {
             tenant: &tenant,
             user: &user,
             pools: &self.pools,
+            request: &request,
+            at_ms,
         };
-        stores
-            .counters
-            .settle(payer, &at, reserved, actual, &mut journal);
+        let counters: &dyn crate::state::QuotaCounters = if self.counted_locally {
+            &*self.app.activity
+        } else {
+            &*stores.counters
+        };
+        counters.settle(payer, &at, reserved, actual, &mut journal);
     }
 }
 

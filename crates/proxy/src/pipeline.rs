@@ -356,8 +356,9 @@ async fn reserve_quota(
     let limits = &facts.user.limits;
     let answer = facts.answer_budget();
     let (pools, keys) = shared_pools(app, facts);
+    let grace = chain.policy.counters_outage_grace;
     let reserved = ledger
-        .reserve(&facts.at, keys, facts.prompt_tokens, &answer)
+        .reserve(&facts.at, keys, facts.prompt_tokens, &answer, grace)
         .await
         .map_err(|unavailable| ApiError::counters_unavailable(&unavailable.0))?;
     let (before, after) = (reserved.before, reserved.after);

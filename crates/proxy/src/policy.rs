@@ -27,6 +27,10 @@ pub struct Policy {
     pub screen_streamed_answers: bool,
     /// Ask the answering model to label each prompt too.
     pub embedded_intent: bool,
+    /// When the shared quota counters (Redis) cannot be reached: for how
+    /// long a replica may keep answering on its own counters (a local
+    /// per-replica budget); 0 refuses at once (503).
+    pub counters_outage_grace: std::time::Duration,
 }
 
 /// The plugin of each of the five stages.
@@ -76,6 +80,10 @@ struct PolicyFile {
     /// See embedded_intent.rs; the label is logged beside the local one.
     #[serde(default)]
     embedded_intent: bool,
+    /// Seconds a replica may answer on its own counters while the shared
+    /// ones are unreachable (replicas sharing Redis); 0: refuse (503).
+    #[serde(default)]
+    counters_outage_grace_secs: u64,
 }
 
 fn screen_streams_by_default() -> bool {
@@ -219,6 +227,7 @@ impl Policy {
             guardrails: file.guardrails,
             screen_streamed_answers: file.screen_streamed_answers,
             embedded_intent: file.embedded_intent,
+            counters_outage_grace: std::time::Duration::from_secs(file.counters_outage_grace_secs),
         })
     }
 }

@@ -9,5 +9,5 @@
 pub mod postgres;
 pub mod redis_counters;
 
-pub use postgres::{Postgres, Snapshot, Subscriber};
+pub use postgres::{Feed, Position, Postgres, Snapshot, Subscriber};
 pub use redis_counters::RedisCounters;

@@ -23,10 +23,18 @@ use tokio_postgres::{AsyncMessage, Client, NoTls};
 use warden_state::shared::{shared_tree, Change, ChangeLog, Expect};
 
 /// Schema versions, applied in order at start (see [`migrate`]).
-const MIGRATIONS: &[(&str, &str)] = &[("0001_state", include_str!("migrations/0001_state.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_state", include_str!("migrations/0001_state.sql")),
+    (
+        "0002_request_log",
+        include_str!("migrations/0002_request_log.sql"),
+    ),
+];
 
 /// One advisory lock serializes writers, so change numbers commit in order.
 const WRITE_LOCK: i64 = 0x5741_5244_454e; // "WARDEN"
+/// Another serializes request-log batches, so their seq commit in order.
+const LOG_LOCK: i64 = 0x5741_5244_4c47;
 /// Another serializes replicas migrating the schema at the same time.
 const MIGRATE_LOCK: i64 = 0x5741_5244_4d47;
 
@@ -37,8 +45,24 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Changes fetched per read of the log.
 const TAIL_BATCH: i64 = 1000;
 
-/// What a replica receives of others' changes, in commit order.
-pub type Subscriber = Box<dyn Fn(&[Change]) + Send + Sync>;
+/// What a replica receives of the shared store, in commit order.
+pub enum Feed {
+    /// Changes to the shared trees (every replica's, this one's too).
+    Changes(Vec<Change>),
+    /// Request records other replicas served (encoded), up to `seq`.
+    Records { seq: i64, records: Vec<Vec<u8>> },
+}
+
+pub type Subscriber = Box<dyn Fn(Feed) + Send + Sync>;
+
+/// Where a replica starts following.
+#[derive(Debug, Clone, Copy)]
+pub struct Position {
+    /// The last change of the shared trees it has.
+    pub change: i64,
+    /// The last record of the shared request log it has.
+    pub record: i64,
+}
 
 /// The shared store as it was when the replica started.
 pub struct Snapshot {
@@ -53,8 +77,12 @@ enum Command {
         reply: std_mpsc::SyncSender<anyhow::Result<bool>>,
     },
     Follow {
-        from_seq: i64,
+        from: Position,
         subscriber: Subscriber,
+    },
+    Ship {
+        records: Vec<Vec<u8>>,
+        reply: std_mpsc::SyncSender<anyhow::Result<()>>,
     },
 }
 
@@ -96,13 +124,23 @@ impl Postgres {
         Ok((Arc::new(Self { commands, health }), snapshot))
     }
 
-    /// Hands every change committed after `from_seq` (by any replica,
-    /// this one's included) to `subscriber`, from now on.
-    pub fn follow(&self, from_seq: i64, subscriber: Subscriber) {
-        let _ = self.commands.send(Command::Follow {
-            from_seq,
-            subscriber,
-        });
+    /// Hands every change committed after `from.change` (by any replica,
+    /// this one's included) and every request record other replicas
+    /// shipped after `from.record` to `subscriber`, from now on.
+    pub fn follow(&self, from: Position, subscriber: Subscriber) {
+        let _ = self.commands.send(Command::Follow { from, subscriber });
+    }
+
+    /// Adds encoded request records to the shared request log, each once
+    /// (a record shipped again, after a crash, is skipped by its id).
+    pub fn ship(&self, records: Vec<Vec<u8>>) -> anyhow::Result<()> {
+        let (reply, answer) = std_mpsc::sync_channel(1);
+        self.commands
+            .send(Command::Ship { records, reply })
+            .map_err(|_| anyhow::anyhow!("the PostgreSQL link has stopped"))?;
+        answer
+            .recv_timeout(WRITE_TIMEOUT)
+            .map_err(|_| anyhow::anyhow!("PostgreSQL did not answer within {WRITE_TIMEOUT:?}"))?
     }
 
     /// Whether the database answered the last write and read.
@@ -164,17 +202,20 @@ impl Link {
                     self.note(result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
                     let _ = reply.send(result);
                 }
-                Command::Follow {
-                    from_seq,
-                    subscriber,
-                } => {
+                Command::Follow { from, subscriber } => {
                     let tail = Tail {
                         url: self.url.clone(),
+                        replica: self.replica.clone(),
                         health: self.health.clone(),
-                        seq: from_seq,
+                        at: from,
                         subscriber,
                     };
                     tokio::spawn(tail.run());
+                }
+                Command::Ship { records, reply } => {
+                    let result = self.ship(&mut writer, &records).await;
+                    self.note(result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+                    let _ = reply.send(result);
                 }
             }
         }
@@ -203,6 +244,86 @@ impl Link {
         }
         result
     }
+}
+
+impl Link {
+    async fn ship(&self, writer: &mut Option<Client>, records: &[Vec<u8>]) -> anyhow::Result<()> {
+        if writer.as_ref().is_none_or(Client::is_closed) {
+            *writer = Some(connect(&self.url).await?);
+        }
+        let client = writer.as_mut().expect("connected");
+        let result = ship(client, &self.replica, records).await;
+        if result.is_err() && client.is_closed() {
+            *writer = None;
+        }
+        result
+    }
+}
+
+/// The columns of the request log a record fills (the rest stays in its
+/// JSON).
+#[derive(serde::Deserialize)]
+struct Columns {
+    id: String,
+    at_ms: i64,
+    tenant_id: String,
+    user_id: String,
+    task_id: String,
+    status: i32,
+    tokens_in: i64,
+    tokens_out: i64,
+}
+
+/// Inserts records in one statement (arrays unnested in order), after
+/// their months' partitions exist, under the log lock so that `seq`
+/// commits in order.
+async fn ship(client: &mut Client, replica: &str, records: &[Vec<u8>]) -> anyhow::Result<()> {
+    let mut columns = Vec::with_capacity(records.len());
+    let mut texts = Vec::with_capacity(records.len());
+    for record in records {
+        columns.push(serde_json::from_slice::<Columns>(record)?);
+        texts.push(String::from_utf8(record.clone())?);
+    }
+    let mut days: Vec<i64> = columns.iter().map(|c| c.at_ms / 86_400_000).collect();
+    days.sort_unstable();
+    days.dedup();
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOG_LOCK])
+        .await?;
+    for day in days {
+        let at_ms = day * 86_400_000;
+        tx.execute(
+            "SELECT warden_log_partition(to_timestamp($1::bigint / 1000.0))",
+            &[&at_ms],
+        )
+        .await?;
+    }
+    let ids: Vec<&str> = columns.iter().map(|c| c.id.as_str()).collect();
+    let ats: Vec<i64> = columns.iter().map(|c| c.at_ms).collect();
+    let tenants: Vec<&str> = columns.iter().map(|c| c.tenant_id.as_str()).collect();
+    let users: Vec<&str> = columns.iter().map(|c| c.user_id.as_str()).collect();
+    let tasks: Vec<&str> = columns.iter().map(|c| c.task_id.as_str()).collect();
+    let statuses: Vec<i32> = columns.iter().map(|c| c.status).collect();
+    let tokens_in: Vec<i64> = columns.iter().map(|c| c.tokens_in).collect();
+    let tokens_out: Vec<i64> = columns.iter().map(|c| c.tokens_out).collect();
+    tx.execute(
+        "INSERT INTO request_log
+             (seq, id, at, tenant_id, user_id, task_id, status, tokens_in, tokens_out, replica, record)
+         SELECT nextval('request_log_seq'), id, to_timestamp(at_ms / 1000.0), tenant, usr, task,
+                status, tin, tout, $10, record::jsonb
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[],
+                     $7::bigint[], $8::bigint[], $9::text[])
+              WITH ORDINALITY AS r(id, at_ms, tenant, usr, task, status, tin, tout, record, n)
+         ORDER BY n
+         ON CONFLICT (id, at) DO NOTHING",
+        &[
+            &ids, &ats, &tenants, &users, &tasks, &statuses, &tokens_in, &tokens_out, &texts,
+            &replica,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn connect(url: &str) -> anyhow::Result<Client> {
@@ -353,8 +474,9 @@ async fn commit(client: &mut Client, replica: &str, changes: &[Change]) -> anyho
 /// Follows the change log on a connection of its own.
 struct Tail {
     url: String,
+    replica: String,
     health: Arc<Mutex<Result<(), String>>>,
-    seq: i64,
+    at: Position,
     subscriber: Subscriber,
 }
 
@@ -407,20 +529,55 @@ impl Tail {
         }
     }
 
-    /// Hands every change after the last one seen to the subscriber.
+    /// Hands everything after the last change and record seen to the
+    /// subscriber.
     async fn read(&mut self, client: &Client) -> anyhow::Result<()> {
+        self.read_changes(client).await?;
+        self.read_records(client).await
+    }
+
+    /// Others' records after the last seen; this replica's own are
+    /// passed over (read without their payload, so the position moves).
+    async fn read_records(&mut self, client: &Client) -> anyhow::Result<()> {
         loop {
             let rows = client
                 .query(
-                    "SELECT seq, tree, key, value FROM state_changes
-                     WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&self.seq, &TAIL_BATCH],
+                    "SELECT seq, CASE WHEN replica <> $2 THEN record::text END FROM request_log
+                     WHERE seq > $1 ORDER BY seq LIMIT $3",
+                    &[&self.at.record, &self.replica, &TAIL_BATCH],
                 )
                 .await?;
             let Some(last) = rows.last() else {
                 return Ok(());
             };
-            self.seq = last.get(0);
+            let seq = last.get(0);
+            self.at.record = seq;
+            let full = rows.len() as i64 == TAIL_BATCH;
+            let records = rows
+                .iter()
+                .filter_map(|row| row.get::<_, Option<String>>(1))
+                .map(String::into_bytes)
+                .collect();
+            (self.subscriber)(Feed::Records { seq, records });
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn read_changes(&mut self, client: &Client) -> anyhow::Result<()> {
+        loop {
+            let rows = client
+                .query(
+                    "SELECT seq, tree, key, value FROM state_changes
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&self.at.change, &TAIL_BATCH],
+                )
+                .await?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            self.at.change = last.get(0);
             let full = rows.len() as i64 == TAIL_BATCH;
             let changes: Vec<Change> = rows
                 .iter()
@@ -433,7 +590,7 @@ impl Tail {
                     })
                 })
                 .collect();
-            (self.subscriber)(&changes);
+            (self.subscriber)(Feed::Changes(changes));
             if !full {
                 return Ok(());
             }

@@ -10,6 +10,15 @@
 //! window is `m<minute>`, `d<local day>` or `M<month>`. Each key expires
 //! a while after its window ends.
 //!
+//! Every reservation is also an entry of the replica's in-flight hash
+//! (`inflight:{replica}`: request id → tokens, tenant, start, keys) until
+//! its settlement or give-back reaches Redis, in the same transaction. A
+//! replica killed with settlements still queued finds its entries when it
+//! starts again (under the same name) and reconciles them with its log:
+//! a logged call is settled to its real cost, a call without a record (it
+//! was in flight) or one the quota took back is given back; so the
+//! counters equal the log after `kill -9`.
+//!
 //! The replica keeps its in-memory counters too ([`Activity`]): they are
 //! what its journal records and its console shows of its own calls, and
 //! Redis decides the limits.
@@ -23,14 +32,17 @@ use warden_domain::calendar::Moment;
 use warden_domain::groups::PoolUsage;
 use warden_domain::Usage;
 use warden_state::{
-    Activity, AnswerBudget, CountersUnavailable, Payer, QuotaCounters, Reserved, Reserving, Settled,
+    Activity, AnswerBudget, CountersUnavailable, Db, Payer, QuotaCounters, Reserved, Reserving,
+    Settled,
 };
 
 /// Reads the user's windows, budgets the answer as `AnswerBudget` does,
 /// and counts the call in every owner's windows. KEYS: per owner its
-/// minute, day and month keys, the user's first. ARGV: prompt tokens, then
-/// the budget (fixed, day and month quotas, max output, estimate; -1 for
-/// none), then the three windows' expiry (unix seconds). Returns the
+/// minute, day and month keys, the user's first, then the replica's
+/// in-flight hash. ARGV: prompt tokens, then the budget (fixed, day and
+/// month quotas, max output, estimate; -1 for none), then the three
+/// windows' expiry (unix seconds), then the request id and what the
+/// in-flight entry records besides the tokens. Returns the
 /// answer's tokens, the user's usage before (requests this minute and
 /// today, tokens today and this month), then each pool's after (requests
 /// today and this month, tokens today and this month).
@@ -57,7 +69,8 @@ else
 end
 local tokens = prompt + answer
 local out = {answer, rm, rd, td, tm}
-for i = 1, #KEYS, 3 do
+redis.call('HSET', KEYS[#KEYS], ARGV[10], tokens .. '|' .. ARGV[11])
+for i = 1, #KEYS - 1, 3 do
   redis.call('HINCRBY', KEYS[i], 'r', 1)
   redis.call('EXPIREAT', KEYS[i], ARGV[7])
   local dr = redis.call('HINCRBY', KEYS[i + 1], 'r', 1)
@@ -85,25 +98,46 @@ struct Adjustment {
     keys: Vec<[String; 3]>,
     requests: i64,
     tokens: i64,
+    /// The reservation's in-flight entry, removed in the same transaction.
+    request: String,
 }
 
 pub struct RedisCounters {
     local: Arc<Activity>,
+    /// `inflight:{replica}`.
+    inflight: String,
     manager: ConnectionManager,
     script: Arc<redis::Script>,
     queue: mpsc::UnboundedSender<Adjustment>,
     health: Arc<Mutex<Result<(), String>>>,
+    /// Since when reservations fail (`None`: Redis answers).
+    down_since: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 impl RedisCounters {
-    /// Connects (failing when Redis does not answer) and starts the thread
-    /// that sends queued adjustments.
-    pub fn connect(url: &str, local: Arc<Activity>) -> anyhow::Result<Arc<Self>> {
+    /// How long reservations have been failing; `None` while Redis answers.
+    pub fn outage(&self) -> Option<Duration> {
+        let down = self.down_since.lock().ok()?;
+        down.map(|since| since.elapsed())
+    }
+
+    /// Connects (failing when Redis does not answer), reconciles what this
+    /// replica left in flight when it last stopped with its log (`db`,
+    /// journal replayed), and starts the thread that sends queued
+    /// adjustments.
+    pub fn connect(
+        url: &str,
+        replica: &str,
+        local: Arc<Activity>,
+        db: &Db,
+    ) -> anyhow::Result<Arc<Self>> {
+        let inflight = format!("inflight:{replica}");
         let client = redis::Client::open(url)?;
         let (ready, started) = std_mpsc::sync_channel(1);
         let (queue, adjustments) = mpsc::unbounded_channel();
         let health = Arc::new(Mutex::new(Ok(())));
         let thread_health = health.clone();
+        let inflight_key = inflight.clone();
         std::thread::Builder::new()
             .name("warden-redis".into())
             .spawn(move || {
@@ -123,21 +157,32 @@ impl RedisCounters {
                     match client.get_connection_manager_with_config(config).await {
                         Ok(manager) => {
                             let _ = ready.send(Ok(manager.clone()));
-                            send_adjustments(manager, adjustments, thread_health).await;
+                            send_adjustments(manager, adjustments, thread_health, inflight_key)
+                                .await;
                         }
                         Err(e) => drop(ready.send(Err(e.into()))),
                     }
                 });
             })?;
-        let manager = started
+        let manager: ConnectionManager = started
             .recv()
             .map_err(|_| anyhow::anyhow!("the Redis thread ended before it started"))??;
+        let mut connection = redis::Client::open(url)?.get_connection()?;
+        let settled = reconcile(&mut connection, &inflight, db)?;
+        if settled > 0 {
+            tracing::info!(
+                calls = settled,
+                "reconciled the reservations left in flight"
+            );
+        }
         Ok(Arc::new(Self {
             local,
+            inflight,
             manager,
             script: Arc::new(redis::Script::new(RESERVE)),
             queue,
             health,
+            down_since: Arc::new(Mutex::new(None)),
         }))
     }
 
@@ -162,8 +207,65 @@ impl RedisCounters {
             keys,
             requests,
             tokens,
+            request: payer.request.to_string(),
         });
     }
+}
+
+/// Adds `requests` and `tokens` to every owner's windows.
+fn adjust(pipe: &mut redis::Pipeline, keys: &[[String; 3]], requests: i64, tokens: i64) {
+    for [minute, day, month] in keys {
+        if requests != 0 {
+            pipe.hincr(minute, "r", requests).ignore();
+            // A minute window may have expired meanwhile: keep it short-lived.
+            pipe.expire(minute, 120).ignore();
+            pipe.hincr(day, "r", requests).ignore();
+            pipe.hincr(month, "r", requests).ignore();
+        }
+        if tokens != 0 {
+            pipe.hincr(day, "t", tokens).ignore();
+            pipe.hincr(month, "t", tokens).ignore();
+        }
+    }
+}
+
+/// Settles or gives back every reservation left in `inflight` by an
+/// earlier run of this replica, by its log: returns how many.
+fn reconcile(connection: &mut redis::Connection, inflight: &str, db: &Db) -> anyhow::Result<usize> {
+    let entries: Vec<(String, String)> = redis::cmd("HGETALL").arg(inflight).query(connection)?;
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for (request, entry) in &entries {
+        let mut fields = entry.splitn(4, '|');
+        let (Some(tokens), Some(tenant), Some(at_ms), Some(keys)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            pipe.hdel(inflight, request).ignore();
+            continue;
+        };
+        let reserved: i64 = tokens.parse().unwrap_or(0);
+        let keys: Vec<String> = keys.split(',').map(str::to_string).collect();
+        let keys: Vec<[String; 3]> = keys
+            .chunks_exact(3)
+            .map(|k| [k[0].clone(), k[1].clone(), k[2].clone()])
+            .collect();
+        let record = db.logged_record(tenant, at_ms.parse().unwrap_or(0), request)?;
+        match record {
+            Some(record) if !record.quota_returned => {
+                let actual = (record.tokens_in + record.tokens_out) as i64;
+                adjust(&mut pipe, &keys, 0, actual - reserved);
+            }
+            // In flight when the replica died (no answer, no record), or
+            // refused by the quota: it counts nowhere.
+            _ => adjust(&mut pipe, &keys, -1, -reserved),
+        }
+        pipe.hdel(inflight, request).ignore();
+    }
+    pipe.query::<()>(connection)?;
+    Ok(entries.len())
 }
 
 fn owners<'a>(payer: &'a Payer<'a>) -> impl Iterator<Item = &'a str> {
@@ -192,9 +294,12 @@ impl QuotaCounters for RedisCounters {
         prompt: u64,
         answer: &AnswerBudget,
     ) -> Reserving {
-        let keys: Vec<String> = owners(&payer)
+        let mut keys: Vec<String> = owners(&payer)
             .flat_map(|owner| window_keys(payer.tenant, owner, at))
             .collect();
+        let entry = format!("{}|{}|{}", payer.tenant, payer.at_ms, keys.join(","));
+        keys.push(self.inflight.clone());
+        let request = payer.request.to_string();
         let minute_end = (at.now_ms / MINUTE_MS + 2) * MINUTE_MS / 1000;
         let args: [i64; 9] = [
             prompt as i64,
@@ -211,6 +316,7 @@ impl QuotaCounters for RedisCounters {
         let mut manager = self.manager.clone();
         let local = self.local.clone();
         let health = self.health.clone();
+        let down_since = self.down_since.clone();
         let (tenant, user, pools) = (
             payer.tenant.to_string(),
             payer.user.to_string(),
@@ -225,26 +331,28 @@ impl QuotaCounters for RedisCounters {
             for arg in args {
                 invocation.arg(arg);
             }
+            invocation.arg(request).arg(entry);
             let call = invocation.invoke_async::<Vec<i64>>(&mut manager);
             let answered = tokio::time::timeout(RESERVE_TIMEOUT, call).await;
+            let outage = |reason: String| {
+                Self::note(&health, Err(reason.clone()));
+                if let Ok(mut down) = down_since.lock() {
+                    down.get_or_insert_with(std::time::Instant::now);
+                }
+                Err(CountersUnavailable(reason))
+            };
             let values = match answered {
                 Ok(Ok(values)) if values.len() == 5 + 4 * pools.len() => values,
-                Ok(Ok(values)) => {
-                    let reason = format!("Redis answered {} values", values.len());
-                    Self::note(&health, Err(reason.clone()));
-                    return Err(CountersUnavailable(reason));
-                }
-                Ok(Err(e)) => {
-                    Self::note(&health, Err(e.to_string()));
-                    return Err(CountersUnavailable(e.to_string()));
-                }
+                Ok(Ok(values)) => return outage(format!("Redis answered {} values", values.len())),
+                Ok(Err(e)) => return outage(e.to_string()),
                 Err(_) => {
-                    let reason = format!("Redis did not answer within {RESERVE_TIMEOUT:?}");
-                    Self::note(&health, Err(reason.clone()));
-                    return Err(CountersUnavailable(reason));
+                    return outage(format!("Redis did not answer within {RESERVE_TIMEOUT:?}"))
                 }
             };
             Self::note(&health, Ok(()));
+            if let Ok(mut down) = down_since.lock() {
+                *down = None;
+            }
             let count = |v: i64| v.max(0) as u64;
             let answer = count(values[0]);
             // This replica's own view, counted the same way.
@@ -252,6 +360,8 @@ impl QuotaCounters for RedisCounters {
                 tenant: &tenant,
                 user: &user,
                 pools: &pools,
+                request: "",
+                at_ms: at.now_ms,
             };
             local.reserve_now(payer, &at, prompt, &AnswerBudget::fixed(answer));
             let secs_until =
@@ -307,9 +417,9 @@ impl QuotaCounters for RedisCounters {
         journal: &mut dyn FnMut(Settled),
     ) {
         self.local.settle(payer, at, reserved, actual, journal);
-        let delta = actual as i64 - reserved as i64;
-        if delta != 0 {
-            self.queue(&payer, at, 0, delta);
+        // A call given back earlier, or never reserved, has nothing here.
+        if reserved > 0 || actual > 0 {
+            self.queue(&payer, at, 0, actual as i64 - reserved as i64);
         }
     }
 }
@@ -320,20 +430,22 @@ async fn send_adjustments(
     mut manager: ConnectionManager,
     mut queue: mpsc::UnboundedReceiver<Adjustment>,
     health: Arc<Mutex<Result<(), String>>>,
+    inflight: String,
 ) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, 256).await > 0 {
+        // One transaction: an adjustment and the removal of its in-flight
+        // entry happen together or not at all.
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for adjustment in &batch {
-            for [minute, day, month] in &adjustment.keys {
-                if adjustment.requests != 0 {
-                    pipe.hincr(minute, "r", adjustment.requests).ignore();
-                    pipe.hincr(day, "r", adjustment.requests).ignore();
-                    pipe.hincr(month, "r", adjustment.requests).ignore();
-                }
-                pipe.hincr(day, "t", adjustment.tokens).ignore();
-                pipe.hincr(month, "t", adjustment.tokens).ignore();
-            }
+            adjust(
+                &mut pipe,
+                &adjustment.keys,
+                adjustment.requests,
+                adjustment.tokens,
+            );
+            pipe.hdel(&inflight, &adjustment.request).ignore();
         }
         let mut backoff = Duration::from_millis(50);
         loop {

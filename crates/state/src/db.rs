@@ -22,6 +22,12 @@
 //! - `invitations`: tenant_id \0 id        → Invitation; `invitation_tokens`: token hash → its key
 //! - `webhook_deliveries`: tenant_id \0 created_at (hex) \0 id → Delivery
 //! - `routes`:    tenant_id \0 model       → StoredRoute
+//! - `plugin_files`: tenant_id \0 path under the tenant's plugin directory →
+//!   the file (replicas sharing one state: every replica writes them)
+//! - `shipping`:  log key → RequestRecord: records this replica served that
+//!   the shared store does not have yet (replicas sharing one; see shared.rs)
+//! - `replica_meta`: name → big-endian i64: how far this replica has
+//!   followed the shared request log
 //! - `secrets`:   `master_check`            → SealedKey of a known text: which
 //!   master key sealed the providers' keys (a wrong one fails start-up)
 //!
@@ -100,6 +106,9 @@ pub struct Db {
     pub(crate) logs_by_task: sled::Tree,
     pub(crate) usage_daily: sled::Tree,
     pub(crate) events: sled::Tree,
+    pub(crate) shipping: sled::Tree,
+    plugin_files: sled::Tree,
+    replica_meta: sled::Tree,
     pub plugin_kv: sled::Tree,
     pub(crate) ui_sessions: sled::Tree,
     pub(crate) ui_login_codes: sled::Tree,
@@ -190,6 +199,9 @@ impl Db {
             logs_by_task: tree("logs_by_task")?,
             usage_daily: tree("usage_daily")?,
             events: tree("events")?,
+            shipping: tree("shipping")?,
+            plugin_files: tree("plugin_files")?,
+            replica_meta: tree("replica_meta")?,
             plugin_kv: tree("plugin_kv")?,
             ui_sessions: tree("ui_sessions")?,
             ui_login_codes: tree("ui_login_codes")?,
@@ -352,6 +364,115 @@ impl Db {
         Ok(rows)
     }
 
+    /// Records another replica served, from the shared store: logged and
+    /// counted in the rollups like this replica's own (once each), never
+    /// shipped back.
+    pub fn log_served_elsewhere(&self, records: &[RequestRecord]) -> anyhow::Result<()> {
+        let entries: Vec<_> = records
+            .iter()
+            .map(|r| Ok((super::writer::log_key(r), encode(r)?, r)))
+            .collect::<anyhow::Result<_>>()?;
+        super::rollup::log_and_count(self, &entries, false)
+    }
+
+    /// Sets one plugin's files of a tenant (paths under its plugin
+    /// directory) to `files`, removing the ones it had that are gone.
+    pub fn put_plugin_files(
+        &self,
+        tenant: &str,
+        name: &str,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> anyhow::Result<()> {
+        let live = compound_key(&[tenant, &format!("{name}.wasm")]);
+        let versions = compound_key(&[tenant, &format!(".versions/{name}/")]);
+        let mut changes: Vec<Change> = files
+            .iter()
+            .map(|(path, bytes)| {
+                Change::put("plugin_files", compound_key(&[tenant, path]), bytes.clone())
+            })
+            .collect();
+        let kept: HashSet<Vec<u8>> = changes.iter().map(|c| c.key.clone()).collect();
+        let had = self.plugin_files.get(&live)?.map(|_| live.clone());
+        for key in had.into_iter().chain(
+            self.plugin_files
+                .scan_prefix(&versions)
+                .keys()
+                .filter_map(Result::ok)
+                .map(|k| k.to_vec()),
+        ) {
+            if !kept.contains(&key) {
+                changes.push(Change::remove("plugin_files", key));
+            }
+        }
+        if !changes.is_empty() {
+            self.write(changes)?;
+        }
+        Ok(())
+    }
+
+    /// Every tenant's shared plugin files: (tenant, path, bytes).
+    pub fn plugin_files(&self) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
+        self.plugin_files
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                let key = String::from_utf8(key.to_vec())?;
+                let (tenant, path) = key.split_once('\0').unwrap_or(("", &key));
+                Ok((tenant.to_string(), path.to_string(), value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// The logged record of a call, by its tenant, start and id.
+    pub fn logged_record(
+        &self,
+        tenant: &str,
+        at_ms: u64,
+        id: &str,
+    ) -> anyhow::Result<Option<RequestRecord>> {
+        let key = super::writer::record_key(tenant, at_ms, id);
+        Ok(match self.logs.get(key)? {
+            Some(value) => Some(serde_json::from_slice(&value)?),
+            None => None,
+        })
+    }
+
+    /// Up to `limit` records this replica served that the shared store does
+    /// not have yet, oldest first: (log key, encoded record).
+    pub fn unshipped(&self, limit: usize) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.shipping
+            .iter()
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// The shared store has these records now.
+    pub fn shipped(&self, keys: &[Vec<u8>]) -> anyhow::Result<()> {
+        let mut batch = sled::Batch::default();
+        for key in keys {
+            batch.remove(key.as_slice());
+        }
+        self.shipping.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// A local cursor (how far this replica followed a shared log).
+    pub fn cursor(&self, name: &str) -> anyhow::Result<i64> {
+        Ok(match self.replica_meta.get(name)? {
+            Some(v) if v.len() == 8 => i64::from_be_bytes(v.as_ref().try_into()?),
+            _ => 0,
+        })
+    }
+
+    pub fn set_cursor(&self, name: &str, value: i64) -> anyhow::Result<()> {
+        self.replica_meta.insert(name, &value.to_be_bytes())?;
+        Ok(())
+    }
+
     /// Applies changes in one sled transaction, checking their
     /// expectations when `check`; rebuilds the snapshot when one of them
     /// touched it.
@@ -409,6 +530,7 @@ impl Db {
             "ui_sessions" => &self.ui_sessions,
             "ui_login_codes" => &self.ui_login_codes,
             "events" => &self.events,
+            "plugin_files" => &self.plugin_files,
             other => anyhow::bail!("'{other}' is not a shared tree"),
         })
     }

@@ -78,5 +78,5 @@ pub(crate) fn log_for_test(db: &Db, records: &[model::RequestRecord]) {
         .iter()
         .map(|r| (writer::log_key(r), serde_json::to_vec(r).unwrap(), r))
         .collect();
-    rollup::log_and_count(db, &entries).unwrap();
+    rollup::log_and_count(db, &entries, false).unwrap();
 }

@@ -71,9 +71,12 @@ fn rollup_key(tenant: &str, date: &str, user: &str, task: &str) -> Vec<u8> {
 
 /// Inserts encoded log entries and counts the new ones in the daily
 /// rollups, atomically. `entries` are (log key, encoded record, record).
+/// With `ship`, the new ones are also queued for the shared store (this
+/// replica served them; another replica's records arrive shipped).
 pub(crate) fn log_and_count(
     db: &Db,
     entries: &[(Vec<u8>, Vec<u8>, &RequestRecord)],
+    ship: bool,
 ) -> anyhow::Result<()> {
     if entries.is_empty() {
         return Ok(());
@@ -97,13 +100,17 @@ pub(crate) fn log_and_count(
         &db.usage_daily,
         &db.logs_by_user,
         &db.logs_by_task,
+        &db.shipping,
     )
-        .transaction(|(logs, daily, by_user, by_task)| {
+        .transaction(|(logs, daily, by_user, by_task, shipping)| {
             let mut deltas: BTreeMap<&[u8], DailyUsage> = BTreeMap::new();
             for ((key, value, record), rollup) in entries.iter().zip(&dated) {
                 if logs.insert(key.as_slice(), value.as_slice())?.is_none() {
                     by_user.insert(index_key(record, &record.user_id), &[])?;
                     by_task.insert(index_key(record, &record.task_id), &[])?;
+                    if ship {
+                        shipping.insert(key.as_slice(), value.as_slice())?;
+                    }
                     deltas
                         .entry(rollup)
                         .or_default()

@@ -10,7 +10,7 @@
 //! write at once; the others apply it when notified.
 
 /// The sled trees every replica shares: identity, configuration, console
-/// sessions and the audit log. Not shared: the request log and its indexes
+/// sessions, the audit log and tenants' uploaded plugin files. Not shared: the request log and its indexes
 /// and rollups (each replica's own, batched into the shared store),
 /// counters (Redis), plugins' key-value stores and webhook deliveries (a
 /// replica's own work queue).
@@ -33,6 +33,7 @@ pub const SHARED_TREES: &[&str] = &[
     "ui_sessions",
     "ui_login_codes",
     "events",
+    "plugin_files",
 ];
 
 /// The trees the request path's snapshot is built from: a change to one

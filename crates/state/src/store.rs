@@ -36,6 +36,11 @@ pub struct Payer<'a> {
     pub tenant: &'a str,
     pub user: &'a str,
     pub pools: &'a [String],
+    /// The call (its request id): a shared store tracks each reservation
+    /// until it is settled, to reconcile after a crash.
+    pub request: &'a str,
+    /// When it started (its record's `at_ms`).
+    pub at_ms: u64,
 }
 
 /// A call's reservation, read in the same step as it was made.
@@ -443,6 +448,8 @@ mod tests {
             tenant: "acme",
             user: "ali",
             pools: &pools,
+            request: "r1",
+            at_ms: 0,
         };
         let reserve = |payer, prompt, answer| match counters.reserve(
             payer,

@@ -38,11 +38,15 @@ struct WriterInner {
 }
 
 pub(crate) fn log_key(record: &RequestRecord) -> Vec<u8> {
-    let mut key = compound_key(&[&record.tenant_id]);
+    record_key(&record.tenant_id, record.at_ms, &record.id)
+}
+
+pub(crate) fn record_key(tenant: &str, at_ms: u64, id: &str) -> Vec<u8> {
+    let mut key = compound_key(&[tenant]);
     key.push(0);
-    key.extend_from_slice(&record.at_ms.to_be_bytes());
+    key.extend_from_slice(&at_ms.to_be_bytes());
     key.push(0);
-    key.extend_from_slice(record.id.as_bytes());
+    key.extend_from_slice(id.as_bytes());
     key
 }
 
@@ -59,7 +63,7 @@ fn persist(db: &Db, activity: &Activity, records: &mut Vec<RequestRecord>) -> Re
         })
         .collect();
     let mut failed = None;
-    if let Err(e) = super::rollup::log_and_count(db, &entries) {
+    if let Err(e) = super::rollup::log_and_count(db, &entries, db.is_shared()) {
         tracing::error!(error = %e, "writing request records failed");
         failed = Some(format!("writing request records: {e}"));
     }

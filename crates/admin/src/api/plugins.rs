@@ -16,6 +16,11 @@ use crate::domain::plans::Feature;
 use crate::error::{ApiError, ErrorCode};
 use crate::plugin_store::{valid_name, PluginStore, PluginVersions};
 
+/// Replicas sharing one state get the plugin's files as they now are.
+fn share(app: &App, tenant: &str, name: &str) -> Result<(), ApiError> {
+    crate::replication::share_plugin(app, tenant, name).map_err(internal)
+}
+
 /// Largest component accepted (Python and JS components run to tens of MiB).
 pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
 
@@ -238,6 +243,7 @@ pub async fn upload(
         return Err(rejected("the body must be the component's bytes".into()));
     }
     let (version, stage, self_test, published) = go_live(app, tenant, name, wasm.clone()).await?;
+    share(app, tenant, name)?;
     audit(
         app,
         caller,
@@ -281,6 +287,7 @@ pub async fn rollback(
     let compiled = compile_off_worker(app, name, bytes.into()).await?;
     let _reloading = chains.reload_lock();
     let published = publish(chains, &store, tenant, name, previous, compiled)?;
+    share(app, tenant, name)?;
     audit(
         app,
         caller,
@@ -322,6 +329,7 @@ pub fn delete(
     }
     store.delete(name).map_err(|e| internal(e.into()))?;
     chains.install_plugin(Some(tenant), name, None);
+    share(app, tenant, name)?;
     audit(
         app,
         caller,

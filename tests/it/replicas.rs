@@ -469,18 +469,28 @@ async fn calls_are_refused_while_redis_is_down_and_served_again_when_it_returns(
     let prompt = "write the invoice total function";
     assert_eq!(status_of(&http, &a, &ali, prompt).await, 200);
 
-    // Redis away: refused with 503 in the caller's dialect, never counted
-    // nowhere; /readyz says why.
+    // Redis away for 10 s under calls: each refused with 503 in the
+    // caller's dialect (counted nowhere is never an answer); /readyz says why.
     redis.stop();
     let body = serde_json::json!({
         "model": "gpt-4o-mini",
         "messages": [{ "role": "user", "content": prompt }],
     });
-    let refused = post_chat(&http, &a, &ali, body.to_string()).await.unwrap();
-    assert_eq!(refused.status(), 503);
-    assert!(refused.headers().contains_key("retry-after"));
-    let (_, code, message) = error_of(refused).await;
-    assert_eq!(code, "counters_unavailable", "{message}");
+    let down = Instant::now();
+    let mut refused_calls = 0;
+    while down.elapsed() < Duration::from_secs(10) {
+        let refused = post_chat(&http, &a, &ali, body.to_string()).await.unwrap();
+        assert_eq!(refused.status(), 503);
+        assert!(refused.headers().contains_key("retry-after"));
+        let (_, code, message) = error_of(refused).await;
+        assert_eq!(code, "counters_unavailable", "{message}");
+        refused_calls += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        refused_calls >= 20,
+        "{refused_calls} calls during the outage"
+    );
     let ready = get_json(&http, &format!("{a}/readyz"), "").await;
     assert_eq!(ready["checks"]["counters"]["ok"], false, "{ready}");
 

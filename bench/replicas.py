@@ -64,6 +64,30 @@ def redis_stats():
     return calls("evalsha") + calls("eval"), calls("exec")
 
 
+def cpu_seconds(pattern):
+    """CPU time (user + system) of every process whose command line matches."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            if not re.search(pattern, cmdline):
+                continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total
+
+
+CPU = {"replica a": r"warden serve --config .*shared-a\.toml", "replica b (following)": r"warden serve --config .*shared-b\.toml",
+       "PostgreSQL": r"^(postgres:|/usr/lib/postgresql/.*/postgres )", "Redis": r"redis-server"}
+
+
 def nginx(name, upstreams):
     conf = os.path.join(WORK, f"{name}.conf")
     servers = "".join(f"server 127.0.0.1:{port}; " for port in upstreams)
@@ -109,10 +133,11 @@ def main():
         for name, port, token in rows:
             wrk(port, token, 8, duration=2)  # warm-up
             for c in (1, 64):
-                before = redis_stats()
+                before, cpu_before = redis_stats(), {k: cpu_seconds(v) for k, v in CPU.items()}
                 results[(name, c)] = wrk(port, token, c)
-                after = redis_stats()
+                after, cpu_after = redis_stats(), {k: cpu_seconds(v) for k, v in CPU.items()}
                 results[(name, "redis", c)] = (after[0] - before[0], after[1] - before[1])
+                results[(name, "cpu", c)] = {k: cpu_after[k] - cpu_before[k] for k in CPU}
         print(f"\nwrk {DURATION}s per row, same 2-core box (load generator, mock, nginx, PostgreSQL, Redis and "
               f"every replica share its two cores), loopback.\n")
         print("| target | c=1 req/s | c=1 p50 | c=1 p99 | c=64 req/s | c=64 p50 | c=64 p99 |")
@@ -128,15 +153,18 @@ def main():
         one, two = results[(rows[2][0], 64)], results[(rows[3][0], 64)]
         print(f"- two replicas behind nginx: {two[0]:.0f} req/s against one's {one[0]:.0f} ({100 * two[0] / one[0]:.0f}%, "
               f"c=64, one 2-core box)")
+        requests = results[(shared1, 64)][0] * DURATION
+        spent = ", ".join(f"{k} {1e6 * v / requests:.0f} µs" for k, v in results[(shared1, "cpu", 64)].items())
+        print(f"- CPU per request, one replica on PostgreSQL + Redis (c=64): {spent}")
         for c in (1, 64):
             requests = results[(shared1, c)][0] * DURATION
             evals, execs = results[(shared1, "redis", c)]
             print(f"- Redis round trips per request (c={c}): {evals / requests:.2f} awaited (the reservation), "
                   f"{execs / requests:.3f} queued settlement batches")
     finally:
-        stop_all()
-        if pg_where:
+        if pg_where:  # before stop_all, which removes its directory
             stop_postgres(pg_where)
+        stop_all()
 
 
 main()

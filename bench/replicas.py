@@ -84,7 +84,7 @@ def cpu_seconds(pattern):
     return total
 
 
-CPU = {"replica a": r"warden serve --config .*shared-a\.toml", "replica b (following)": r"warden serve --config .*shared-b\.toml",
+CPU = {"sled": r"warden serve --config .*sled\.toml", "replica a": r"warden serve --config .*shared-a\.toml", "replica b (following)": r"warden serve --config .*shared-b\.toml",
        "PostgreSQL": r"^(postgres:|/usr/lib/postgresql/.*/postgres )", "Redis": r"redis-server"}
 
 
@@ -153,9 +153,11 @@ def main():
         one, two = results[(rows[2][0], 64)], results[(rows[3][0], 64)]
         print(f"- two replicas behind nginx: {two[0]:.0f} req/s against one's {one[0]:.0f} ({100 * two[0] / one[0]:.0f}%, "
               f"c=64, one 2-core box)")
+        alone = 1e6 * results[(sled, "cpu", 64)]["sled"] / (results[(sled, 64)][0] * DURATION)
         requests = results[(shared1, 64)][0] * DURATION
-        spent = ", ".join(f"{k} {1e6 * v / requests:.0f} µs" for k, v in results[(shared1, "cpu", 64)].items())
-        print(f"- CPU per request, one replica on PostgreSQL + Redis (c=64): {spent}")
+        spent = ", ".join(f"{k} {1e6 * v / requests:.0f} µs" for k, v in results[(shared1, "cpu", 64)].items()
+                          if k != "sled")
+        print(f"- CPU per request (c=64): Warden on sled {alone:.0f} µs; one replica on PostgreSQL + Redis: {spent}")
         for c in (1, 64):
             requests = results[(shared1, c)][0] * DURATION
             evals, execs = results[(shared1, "redis", c)]

@@ -122,6 +122,10 @@ enum Command {
         /// The PostgreSQL URL, e.g. postgres://warden@127.0.0.1/warden.
         #[arg(long, env = "WARDEN_STATE", hide_env_values = true)]
         to: String,
+        /// The server's plugin directory: tenants' uploaded plugins are
+        /// copied from its `tenants/`.
+        #[arg(long, default_value = "build/plugins")]
+        plugin_dir: PathBuf,
     },
     /// Print a fresh random master key (64 hex digits) for WARDEN_MASTER_KEY.
     NewMasterKey,
@@ -372,12 +376,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invitation { command } => cli::run(target, command.call()?).await?,
         Command::Group { command } => cli::run(target, command.call()).await?,
         Command::NewMasterKey => cli::new_master_key(),
-        Command::Migrate { to } => {
+        Command::Migrate { to, plugin_dir } => {
             let state_dir = target
                 .state_dir
                 .clone()
                 .unwrap_or_else(|| ".warden/state".into());
-            tokio::task::spawn_blocking(move || cli::migrate(&state_dir, &to)).await??
+            let copy = move || cli::migrate(&state_dir, &plugin_dir, &to);
+            tokio::task::spawn_blocking(copy).await??
         }
         Command::RotateMasterKey {
             old_key_file,

@@ -17,11 +17,29 @@ fn replica_config(
     url: &str,
 ) -> (std::path::PathBuf, String) {
     let state = dir.join(format!("{name}-state"));
+    let (config, base) = own_config(dir, name, &state, mock);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replacen(
+        "[upstream]",
+        &format!("[shared]\nstate = \"{url}\"\nreplica = \"{name}\"\n[upstream]"),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    (config, base)
+}
+
+/// A server's config file in `dir/name`, state in `state`, with a plugin
+/// directory of its own (a copy of the built plugins), as on a machine of
+/// its own.
+fn own_config(
+    dir: &Path,
+    name: &str,
+    state: &Path,
+    mock: std::net::SocketAddr,
+) -> (std::path::PathBuf, String) {
     let own = dir.join(name);
     std::fs::create_dir_all(&own).unwrap();
-    let (config, base) = server_config(&own, &state, mock);
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    // Each replica its own plugin directory, as on separate machines.
+    let (config, base) = server_config(&own, state, mock);
     let plugins = own.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     for entry in std::fs::read_dir(plugin_dir()).unwrap().flatten() {
@@ -29,14 +47,9 @@ fn replica_config(
             std::fs::copy(entry.path(), plugins.join(entry.file_name())).unwrap();
         }
     }
-    text = text.replace(
+    let text = std::fs::read_to_string(&config).unwrap().replace(
         &format!("plugin_dir = \"{}\"", plugin_dir().display()),
         &format!("plugin_dir = \"{}\"", plugins.display()),
-    );
-    text = text.replacen(
-        "[upstream]",
-        &format!("[shared]\nstate = \"{url}\"\nreplica = \"{name}\"\n[upstream]"),
-        1,
     );
     std::fs::write(&config, text).unwrap();
     (config, base)
@@ -109,8 +122,45 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
     let admin = local(&[
         "token", "issue", "--tenant", "acme", "--user", "maya", "--task", TASK,
     ]);
-    let copied = warden_in(&seeded, &["migrate", "--to", &pg.url]);
+    // It served a call and took a plugin upload before it was migrated.
+    let (embedded, alone) = own_config(&dir.0, "embedded", &seeded, mock);
+    let mut server = Running::start(&embedded, &http, &alone).await;
+    assert_eq!(
+        status_of(&http, &alone, &ali, "write the invoice total").await,
+        200
+    );
+    let limiter = std::fs::read(plugin_dir().join("max-prompt-length.wasm")).unwrap();
+    let uploaded = http
+        .put(format!(
+            "{alone}/admin/v1/tenants/acme/plugins/migrated-limit"
+        ))
+        .bearer_auth(&admin)
+        .header("content-type", "application/wasm")
+        .body(limiter)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let stopped = sigterm(server.0.take().expect("running")).await;
+    assert!(stopped.success());
+    let plugins = dir.0.join("embedded/plugins");
+    let copied = warden_in(
+        &seeded,
+        &[
+            "migrate",
+            "--to",
+            &pg.url,
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+    );
     assert!(copied.contains("users"), "{copied}");
+    assert!(copied.contains("plugin_files"), "{copied}");
+    assert_eq!(
+        pg.query("SELECT count(*) FROM request_log"),
+        "1",
+        "{copied}"
+    );
     // A second copy would overwrite: refused.
     let again = warden_output(&[
         "migrate",
@@ -133,6 +183,10 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
     assert_eq!(status_of(&http, &a, &ali, prompt).await, 200);
     let ready = get_json(&http, &format!("{b}/readyz"), "").await;
     assert_eq!(ready["checks"]["shared_state"]["ok"], true, "{ready}");
+    // The migrated upload is in b's own plugin directory, live.
+    let listed = get_json(&http, &format!("{b}/admin/v1/tenants/acme/plugins"), &admin).await;
+    assert_eq!(listed["data"][0]["name"], "migrated-limit", "{listed}");
+    assert_eq!(listed["data"][0]["live"], 1, "{listed}");
 
     // A policy set through a is enforced by b within a second.
     let default = std::fs::read_to_string(repo_root().join("policies/default.toml")).unwrap();
@@ -249,7 +303,16 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
     );
     eprintln!("a plugin uploaded through a is loaded on b after {took:?}");
     let listed = get_json(&http, &format!("{b}/admin/v1/tenants/acme/plugins"), &admin).await;
-    assert_eq!(listed["data"][0]["live"], 1, "{listed}");
+    let short = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "short-prompts");
+    assert_eq!(
+        short.map(|p| &p["live"]),
+        Some(&serde_json::json!(1)),
+        "{listed}"
+    );
     let medium = format!("{prompt} for the invoice team");
     let took = time_until(Duration::from_secs(3), || async {
         status_of(&http, &a, &ali, &medium).await == 403
@@ -726,6 +789,33 @@ async fn calls_are_served_while_postgres_is_down_and_their_records_arrive_when_i
         pg.query("SELECT count(*) FROM request_log"),
         answered.len().to_string()
     );
+    replica.kill_9();
+
+    // The change log is pruned after a week (a replica prunes when it
+    // starts, then hourly), keeping the latest change; the state stays.
+    pg.query("UPDATE state_changes SET at = now() - interval '8 days'");
+    let replica = Running::start(&config, &http, &a).await;
+    let pruned = eventually_async(|| {
+        let left = pg.query("SELECT count(*) FROM state_changes");
+        async move { left == "1" }
+    })
+    .await;
+    assert!(pruned, "only the latest change is kept");
+    let again = "write invoice endpoint again";
+    assert_eq!(status_of(&http, &a, &ali, again).await, 200);
+    // A replica that missed pruned changes says so until it restarts.
+    pg.query("UPDATE state_changes_pruned SET upto = 1000000000");
+    let stale = eventually_async(|| {
+        let (http, a) = (http.clone(), a.clone());
+        async move {
+            let ready = get_json(&http, &format!("{a}/readyz"), "").await;
+            ready["checks"]["shared_state"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("restart it"))
+        }
+    })
+    .await;
+    assert!(stale, "/readyz names a replica that missed pruned changes");
     replica.kill_9();
 }
 

@@ -29,7 +29,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_request_log",
         include_str!("migrations/0002_request_log.sql"),
     ),
+    (
+        "0003_pruned_changes",
+        include_str!("migrations/0003_pruned_changes.sql"),
+    ),
 ];
+
+/// Changes older than this are pruned from the log (replicas start from a
+/// snapshot, and a running one reads the log every second): the log stays
+/// small however long replicas run.
+const PRUNE_AFTER_SECS: f64 = 7.0 * 86_400.0;
+/// How often a replica prunes (several doing it at once is harmless).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// One advisory lock serializes writers, so change numbers commit in order.
 const WRITE_LOCK: i64 = 0x5741_5244_454e; // "WARDEN"
@@ -89,8 +100,10 @@ enum Command {
 /// A replica's link to PostgreSQL (a [`ChangeLog`]).
 pub struct Postgres {
     commands: mpsc::UnboundedSender<Command>,
-    /// Set when the last write or read of the log failed; `/readyz` says why.
+    /// Whether the last write succeeded, and whether following the log
+    /// does; `/readyz` says why not.
     health: Arc<Mutex<Result<(), String>>>,
+    following: Arc<Mutex<Result<(), String>>>,
 }
 
 impl Postgres {
@@ -100,10 +113,12 @@ impl Postgres {
         let (commands, inbox) = mpsc::unbounded_channel();
         let (ready, started) = std_mpsc::sync_channel(1);
         let health = Arc::new(Mutex::new(Ok(())));
+        let following = Arc::new(Mutex::new(Ok(())));
         let link = Link {
             url: url.to_string(),
             replica: replica.to_string(),
             health: health.clone(),
+            following: following.clone(),
         };
         std::thread::Builder::new()
             .name("warden-postgres".into())
@@ -121,7 +136,12 @@ impl Postgres {
         let snapshot = started
             .recv()
             .context("the PostgreSQL thread ended before it started")??;
-        Ok((Arc::new(Self { commands, health }), snapshot))
+        let link = Self {
+            commands,
+            health,
+            following,
+        };
+        Ok((Arc::new(link), snapshot))
     }
 
     /// Hands every change committed after `from.change` (by any replica,
@@ -143,11 +163,14 @@ impl Postgres {
             .map_err(|_| anyhow::anyhow!("PostgreSQL did not answer within {WRITE_TIMEOUT:?}"))?
     }
 
-    /// Whether the database answered the last write and read.
+    /// Whether the database took the last write, and this replica follows
+    /// its log.
     pub fn health(&self) -> Result<(), String> {
-        self.health
-            .lock()
-            .map_or_else(|_| Err("poisoned".into()), |h| h.clone())
+        let read = |h: &Mutex<Result<(), String>>| {
+            h.lock()
+                .map_or_else(|_| Err("poisoned".into()), |h| h.clone())
+        };
+        read(&self.health).and(read(&self.following))
     }
 }
 
@@ -171,6 +194,7 @@ struct Link {
     url: String,
     replica: String,
     health: Arc<Mutex<Result<(), String>>>,
+    following: Arc<Mutex<Result<(), String>>>,
 }
 
 impl Link {
@@ -195,7 +219,20 @@ impl Link {
                 return;
             }
         };
-        while let Some(command) = inbox.recv().await {
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            let command = tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(command) => command,
+                    None => return,
+                },
+                _ = prune.tick() => {
+                    if let Err(e) = self.prune(&mut writer).await {
+                        tracing::warn!(error = %format!("{e:#}"), "pruning the change log");
+                    }
+                    continue;
+                }
+            };
             match command {
                 Command::Commit { changes, reply } => {
                     let result = self.commit(&mut writer, &changes).await;
@@ -206,7 +243,7 @@ impl Link {
                     let tail = Tail {
                         url: self.url.clone(),
                         replica: self.replica.clone(),
-                        health: self.health.clone(),
+                        health: self.following.clone(),
                         at: from,
                         subscriber,
                     };
@@ -219,6 +256,39 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Drops changes older than `PRUNE_AFTER_SECS`, always keeping the
+    /// latest, and records how far.
+    async fn prune(&self, writer: &mut Option<Client>) -> anyhow::Result<()> {
+        if writer.as_ref().is_none_or(Client::is_closed) {
+            *writer = Some(connect(&self.url).await?);
+        }
+        let client = writer.as_mut().expect("connected");
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+            .await?;
+        let pruned: Option<i64> = tx
+            .query_one(
+                "WITH gone AS (
+                     DELETE FROM state_changes
+                     WHERE at < now() - make_interval(secs => $1)
+                       AND seq < (SELECT max(seq) FROM state_changes)
+                     RETURNING seq)
+                 SELECT max(seq) FROM gone",
+                &[&PRUNE_AFTER_SECS],
+            )
+            .await?
+            .get(0);
+        if let Some(upto) = pruned {
+            tx.execute(
+                "UPDATE state_changes_pruned SET upto = greatest(upto, $1)",
+                &[&upto],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     fn note(&self, result: Result<(), String>) {
@@ -515,11 +585,11 @@ impl Tail {
             // Dropping `wake` ends the loop below: the connection is gone.
         });
         client.batch_execute("LISTEN warden_changes").await?;
-        if let Ok(mut health) = self.health.lock() {
-            *health = Ok(());
-        }
         loop {
             self.read(&client).await?;
+            if let Ok(mut health) = self.health.lock() {
+                *health = Ok(());
+            }
             tokio::select! {
                 woke = woken.recv() => if woke.is_none() {
                     anyhow::bail!("the connection closed");
@@ -566,6 +636,20 @@ impl Tail {
     }
 
     async fn read_changes(&mut self, client: &Client) -> anyhow::Result<()> {
+        let pruned: i64 = client
+            .query_one("SELECT upto FROM state_changes_pruned", &[])
+            .await?
+            .get(0);
+        if pruned > self.at.change {
+            // Cut off for longer than the log keeps: changes are missing
+            // here. Said by /readyz until the replica restarts (from a
+            // snapshot).
+            anyhow::bail!(
+                "this replica missed changes pruned from the log (it has up to {}, the log \
+                 starts after {pruned}): restart it",
+                self.at.change
+            );
+        }
         loop {
             let rows = client
                 .query(

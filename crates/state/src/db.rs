@@ -437,6 +437,26 @@ impl Db {
         })
     }
 
+    /// The whole request log, oldest first, `size` encoded records at a
+    /// time (`warden migrate`).
+    pub fn request_log_batches(
+        &self,
+        size: usize,
+        mut each: impl FnMut(Vec<Vec<u8>>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut batch = Vec::with_capacity(size);
+        for value in self.logs.iter().values() {
+            batch.push(value?.to_vec());
+            if batch.len() == size {
+                each(std::mem::take(&mut batch))?;
+            }
+        }
+        if !batch.is_empty() {
+            each(batch)?;
+        }
+        Ok(())
+    }
+
     /// Up to `limit` records this replica served that the shared store does
     /// not have yet, oldest first: (log key, encoded record).
     pub fn unshipped(&self, limit: usize) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {

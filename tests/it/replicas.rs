@@ -889,3 +889,109 @@ async fn a_tenant_with_an_outage_grace_is_served_on_local_counters_for_that_long
     assert!(back.is_some(), "served on the shared counters again");
     replica.kill_9();
 }
+
+/// Unrelated prompts for the invoice task, sent in order.
+const OFF_TASK: &[&str] = &[
+    "Give me a recipe for dinner tonight with pasta",
+    "Write a poem for my girlfriend's birthday",
+    "Write a cover letter for a marketing job at another company",
+    "Plan my holiday in Lisbon with a list of restaurants",
+    "Which used car should I buy for my family?",
+    "Suggest a workout plan to lose weight before summer",
+    "Write a funny speech for my brother's wedding",
+    "What should I cook for my kids this weekend?",
+];
+
+/// How many of the unrelated prompts a user sends, over `bases` in turn,
+/// before being refused as blocked.
+async fn calls_until_blocked(http: &reqwest::Client, bases: &[&str], token: &str) -> Option<usize> {
+    for (n, prompt) in OFF_TASK.iter().enumerate() {
+        let base = bases[n % bases.len()];
+        let answer = post_chat(http, base, token, chat(prompt)).await.unwrap();
+        if answer.status() == 403 {
+            let (_, code, _) = error_of(answer).await;
+            assert_eq!(code, "user_blocked");
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+fn chat(prompt: &str) -> String {
+    serde_json::json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": prompt }] })
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misuser_spread_over_replicas_is_scored_as_on_one() {
+    let pg = Postgres::start();
+    let redis = crate::common::servers::Redis::start();
+    let dir = TempDir::new("replicas-deviation");
+    let mock = mock_upstream().await;
+    let seeded = dir.0.join("a-state");
+    let _ali = seed_acme_with_cli(&seeded);
+    let local = |args: &[&str]| warden_in(&seeded, args);
+    local(&[
+        "user", "create", "--tenant", "acme", "maya", "--role", "admin",
+    ]);
+    local(&["user", "create", "--tenant", "acme", "one"]);
+    local(&["user", "create", "--tenant", "acme", "spread"]);
+    let issue = |user: &str| {
+        local(&[
+            "token", "issue", "--tenant", "acme", "--user", user, "--task", TASK,
+        ])
+    };
+    let (admin, one, spread) = (issue("maya"), issue("one"), issue("spread"));
+    warden_in(&seeded, &["migrate", "--to", &pg.url]);
+    let (config_a, a) = replica_config(&dir.0, mock, "a", &pg.url);
+    let (config_b, b) = replica_config(&dir.0, mock, "b", &pg.url);
+    with_counters(&config_a, &redis.url);
+    with_counters(&config_b, &redis.url);
+    let http = reqwest::Client::new();
+    let replica_a = Running::start(&config_a, &http, &a).await;
+    let replica_b = Running::start(&config_b, &http, &b).await;
+
+    // The same unrelated prompts: one user on one replica, another over
+    // both in turn. The score and evidence are shared; the deviation
+    // plugin's own key-value store (where it keeps the last action, to
+    // rise one step per call) is each replica's, which may cost one call:
+    // 3 on one replica, 4 over two (5 with each replica scoring alone).
+    let on_one = calls_until_blocked(&http, &[&a], &one)
+        .await
+        .expect("blocked on one replica");
+    let over_both = calls_until_blocked(&http, &[&a, &b], &spread)
+        .await
+        .expect("blocked over two");
+    eprintln!("blocked after {on_one} unrelated calls on one replica, {over_both} over two");
+    assert!(
+        over_both <= on_one + 1,
+        "{over_both} calls over two replicas, {on_one} on one"
+    );
+
+    // Re-enabled through a: the score starts afresh on b too, so one
+    // unrelated call there is answered (forgiven), not a block.
+    let (status, _) = admin_call(
+        &http,
+        &a,
+        &admin,
+        "POST",
+        "/admin/v1/tenants/acme/users/spread/enable",
+        serde_json::json!({ "reason": "talked it through" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let back = time_until(Duration::from_secs(3), || async {
+        post_chat(&http, &b, &spread, chat(OFF_TASK[0]))
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "answered on b after the re-enable through a"
+    );
+    replica_a.kill_9();
+    replica_b.kill_9();
+}

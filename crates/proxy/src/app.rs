@@ -147,6 +147,7 @@ impl App {
                 )
                 .context("connecting to Redis for the quota counters")?;
                 stores.counters = counters.clone();
+                stores.deviation = counters.clone();
                 Some(counters)
             }
             None => None,

@@ -132,9 +132,14 @@ const QUOTED_PROMPTS: usize = 3;
 
 /// The refusal a blocked user gets: why, the off-task prompts that did it
 /// (latest first), and how to get access back.
-fn blocked(app: &App, facts: &CallFacts<'_>, reason: &str) -> ApiError {
+async fn blocked(app: &App, facts: &CallFacts<'_>, reason: &str) -> ApiError {
     let (tenant, user) = (&facts.tenant.id, &facts.user.id);
-    let off_task = app.stores.deviation.off_task(tenant, user, &facts.at);
+    let off_task = app
+        .stores
+        .deviation
+        .off_task(tenant, user, &facts.at)
+        .get()
+        .await;
     let quoted: Vec<String> = off_task
         .iter()
         .rev()
@@ -184,7 +189,7 @@ pub async fn run(
     let Some(scored) = score_deviation(app, chain, facts, who, intent).await? else {
         return Ok(assessment);
     };
-    act(app, facts, scored, &mut assessment);
+    act(app, facts, scored, &mut assessment).await;
     Ok(assessment)
 }
 
@@ -240,7 +245,7 @@ async fn authorize(
     // blocked them, and the evidence.
     if facts.user.status == UserStatus::Blocked {
         let reason = format!("user '{}' is blocked", facts.user.id);
-        return Err(blocked(app, facts, &reason));
+        return Err(blocked(app, facts, &reason).await);
     }
     Err(ApiError::new(ErrorCode::AccessDenied, reason))
 }
@@ -457,10 +462,12 @@ async fn score_deviation(
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
     // Only off-task prompts are remembered, so only they are hashed.
     let prompt_hash = (intent.drift != Drift::OnTask).then(|| OffTaskPrompt::hash(facts.prompt));
-    let recall =
-        app.stores
-            .deviation
-            .recall(tenant_id, user_id, &facts.at, facts.task_id, prompt_hash);
+    let recall = app
+        .stores
+        .deviation
+        .recall(tenant_id, user_id, &facts.at, facts.task_id, prompt_hash)
+        .get()
+        .await;
     let repeat = recall.repeat;
     let scored_as = if repeat {
         Intent {
@@ -491,7 +498,7 @@ async fn score_deviation(
         score_before: recall.score,
         stats: recall.stats,
     };
-    let score = remember(app, facts, &seen, &outcome);
+    let score = remember(app, facts, &seen, &outcome).await;
     Ok(Some(ScoredCall { outcome, score }))
 }
 
@@ -507,7 +514,12 @@ struct Seen {
 /// Keeps the new score, the call in the user's history (a repeat only in
 /// the score), and writes the evidence of an automatic action. Returns the
 /// new score.
-fn remember(app: &App, facts: &CallFacts<'_>, seen: &Seen, outcome: &DeviationOutcome) -> f32 {
+async fn remember(
+    app: &App,
+    facts: &CallFacts<'_>,
+    seen: &Seen,
+    outcome: &DeviationOutcome,
+) -> f32 {
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
     let now = facts.at.now_ms;
     let intent = seen.intent;
@@ -539,8 +551,10 @@ fn remember(app: &App, facts: &CallFacts<'_>, seen: &Seen, outcome: &DeviationOu
         warning: (kept && acted).then(|| outcome.reason.clone()),
     };
     let memory = &app.stores.deviation;
-    let (new_score, evidence) =
-        memory.remember(tenant_id, user_id, &facts.at, scored, kept && acted);
+    let (new_score, evidence) = memory
+        .remember(tenant_id, user_id, &facts.at, scored, kept && acted)
+        .get()
+        .await;
     if let Some(prompts) = evidence {
         let scoring = crate::evidence::Scoring {
             request_id: facts.request_id,
@@ -561,7 +575,7 @@ fn remember(app: &App, facts: &CallFacts<'_>, seen: &Seen, outcome: &DeviationOu
 /// refuses this call (returned in the assessment, not as an error, so the
 /// log keeps this call's intent and score beside the refusal); a flag marks
 /// an active user; a warning rides on the answer.
-fn act(app: &App, facts: &CallFacts<'_>, scored: ScoredCall, assessment: &mut Assessment) {
+async fn act(app: &App, facts: &CallFacts<'_>, scored: ScoredCall, assessment: &mut Assessment) {
     let (tenant_id, user_id) = (facts.tenant.id.as_str(), facts.user.id.as_str());
     let ScoredCall { outcome, score } = scored;
     assessment.deviation_delta = Some(outcome.score_delta);
@@ -587,7 +601,7 @@ fn act(app: &App, facts: &CallFacts<'_>, scored: ScoredCall, assessment: &mut As
             "access disabled: {} (deviation score {score:.2})",
             outcome.reason
         );
-        assessment.blocked = Some(blocked(app, facts, &reason));
+        assessment.blocked = Some(blocked(app, facts, &reason).await);
         return;
     }
     if outcome.action != Action::None {

@@ -105,9 +105,11 @@ struct Adjustment {
 pub struct RedisCounters {
     /// Tells this instance's per-thread connections from another's (tests
     /// run several servers in one process).
-    id: u64,
-    client: redis::Client,
-    local: Arc<Activity>,
+    pub(crate) id: u64,
+    pub(crate) client: redis::Client,
+    pub(crate) local: Arc<Activity>,
+    /// The deviation memory's script (redis_deviation.rs).
+    pub(crate) remember: Arc<redis::Script>,
     /// `inflight:{replica}`.
     inflight: String,
     script: Arc<redis::Script>,
@@ -118,6 +120,18 @@ pub struct RedisCounters {
 }
 
 impl RedisCounters {
+    /// Runs `f` on a connection of its own, blocking (an admin's rare
+    /// correction, off the request path).
+    pub(crate) fn blocking<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        let mut connection = self
+            .client
+            .get_connection_with_timeout(Duration::from_secs(1))?;
+        f(&mut connection)
+    }
+
     /// How long reservations have been failing; `None` while Redis answers.
     pub fn outage(&self) -> Option<Duration> {
         let down = self.down_since.lock().ok()?;
@@ -181,6 +195,7 @@ impl RedisCounters {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             client: redis::Client::open(url)?,
             local,
+            remember: Arc::new(redis::Script::new(crate::redis_deviation::REMEMBER)),
             inflight,
             script: Arc::new(redis::Script::new(RESERVE)),
             queue,
@@ -291,7 +306,10 @@ thread_local! {
 
 /// This thread's connection for the counters `id` (made on first use, on
 /// this thread's runtime).
-async fn connection(id: u64, client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+pub(crate) async fn connection(
+    id: u64,
+    client: &redis::Client,
+) -> redis::RedisResult<ConnectionManager> {
     let mine = CONNECTIONS.with(|c| {
         c.borrow()
             .iter()

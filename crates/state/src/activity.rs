@@ -127,6 +127,30 @@ pub struct Counters {
 }
 
 impl UserActivity {
+    /// A user's deviation memory as a shared store holds it (Redis), to
+    /// read it the way this process reads its own.
+    pub fn from_shared(
+        score: f32,
+        score_updated_at_ms: u64,
+        first_request_ms: u64,
+        total_requests: u64,
+        history: VecDeque<HistoryItem>,
+        off_task: VecDeque<OffTaskPrompt>,
+    ) -> Self {
+        Self {
+            counters: Counters {
+                score,
+                score_updated_at_ms,
+                first_request_ms,
+                total_requests,
+                ..Counters::default()
+            },
+            history,
+            off_task,
+            ..Self::default()
+        }
+    }
+
     fn roll(&mut self, at: &Moment) {
         let minute = at.now_ms / MINUTE_MS;
         let Windows {

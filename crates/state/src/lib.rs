@@ -24,7 +24,7 @@ pub use rollup::{usage_report, DailyUsage, Grouping, UsageQuery, UsageRow};
 pub use sessions::{LoginCode, Session};
 pub use store::{
     AnswerBudget, AuditLog, CountersUnavailable, DeviationMemory, IdentityStore, PastCall, Payer,
-    QuotaCounters, Recall, RequestJournal, Reserved, Reserving, Scored, Settled, Stores,
+    Pending, QuotaCounters, Recall, RequestJournal, Reserved, Reserving, Scored, Settled, Stores,
 };
 pub use writer::StateWriter;
 

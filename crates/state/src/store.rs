@@ -13,7 +13,7 @@ use warden_domain::groups::PoolUsage;
 use warden_domain::model::{Event, RequestRecord, UserStatus};
 use warden_domain::{Drift, IntentLabel, Usage, UsageStats};
 
-use crate::activity::{Activity, Counters, HistoryItem, OffTaskPrompt};
+use crate::activity::{Activity, Counters, HistoryItem, OffTaskPrompt, UserActivity};
 use crate::{Db, Directory, StateWriter};
 
 /// Tenants, users, tasks and signing keys, read on every request.
@@ -135,6 +135,23 @@ impl Reserving {
     }
 }
 
+/// A value a store answers at once (memory) or after a round trip (a
+/// shared store; such a store falls back on its local copy when it cannot
+/// be reached, so the value always comes).
+pub enum Pending<T> {
+    Done(T),
+    Waiting(std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>),
+}
+
+impl<T> Pending<T> {
+    pub async fn get(self) -> T {
+        match self {
+            Pending::Done(value) => value,
+            Pending::Waiting(future) => future.await,
+        }
+    }
+}
+
 /// Users' and pools' quota windows, with the calls in flight counted at
 /// their estimate ("reserve, then settle").
 pub trait QuotaCounters: Send + Sync {
@@ -188,6 +205,7 @@ pub struct Recall {
 }
 
 /// What the host keeps of a scored call.
+#[derive(Clone)]
 pub struct Scored {
     pub at_ms: u64,
     pub score_delta: f32,
@@ -209,7 +227,7 @@ pub trait DeviationMemory: Send + Sync {
         at: &Moment,
         task_id: &str,
         prompt_hash: Option<u64>,
-    ) -> Recall;
+    ) -> Pending<Recall>;
     /// Applies a scored call; returns the new score and, when `evidence`,
     /// the user's latest off-task prompts (this call's included).
     fn remember(
@@ -219,9 +237,23 @@ pub trait DeviationMemory: Send + Sync {
         at: &Moment,
         scored: Scored,
         evidence: bool,
-    ) -> (f32, Option<Vec<OffTaskPrompt>>);
+    ) -> Pending<(f32, Option<Vec<OffTaskPrompt>>)>;
     /// The user's latest off-task prompts, oldest first.
-    fn off_task(&self, tenant: &str, user: &str, at: &Moment) -> Vec<OffTaskPrompt>;
+    fn off_task(&self, tenant: &str, user: &str, at: &Moment) -> Pending<Vec<OffTaskPrompt>>;
+    /// An admin marked the off-task prompt of call `request` on-task: it
+    /// leaves the evidence and its score is taken back. Returns the prompt
+    /// and the score before and after; `None` when it is not held.
+    fn take_back(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        request: &str,
+        note: Option<String>,
+    ) -> Option<(OffTaskPrompt, f32, f32)>;
+    /// An admin re-enabled the user: score, warning and evidence start
+    /// afresh, with the admin's note.
+    fn start_afresh(&self, tenant: &str, user: &str, at: &Moment, note: String);
 }
 
 /// Every finished call's record, exactly once.
@@ -369,16 +401,15 @@ impl QuotaCounters for Activity {
     }
 }
 
-impl DeviationMemory for Activity {
-    fn recall(
-        &self,
-        tenant: &str,
-        user: &str,
+impl Activity {
+    /// What the deviation stage reads of a user's activity.
+    pub fn recall_of(
+        a: &UserActivity,
         at: &Moment,
         task_id: &str,
         prompt_hash: Option<u64>,
     ) -> Recall {
-        self.with_user(tenant, user, at, |a| Recall {
+        Recall {
             repeat: prompt_hash.is_some_and(|h| a.repeats(task_id, h, at.now_ms)),
             history: a
                 .history
@@ -393,10 +424,11 @@ impl DeviationMemory for Activity {
             stats: a.stats(at.now_ms),
             score: a.counters.score,
             score_updated_at_ms: a.counters.score_updated_at_ms,
-        })
+        }
     }
 
-    fn remember(
+    /// Applies a scored call to this process's copy of the user.
+    pub fn remember_now(
         &self,
         tenant: &str,
         user: &str,
@@ -420,9 +452,69 @@ impl DeviationMemory for Activity {
             (a.counters.score, prompts)
         })
     }
+}
 
-    fn off_task(&self, tenant: &str, user: &str, at: &Moment) -> Vec<OffTaskPrompt> {
-        self.with_user(tenant, user, at, |a| a.off_task.iter().cloned().collect())
+impl DeviationMemory for Activity {
+    fn recall(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        task_id: &str,
+        prompt_hash: Option<u64>,
+    ) -> Pending<Recall> {
+        let recall = self.with_user(tenant, user, at, |a| {
+            Activity::recall_of(a, at, task_id, prompt_hash)
+        });
+        Pending::Done(recall)
+    }
+
+    fn remember(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        scored: Scored,
+        evidence: bool,
+    ) -> Pending<(f32, Option<Vec<OffTaskPrompt>>)> {
+        Pending::Done(self.remember_now(tenant, user, at, scored, evidence))
+    }
+
+    fn off_task(&self, tenant: &str, user: &str, at: &Moment) -> Pending<Vec<OffTaskPrompt>> {
+        Pending::Done(self.with_user(tenant, user, at, |a| a.off_task.iter().cloned().collect()))
+    }
+
+    fn take_back(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: &Moment,
+        request: &str,
+        note: Option<String>,
+    ) -> Option<(OffTaskPrompt, f32, f32)> {
+        self.with_user(tenant, user, at, |a| {
+            let index = a.off_task.iter().position(|p| p.request_id == request)?;
+            let prompt = a.off_task.remove(index)?;
+            let before = a.counters.score;
+            a.counters.score = (before - prompt.score_delta).max(0.0);
+            if a.off_task.is_empty() {
+                a.last_warning = None;
+            }
+            if note.is_some() {
+                a.admin_note = note;
+            }
+            Some((prompt, before, a.counters.score))
+        })
+    }
+
+    fn start_afresh(&self, tenant: &str, user: &str, at: &Moment, note: String) {
+        self.with_user(tenant, user, at, |a| {
+            a.counters.score = 0.0;
+            a.counters.score_updated_at_ms = at.now_ms;
+            a.last_warning = None;
+            a.off_task.clear();
+            a.admin_note = Some(note);
+        });
     }
 }
 
@@ -514,13 +606,21 @@ mod tests {
             off_task: Some(prompt),
             warning: Some("off task".into()),
         };
-        let (score, evidence) = memory.remember("acme", "ali", &at, scored, true);
+        let remembered = match memory.remember("acme", "ali", &at, scored, true) {
+            Pending::Done(done) => done,
+            Pending::Waiting(_) => panic!("memory answers at once"),
+        };
+        let (score, evidence) = remembered;
         assert_eq!((score, evidence.map(|e| e.len())), (1.0, Some(1)));
-        let recall = memory.recall("acme", "ali", &at, "t", Some(42));
+        let recall_now = |task, hash| match memory.recall("acme", "ali", &at, task, hash) {
+            Pending::Done(recall) => recall,
+            Pending::Waiting(_) => panic!("memory answers at once"),
+        };
+        let recall = recall_now("t", Some(42));
         assert!(recall.repeat);
         assert_eq!(recall.history.len(), 1);
         assert!(recall.history[0].same_task);
-        assert!(!memory.recall("acme", "ali", &at, "other", Some(42)).repeat);
-        assert!(!memory.recall("acme", "ali", &at, "t", None).repeat);
+        assert!(!recall_now("other", Some(42)).repeat);
+        assert!(!recall_now("t", None).repeat);
     }
 }

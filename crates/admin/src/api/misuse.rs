@@ -163,19 +163,10 @@ pub fn mark_on_task(
         .note
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty());
-    let corrected = app.activity.with_user(tenant, user, &at, |a| {
-        let index = a.off_task.iter().position(|p| p.request_id == request_id)?;
-        let prompt = a.off_task.remove(index)?;
-        let before = a.counters.score;
-        a.counters.score = (before - prompt.score_delta).max(0.0);
-        if a.off_task.is_empty() {
-            a.last_warning = None;
-        }
-        if note.is_some() {
-            a.admin_note = note.clone();
-        }
-        Some((prompt, before, a.counters.score))
-    });
+    let corrected = app
+        .stores
+        .deviation
+        .take_back(tenant, user, &at, request_id, note.clone());
     let Some((prompt, score_before, score_after)) = corrected else {
         return Err(ApiError::not_found(format!(
             "request '{request_id}' is not among the off-task prompts held against '{user}'"

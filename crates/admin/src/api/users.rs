@@ -213,13 +213,9 @@ pub fn set_status(
     let action = if status == UserStatus::Active {
         // Re-enabling starts the user afresh: the score that blocked them is reset.
         let at = app.moment(tenant);
-        app.activity.with_user(tenant, user, &at, |a| {
-            a.counters.score = 0.0;
-            a.counters.score_updated_at_ms = at.now_ms;
-            a.last_warning = None;
-            a.off_task.clear();
-            a.admin_note = Some(reason.clone());
-        });
+        app.stores
+            .deviation
+            .start_afresh(tenant, user, &at, reason.clone());
         "user.enable"
     } else {
         "user.block"

@@ -57,11 +57,13 @@ def redis():
 
 
 def redis_stats():
-    """(EVALSHA calls, EXEC calls): reservations and settlement batches."""
+    """(scripts, reads, transactions): reservations and deviation updates
+    (EVALSHA), deviation reads (HMGET, one per pipeline), settlement
+    batches (EXEC)."""
     out = subprocess.run(["redis-cli", "-p", str(PORTS["redis"]), "INFO", "commandstats"], check=True,
                          capture_output=True, text=True).stdout
     calls = lambda name: int((re.search(rf"cmdstat_{name}:calls=(\d+)", out) or [0, 0])[1])
-    return calls("evalsha") + calls("eval"), calls("exec")
+    return calls("evalsha") + calls("eval"), calls("hmget"), calls("exec")
 
 
 def cpu_seconds(pattern):
@@ -136,7 +138,7 @@ def main():
                 before, cpu_before = redis_stats(), {k: cpu_seconds(v) for k, v in CPU.items()}
                 results[(name, c)] = wrk(port, token, c)
                 after, cpu_after = redis_stats(), {k: cpu_seconds(v) for k, v in CPU.items()}
-                results[(name, "redis", c)] = (after[0] - before[0], after[1] - before[1])
+                results[(name, "redis", c)] = tuple(a - b for a, b in zip(after, before))
                 results[(name, "cpu", c)] = {k: cpu_after[k] - cpu_before[k] for k in CPU}
         print(f"\nwrk {DURATION}s per row, same 2-core box (load generator, mock, nginx, PostgreSQL, Redis and "
               f"every replica share its two cores), loopback.\n")
@@ -160,9 +162,10 @@ def main():
         print(f"- CPU per request (c=64): Warden on sled {alone:.0f} µs; one replica on PostgreSQL + Redis: {spent}")
         for c in (1, 64):
             requests = results[(shared1, c)][0] * DURATION
-            evals, execs = results[(shared1, "redis", c)]
-            print(f"- Redis round trips per request (c={c}): {evals / requests:.2f} awaited (the reservation), "
-                  f"{execs / requests:.3f} queued settlement batches")
+            evals, reads, execs = results[(shared1, "redis", c)]
+            print(f"- Redis per request (c={c}): {evals / requests:.2f} scripts (the reservation, awaited; an on-task "
+                  f"call's deviation update, not awaited), {reads / requests:.2f} deviation reads (awaited), "
+                  f"{execs / requests:.3f} settlement transactions (queued)")
     finally:
         if pg_where:  # before stop_all, which removes its directory
             stop_postgres(pg_where)

@@ -147,7 +147,9 @@ impl App {
                 )
                 .context("connecting to Redis for the quota counters")?;
                 stores.counters = counters.clone();
-                stores.deviation = counters.clone();
+                if config.shared.deviation_in_redis {
+                    stores.deviation = counters.clone();
+                }
                 Some(counters)
             }
             None => None,

@@ -85,7 +85,7 @@ pub struct Config {
 }
 
 /// Where replicas share their state (see README, Running several replicas).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SharedConfig {
     /// PostgreSQL, the source of truth of identity, configuration, console
@@ -96,8 +96,24 @@ pub struct SharedConfig {
     /// `redis://host:6379/` (`warden serve --counters`). Without it each
     /// replica counts alone (right for one replica only).
     pub counters: Option<String>,
+    /// Users' deviation memory in Redis too (with `counters`), so a user
+    /// whose calls land on several replicas is scored as on one; `false`
+    /// keeps it per replica, cheaper when the load balancer sends each
+    /// token to one replica.
+    pub deviation_in_redis: bool,
     /// This replica's name in the change log; default `<host>-<pid>`.
     pub replica: Option<String>,
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        Self {
+            state: None,
+            counters: None,
+            deviation_in_redis: true,
+            replica: None,
+        }
+    }
 }
 
 impl SharedConfig {

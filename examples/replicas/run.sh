@@ -78,7 +78,7 @@ cat > "$work/nginx.conf" <<EOF
 worker_processes 1; daemon off; pid $work/nginx.pid; error_log $work/nginx.log;
 events { worker_connections 1024; }
 http { access_log off;
-  # One replica per token: its deviation memory is per replica (README).
+  # One replica per token: plugins' own key-value stores are per replica (README).
   upstream warden { hash \$http_authorization consistent; $upstreams keepalive 64; }
   server { listen 127.0.0.1:8080;
     location / { proxy_pass http://warden; proxy_http_version 1.1; proxy_set_header Connection "";

@@ -79,6 +79,21 @@ impl Drop for Running {
     }
 }
 
+/// Waits for `check` to hold (polling): it must within a second; prints
+/// how long it took.
+async fn within_a_second<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let took = time_until(Duration::from_secs(3), check).await;
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(1)),
+        "{what} after {took:?}"
+    );
+    eprintln!("{what} after {took:?}");
+}
+
 /// How long `check` takes to hold, polling every 20 ms, at most `limit`.
 async fn time_until<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
 where
@@ -208,15 +223,10 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
         "acme",
         file.to_str().unwrap(),
     ]);
-    let took = time_until(Duration::from_secs(3), || async {
+    within_a_second("policy on b", || async {
         status_of(&http, &b, &ali, &long).await == 403
     })
     .await;
-    assert!(
-        took.is_some_and(|t| t < Duration::from_secs(1)),
-        "policy on b after {took:?}"
-    );
-    eprintln!("policy on b after {took:?}");
 
     // A user created through b can call through a at once.
     let (status, _) = admin_call(
@@ -241,15 +251,10 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
     assert_eq!(status, 201, "{issued}");
     let noor = issued["token"].as_str().unwrap().to_string();
     let jti = issued["jti"].as_str().unwrap().to_string();
-    let took = time_until(Duration::from_secs(3), || async {
+    within_a_second("token on a", || async {
         status_of(&http, &a, &noor, prompt).await == 200
     })
     .await;
-    assert!(
-        took.is_some_and(|t| t < Duration::from_secs(1)),
-        "token on a after {took:?}"
-    );
-    eprintln!("token on a after {took:?}");
 
     // Revoked through a: refused by b within a second.
     let (status, _) = admin_call(
@@ -262,15 +267,10 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
     )
     .await;
     assert_eq!(status, 200);
-    let took = time_until(Duration::from_secs(3), || async {
+    within_a_second("revocation on b", || async {
         status_of(&http, &b, &noor, prompt).await == 401
     })
     .await;
-    assert!(
-        took.is_some_and(|t| t < Duration::from_secs(1)),
-        "revocation on b after {took:?}"
-    );
-    eprintln!("revocation on b after {took:?}");
 
     // A plugin uploaded through a is live on b within a second: b lists
     // it, and a policy naming it (which refuses plugins not loaded) is
@@ -289,7 +289,7 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
         "{default}\n[[guardrails]]\nplugin = \"short-prompts\"\nconfig = {{ max_chars = 40 }}\n"
     );
     let policy = serde_json::json!({ "toml": own, "reason": "short prompts only" });
-    let took = time_until(Duration::from_secs(3), || async {
+    within_a_second("plugin loaded on b", || async {
         let path = "/admin/v1/tenants/acme/policy";
         admin_call(&http, &b, &admin, "PUT", path, policy.clone())
             .await
@@ -297,11 +297,6 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
             == 200
     })
     .await;
-    assert!(
-        took.is_some_and(|t| t < Duration::from_secs(1)),
-        "plugin loaded on b after {took:?}"
-    );
-    eprintln!("a plugin uploaded through a is loaded on b after {took:?}");
     let listed = get_json(&http, &format!("{b}/admin/v1/tenants/acme/plugins"), &admin).await;
     let short = listed["data"]
         .as_array()

@@ -84,18 +84,22 @@ impl Postgres {
         self.dir.0.join("data")
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// One of PostgreSQL's tools, as the `postgres` user when we are root.
+    fn tool(&self, tool: &str, args: &[&str]) -> Command {
         let program = self.bin.join(tool);
-        let output = if self.as_root {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
+        let mut command = if self.as_root {
+            let mut runuser = Command::new("runuser");
+            runuser.args(["-u", "postgres", "--"]).arg(&program);
+            runuser
         } else {
-            Command::new(&program).args(args).output()
-        }
-        .unwrap();
+            Command::new(&program)
+        };
+        command.args(args);
+        command
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = self.tool(tool, args).output().unwrap();
         assert!(
             output.status.success(),
             "{tool} {args:?}: {}{}",
@@ -162,16 +166,7 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data();
         let stop = ["-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
-        let program = self.bin.join("pg_ctl");
-        let _ = if self.as_root {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(stop)
-                .output()
-        } else {
-            Command::new(&program).args(stop).output()
-        };
+        let _ = self.tool("pg_ctl", &stop).output();
     }
 }
 

@@ -19,7 +19,7 @@ const ON_TASK: &[&str] = &[
     "Refactor the invoice handler so the tax calculation lives in its own module",
 ];
 
-const OFF_TASK: &[&str] = &[
+pub(crate) const OFF_TASK: &[&str] = &[
     "Give me a recipe for dinner tonight with pasta",
     "Write a poem for my girlfriend's birthday",
     "Write a cover letter for a marketing job at another company",

@@ -502,25 +502,11 @@ async fn two_replicas_with_redis_counters_hold_a_quota_exactly_as_one_does() {
     assert!(spent <= 4000, "bo spent {spent} tokens of 4000");
     // Settlements reach Redis (queued at each call's end): its day window
     // equals the logs.
-    let day_key = {
-        let mut conn = redis::Client::open(redis.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("q:acme:bo:d*")
-            .query(&mut conn)
-            .unwrap();
-        assert_eq!(keys.len(), 1, "{keys:?}");
-        keys[0].clone()
-    };
+    let day_key = only_key(&redis.url, "q:acme:bo:d*");
     let settled = eventually_async(|| {
         let (url, key) = (redis.url.clone(), day_key.clone());
         async move {
-            let mut conn = redis::Client::open(url.as_str())
-                .unwrap()
-                .get_connection()
-                .unwrap();
+            let mut conn = redis_connection(&url);
             let tokens: u64 = redis::cmd("HGET")
                 .arg(&key)
                 .arg("t")
@@ -591,6 +577,20 @@ async fn calls_are_refused_while_redis_is_down_and_served_again_when_it_returns(
     .await;
     assert!(back.is_some(), "calls are served again once Redis is back");
     replica.kill_9();
+}
+
+fn redis_connection(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
+/// The one key matching `pattern` (a user's day window).
+fn only_key(url: &str, pattern: &str) -> String {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query(&mut redis_connection(url))
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    keys[0].clone()
 }
 
 /// `[shared] counters` added to a replica's config.
@@ -673,28 +673,14 @@ async fn a_replica_killed_under_load_loses_no_answered_call_and_redis_equals_the
     );
 
     let counted = "FROM request_log WHERE user_id = 'ali' AND NOT coalesce((record->>'quota_returned')::bool, false)";
-    let day_key = {
-        let mut conn = redis::Client::open(redis.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("q:acme:ali:d*")
-            .query(&mut conn)
-            .unwrap();
-        assert_eq!(keys.len(), 1, "{keys:?}");
-        keys[0].clone()
-    };
+    let day_key = only_key(&redis.url, "q:acme:ali:d*");
     let mut last = (String::new(), String::new(), 0u64, 0u64);
     let equal = eventually_async(|| {
         let requests = pg.query(&format!("SELECT count(*) {counted}"));
         let tokens = pg.query(&format!(
             "SELECT coalesce(sum(tokens_in + tokens_out), 0) {counted}"
         ));
-        let mut conn = redis::Client::open(redis.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut conn = redis_connection(&redis.url);
         let (r, t): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
             .arg(&day_key)
             .arg("r")
@@ -713,10 +699,7 @@ async fn a_replica_killed_under_load_loses_no_answered_call_and_redis_equals_the
     .await;
     assert!(equal, "Redis (requests, tokens) equal the log's: {last:?}");
     let inflight: u64 = {
-        let mut conn = redis::Client::open(redis.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut conn = redis_connection(&redis.url);
         redis::cmd("HLEN")
             .arg("inflight:a")
             .query(&mut conn)
@@ -885,13 +868,9 @@ async fn a_tenant_with_an_outage_grace_is_served_on_local_counters_for_that_long
     replica.kill_9();
 }
 
-/// Unrelated prompts for the invoice task, sent in order.
-const OFF_TASK: &[&str] = &[
-    "Give me a recipe for dinner tonight with pasta",
-    "Write a poem for my girlfriend's birthday",
-    "Write a cover letter for a marketing job at another company",
-    "Plan my holiday in Lisbon with a list of restaurants",
-    "Which used car should I buy for my family?",
+/// Unrelated prompts for the invoice task, sent in order: the misuse
+/// tests' own, then a few more.
+const MORE_OFF_TASK: &[&str] = &[
     "Suggest a workout plan to lose weight before summer",
     "Write a funny speech for my brother's wedding",
     "What should I cook for my kids this weekend?",
@@ -900,7 +879,8 @@ const OFF_TASK: &[&str] = &[
 /// How many of the unrelated prompts a user sends, over `bases` in turn,
 /// before being refused as blocked.
 async fn calls_until_blocked(http: &reqwest::Client, bases: &[&str], token: &str) -> Option<usize> {
-    for (n, prompt) in OFF_TASK.iter().enumerate() {
+    let prompts = crate::misuse::OFF_TASK.iter().chain(MORE_OFF_TASK);
+    for (n, prompt) in prompts.enumerate() {
         let base = bases[n % bases.len()];
         let answer = post_chat(http, base, token, chat(prompt)).await.unwrap();
         if answer.status() == 403 {
@@ -976,7 +956,7 @@ async fn a_misuser_spread_over_replicas_is_scored_as_on_one() {
     .await;
     assert_eq!(status, 200);
     let back = time_until(Duration::from_secs(3), || async {
-        post_chat(&http, &b, &spread, chat(OFF_TASK[0]))
+        post_chat(&http, &b, &spread, chat(crate::misuse::OFF_TASK[0]))
             .await
             .unwrap()
             .status()

@@ -185,9 +185,15 @@ impl PluginRuntime {
         // instantiation, inside a request's time budget: for a component
         // with large data (the intent model's 18 MB of word vectors) that
         // is tens of milliseconds of copying.
-        component
+        // An image that cannot be made now (a memfd refusing its seals, seen
+        // once in CI) is not a reason to refuse the plugin: wasmtime tries
+        // again on the first instantiation.
+        if let Err(e) = component
             .initialize_copy_on_write_image()
-            .map_err(|e| wasm_error(&format!("plugin '{name}': preparing its memory image"), e))?;
+            .or_else(|_| component.initialize_copy_on_write_image())
+        {
+            tracing::warn!(plugin = %name, error = %e, "memory image not prepared ahead; made on first use");
+        }
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             wasm_error(
                 &format!(

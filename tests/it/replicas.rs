@@ -256,17 +256,23 @@ async fn replicas_share_one_state_and_see_each_others_changes_within_a_second() 
     })
     .await;
 
-    // Revoked through a: refused by b within a second.
-    let (status, _) = admin_call(
-        &http,
-        &a,
-        &admin,
-        "POST",
-        &format!("/admin/v1/tenants/acme/tokens/{jti}/revoke"),
-        serde_json::json!({"reason": "laptop stolen"}),
-    )
+    // Revoked through a: refused by b within a second. A token is accepted
+    // by its signature once its user is known, so its record may reach a
+    // a moment after the first call does (a fresh-clone run saw the revoke
+    // answer 404 1.9 ms after the issue): a retries until a knows it.
+    within_a_second("token record on a, revoked through a", || async {
+        let (status, _) = admin_call(
+            &http,
+            &a,
+            &admin,
+            "POST",
+            &format!("/admin/v1/tenants/acme/tokens/{jti}/revoke"),
+            serde_json::json!({"reason": "laptop stolen"}),
+        )
+        .await;
+        status == 200
+    })
     .await;
-    assert_eq!(status, 200);
     within_a_second("revocation on b", || async {
         status_of(&http, &b, &noor, prompt).await == 401
     })

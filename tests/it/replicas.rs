@@ -427,18 +427,8 @@ async fn two_replicas_with_redis_counters_hold_a_quota_exactly_as_one_does() {
     let (admin, ali, bo) = (issue("maya"), issue("ali"), issue("bo"));
     warden_in(&seeded, &["migrate", "--to", &pg.url]);
 
-    let with_counters = |(config, base): (std::path::PathBuf, String)| {
-        let text = std::fs::read_to_string(&config).unwrap();
-        let text = text.replacen(
-            "[shared]\n",
-            &format!("[shared]\ncounters = \"{}\"\n", redis.url),
-            1,
-        );
-        std::fs::write(&config, text).unwrap();
-        (config, base)
-    };
-    let (config_a, a) = with_counters(replica_config(&dir.0, mock, "a", &pg.url));
-    let (config_b, b) = with_counters(replica_config(&dir.0, mock, "b", &pg.url));
+    let (config_a, a) = counted_replica_config(&dir.0, mock, "a", &pg.url, &redis.url);
+    let (config_b, b) = counted_replica_config(&dir.0, mock, "b", &pg.url, &redis.url);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
@@ -599,11 +589,20 @@ fn only_key(url: &str, pattern: &str) -> String {
     keys[0].clone()
 }
 
-/// `[shared] counters` added to a replica's config.
-fn with_counters(config: &Path, url: &str) {
-    let text = std::fs::read_to_string(config).unwrap();
-    let counters = format!("[shared]\ncounters = \"{url}\"\n");
-    std::fs::write(config, text.replacen("[shared]\n", &counters, 1)).unwrap();
+/// A replica's config (see [`replica_config`]) with `[shared] counters`
+/// in Redis.
+fn counted_replica_config(
+    dir: &Path,
+    mock: std::net::SocketAddr,
+    name: &str,
+    state_url: &str,
+    redis_url: &str,
+) -> (std::path::PathBuf, String) {
+    let (config, base) = replica_config(dir, mock, name, state_url);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let counters = format!("[shared]\ncounters = \"{redis_url}\"\n");
+    std::fs::write(&config, text.replacen("[shared]\n", &counters, 1)).unwrap();
+    (config, base)
 }
 
 /// The first line of psql's output per row.
@@ -622,10 +621,8 @@ async fn a_replica_killed_under_load_loses_no_answered_call_and_redis_equals_the
     let seeded = dir.0.join("a-state");
     let ali = seed_acme_with_cli(&seeded);
     warden_in(&seeded, &["migrate", "--to", &pg.url]);
-    let (config_a, a) = replica_config(&dir.0, mock, "a", &pg.url);
-    let (config_b, b) = replica_config(&dir.0, mock, "b", &pg.url);
-    with_counters(&config_a, &redis.url);
-    with_counters(&config_b, &redis.url);
+    let (config_a, a) = counted_replica_config(&dir.0, mock, "a", &pg.url, &redis.url);
+    let (config_b, b) = counted_replica_config(&dir.0, mock, "b", &pg.url, &redis.url);
     let http = reqwest::Client::new();
     let replica_a = Running::start(&config_a, &http, &a).await;
     let replica_b = Running::start(&config_b, &http, &b).await;
@@ -819,8 +816,7 @@ async fn a_tenant_with_an_outage_grace_is_served_on_local_counters_for_that_long
         "token", "issue", "--tenant", "acme", "--user", "maya", "--task", TASK,
     ]);
     warden_in(&seeded, &["migrate", "--to", &pg.url]);
-    let (config, a) = replica_config(&dir.0, mock, "a", &pg.url);
-    with_counters(&config, &redis.url);
+    let (config, a) = counted_replica_config(&dir.0, mock, "a", &pg.url, &redis.url);
     let http = reqwest::Client::new();
     let replica = Running::start(&config, &http, &a).await;
     // The tenant's policy: on the replica's own counters for 3 s of outage.
@@ -924,10 +920,8 @@ async fn a_misuser_spread_over_replicas_is_scored_as_on_one() {
     };
     let (admin, one, spread) = (issue("maya"), issue("one"), issue("spread"));
     warden_in(&seeded, &["migrate", "--to", &pg.url]);
-    let (config_a, a) = replica_config(&dir.0, mock, "a", &pg.url);
-    let (config_b, b) = replica_config(&dir.0, mock, "b", &pg.url);
-    with_counters(&config_a, &redis.url);
-    with_counters(&config_b, &redis.url);
+    let (config_a, a) = counted_replica_config(&dir.0, mock, "a", &pg.url, &redis.url);
+    let (config_b, b) = counted_replica_config(&dir.0, mock, "b", &pg.url, &redis.url);
     let http = reqwest::Client::new();
     let replica_a = Running::start(&config_a, &http, &a).await;
     let replica_b = Running::start(&config_b, &http, &b).await;

@@ -92,13 +92,12 @@ pub(crate) struct Quantised {
 }
 
 impl Quantised {
-    /// Quantises `tokens` rows of `x`, `cols` wide.
-    pub(crate) fn from(&mut self, x: &[f32], cols: usize) {
+    /// Quantises `x` (tokens' rows, each a whole number of blocks).
+    pub(crate) fn quantise(&mut self, x: &[f32]) {
         let blocks = x.len() / BLOCK;
         self.values.resize(x.len(), 0);
         self.scales.resize(blocks, 0.0);
         self.sums.resize(blocks, 0);
-        debug_assert_eq!(x.len() % cols, 0);
         for (b, block) in x.chunks_exact(BLOCK).enumerate() {
             let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             let d = max / 127.0;
@@ -146,10 +145,6 @@ impl Matrix {
             scales,
             bias,
         })
-    }
-
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
     }
 
     /// `y[t][o] = bias[o] + sum_i w[o][i] * x[t][i]` for every token `t` of
@@ -209,7 +204,7 @@ mod tests {
         let matrix = Matrix::new(&block, vec![1.0], 1, BLOCK).unwrap();
         let x: Vec<f32> = (0..BLOCK).map(|i| (i as f32 - 10.0) / 7.0).collect();
         let mut quantised = Quantised::default();
-        quantised.from(&x, BLOCK);
+        quantised.quantise(&x);
         let mut y = [0f32];
         matrix.apply(&quantised, &mut y);
         let exact: f32 = 1.0

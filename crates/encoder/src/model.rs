@@ -75,19 +75,19 @@ impl Encoder {
             return Err(LoadError("not a packed e5 model (no E5S1 header)".into()));
         }
         let mut reader = Reader::new(&file, 8);
-        let shape = Shape {
-            hidden: reader.size()?,
-            layers: reader.size()?,
-            heads: reader.size()?,
-            feed_forward: reader.size()?,
-            vocabulary: reader.size()?,
-            positions: reader.size()?,
-            epsilon: {
-                let _type_vocabulary = reader.size()?;
-                reader.f32()?
-            },
-        };
+        let [hidden, layers, heads, feed_forward, vocabulary, positions, _token_types] =
+            [(); 7].map(|()| reader.size());
+        let epsilon = reader.f32()?;
         let _block = reader.size()?;
+        let shape = Shape {
+            hidden: hidden?,
+            layers: layers?,
+            heads: heads?,
+            feed_forward: feed_forward?,
+            vocabulary: vocabulary?,
+            positions: positions?,
+            epsilon,
+        };
         if shape.heads == 0 || !shape.hidden.is_multiple_of(shape.heads) {
             return Err(LoadError(
                 "the attention heads do not divide the width".into(),
@@ -124,17 +124,20 @@ impl Encoder {
         let word_table = tensors.get("emb.word")?;
         PackedRows::new(word_table, shape.vocabulary, h)?;
         let start = word_table.as_ptr() as usize - file.as_ptr() as usize;
-        let encoder = Self {
-            positions: tensors.floats("emb.pos", shape.positions * h)?,
-            token_type: tensors.floats("emb.type", h)?,
-            embedding_norm: norm("emb.ln")?,
-            words: (start, start + word_table.len()),
+        let words = (start, start + word_table.len());
+        let positions = tensors.floats("emb.pos", shape.positions * h)?;
+        let token_type = tensors.floats("emb.type", h)?;
+        let embedding_norm = norm("emb.ln")?;
+        Ok(Self {
+            file,
+            shape,
+            positions,
+            token_type,
+            embedding_norm,
             layers,
             tokenizer,
-            shape,
-            file: Vec::new(),
-        };
-        Ok(Self { file, ..encoder })
+            words,
+        })
     }
 
     /// Width of a vector (384).
@@ -207,19 +210,18 @@ impl Encoder {
             buffer.resize(tokens * h, 0.0);
         }
         s.feed.resize(tokens * ff, 0.0);
-        s.quantised.from(x, h);
+        s.quantised.quantise(x);
         layer.query.apply(&s.quantised, &mut s.query);
         layer.key.apply(&s.quantised, &mut s.key);
         layer.value.apply(&s.quantised, &mut s.value);
         self.attention(tokens, s);
-        s.quantised.from(&s.context, h);
+        s.quantised.quantise(&s.context);
         layer.attention_out.apply(&s.quantised, &mut s.projected);
         self.normalise(x, Some(&s.projected), &layer.attention_norm);
-        s.quantised.from(x, h);
+        s.quantised.quantise(x);
         layer.feed_in.apply(&s.quantised, &mut s.feed);
         s.feed.iter_mut().for_each(|v| *v = gelu(*v));
-        s.quantised.from(&s.feed, ff);
-        debug_assert_eq!(layer.feed_out.rows(), h);
+        s.quantised.quantise(&s.feed);
         layer.feed_out.apply(&s.quantised, &mut s.projected);
         self.normalise(x, Some(&s.projected), &layer.output_norm);
     }

@@ -8,6 +8,7 @@
 #   bash bench/run.sh isolation  # another tenant's latency beside a looping plugin
 #   bash bench/run.sh reload     # plugin file written → new version serving
 #   bash bench/run.sh replicas   # sled against PostgreSQL + Redis, one replica against two
+#   bash bench/run.sh sentence   # the sentence encoder beside the provider call, new prompts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

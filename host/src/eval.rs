@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::domain::Intent;
 use crate::runtime::bindings::intent;
 use crate::runtime::{
-    scratch_kv_tree, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage,
+    scratch_kv_tree, Embeddings, PluginRuntime, PluginScope, RuntimeConfig, SandboxLimits, Stage,
 };
 use crate::state::model::Task;
 use warden_intent_model::fitting::Tally;
@@ -32,7 +32,7 @@ struct TaskRecord {
 }
 
 #[derive(Deserialize)]
-pub(crate) struct Example {
+pub struct Example {
     pub task: String,
     pub prompt: String,
     pub intent: String,
@@ -47,7 +47,7 @@ fn plain() -> String {
     "plain".into()
 }
 
-pub(crate) fn read_data(dir: &Path) -> anyhow::Result<(HashMap<String, Task>, Vec<Example>)> {
+pub fn read_data(dir: &Path) -> anyhow::Result<(HashMap<String, Task>, Vec<Example>)> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read_to_string(&path)
@@ -108,10 +108,18 @@ fn ratio(num: u32, den: u32) -> f64 {
     }
 }
 
-/// Runs the intent plugin in `wasm` on every example in `data_dir`.
-pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
+/// Runs the intent plugin in `wasm` on every example in `data_dir`, with
+/// the sentence encoder when there is one (as a server would run it).
+pub async fn intent(
+    wasm: &[u8],
+    data_dir: &Path,
+    embeddings: Option<Arc<Embeddings>>,
+) -> anyhow::Result<Value> {
     let (tasks, examples) = read_data(data_dir)?;
-    let runtime = PluginRuntime::new(&RuntimeConfig::local())?;
+    let runtime = PluginRuntime::new(&RuntimeConfig {
+        embeddings,
+        ..RuntimeConfig::local()
+    })?;
     let compiled = Arc::new(runtime.compile("intent", wasm)?);
     anyhow::ensure!(
         compiled.stage == Stage::Intent,
@@ -125,6 +133,15 @@ pub async fn intent(wasm: &[u8], data_dir: &Path) -> anyhow::Result<Value> {
         scratch_kv_tree()?,
     ));
     let plugin = runtime.instantiate_for_tenant(compiled, scope, SandboxLimits::default());
+    // The server embeds each call's texts beside the provider call, before
+    // the intent stage: here all of them first, on every core.
+    if let Some(embeddings) = plugin.embeddings() {
+        let texts = examples.iter().filter_map(|e| {
+            let task = tasks.get(&e.task)?;
+            Some(Embeddings::intent_texts(&e.prompt, &task.into()))
+        });
+        embeddings.prepare_batch(texts.flatten().collect()).await;
+    }
 
     let mut labels = [[0u32; 5]; 5];
     let mut drifts = [[0u32; 3]; 3];

@@ -30,6 +30,7 @@ pub mod eval;
 pub mod mock_llm;
 pub mod plugin_test;
 pub mod scaffold;
+pub mod sentence_vectors;
 pub mod server;
 pub mod simulate;
 pub mod train;

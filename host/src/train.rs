@@ -7,37 +7,95 @@
 //! The procedure itself lives in `warden_intent_model::fitting`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use warden_intent_model::fitting::{self, Prepared, Tally};
-use warden_intent_model::{dataset, TrainOptions, WordVectors, DRIFTS};
+use warden_intent_model::{dataset, head_inputs, task_passage, TrainOptions, WordVectors, DRIFTS};
 
-fn prepared(data_dir: &Path) -> anyhow::Result<Vec<Prepared>> {
-    let data = dataset::read(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(fitting::prepare(&data, &WordVectors::default_table()))
+use crate::sentence_vectors::{Kind, SentenceVectors};
+
+/// The sentence encoder for training: its model file, and where to cache
+/// the vectors between runs. Without it only the word model is fitted.
+pub struct SentenceSource {
+    pub model: PathBuf,
+    pub cache: Option<PathBuf>,
 }
 
-/// Trains on every example and writes the weights to `out`.
-pub fn intent(data_dir: &Path, out: &Path, options: &TrainOptions) -> anyhow::Result<Value> {
-    let data = prepared(data_dir)?;
+fn prepared(data_dir: &Path, sentences: Option<&SentenceSource>) -> anyhow::Result<Vec<Prepared>> {
+    let data = dataset::read(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut prepared = fitting::prepare(&data, &WordVectors::default_table());
+    let Some(source) = sentences else {
+        return Ok(prepared);
+    };
+    let mut vectors = SentenceVectors::open(&source.model, source.cache.clone())?;
+    let passages: BTreeMap<&str, String> = data
+        .tasks
+        .iter()
+        .map(|t| {
+            (
+                t.id.as_str(),
+                task_passage(&t.title, &t.description, &t.keywords),
+            )
+        })
+        .collect();
+    let texts: Vec<(Kind, &str)> = passages
+        .values()
+        .map(|p| (Kind::Passage, p.as_str()))
+        .chain(
+            data.samples
+                .iter()
+                .map(|s| (Kind::Query, s.prompt.as_str())),
+        )
+        .collect();
+    vectors.embed_all(&texts)?;
+    for p in &mut prepared {
+        let query = vectors.get(Kind::Query, &p.sample.prompt);
+        let task = vectors.get(Kind::Passage, &passages[p.sample.task.as_str()]);
+        p.sentence = query.zip(task).and_then(|(q, t)| head_inputs(q, t));
+    }
+    Ok(prepared)
+}
+
+/// The sentence head's file beside the word model's.
+pub fn head_path(out: &Path) -> PathBuf {
+    out.with_file_name("sentence-head.bin")
+}
+
+/// Trains on every example and writes the weights to `out` (and the
+/// sentence head's beside it).
+pub fn intent(
+    data_dir: &Path,
+    out: &Path,
+    options: &TrainOptions,
+    sentences: Option<&SentenceSource>,
+) -> anyhow::Result<Value> {
+    let data = prepared(data_dir, sentences)?;
     let all: Vec<&Prepared> = data.iter().collect();
     let trained = fitting::fit(&all, options);
     let mut tally = Tally::default();
     for p in &data {
-        tally.add(
-            p.example.drift,
-            trained.predict(&p.example.features).drift(),
-        );
+        tally.add(p.example.drift, trained.predict(p).drift());
     }
-    std::fs::write(out, trained.to_bytes())
+    std::fs::write(out, trained.words.to_bytes())
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
-    Ok(json!({
+    let mut report = json!({
         "examples": data.len(),
         "written": out.display().to_string(),
-        "major_threshold": trained.major_threshold,
+        "major_threshold": trained.words.major_threshold,
         "training_set_major": { "precision": tally.precision(), "recall": tally.recall() },
-    }))
+    });
+    if let Some(head) = &trained.sentence {
+        let path = head_path(out);
+        std::fs::write(&path, head.to_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        report["sentence_head"] = json!({
+            "written": path.display().to_string(),
+            "word_share": head.blend.word_share,
+            "major_threshold": head.blend.major_threshold,
+        });
+    }
+    Ok(report)
 }
 
 /// Task groups of the nested cross-validation.
@@ -45,8 +103,12 @@ const GROUPS: usize = 6;
 
 /// Each task group's prompts scored by a model fitted (threshold included)
 /// on the other groups only, as a tenant's new task will be.
-pub fn cross_validate(data_dir: &Path, options: &TrainOptions) -> anyhow::Result<Value> {
-    let data = prepared(data_dir)?;
+pub fn cross_validate(
+    data_dir: &Path,
+    options: &TrainOptions,
+    sentences: Option<&SentenceSource>,
+) -> anyhow::Result<Value> {
+    let data = prepared(data_dir, sentences)?;
     let scored = fitting::cross_validate(&data, options, GROUPS);
     let mut total = Tally::default();
     let mut categories: BTreeMap<&str, Tally> = BTreeMap::new();

@@ -400,6 +400,14 @@ fn train_intent_rebuilds_the_shipped_weights_from_the_training_set() {
         std::fs::read(&weights).unwrap() == shipped,
         "data/intent/model.bin is stale: run `warden train intent` and rebuild the plugins"
     );
+    // With the sentence encoder (scripts/test.sh installs it) the sentence
+    // head is fitted too, its threshold chosen on held-out tasks.
+    let head = std::fs::read(out.0.join("sentence-head.bin")).unwrap();
+    assert!(
+        head == std::fs::read(root.join("data/intent/sentence-head.bin")).unwrap(),
+        "data/intent/sentence-head.bin is stale: run `warden train intent` and rebuild the plugins"
+    );
+    assert_eq!(report["sentence_head"]["word_share"], 0.5, "{report}");
 
     // Cross-validation by task groups scores every training prompt once, on
     // a model that never saw its task, and reports each kind of prompt.
@@ -409,6 +417,8 @@ fn train_intent_rebuilds_the_shipped_weights_from_the_training_set() {
         "--cross-validate",
         "--data",
         root.join("data/intent/train").to_str().unwrap(),
+        // The word model alone: with the head, six groups take minutes.
+        "--no-sentence",
     ]);
     assert_eq!(cv["examples"], report["examples"]);
     let categories = cv["categories"].as_object().unwrap();

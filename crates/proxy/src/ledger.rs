@@ -59,6 +59,8 @@ struct Reservation {
     /// The call went to the provider: past this point an abandoned call
     /// still cost what the provider did.
     forwarded: bool,
+    /// The provider was asked but its answer is withheld: its prompt counts.
+    withheld: bool,
 }
 
 impl Reservation {
@@ -152,7 +154,7 @@ impl Ledger {
         self.reservation = Reservation {
             prompt_tokens,
             completion_tokens: reserved.answer,
-            forwarded: false,
+            ..Reservation::default()
         };
         Ok(reserved)
     }
@@ -209,10 +211,24 @@ impl Ledger {
         self.write(usage);
     }
 
+    /// The provider was asked, but the stages judging the call beside it
+    /// refused the call (a block): its answer is withheld, cut before its
+    /// first byte. The prompt counts when [`Self::refuse`] finishes the
+    /// call; the answer does not.
+    pub fn withhold(&mut self) {
+        self.reservation.withheld = self.reservation.forwarded;
+    }
+
     /// The call ends with `error` and no answer from the provider: the
-    /// reservation is given back, the request still counts.
+    /// reservation is given back, the request still counts (and a withheld
+    /// answer's prompt).
     pub fn refuse(self, error: &ApiError) {
-        self.fail(error, Some(Usage::default()));
+        let prompt = if self.reservation.withheld {
+            self.reservation.prompt_tokens
+        } else {
+            0
+        };
+        self.fail(error, Some(Usage::new(prompt, 0)));
     }
 
     /// The provider answered but the client gets `error`: charged what the

@@ -1,10 +1,14 @@
 //! A request's path through the five stages, in order:
 //!
 //! ```text
-//!  token verified (host) ─▶ auth ─▶ task-validation ─▶ quota ─▶ intent ─▶ deviation ─▶ upstream
-//!                            │            │               │         │           │
+//!  token verified (host) ─▶ auth ─▶ task-validation ─▶ quota ─┬─▶ intent ─▶ deviation ─┬─▶ answer
+//!                            │            │               │    └─▶ upstream ────────────┘
 //!                           403          403         429+Retry   (label)   warn/flag/block(403)
 //! ```
+//!
+//! [`admit`] runs stages 1–3 before the call is forwarded; [`judge`] runs
+//! stages 4–5 beside the provider call, and the answer waits for its
+//! verdict (a block withholds it).
 //!
 //! Each stage is a sandboxed plugin call; the host turns its verdict into a
 //! status or a header and keeps the state (usage reservations, scores,
@@ -20,7 +24,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ledger::Ledger;
 use crate::ratelimit::RateLimitInfo;
 use crate::runtime::bindings::{auth, deviation, intent, quota, task_validation, types};
-use crate::runtime::PluginError;
+use crate::runtime::{Embeddings, PluginError};
 use crate::state::model::{Group, Task, Tenant, TenantStatus, User, UserStatus};
 use crate::state::{HistoryItem, OffTaskPrompt, PastCall, Scored};
 use crate::thresholds;
@@ -161,27 +165,57 @@ async fn blocked(app: &App, facts: &CallFacts<'_>, reason: &str) -> ApiError {
     )
 }
 
-/// Runs the chain for one call. Every exit leaves the quota reservation on
-/// `ledger`, which the caller finishes: nothing here gives it back by hand,
-/// except the quota phase when it refuses the call.
-pub async fn run(
+/// What stages 1–3 let through: the assessment so far, and what stages
+/// 4–5 read.
+pub struct Admitted {
+    pub assessment: Assessment,
+    who: types::Identity,
+    task: types::Task,
+}
+
+/// Stages 1–3 (auth, task, quota): whether the call may go to the provider
+/// at all. Every exit leaves the quota reservation on `ledger`, which the
+/// caller finishes: nothing here gives it back by hand, except the quota
+/// phase when it refuses the call.
+pub async fn admit(
     app: &App,
     chain: &TenantChain,
     facts: &CallFacts<'_>,
     ledger: &mut Ledger,
-) -> Result<Assessment, ApiError> {
+) -> Result<Admitted, ApiError> {
     let subscription_notice = subscription_in_force(app, facts)?;
     let who = identity(facts);
     let token = adapters::claims(facts.claims);
     authorize(app, chain, facts, &who, token.clone()).await?;
     let task = validate_task(chain, facts, &who, token).await?;
     let (rate_limit, output_cap) = reserve_quota(app, chain, facts, &who, ledger).await?;
-    let mut assessment = Assessment {
+    let assessment = Assessment {
         rate_limit: Some(rate_limit),
         output_cap,
         subscription_notice,
         ..Assessment::default()
     };
+    Ok(Admitted {
+        assessment,
+        who,
+        task,
+    })
+}
+
+/// Stages 4–5 (intent, deviation) and what the host makes of them. They
+/// run beside the provider call (the intent stage's sentence vectors take
+/// milliseconds): their verdict decides whether its answer is given.
+pub async fn judge(
+    app: &App,
+    chain: &TenantChain,
+    facts: &CallFacts<'_>,
+    admitted: Admitted,
+) -> Result<Assessment, ApiError> {
+    let Admitted {
+        mut assessment,
+        who,
+        task,
+    } = admitted;
     let Some(intent) = classify(chain, facts, task).await? else {
         return Ok(assessment);
     };
@@ -437,6 +471,11 @@ async fn classify(
         prompt: facts.prompt.to_string(),
         task,
     };
+    // The sentence vectors the stage reads, embedded off its clock.
+    if let Some(embeddings) = chain.intent.plugin.embeddings() {
+        let texts = Embeddings::intent_texts(&request.prompt, &request.task);
+        embeddings.prepare(texts.into()).await;
+    }
     let result = chain.intent.plugin.intent(&request).await;
     Ok(tolerate(&chain.intent, result)?.map(Intent::from))
 }

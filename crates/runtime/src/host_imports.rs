@@ -10,6 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::warden::policy::{clock, config, kv, log, types};
+use super::embeddings::Embeddings;
 use super::limits::PluginLimiter;
 use super::tenant::{KvUsage, TenantSandbox};
 
@@ -110,6 +111,8 @@ pub struct PluginState {
     pub scope: Arc<PluginScope>,
     /// The tenant's log and kv budgets.
     tenant: Arc<TenantSandbox>,
+    /// The process's sentence encoder, if it has one.
+    pub(crate) embeddings: Option<Arc<Embeddings>>,
 }
 
 impl PluginState {
@@ -117,6 +120,7 @@ impl PluginState {
         scope: Arc<PluginScope>,
         tenant: Arc<TenantSandbox>,
         max_memory_bytes: usize,
+        embeddings: Option<Arc<Embeddings>>,
     ) -> Self {
         Self {
             // No preopens, no env, no args, no inherited stdio, no network.
@@ -125,6 +129,7 @@ impl PluginState {
             limiter: PluginLimiter::new(max_memory_bytes),
             scope,
             tenant,
+            embeddings,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod bindings;
 mod cache;
 mod call_budget;
 pub mod convert;
+pub mod embeddings;
 mod host_imports;
 mod limits;
 mod plugin;
@@ -25,6 +26,7 @@ use anyhow::Context;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use embeddings::Embeddings;
 pub use host_imports::{PluginScope, PluginState};
 use plugin::LoadedComponent;
 pub use plugin::{
@@ -54,6 +56,9 @@ pub struct RuntimeConfig {
     pub warm: WarmLimits,
     /// What one tenant's plugins may hold together.
     pub tenant: TenantLimits,
+    /// The sentence encoder behind the `embeddings` import (`None`: the
+    /// import answers `none`).
+    pub embeddings: Option<Arc<Embeddings>>,
 }
 
 impl Default for RuntimeConfig {
@@ -68,6 +73,7 @@ impl Default for RuntimeConfig {
                 idle_ttl: Duration::from_secs(120),
             },
             tenant: TenantLimits::default(),
+            embeddings: None,
         }
     }
 }
@@ -99,6 +105,7 @@ pub struct PluginRuntime {
     cache: Option<cache::ArtifactCache>,
     warm: Arc<WarmBudget>,
     tenants: TenantSandboxes,
+    embeddings: Option<Arc<Embeddings>>,
     /// Compiled components by the SHA-256 of their bytes, while in use.
     loaded: Mutex<HashMap<cache::Digest, Weak<LoadedComponent>>>,
 }
@@ -161,6 +168,7 @@ impl PluginRuntime {
                 .map(cache::ArtifactCache::new),
             warm,
             tenants: TenantSandboxes::new(config.tenant.clone()),
+            embeddings: config.embeddings.clone(),
             loaded: Mutex::new(HashMap::new()),
         })
     }
@@ -246,7 +254,20 @@ impl PluginRuntime {
         limits: SandboxLimits,
     ) -> TenantPlugin {
         let tenant = self.tenants.of(&scope.tenant_id);
-        TenantPlugin::new(compiled, scope, limits, self.warm.pool(), tenant)
+        let embeddings = self.embeddings.clone();
+        TenantPlugin::new(
+            compiled,
+            scope,
+            limits,
+            self.warm.pool(),
+            tenant,
+            embeddings,
+        )
+    }
+
+    /// The sentence encoder plugins' `embed` reads from, if any.
+    pub fn embeddings(&self) -> Option<&Arc<Embeddings>> {
+        self.embeddings.as_ref()
     }
 
     /// Idle warm instances across all tenants, and their linear memory.

@@ -17,6 +17,7 @@ use wasmtime::{Store, Trap};
 
 use super::bindings::{auth, deviation, guardrail, intent, quota, task_validation, types};
 use super::call_budget::{CallBudget, Overrun};
+use super::embeddings::Embeddings;
 use super::host_imports::{PluginScope, PluginState};
 use super::stage::{Stage, StageExports, StageGuest};
 use super::tenant::TenantSandbox;
@@ -39,15 +40,24 @@ pub(super) struct LoadedComponent {
     stage: Stage,
     pre: InstancePre<PluginState>,
     exports: StageExports,
+    /// It imports `warden:policy/embeddings`: only then does the host
+    /// embed a call's prompt and task for it.
+    uses_embeddings: bool,
 }
 
 impl LoadedComponent {
     pub(super) fn new(pre: InstancePre<PluginState>) -> anyhow::Result<Self> {
         let (stage, exports) = StageExports::detect(&pre)?;
+        let uses_embeddings = pre
+            .component()
+            .component_type()
+            .imports(pre.engine())
+            .any(|(name, _)| name.starts_with("warden:policy/embeddings"));
         Ok(Self {
             stage,
             pre,
             exports,
+            uses_embeddings,
         })
     }
 }
@@ -216,6 +226,7 @@ pub struct TenantPlugin {
     warm: Arc<WarmPool>,
     breaker: Breaker,
     tenant: Arc<TenantSandbox>,
+    embeddings: Option<Arc<Embeddings>>,
 }
 
 impl TenantPlugin {
@@ -225,6 +236,7 @@ impl TenantPlugin {
         limits: SandboxLimits,
         warm: Arc<WarmPool>,
         tenant: Arc<TenantSandbox>,
+        embeddings: Option<Arc<Embeddings>>,
     ) -> Self {
         Self {
             compiled,
@@ -233,6 +245,7 @@ impl TenantPlugin {
             warm,
             breaker: Breaker::default(),
             tenant,
+            embeddings,
         }
     }
 
@@ -242,6 +255,14 @@ impl TenantPlugin {
 
     pub fn stage(&self) -> Stage {
         self.compiled.stage
+    }
+
+    /// The sentence encoder, when the server has one and this plugin
+    /// imports it: what to embed before calling it.
+    pub fn embeddings(&self) -> Option<&Arc<Embeddings>> {
+        self.embeddings
+            .as_ref()
+            .filter(|_| self.compiled.loaded.uses_embeddings)
     }
 
     /// Linear memory held by this tenant's idle warm instances.
@@ -267,6 +288,7 @@ impl TenantPlugin {
             self.scope.clone(),
             self.tenant.clone(),
             self.limits.memory_bytes,
+            self.embeddings.clone(),
         );
         let mut store = Store::new(self.compiled.loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);

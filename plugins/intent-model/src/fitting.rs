@@ -5,14 +5,36 @@
 
 use crate::dataset::{Dataset, Sample};
 use crate::{
-    features, train, Example, Features, Model, Prediction, TaskProfile, TrainOptions, WordVectors,
-    Words,
+    combine, features, train, Example, Features, HeadModel, Model, Prediction, TaskProfile,
+    TrainOptions, WordVectors, Words,
 };
 
 /// A sample with its features.
 pub struct Prepared {
     pub sample: Sample,
     pub example: Example,
+    /// The sentence head's inputs (see [`crate::head_inputs`]), when the
+    /// trainer had the sentence encoder.
+    pub sentence: Option<Vec<f32>>,
+}
+
+/// The word model and, when the data has sentence vectors, the sentence
+/// head blended with it.
+pub struct Fitted {
+    pub words: Model,
+    pub sentence: Option<HeadModel>,
+}
+
+impl Fitted {
+    /// The blended prediction when both the head and the sample's sentence
+    /// inputs are there, otherwise the word model's.
+    pub fn predict(&self, p: &Prepared) -> Prediction {
+        let words = self.words.predict(&p.example.features);
+        match (&self.sentence, &p.sentence) {
+            (Some(head), Some(inputs)) => words.with_sentence(head.drift(inputs), head.blend),
+            _ => words,
+        }
+    }
 }
 
 /// Features of every sample of `data`.
@@ -43,6 +65,7 @@ pub fn prepare(data: &Dataset, vectors: &WordVectors) -> Vec<Prepared> {
                     drift: s.drift,
                     label: s.label,
                 },
+                sentence: None,
             }
         })
         .collect()
@@ -75,9 +98,21 @@ fn split<'a>(data: &[&'a Prepared], group: &[String]) -> (Vec<&'a Prepared>, Vec
     (test, train)
 }
 
-fn weights_of(data: &[&Prepared], options: &TrainOptions) -> Model {
+/// Both models on `data`, thresholds not chosen yet. The head is fitted
+/// only when every sample has sentence inputs.
+fn fit_once(data: &[&Prepared], options: &TrainOptions) -> Fitted {
     let set: Vec<Example> = data.iter().map(|p| p.example.clone()).collect();
-    train(&set, options)
+    let words = train(&set, options);
+    let inputs: Option<Vec<(&[f32], usize)>> = data
+        .iter()
+        .map(|p| Some((p.sentence.as_deref()?, p.example.drift)))
+        .collect();
+    let sentence = inputs.map(|inputs| {
+        let mut head = HeadModel::train(&inputs, &options.sentence);
+        head.blend.word_share = options.word_share;
+        head
+    });
+    Fitted { words, sentence }
 }
 
 /// Held-out major calls must keep this precision: an honest user wrongly
@@ -107,20 +142,28 @@ fn best_threshold(scored: &mut [(bool, f32)]) -> f32 {
 /// Folds for choosing the threshold inside a fit.
 const THRESHOLD_FOLDS: usize = 6;
 
-/// Trains on `data`, with the threshold chosen on its own tasks held out a
-/// group at a time.
-pub fn fit(data: &[&Prepared], options: &TrainOptions) -> Model {
-    let mut scored = Vec::new();
+/// Trains on `data`, with the thresholds (the word model's alone, and the
+/// blend's) chosen on its own tasks held out a group at a time.
+pub fn fit(data: &[&Prepared], options: &TrainOptions) -> Fitted {
+    let (mut word_scores, mut blend_scores) = (Vec::new(), Vec::new());
     for group in folds(data, THRESHOLD_FOLDS) {
         let (test, train) = split(data, &group);
-        let weights = weights_of(&train, options);
-        scored.extend(test.iter().filter(|p| !p.sample.generated).map(|p| {
-            let major = weights.predict(&p.example.features).drift[2];
-            (p.example.drift == 2, major)
-        }));
+        let fitted = fit_once(&train, options);
+        for p in test.iter().filter(|p| !p.sample.generated) {
+            let major = p.example.drift == 2;
+            let words = fitted.words.predict(&p.example.features).drift;
+            word_scores.push((major, words[2]));
+            if let (Some(head), Some(inputs)) = (&fitted.sentence, &p.sentence) {
+                let blended = combine(words, head.drift(inputs), head.blend.word_share);
+                blend_scores.push((major, blended[2]));
+            }
+        }
     }
-    let mut trained = weights_of(data, options);
-    trained.major_threshold = best_threshold(&mut scored);
+    let mut trained = fit_once(data, options);
+    trained.words.major_threshold = best_threshold(&mut word_scores);
+    if let Some(head) = &mut trained.sentence {
+        head.blend.major_threshold = best_threshold(&mut blend_scores);
+    }
     trained
 }
 
@@ -179,7 +222,7 @@ pub fn cross_validate<'a>(
         let model = fit(&train, options);
         scored.extend(test.into_iter().map(|p| Scored {
             prepared: p,
-            prediction: model.predict(&p.example.features),
+            prediction: model.predict(p),
         }));
     }
     scored

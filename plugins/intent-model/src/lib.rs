@@ -20,11 +20,16 @@ mod examples;
 mod features;
 #[cfg(feature = "train")]
 pub mod fitting;
+mod sentence;
 mod train;
 pub mod vectors;
 
 pub use examples::Examples;
 pub use features::{content_stems, features, Features, TaskProfile, TaskTerms, Words, DENSE};
+pub use sentence::{
+    combine, head_inputs, task_passage, Blend, HeadModel, HeadOptions, SentenceHead, HEAD_INPUTS,
+    SENTENCE_DIMS,
+};
 pub use train::{train, Example, TrainOptions};
 pub use vectors::WordVectors;
 

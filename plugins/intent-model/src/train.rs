@@ -1,7 +1,7 @@
 //! Training: stochastic gradient descent on the softmax cross-entropy of
 //! both heads, with a fixed seed so the same data gives the same bytes.
 
-use crate::{forward, softmax, Features, Model, BUCKETS, DRIFTS, OUTPUTS};
+use crate::{forward, softmax, Features, HeadOptions, Model, BUCKETS, DRIFTS, OUTPUTS};
 
 /// One labelled prompt, as features.
 #[derive(Clone)]
@@ -25,6 +25,10 @@ pub struct TrainOptions {
     /// linear, so averaged weights give the averaged logits, and the
     /// result depends far less on one shuffle's luck.
     pub shuffles: usize,
+    /// The sentence head's fit (when the data has sentence vectors).
+    pub sentence: HeadOptions,
+    /// The word model's share of the blended drift probabilities.
+    pub word_share: f32,
 }
 
 impl Default for TrainOptions {
@@ -36,6 +40,8 @@ impl Default for TrainOptions {
             dense_l2: 1e-4,
             seed: 7,
             shuffles: 5,
+            sentence: HeadOptions::default(),
+            word_share: 0.5,
         }
     }
 }

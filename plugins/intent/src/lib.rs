@@ -6,6 +6,11 @@
 //! its task (on-task, slight, major). Offline and cheap: a few hundred
 //! hashed features, the mean of the prompt's word vectors and its
 //! closeness to the task's, and seven weights per input.
+//!
+//! When the host has the sentence encoder (the `embeddings` import), the
+//! drift is the word model's blended with the sentence head's
+//! (`data/intent/sentence-head.bin`) over the vectors of the prompt and
+//! the task, which the host has embedded before this call.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -16,13 +21,16 @@ wit_bindgen::generate!({
 use std::cell::RefCell;
 
 use exports::warden::policy::intent::{Guest, IntentRequest};
+use warden::policy::embeddings::{embed, TextKind};
 use warden::policy::kv;
 use warden::policy::types::{Drift, Intent, IntentLabel, Task};
 use warden_intent_model::{
-    content_stems, features, Examples, Features, TaskProfile, Weights, WordVectors, Words,
+    content_stems, features, head_inputs, task_passage, Examples, Features, Prediction,
+    SentenceHead, TaskProfile, Weights, WordVectors, Words,
 };
 
 static MODEL: &[u8] = include_bytes!("../../../data/intent/model.bin");
+static SENTENCE_HEAD: &[u8] = include_bytes!("../../../data/intent/sentence-head.bin");
 
 /// Per instance: the last task's profile (consecutive calls on a warm
 /// instance are usually for the same task) and reusable buffers.
@@ -36,6 +44,9 @@ struct Scratch {
     /// prepared from those bytes.
     examples_source: Vec<u8>,
     examples: Examples,
+    /// The task as the host embeds it, and its vector once the host has it.
+    task_passage: String,
+    task_vector: Option<Vec<f32>>,
 }
 
 /// Where the host keeps a task's confirmed on-task prompts in this plugin's
@@ -58,6 +69,8 @@ impl Guest for IntentClassifier {
             if s.task.as_ref() != Some(&request.task) {
                 let t = &request.task;
                 s.profile = TaskProfile::new(&vectors, &t.title, &t.description, &t.keywords);
+                s.task_passage = task_passage(&t.title, &t.description, &t.keywords);
+                s.task_vector = None;
                 s.task = Some(request.task.clone());
             }
             features(
@@ -68,7 +81,7 @@ impl Guest for IntentClassifier {
                 &mut s.features,
             );
             let weights = Weights::new(MODEL).expect("data/intent/model.bin has the model's shape");
-            let prediction = weights.predict(&s.features);
+            let prediction = s.with_sentence(weights.predict(&s.features), &request.prompt);
             let drift = prediction.drift();
             let label = work_label(prediction.label());
             if drift != 0 {
@@ -99,6 +112,24 @@ impl Guest for IntentClassifier {
 }
 
 impl Scratch {
+    /// The word model's prediction blended with the sentence head's, when
+    /// the host embeds sentences; otherwise as it is.
+    fn with_sentence(&mut self, words: Prediction, prompt: &str) -> Prediction {
+        if self.task_vector.is_none() {
+            self.task_vector = embed(&self.task_passage, TextKind::Passage);
+        }
+        let Some(task) = &self.task_vector else {
+            return words;
+        };
+        let head = SentenceHead::new(SENTENCE_HEAD)
+            .expect("data/intent/sentence-head.bin has the head's shape");
+        let inputs = embed(prompt, TextKind::Query).and_then(|q| head_inputs(&q, task));
+        match inputs {
+            Some(inputs) => words.with_sentence(head.drift(&inputs), head.blend),
+            None => words,
+        }
+    }
+
     /// How close the prompt last featurised comes to the task's examples
     /// (see `Examples::closeness`); `None` without examples.
     fn closeness_to_examples(&mut self, task_id: &str, vectors: &WordVectors) -> Option<f32> {

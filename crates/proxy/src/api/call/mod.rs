@@ -2,7 +2,8 @@
 //! one call:
 //!
 //! ```text
-//! parse ─▶ authenticate ─▶ resolve ─▶ assess (the chain) ─▶ screen request ─▶ forward ─▶ respond
+//! parse ─▶ authenticate ─▶ resolve ─▶ admit (stages 1–3) ─┬─▶ judge (stages 4–5) ──────────┬─▶ respond
+//!                                                          └─▶ screen request ─▶ forward ─┘
 //!                                    └─────────── the call's Ledger: finished once, on every exit ──┘
 //! ```
 //!
@@ -11,7 +12,9 @@
 //! reservation and is finished exactly once: with the provider's usage,
 //! with the error the client got, or on drop when the client went away.
 
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -184,15 +187,21 @@ pub(super) struct Answer {
 }
 
 impl<S: ApiShape> Exchange<'_, '_, S> {
-    /// route ─▶ assess ─▶ screen request ─▶ forward.
+    /// route ─▶ admit (stages 1–3) ─▶ judge (stages 4–5) beside
+    /// screen request ─▶ send; the answer waits for the verdict.
     async fn forward(&self, ledger: &mut Ledger) -> Result<Answer, ApiError> {
         let targets = self.route()?;
         let chain = self.tenant_chain()?;
-        let assessment = self.assess(chain.as_deref(), ledger).await?;
-        note_assessment(ledger.record(), &assessment);
-        if let Some(refusal) = assessment.blocked {
-            return Err(refusal);
-        }
+        let facts = self.facts();
+        let started = Instant::now();
+        let admitted = match chain.as_deref() {
+            Some(chain) => Some(self.admit(chain, &facts, ledger).await?),
+            None => {
+                self.token_names_task()?;
+                None
+            }
+        };
+        let admit_took = started.elapsed();
         let call = self.call;
         // A streamed answer carries token counts only when asked for: ask
         // for them, and hide that extra chunk from a client that did not.
@@ -206,17 +215,40 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
         let forward = Forward {
             ask_usage: hide_usage,
             embedded_task,
-            output_cap: assessment.output_cap,
+            output_cap: admitted.as_ref().and_then(|a| a.assessment.output_cap),
         };
         let rewritten = S::forward_body(self.body, self.request, forward)?;
-        let mut body = rewritten.unwrap_or_else(|| self.body.clone());
+        let body = rewritten.unwrap_or_else(|| self.body.clone());
         crate::failpoints::panic_point(&call.prompt);
         let guard = self.guard_context(chain.as_deref());
-        if let (Some(chain), Some(context)) = (chain.as_deref(), &guard) {
-            body = self.screen_request(chain, context, body, ledger).await?;
+        let at_ms = ledger.record().at_ms;
+        let sending = async {
+            let mut body = body;
+            if let (Some(chain), Some(context)) = (chain.as_deref(), &guard) {
+                body = self.screen_request(chain, context, body, ledger).await?;
+            }
+            ledger.forwarded();
+            attempts::send::<S>(self.app, &targets, &body, call, ledger).await
+        };
+        let (judged, sent) = match (chain.as_deref(), admitted) {
+            (Some(chain), Some(admitted)) => {
+                let judging = async {
+                    let started = Instant::now();
+                    let judged = pipeline::judge(self.app, chain, &facts, admitted).await;
+                    self.app.metrics.chain_run(admit_took + started.elapsed());
+                    self.noted(judged, at_ms)
+                };
+                beside(judging, sending).await
+            }
+            _ => (Ok(Assessment::default()), Some(sending.await)),
+        };
+        let assessment = judged?;
+        note_assessment(ledger.record(), &assessment);
+        if let Some(refusal) = assessment.blocked {
+            ledger.withhold();
+            return Err(refusal);
         }
-        ledger.forwarded();
-        let sent = attempts::send::<S>(self.app, &targets, &body, call, ledger).await?;
+        let sent = sent.expect("a call that was not refused was sent")?;
         Ok(Answer {
             upstream: sent.response,
             translation: sent.translation,
@@ -262,28 +294,25 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
         Ok(Some(chain))
     }
 
-    /// The chain's five stages; without a chain (a benchmark reference),
-    /// only the token's own task list.
-    async fn assess(
-        &self,
-        chain: Option<&TenantChain>,
-        ledger: &mut Ledger,
-    ) -> Result<Assessment, ApiError> {
-        let (app, call, party, task_id) = (self.app, self.call, self.party, self.task_id);
-        let Some(chain) = chain else {
-            if self.claims.tasks.iter().any(|t| t == task_id) {
-                return Ok(Assessment::default());
-            }
-            let message = format!("task '{task_id}' is not one of this token's tasks");
-            return Err(ApiError::new(ErrorCode::TaskNotAllowed, message));
-        };
-        let facts = CallFacts {
+    /// Without a chain (a benchmark reference) only the token's own task
+    /// list is checked.
+    fn token_names_task(&self) -> Result<(), ApiError> {
+        if self.claims.tasks.iter().any(|t| t == self.task_id) {
+            return Ok(());
+        }
+        let message = format!("task '{}' is not one of this token's tasks", self.task_id);
+        Err(ApiError::new(ErrorCode::TaskNotAllowed, message))
+    }
+
+    fn facts(&self) -> CallFacts<'_> {
+        let (app, call, party) = (self.app, self.call, self.party);
+        CallFacts {
             request_id: self.request_id,
             claims: self.claims,
             tenant: party.tenant,
             user: party.user,
             groups: &party.entry.groups,
-            task_id,
+            task_id: self.task_id,
             task: party.task,
             endpoint: S::ENDPOINT,
             model: call.model,
@@ -292,19 +321,33 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
             completion_cap: call.completion_cap,
             max_output_tokens: app.config.upstream.max_output_tokens,
             at: app.moment(&party.tenant.id),
-        };
-        let chain_started = Instant::now();
-        let assessment = pipeline::run(app, chain, &facts, ledger).await;
-        app.metrics.chain_run(chain_started.elapsed());
-        if let Err(e) = &assessment {
+        }
+    }
+
+    /// The chain's stages 1–3.
+    async fn admit(
+        &self,
+        chain: &TenantChain,
+        facts: &CallFacts<'_>,
+        ledger: &mut Ledger,
+    ) -> Result<pipeline::Admitted, ApiError> {
+        let at_ms = ledger.record().at_ms;
+        let admitted = pipeline::admit(self.app, chain, facts, ledger).await;
+        self.noted(admitted, at_ms)
+    }
+
+    /// A plugin's failure, counted and kept for the tenant's admins.
+    fn noted<T>(&self, result: Result<T, ApiError>, at_ms: u64) -> Result<T, ApiError> {
+        let app = self.app;
+        if let Err(e) = &result {
             if e.code == ErrorCode::PolicyPluginFailed {
                 app.metrics.plugin_failure();
                 if let Some(chains) = &app.chains {
-                    chains.note_failure(&party.tenant.id, ledger.record().at_ms, &e.message);
+                    chains.note_failure(&self.party.tenant.id, at_ms, &e.message);
                 }
             }
         }
-        assessment
+        result
     }
 
     fn guard_context(&self, chain: Option<&TenantChain>) -> Option<Guard> {
@@ -334,6 +377,28 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
             ledger.record().prompt = truncate(&last.content, cap).to_string();
         }
         Ok(body)
+    }
+}
+
+/// Stages 4–5 (`judging`) beside the provider call (`sending`): the
+/// answer waits for their verdict, and a verdict that refuses the call
+/// drops it, which cancels the provider's work. Returns the verdict and,
+/// unless it refused, the provider's answer.
+async fn beside(
+    judging: impl Future<Output = Result<Assessment, ApiError>>,
+    sending: impl Future<Output = Result<attempts::Sent, ApiError>>,
+) -> (
+    Result<Assessment, ApiError>,
+    Option<Result<attempts::Sent, ApiError>>,
+) {
+    let (mut judging, mut sending) = (pin!(judging), pin!(sending));
+    tokio::select! {
+        judged = &mut judging => {
+            let goes_ahead = matches!(&judged, Ok(a) if a.blocked.is_none());
+            let sent = if goes_ahead { Some(sending.await) } else { None };
+            (judged, sent)
+        }
+        sent = &mut sending => (judging.await, Some(sent)),
     }
 }
 

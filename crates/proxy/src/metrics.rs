@@ -75,6 +75,14 @@ impl Metrics {
                 "warden_plugin_kv_writes_refused_total",
                 get(&KV_WRITES_REFUSED),
             ),
+            (
+                "warden_sentence_texts_embedded_total",
+                get(&crate::runtime::embeddings::TEXTS_EMBEDDED),
+            ),
+            (
+                "warden_sentence_calls_without_vectors_total",
+                get(&crate::runtime::embeddings::CALLS_WITHOUT_VECTORS),
+            ),
             ("warden_chain_reloads_total", get(&self.reloads)),
             ("warden_reload_failures_total", get(&self.reload_failures)),
             ("warden_accept_errors_total", get(&ACCEPT_ERRORS)),

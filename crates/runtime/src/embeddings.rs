@@ -74,9 +74,13 @@ pub struct Embeddings {
     /// Calls' embeddings running or waiting, and how many may.
     pending: AtomicUsize,
     max_pending: usize,
-    /// Calls that went on without their vectors (the queue was full).
-    skipped: AtomicU64,
 }
+
+/// Texts embedded for calls, by every encoder of the process (`/metrics`).
+pub static TEXTS_EMBEDDED: AtomicU64 = AtomicU64::new(0);
+/// Calls that went on without sentence vectors because the encoder's queue
+/// was full (`/metrics`): many mean the encoder needs more workers.
+pub static CALLS_WITHOUT_VECTORS: AtomicU64 = AtomicU64::new(0);
 
 impl std::fmt::Debug for Embeddings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,14 +115,7 @@ impl Embeddings {
             workers: Semaphore::new(workers),
             pending: AtomicUsize::new(0),
             max_pending: workers * (1 + QUEUE_PER_WORKER),
-            skipped: AtomicU64::new(0),
         }
-    }
-
-    /// Calls that went on without sentence vectors because the encoder's
-    /// queue was full.
-    pub fn skipped(&self) -> u64 {
-        self.skipped.load(Ordering::Relaxed)
     }
 
     /// The encoder of the model file at `path` (loaded once per process),
@@ -195,12 +192,13 @@ impl Embeddings {
         let queued = self.pending.fetch_add(1, Ordering::AcqRel);
         let _pending = Pending(&self.pending);
         if queued >= self.max_pending {
-            self.skipped.fetch_add(1, Ordering::Relaxed);
+            CALLS_WITHOUT_VECTORS.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let Ok(_worker) = self.workers.acquire().await else {
             return;
         };
+        TEXTS_EMBEDDED.fetch_add(missing.len() as u64, Ordering::Relaxed);
         self.embed_blocking(missing).await;
     }
 

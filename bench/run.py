@@ -7,7 +7,8 @@ from harness import (CHAT, DURATION, MESSAGES, ROOT, WARDEN, WORK, chat_body, ch
                      seed, serve, start, stop_all, wait_port, wrk)
 
 PORTS = {"mock": 18081, "nginx": 18082, "warden-no-chain": 18083, "warden-chain": 18084,
-         "warden-guardrails": 18085, "warden-baseline": 18086, "warden-baseline-bin": 18087, "warden-providers": 18088}
+         "warden-guardrails": 18085, "warden-baseline": 18086, "warden-baseline-bin": 18087, "warden-providers": 18088,
+         "warden-no-encoder": 18089}
 
 
 def providers_config(mock_port):
@@ -89,6 +90,9 @@ def main():
                    ("Warden, chain disabled", PORTS["warden-no-chain"], token_plain, plain),
                    ("Warden, 5-stage chain + logging", PORTS["warden-chain"], token_full, full),
                    ("Warden, chain + 3 tenant guardrails", PORTS["warden-guardrails"], token_guarded, guarded)]
+        # The same chain without the sentence encoder: what its import and head cost a repeated prompt.
+        words, token_words = start_warden("warden-no-encoder", chain=True, extra='[runtime]\nsentence_model = "off"')
+        targets.append(("Warden, 5-stage chain, sentence encoder off", PORTS["warden-no-encoder"], token_words, words))
         shaped, token_shaped = start_warden("warden-providers", chain=True, extra=providers_config(PORTS["mock"]))
         # The API shapes and translations (each on the full chain): path and body per row.
         shapes = {"mock LLM, direct, /v1/messages": (MESSAGES, messages_body("claude-3-5-haiku-latest")),
@@ -139,8 +143,13 @@ def main():
         guarded1 = results[(targets[4][0], 1)]
         print(f"- three tenant guardrails add {guarded1[1] - on1[1]:.0f} µs at p50 over the full chain (c=1)")
         print(f"- full-chain throughput is {100 * on64[0] / off64[0]:.0f}% of chain-disabled (c=64; goal ≥ 60%)")
+        words_name = "Warden, 5-stage chain, sentence encoder off"
+        words1 = results[(words_name, 1)]
+        print(f"- the sentence encoder's import and head on a repeated prompt (vectors cached): chain "
+              f"{results[(chain_name, 'chain', 1)]:.1f} µs with, {results[(words_name, 'chain', 1)]:.1f} µs without "
+              f"(c=1); p50 {on1[1] - words1[1]:+.0f} µs")
         if BASELINE:
-            name = targets[5][0]
+            name = "Warden, 5-stage chain, baseline plugins"
             base1 = results[(name, 1)]
             print(f"- against the baseline plugins: full chain {on1[1] - base1[1]:+.0f} µs at p50 (c=1); chain in-process "
                   f"{results[(chain_name, 'chain', 1)]:.1f} vs {results[(name, 'chain', 1)]:.1f} µs (c=1), "

@@ -435,7 +435,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let wasm = std::fs::read(&plugin)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", plugin.display()))?;
-            let embeddings = warden::runtime::Embeddings::from_setting(&sentence_model)?;
+            let embeddings = warden::runtime::Embeddings::from_setting(&sentence_model, 0)?;
             let report = warden::eval::intent(&wasm, &data, embeddings).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

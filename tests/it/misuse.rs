@@ -329,6 +329,32 @@ async fn a_block_beside_a_slow_provider_withholds_the_answer() {
     env.stop().await;
 }
 
+/// The encoder is bounded: a flood of new prompts is answered without
+/// waiting for it, the calls past its queue judged on words alone and
+/// counted in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_prompts_is_served_past_the_encoders_queue() {
+    let env = TestEnv::start(vec![TenantSpec::new("acme")]).await;
+    let token = env.token("acme");
+    let without_vectors = |metrics: String| -> u64 {
+        let name = "warden_sentence_calls_without_vectors_total ";
+        let line = metrics.lines().find_map(|l| l.strip_prefix(name));
+        line.expect("the metric is exported").parse().unwrap()
+    };
+    let before = without_vectors(env.metrics().await);
+    let calls = (0..48).map(|i| {
+        let (env, token) = (&env, &token);
+        async move {
+            let prompt = format!("Put invoice number {i} in the PDF footer and the REST answer");
+            env.chat(token, &prompt, false).await.status().as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(without_vectors(env.metrics().await) > before);
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_classification_is_logged_and_stripped_from_plain_and_streamed_answers() {
     let env = TestEnv::start(vec![

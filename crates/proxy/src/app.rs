@@ -96,6 +96,7 @@ impl App {
                 },
                 embeddings: crate::runtime::Embeddings::from_setting(
                     &config.runtime.sentence_model,
+                    config.runtime.sentence_workers,
                 )?,
             })?;
             let chains = Chains::load(

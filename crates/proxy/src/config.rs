@@ -347,6 +347,9 @@ pub struct RuntimeSection {
     /// package; without one the intent stage uses its word model alone),
     /// `off`, or the model file's path.
     pub sentence_model: String,
+    /// Threads embedding new prompts at once (each takes a core while it
+    /// runs); 0: half the cores.
+    pub sentence_workers: usize,
 }
 
 impl Default for Config {
@@ -418,6 +421,7 @@ impl Default for RuntimeSection {
             tenant_kv_max_keys: 10_000,
             tenant_kv_max_mib: 16,
             sentence_model: "auto".into(),
+            sentence_workers: 0,
         }
     }
 }

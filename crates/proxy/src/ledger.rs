@@ -212,8 +212,8 @@ impl Ledger {
     }
 
     /// The provider was asked, but the stages judging the call beside it
-    /// refused the call (a block): its answer is withheld, cut before its
-    /// first byte. The prompt counts when [`Self::refuse`] finishes the
+    /// refused the call (a block, or a scoring stage failing closed): its
+    /// answer is withheld, cut before its first byte. The prompt counts when [`Self::refuse`] finishes the
     /// call; the answer does not.
     pub fn withhold(&mut self) {
         self.reservation.withheld = self.reservation.forwarded;

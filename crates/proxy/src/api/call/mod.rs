@@ -242,7 +242,8 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
             }
             _ => (Ok(Assessment::default()), Some(sending.await)),
         };
-        let assessment = judged?;
+        // A refusal after the call went out still charges its prompt.
+        let assessment = judged.inspect_err(|_| ledger.withhold())?;
         note_assessment(ledger.record(), &assessment);
         if let Some(refusal) = assessment.blocked {
             ledger.withhold();

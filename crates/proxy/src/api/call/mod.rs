@@ -242,8 +242,7 @@ impl<S: ApiShape> Exchange<'_, '_, S> {
             }
             _ => (Ok(Assessment::default()), Some(sending.await)),
         };
-        // A refusal after the call went out still charges its prompt.
-        let assessment = judged.inspect_err(|_| ledger.withhold())?;
+        let assessment = judged?;
         note_assessment(ledger.record(), &assessment);
         if let Some(refusal) = assessment.blocked {
             ledger.withhold();
